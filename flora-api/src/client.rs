@@ -1,0 +1,406 @@
+//! `Client`, its builder, and the configuration checks that run before any request.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use url::{Host, Url};
+
+use crate::error::Error;
+use crate::poll::PollPolicy;
+
+/// The production API.
+pub const DEFAULT_BASE_URL: &str = "https://app.flora.ai/api/v1";
+/// Environment variable holding the API key.
+pub const ENV_API_KEY: &str = "FLORA_API_KEY";
+/// Environment variable overriding the base URL.
+pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
+/// Environment variable with extra headers, one `Name: value` per line (as the official SDKs).
+pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
+
+pub(crate) const USER_AGENT: &str = concat!("flora-api-rust/", env!("CARGO_PKG_VERSION"));
+
+/// A FLORA API client. Cheap to clone (one `Arc`); share it across tasks.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), flora_api::Error> {
+/// let client = flora_api::Client::from_env()?;
+/// let technique = client.technique("cctv-cam").await?;
+/// println!("{} costs {:?} USD per run", technique.name, technique.run_cost);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: Url,
+    pub(crate) api_key: SecretString,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) poll: PollPolicy,
+    pub(crate) headers: HeaderMap,
+    pub(crate) workspace_id: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Client")
+            .field("base_url", &i.base.as_str())
+            .field("api_key", &"[redacted]")
+            .field("timeout", &i.timeout)
+            .field("max_retries", &i.max_retries)
+            .field("poll", &i.poll)
+            .field("workspace_id", &i.workspace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts a builder with the defaults: production base URL, 60 s per attempt,
+    /// 2 retries, the default [`PollPolicy`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Builds a client from `FLORA_API_KEY` (required) and `FLORA_BASE_URL` (optional),
+    /// plus `FLORA_CUSTOM_HEADERS` (optional, `Name: value` lines).
+    pub fn from_env() -> Result<Client, Error> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// Like [`Client::from_env`] but returns the builder, to change more settings.
+    pub fn builder_from_env() -> Result<ClientBuilder, Error> {
+        let key = std::env::var(ENV_API_KEY).unwrap_or_default();
+        if key.trim().is_empty() {
+            return Err(Error::Config(format!(
+                "{ENV_API_KEY} is not set or empty; create an API key in FLORA \
+                 (workspace settings) and export {ENV_API_KEY}=sk_..."
+            )));
+        }
+        let mut b = Client::builder().api_key(key);
+        if let Ok(base) = std::env::var(ENV_BASE_URL)
+            && !base.trim().is_empty()
+        {
+            b = b.base_url(base.trim());
+        }
+        if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
+            for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+                let Some((name, value)) = line.split_once(':') else {
+                    return Err(Error::Config(format!(
+                        "{ENV_CUSTOM_HEADERS}: line {line:?} is not `Name: value`"
+                    )));
+                };
+                b = b.header(name.trim(), value.trim());
+            }
+        }
+        Ok(b)
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The poll policy `wait()` uses.
+    pub fn poll_policy(&self) -> &PollPolicy {
+        &self.inner.poll
+    }
+
+    /// The default workspace id, if one was configured.
+    pub fn workspace_id(&self) -> Option<&str> {
+        self.inner.workspace_id.as_deref()
+    }
+
+    /// `base` + path segments, each percent-encoded as one segment.
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|()| {
+                Error::Config("the base URL cannot take path segments".to_owned())
+            })?;
+            path.pop_if_empty().extend(segments);
+        }
+        Ok(url)
+    }
+
+    /// The bearer header, marked sensitive so `Debug` of requests never shows it.
+    pub(crate) fn auth_header(&self) -> Result<HeaderValue, Error> {
+        let mut v = HeaderValue::from_str(&format!(
+            "Bearer {}",
+            self.inner.api_key.expose_secret()
+        ))
+        .map_err(|_| {
+            Error::Config("the API key contains characters not allowed in a header".to_owned())
+        })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+/// Configures a [`Client`]. Every setting has a sane default except the API key.
+#[derive(Default)]
+pub struct ClientBuilder {
+    api_key: Option<SecretString>,
+    base_url: Option<String>,
+    timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    backoff: Option<(Duration, Duration)>,
+    poll: Option<PollPolicy>,
+    http: Option<reqwest::Client>,
+    headers: Vec<(String, String)>,
+    workspace_id: Option<String>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("poll", &self.poll)
+            .field("workspace_id", &self.workspace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The API key (`sk_live_…`). Kept in a [`SecretString`].
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// The base URL (default [`DEFAULT_BASE_URL`]). Must be `https://`; `http://` is allowed
+    /// only for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Timeout of one attempt, connect to last body byte (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries after the first attempt (default 2, so 3 attempts).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Exponential backoff bounds when the server gives no `Retry-After`
+    /// (default 0.5 s doubling to 8 s, with jitter).
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = Some((min, max));
+        self
+    }
+
+    /// How `wait()` polls (default: first poll after 2 s, growing to 5 s, 30 min deadline).
+    pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
+        self.poll = Some(policy);
+        self
+    }
+
+    /// Use this `reqwest::Client` (proxies, custom TLS roots, ...). Redirect and timeout
+    /// settings are then yours; the per-attempt timeout is still applied per request.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// An extra header sent on every request. `Authorization` is refused: use `api_key`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Default `workspace_id` for list calls and top-level run creation.
+    pub fn workspace_id(mut self, id: impl Into<String>) -> Self {
+        self.workspace_id = Some(id.into());
+        self
+    }
+
+    /// Checks the configuration and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let api_key = match self.api_key {
+            Some(k) if !k.expose_secret().trim().is_empty() => k,
+            _ => {
+                return Err(Error::Config(format!(
+                    "no API key; call `.api_key(..)` or set {ENV_API_KEY}"
+                )));
+            }
+        };
+        if api_key.expose_secret().chars().any(|c| c.is_control()) {
+            return Err(Error::Config(
+                "the API key contains control characters (a stray newline?)".to_owned(),
+            ));
+        }
+        let base = parse_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            if n == reqwest::header::AUTHORIZATION {
+                return Err(Error::Config(
+                    "set the key with `api_key`, not as an Authorization header".to_owned(),
+                ));
+            }
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
+            headers.append(n, v);
+        }
+        if let Some(ws) = &self.workspace_id
+            && !ws.starts_with("ws_")
+        {
+            return Err(Error::Config(format!(
+                "workspace id {ws:?} must start with `ws_`"
+            )));
+        }
+        let (backoff_min, backoff_max) = self
+            .backoff
+            .unwrap_or((Duration::from_millis(500), Duration::from_secs(8)));
+        if backoff_min > backoff_max {
+            return Err(Error::Config(
+                "retry_backoff: min must not exceed max".to_owned(),
+            ));
+        }
+        let http = match self.http {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                // Never follow redirects: the key must only ever go to the configured origin.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                api_key,
+                timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
+                max_retries: self.max_retries.unwrap_or(2),
+                backoff_min,
+                backoff_max,
+                poll: self.poll.unwrap_or_default(),
+                headers,
+                workspace_id: self.workspace_id,
+            }),
+        })
+    }
+}
+
+/// `https://` anywhere, `http://` only on loopback; no credentials, query or fragment.
+fn parse_base_url(input: &str) -> Result<Url, Error> {
+    let url = Url::parse(input)
+        .map_err(|e| Error::Config(format!("base URL {input:?} is not a valid URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(
+            "the base URL must not contain credentials; use `api_key`".to_owned(),
+        ));
+    }
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => {
+            return Err(Error::Config(format!("base URL {input:?} has no host")));
+        }
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(Error::Config(format!(
+                "base URL {input:?} must use https:// (http:// is only allowed for \
+                 localhost, 127.0.0.0/8 and ::1)"
+            )));
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "base URL {input:?} has scheme `{other}`; use https://"
+            )));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "base URL {input:?} must not have a query or fragment"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(base: &str) -> Result<Client, Error> {
+        Client::builder().api_key("sk_test_1").base_url(base).build()
+    }
+
+    #[test]
+    fn base_url_rules() {
+        assert!(build("https://app.flora.ai/api/v1").is_ok());
+        assert!(build("http://127.0.0.1:8080").is_ok());
+        assert!(build("http://127.1.2.3:8080/api").is_ok());
+        assert!(build("http://localhost:1/api/v1").is_ok());
+        assert!(build("http://[::1]:9/").is_ok());
+        for bad in [
+            "http://app.flora.ai/api/v1",
+            "http://10.0.0.1/",
+            "ftp://x/",
+            "not a url",
+            "https://user:pw@app.flora.ai/",
+            "https://app.flora.ai/?x=1",
+        ] {
+            let err = build(bad).unwrap_err().to_string();
+            assert!(err.contains("base URL"), "{bad}: {err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_key_is_a_clear_error() {
+        let err = Client::builder().build().unwrap_err().to_string();
+        assert!(err.contains("FLORA_API_KEY"), "{err}");
+        let err = Client::builder().api_key("  ").build().unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+    }
+
+    #[test]
+    fn urls_encode_segments() {
+        let c = build("https://h/api/v1/").unwrap();
+        let u = c.url(&["techniques", "a b/c"]).unwrap();
+        assert_eq!(u.as_str(), "https://h/api/v1/techniques/a%20b%2Fc");
+        let c = build("https://h/api/v1").unwrap();
+        assert_eq!(
+            c.url(&["runs", "run_1"]).unwrap().as_str(),
+            "https://h/api/v1/runs/run_1"
+        );
+    }
+
+    #[test]
+    fn authorization_header_is_refused_and_workspace_checked() {
+        let e = Client::builder()
+            .api_key("k")
+            .header("Authorization", "Bearer x")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("api_key"));
+        let e = Client::builder()
+            .api_key("k")
+            .workspace_id("abc")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("ws_"));
+    }
+}

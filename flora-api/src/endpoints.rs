@@ -1,0 +1,368 @@
+//! The dynamic API: every endpoint, usable without generated code.
+
+use std::collections::BTreeMap;
+
+use futures_util::Stream;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::pages::{ListRequest, Page};
+use crate::poll::RunHandle;
+use crate::technique::{RunInput, Technique, TechniqueRun, Untyped};
+use crate::transport::Call;
+use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
+
+/// Filters for listing techniques.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListTechniques {
+    /// Page size, 1–100.
+    pub limit: Option<u32>,
+    /// Start from this cursor.
+    pub cursor: Option<String>,
+    /// Search text.
+    pub query: Option<String>,
+    /// Workspace (`ws_…`); defaults to the client's.
+    pub workspace_id: Option<String>,
+}
+
+/// Filters for listing run history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRuns {
+    /// Page size.
+    pub limit: Option<u32>,
+    /// Start from this cursor.
+    pub cursor: Option<String>,
+    /// Only runs of this project.
+    pub project_id: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this technique.
+    pub technique_id: Option<String>,
+    /// Workspace (`ws_…`); defaults to the client's.
+    pub workspace_id: Option<String>,
+}
+
+/// Options for starting a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Idempotency key. When `None`, a fresh UUID v4 is made once for this start and
+    /// reused on every retry. Derive it from your work item to make resubmits safe too.
+    pub idempotency_key: Option<String>,
+    /// HTTPS URL FLORA calls when the run ends (nested route only); verify it with
+    /// [`webhooks::verify`](crate::webhooks::verify).
+    pub callback_url: Option<String>,
+}
+
+impl StartOptions {
+    /// Options with this idempotency key.
+    pub fn idempotency_key(key: impl Into<String>) -> Self {
+        StartOptions {
+            idempotency_key: Some(key.into()),
+            ..Self::default()
+        }
+    }
+}
+
+fn check_path_id(what: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.chars().any(char::is_whitespace) {
+        return Err(Error::InvalidInput(format!(
+            "{what} {id:?} must be non-empty and contain no whitespace"
+        )));
+    }
+    Ok(())
+}
+
+fn check_prefix(what: &str, id: &str, prefix: &str) -> Result<(), Error> {
+    if !id.starts_with(prefix) || id.len() == prefix.len() {
+        return Err(Error::InvalidInput(format!(
+            "{what} {id:?} must start with `{prefix}` (e.g. `{prefix}abc123`)"
+        )));
+    }
+    check_path_id(what, id)
+}
+
+fn idempotency_key(options: &StartOptions) -> Result<String, Error> {
+    match &options.idempotency_key {
+        Some(k) if k.trim().is_empty() => Err(Error::InvalidInput(
+            "idempotency_key is empty; pass None to have one generated".to_owned(),
+        )),
+        Some(k) => Ok(k.clone()),
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+fn push_opt(query: &mut Vec<(&'static str, String)>, key: &'static str, v: Option<String>) {
+    if let Some(v) = v {
+        query.push((key, v));
+    }
+}
+
+impl Client {
+    fn default_workspace(&self, ws: Option<String>) -> Option<String> {
+        ws.or_else(|| self.inner.workspace_id.clone())
+    }
+
+    fn techniques_request(&self, q: &ListTechniques) -> ListRequest {
+        let mut query = Vec::new();
+        push_opt(&mut query, "limit", q.limit.map(|l| l.to_string()));
+        push_opt(&mut query, "query", q.query.clone());
+        push_opt(
+            &mut query,
+            "workspace_id",
+            self.default_workspace(q.workspace_id.clone()),
+        );
+        ListRequest {
+            segments: vec!["techniques"],
+            query,
+            items_key: "techniques",
+        }
+    }
+
+    /// One page of `GET /techniques`.
+    pub async fn list_techniques(
+        &self,
+        q: &ListTechniques,
+    ) -> Result<Page<TechniqueSchema>, Error> {
+        self.page(&self.techniques_request(q), q.cursor.as_deref())
+            .await
+    }
+
+    /// Every technique visible to the key, across all pages.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+    /// use futures_util::TryStreamExt;
+    /// let all: Vec<_> = client.techniques(Default::default()).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn techniques(
+        &self,
+        q: ListTechniques,
+    ) -> impl Stream<Item = Result<TechniqueSchema, Error>> + Send + 'static {
+        self.paginate(self.techniques_request(&q), q.cursor)
+    }
+
+    /// `GET /techniques/{slug_or_id}`.
+    pub async fn technique(&self, slug_or_id: &str) -> Result<TechniqueSchema, Error> {
+        check_path_id("technique slug or id", slug_or_id)?;
+        self.send_json(Call::get(self.url(&["techniques", slug_or_id])?))
+            .await
+    }
+
+    /// `GET /workspaces`.
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>, Error> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            #[serde(default)]
+            workspaces: Vec<Workspace>,
+        }
+        let list: List = self.send_json(Call::get(self.url(&["workspaces"])?)).await?;
+        Ok(list.workspaces)
+    }
+
+    fn runs_request(&self, q: &ListRuns) -> ListRequest {
+        let mut query = Vec::new();
+        push_opt(&mut query, "limit", q.limit.map(|l| l.to_string()));
+        push_opt(&mut query, "project_id", q.project_id.clone());
+        push_opt(
+            &mut query,
+            "status",
+            q.status.as_ref().map(|s| s.as_str().to_owned()),
+        );
+        push_opt(&mut query, "technique_id", q.technique_id.clone());
+        push_opt(
+            &mut query,
+            "workspace_id",
+            self.default_workspace(q.workspace_id.clone()),
+        );
+        ListRequest {
+            segments: vec!["technique-runs"],
+            query,
+            items_key: "technique_runs",
+        }
+    }
+
+    /// One page of run history (`GET /technique-runs`), newest first.
+    pub async fn list_runs(&self, q: &ListRuns) -> Result<Page<Run>, Error> {
+        self.page(&self.runs_request(q), q.cursor.as_deref()).await
+    }
+
+    /// All run history, across pages. Items keep `workspace_id`, `project_id` and
+    /// `technique` in [`Run::extra`].
+    pub fn runs(&self, q: ListRuns) -> impl Stream<Item = Result<Run, Error>> + Send + 'static {
+        self.paginate(self.runs_request(&q), q.cursor)
+    }
+
+    /// Starts a run on `POST /techniques/{slug_or_id}/runs` with untyped inputs.
+    pub async fn start_run(
+        &self,
+        slug_or_id: &str,
+        inputs: Vec<RunInput>,
+        options: StartOptions,
+    ) -> Result<RunHandle<Untyped>, Error> {
+        self.start_nested(slug_or_id, inputs, options).await
+    }
+
+    async fn start_nested<T>(
+        &self,
+        slug_or_id: &str,
+        inputs: Vec<RunInput>,
+        options: StartOptions,
+    ) -> Result<RunHandle<T>, Error> {
+        check_path_id("technique slug or id", slug_or_id)?;
+        let key = idempotency_key(&options)?;
+        let mut body = json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
+        if let Some(cb) = options.callback_url {
+            let ok = url::Url::parse(&cb).is_ok_and(|u| u.scheme() == "https");
+            if !ok {
+                return Err(Error::InvalidInput(format!(
+                    "callback_url {cb:?} must be an absolute https:// URL"
+                )));
+            }
+            body["callback_url"] = Value::String(cb);
+        }
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["techniques", slug_or_id, "runs"])?,
+            body: Some(body),
+            idempotency_key: Some(key),
+        };
+        let run: Run = self.send_json(call).await?;
+        tracing::info!(technique = slug_or_id, run_id = %run.run_id, status = %run.status, "run started");
+        Ok(RunHandle::nested(self.clone(), slug_or_id, run))
+    }
+
+    /// Starts a typed technique run and returns its handle without waiting.
+    pub async fn start<T: Technique>(&self, technique: &T) -> Result<RunHandle<T>, Error> {
+        self.start_with(technique, StartOptions::default()).await
+    }
+
+    /// Like [`start`](Self::start), with an idempotency key or callback URL.
+    pub async fn start_with<T: Technique>(
+        &self,
+        technique: &T,
+        options: StartOptions,
+    ) -> Result<RunHandle<T>, Error> {
+        self.start_nested(T::SLUG, technique.inputs(), options)
+            .await
+    }
+
+    /// Starts a typed technique run and waits for its typed outputs.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), flora_api::Error> {
+    /// # #[cfg(feature = "techniques")] {
+    /// use flora_api::{Client, ImageUrl, techniques::CctvCam};
+    /// let client = Client::from_env()?;
+    /// let input_image = ImageUrl::parse("https://example.com/face.png")?;
+    /// let done = client.run(&CctvCam { input_image }).await?;
+    /// println!("{} cost {:?} USD", done.outputs.output_image, done.charged_cost);
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<T: Technique>(
+        &self,
+        technique: &T,
+    ) -> Result<TechniqueRun<T::Outputs>, Error> {
+        self.run_with(technique, StartOptions::default()).await
+    }
+
+    /// Like [`run`](Self::run), with an idempotency key or callback URL.
+    pub async fn run_with<T: Technique>(
+        &self,
+        technique: &T,
+        options: StartOptions,
+    ) -> Result<TechniqueRun<T::Outputs>, Error> {
+        let span = tracing::info_span!(
+            "flora.run",
+            technique = T::SLUG,
+            run_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+            charged_cost = tracing::field::Empty,
+        );
+        async {
+            let mut handle = self.start_with(technique, options).await?;
+            tracing::Span::current().record("run_id", handle.run_id());
+            let result = handle.wait().await;
+            let span = tracing::Span::current();
+            match &result {
+                Ok(done) => {
+                    span.record("status", "completed");
+                    if let Some(c) = done.charged_cost {
+                        span.record("charged_cost", c);
+                    }
+                }
+                Err(Error::RunFailed { .. }) => {
+                    span.record("status", "failed");
+                }
+                Err(_) => {}
+            }
+            tracing::info!("run finished");
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Polls a run once on `GET /techniques/{slug_or_id}/runs/{run_id}`.
+    pub async fn get_run(&self, slug_or_id: &str, run_id: &str) -> Result<Run, Error> {
+        check_path_id("technique slug or id", slug_or_id)?;
+        check_prefix("run id", run_id, "run_")?;
+        RunHandle::<Untyped>::attach(self, slug_or_id, run_id)
+            .poll()
+            .await
+    }
+
+    /// Polls a run once on `GET /runs/{run_id}`.
+    pub async fn get_run_by_id(&self, run_id: &str) -> Result<Run, Error> {
+        check_prefix("run id", run_id, "run_")?;
+        RunHandle::<Untyped>::top_level(self.clone(), run_id.to_owned(), None)
+            .poll()
+            .await
+    }
+
+    /// Starts a run on `POST /runs/technique` (inputs as an id → value map) and returns
+    /// the created run and a handle polling `GET /runs/{run_id}`.
+    ///
+    /// `workspace_id` defaults to the client's. The idempotency key goes in the header only:
+    /// this route's body rejects extra fields. `callback_url` is not supported here.
+    pub async fn start_top_level(
+        &self,
+        technique_id: &str,
+        inputs: BTreeMap<String, String>,
+        workspace_id: Option<&str>,
+        options: StartOptions,
+    ) -> Result<(CreatedRun, RunHandle<Untyped>), Error> {
+        check_prefix("technique_id", technique_id, "tech_")?;
+        let ws = workspace_id
+            .map(str::to_owned)
+            .or_else(|| self.inner.workspace_id.clone())
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "POST /runs/technique needs a workspace_id: pass one or set \
+                     `ClientBuilder::workspace_id`"
+                        .to_owned(),
+                )
+            })?;
+        check_prefix("workspace_id", &ws, "ws_")?;
+        if options.callback_url.is_some() {
+            return Err(Error::InvalidInput(
+                "callback_url is not accepted by POST /runs/technique; use `start_run`".to_owned(),
+            ));
+        }
+        let key = idempotency_key(&options)?;
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["runs", "technique"])?,
+            body: Some(json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs })),
+            idempotency_key: Some(key),
+        };
+        let created: CreatedRun = self.send_json(call).await?;
+        let handle =
+            RunHandle::top_level(self.clone(), created.run_id.clone(), created.poll_url.as_deref());
+        Ok((created, handle))
+    }
+}

@@ -1,0 +1,375 @@
+//! One error type for everything the client can fail at.
+//!
+//! Messages say what happened and what to do next. None of them ever contains the API key:
+//! the key lives only in a `SecretString` and in a header marked sensitive.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::{RunErrorCode, RunStatus, open_enum};
+
+open_enum!(
+    /// The `error.code` of an API error envelope.
+    ApiErrorCode, Other {
+        /// No Authorization header.
+        Unauthorized = "unauthorized",
+        /// Malformed or revoked key.
+        InvalidApiKey = "invalid_api_key",
+        /// MCP OAuth token rejected.
+        InvalidToken = "invalid_token",
+        /// The key's role lacks permission.
+        Forbidden = "forbidden",
+        /// Body was not JSON.
+        InvalidJson = "invalid_json",
+        /// A field was missing, mistyped or unknown.
+        InputValidationError = "input_validation_error",
+        /// Unknown technique, run or workspace.
+        NotFound = "not_found",
+        /// The workspace balance is too low.
+        InsufficientCredits = "insufficient_credits",
+        /// The idempotency key was already used.
+        IdempotencyDuplicate = "idempotency_duplicate",
+        /// The idempotency key was used with a different body.
+        IdempotencyConflict = "idempotency_conflict",
+        /// Invalid state transition.
+        Conflict = "conflict",
+        /// Rate limited.
+        RateLimited = "rate_limited",
+        /// Unknown server error.
+        UnknownError = "unknown_error",
+        /// Internal server error.
+        InternalError = "internal_error",
+        /// Service unavailable.
+        ServiceUnavailable = "service_unavailable",
+    }
+);
+
+/// A per-field validation message from the error envelope.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct FieldError {
+    /// The field path, e.g. `inputs.0.value`.
+    #[serde(default)]
+    pub field: String,
+    /// What was wrong with it.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Details of a non-2xx answer, kept whole so nothing the server said is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// `error.code`, or `Other("")` when the body had none.
+    pub code: ApiErrorCode,
+    /// `error.message`, or a summary when the body had none.
+    pub message: String,
+    /// `error.fields`, on validation errors.
+    pub fields: Vec<FieldError>,
+    /// The `request-id` response header, for FLORA support.
+    pub request_id: Option<String>,
+    /// The start of the body (bounded), for bodies that were not the documented envelope.
+    pub body: String,
+    /// Method and path of the request, e.g. `POST /techniques/cctv-cam/runs`.
+    pub endpoint: String,
+}
+
+impl ApiError {
+    fn hint(&self) -> &'static str {
+        match (&self.code, self.status) {
+            (ApiErrorCode::InputValidationError, _) => {
+                "; if this is a typed technique, its schema may have changed: run `cargo xtask regen`"
+            }
+            (ApiErrorCode::Unauthorized | ApiErrorCode::InvalidApiKey, _) | (_, 401) => {
+                "; check the API key (FLORA_API_KEY)"
+            }
+            (ApiErrorCode::InsufficientCredits, _) | (_, 402) => {
+                "; top up the workspace balance before starting more runs"
+            }
+            (ApiErrorCode::Forbidden, _) | (_, 403) => {
+                "; the key's workspace role lacks permission, or the technique is archived"
+            }
+            (ApiErrorCode::NotFound, _) | (_, 404) => {
+                "; check the technique slug or run id, and that it belongs to this key's workspace"
+            }
+            (ApiErrorCode::RateLimited, _) | (_, 429) => "; slow down or lower concurrency",
+            _ => "",
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} answered HTTP {}", self.endpoint, self.status)?;
+        if !self.code.as_str().is_empty() {
+            write!(f, " `{}`", self.code)?;
+        }
+        write!(f, ": {}", self.message)?;
+        for fe in &self.fields {
+            write!(f, "; {}: {}", fe.field, fe.message)?;
+        }
+        f.write_str(self.hint())?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request-id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong talking to FLORA.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+
+    /// The server refused a run creation because its idempotency key was already used.
+    /// A run for this key may already exist: do not resubmit with a new key blindly.
+    #[error(
+        "{api}; idempotency key {key:?} was already used, so the run may already exist: \
+         look it up (e.g. in run history) instead of starting another"
+    )]
+    Idempotency {
+        /// The key that was sent.
+        key: String,
+        /// The server's answer.
+        api: Box<ApiError>,
+    },
+
+    /// The connection failed (DNS, refused, reset) after all retries.
+    #[error("could not reach FLORA for {endpoint} after {attempts} attempt(s): {source}")]
+    Connection {
+        /// Method and path.
+        endpoint: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// Every attempt ran past the per-attempt timeout.
+    #[error(
+        "{endpoint} timed out after {attempts} attempt(s) of {per_attempt:?} each; \
+         raise `ClientBuilder::timeout` if the API is slow"
+    )]
+    Timeout {
+        /// Method and path.
+        endpoint: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The per-attempt timeout.
+        per_attempt: Duration,
+    },
+
+    /// A 2xx body did not decode.
+    #[error("could not decode the answer to {endpoint}: {source}; body starts: {snippet}")]
+    Decode {
+        /// Method and path.
+        endpoint: String,
+        /// The start of the body (bounded).
+        snippet: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The run finished with status `failed`. Failed runs are not charged.
+    #[error("run {run_id} failed{}{}", fmt_code(.code), fmt_message(.message))]
+    RunFailed {
+        /// `run_…` id.
+        run_id: String,
+        /// `error_code`, if any.
+        code: Option<RunErrorCode>,
+        /// `error_message`, if any.
+        message: Option<String>,
+    },
+
+    /// The run did not finish before the wait deadline. It keeps running server-side.
+    #[error(
+        "run {run_id} was still `{last_status}` after waiting {waited:?}; it keeps running \
+         server-side: poll it again later or raise the poll deadline"
+    )]
+    WaitTimeout {
+        /// `run_…` id.
+        run_id: String,
+        /// The last status seen.
+        last_status: RunStatus,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// The run completed, but its outputs do not match the technique's generated type.
+    #[error(
+        "run {run_id} completed but {problem}; the technique's schema may have changed: \
+         run `cargo xtask regen`"
+    )]
+    Outputs {
+        /// `run_…` id.
+        run_id: String,
+        /// What did not match.
+        problem: String,
+    },
+
+    /// The client is configured wrongly (missing key, non-https base URL, ...).
+    #[error("invalid FLORA client configuration: {0}")]
+    Config(String),
+
+    /// An argument was refused before sending anything.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+fn fmt_code(code: &Option<RunErrorCode>) -> String {
+    code.as_ref()
+        .map(|c| format!(" with `{c}`"))
+        .unwrap_or_default()
+}
+
+fn fmt_message(message: &Option<String>) -> String {
+    message
+        .as_ref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api(api) => matches!(api.status, 408 | 429 | 500 | 502 | 503 | 504),
+            Error::Connection { .. } | Error::Timeout { .. } => true,
+            Error::RunFailed { code, .. } => matches!(code, Some(RunErrorCode::ModelTimeout)),
+            _ => false,
+        }
+    }
+
+    /// The API error details, when the server answered with an error status.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(api) | Error::Idempotency { api, .. } => Some(api),
+            _ => None,
+        }
+    }
+
+    /// HTTP status, when the server answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        self.api().map(|a| a.status)
+    }
+}
+
+/// Longest body kept in an error.
+pub(crate) const MAX_SNIPPET: usize = 2048;
+
+/// The start of a body, cut at a char boundary.
+pub(crate) fn snippet(body: &str) -> String {
+    if body.len() <= MAX_SNIPPET {
+        return body.to_owned();
+    }
+    let mut end = MAX_SNIPPET;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &body[..end], body.len())
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope {
+    error: EnvelopeError,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeError {
+    #[serde(default)]
+    code: Option<ApiErrorCode>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    /// Builds the error from a response, reading the envelope when there is one.
+    pub(crate) fn from_response(
+        endpoint: String,
+        status: u16,
+        request_id: Option<String>,
+        body: &str,
+    ) -> Self {
+        let env = serde_json::from_str::<Envelope>(body).ok().map(|e| e.error);
+        let (code, message, fields) = match env {
+            Some(e) => (
+                e.code.unwrap_or_else(|| ApiErrorCode::Other(String::new())),
+                e.message.unwrap_or_else(|| "no message".into()),
+                e.fields,
+            ),
+            None => (
+                ApiErrorCode::Other(String::new()),
+                if body.trim().is_empty() {
+                    "empty body".to_owned()
+                } else {
+                    format!("unexpected body: {}", snippet(body))
+                },
+                Vec::new(),
+            ),
+        };
+        ApiError {
+            status,
+            code,
+            message,
+            fields,
+            request_id,
+            body: snippet(body),
+            endpoint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_read_and_hint_added() {
+        let e = ApiError::from_response(
+            "POST /techniques/x/runs".into(),
+            400,
+            Some("req_1".into()),
+            r#"{"error":{"code":"input_validation_error","message":"prompt: Required","fields":[{"field":"prompt","message":"Required"}]}}"#,
+        );
+        assert_eq!(e.code, ApiErrorCode::InputValidationError);
+        assert_eq!(e.fields.len(), 1);
+        let s = Error::Api(Box::new(e)).to_string();
+        assert!(s.contains("cargo xtask regen"), "{s}");
+        assert!(s.contains("req_1"), "{s}");
+        assert!(s.contains("prompt: Required"), "{s}");
+    }
+
+    #[test]
+    fn non_envelope_body_is_kept_bounded() {
+        let body = "<html>".repeat(2000);
+        let e = ApiError::from_response("GET /x".into(), 502, None, &body);
+        assert!(e.body.len() < MAX_SNIPPET + 64);
+        assert!(e.message.starts_with("unexpected body"));
+        assert!(Error::Api(Box::new(e)).is_retryable());
+    }
+
+    #[test]
+    fn unknown_code_round_trips() {
+        let e = ApiError::from_response(
+            "GET /x".into(),
+            418,
+            None,
+            r#"{"error":{"code":"teapot","message":"short and stout"}}"#,
+        );
+        assert_eq!(e.code, ApiErrorCode::Other("teapot".into()));
+        assert_eq!(String::from(e.code), "teapot");
+    }
+}
+
+impl From<crate::media::MediaUrlError> for Error {
+    fn from(e: crate::media::MediaUrlError) -> Self {
+        Error::InvalidInput(e.to_string())
+    }
+}

@@ -1,0 +1,61 @@
+//! A typed, retry-safe client for [FLORA](https://app.flora.ai) techniques.
+//!
+//! - [`Client`] talks to the API: list and retrieve technique schemas, start runs, poll them.
+//!   Every run creation carries an idempotency key that is reused on retries, so a lost
+//!   response never starts (and bills) a second run.
+//! - [`techniques`] (cargo feature `techniques`, on by default) holds one generated struct per
+//!   technique; a wrong input id, a wrong media type or a missing input is a compile error.
+//! - The dynamic layer ([`Client::start_run`], [`RunInput`]) works without generated code.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use flora_api::{Client, ImageUrl, techniques::CctvCam};
+//!
+//! let client = Client::from_env()?; // FLORA_API_KEY, optional FLORA_BASE_URL
+//! let done = CctvCam { input_image: ImageUrl::parse("https://example.com/face.png")? }
+//!     .run(&client)
+//!     .await?;
+//! println!("output: {}", done.outputs.output_image);
+//! # Ok(()) }
+//! ```
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+// Generated code names this crate as `::flora_api`, so the same bytes compile inside this
+// crate and in codegen's fixture tests.
+extern crate self as flora_api;
+
+mod client;
+mod endpoints;
+mod error;
+mod media;
+mod pages;
+mod poll;
+mod technique;
+mod transport;
+pub mod webhooks;
+mod wire;
+
+/// Generated technique structs, one module per technique (`cargo xtask regen`).
+#[cfg(feature = "techniques")]
+#[rustfmt::skip]
+pub mod techniques;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_CUSTOM_HEADERS,
+};
+pub use endpoints::{ListRuns, ListTechniques, StartOptions};
+pub use error::{ApiError, ApiErrorCode, Error, FieldError};
+pub use media::{AudioUrl, DocumentUrl, ImageUrl, MediaUrlError, VideoUrl};
+pub use pages::Page;
+pub use poll::{PollPolicy, RunHandle};
+pub use technique::{
+    FromRunOutputs, InputValue, OutputSet, OutputValue, RawOutput, RunInput, Technique,
+    TechniqueRun, Untyped,
+};
+pub use transport::IDEMPOTENCY_HEADER;
+pub use wire::{
+    CreatedRun, Extra, MediaType, Run, RunErrorCode, RunOutput, RunStatus, Slot, TechniqueSchema,
+    Workspace,
+};

@@ -1,0 +1,351 @@
+//! Waiting for a run: the poll schedule, the deadline and the run handle.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use url::Url;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::technique::{Technique, TechniqueRun};
+use crate::transport::Call;
+use crate::wire::{Run, RunStatus};
+
+/// When to poll a run and when to give up.
+///
+/// The default polls first after 2 s, then every 2 s growing by 1.5× to at most 5 s
+/// (the 2–5 s FLORA recommends), and gives up after 30 min.
+///
+/// ```
+/// use std::time::Duration;
+/// let fast = flora_api::PollPolicy::default()
+///     .initial_delay(Duration::from_millis(10))
+///     .interval(Duration::from_millis(10))
+///     .max_interval(Duration::from_millis(50))
+///     .deadline(Duration::from_secs(5));
+/// assert_eq!(fast.delays().take(3).count(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    initial_delay: Duration,
+    interval: Duration,
+    max_interval: Duration,
+    multiplier: f64,
+    deadline: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            initial_delay: Duration::from_secs(2),
+            interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(5),
+            multiplier: 1.5,
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl PollPolicy {
+    /// Wait before the first poll.
+    pub fn initial_delay(mut self, d: Duration) -> Self {
+        self.initial_delay = d;
+        self
+    }
+    /// Wait between the first and second poll; later waits grow from here.
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+    /// The longest wait between polls.
+    pub fn max_interval(mut self, d: Duration) -> Self {
+        self.max_interval = d;
+        self
+    }
+    /// Growth factor of the wait per poll (values below 1 are treated as 1).
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.multiplier = m;
+        self
+    }
+    /// Overall limit of one `wait()`.
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+    /// The overall limit of one `wait()`.
+    pub fn deadline_duration(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The waits before each poll, in order (endless).
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        let factor = if self.multiplier.is_finite() && self.multiplier > 1.0 {
+            self.multiplier
+        } else {
+            1.0
+        };
+        let max = self.max_interval.max(Duration::from_millis(1));
+        let first = self.initial_delay;
+        let mut next = self.interval.min(max);
+        std::iter::once(first).chain(std::iter::from_fn(move || {
+            let now = next;
+            next = next.mul_f64(factor).min(max);
+            Some(now)
+        }))
+    }
+}
+
+/// Which route a run is polled on.
+#[derive(Debug, Clone)]
+enum Route {
+    /// `GET /techniques/{slug}/runs/{run_id}`
+    Nested(String),
+    /// `GET /runs/{run_id}`
+    TopLevel,
+}
+
+/// A started run. Poll it once with [`poll`](Self::poll) or until it ends with
+/// [`wait`](Self::wait).
+///
+/// `T` is the generated technique type, or [`Untyped`](crate::Untyped) for dynamic runs.
+pub struct RunHandle<T> {
+    client: Client,
+    run_id: String,
+    route: Route,
+    poll_url: Option<Url>,
+    last: Option<Run>,
+    _technique: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for RunHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("run_id", &self.run_id)
+            .field("route", &self.route)
+            .field("poll_url", &self.poll_url.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for RunHandle<T> {
+    fn clone(&self) -> Self {
+        RunHandle {
+            client: self.client.clone(),
+            run_id: self.run_id.clone(),
+            route: self.route.clone(),
+            poll_url: self.poll_url.clone(),
+            last: self.last.clone(),
+            _technique: PhantomData,
+        }
+    }
+}
+
+impl<T> RunHandle<T> {
+    /// A handle for a run started on `POST /techniques/{technique}/runs`.
+    pub(crate) fn nested(client: Client, technique: &str, run: Run) -> Self {
+        let poll_url = same_origin(&client, run.poll_url.as_deref());
+        RunHandle {
+            client,
+            run_id: run.run_id.clone(),
+            route: Route::Nested(technique.to_owned()),
+            poll_url,
+            last: Some(run),
+            _technique: PhantomData,
+        }
+    }
+
+    /// A handle for a run started on `POST /runs/technique`.
+    pub(crate) fn top_level(client: Client, run_id: String, poll_url: Option<&str>) -> Self {
+        let poll_url = same_origin(&client, poll_url);
+        RunHandle {
+            client,
+            run_id,
+            route: Route::TopLevel,
+            poll_url,
+            last: None,
+            _technique: PhantomData,
+        }
+    }
+
+    /// Re-attaches to a run started earlier (e.g. stored `run_id`), polled on the nested route.
+    pub fn attach(client: &Client, technique: &str, run_id: impl Into<String>) -> Self {
+        RunHandle {
+            client: client.clone(),
+            run_id: run_id.into(),
+            route: Route::Nested(technique.to_owned()),
+            poll_url: None,
+            last: None,
+            _technique: PhantomData,
+        }
+    }
+
+    /// The `run_…` id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The technique slug or id polled on, for nested-route runs.
+    pub fn technique(&self) -> Option<&str> {
+        match &self.route {
+            Route::Nested(t) => Some(t),
+            Route::TopLevel => None,
+        }
+    }
+
+    /// The URL polls go to: the server's `poll_url` when it is on the base URL's origin,
+    /// otherwise the documented route. The API key is never sent to another origin.
+    pub fn poll_url(&self) -> Result<Url, Error> {
+        if let Some(u) = &self.poll_url {
+            return Ok(u.clone());
+        }
+        match &self.route {
+            Route::Nested(t) => self.client.url(&["techniques", t, "runs", &self.run_id]),
+            Route::TopLevel => self.client.url(&["runs", &self.run_id]),
+        }
+    }
+
+    /// The last run state seen (from creation or the latest poll).
+    pub fn last_seen(&self) -> Option<&Run> {
+        self.last.as_ref()
+    }
+
+    /// One poll request.
+    pub async fn poll(&mut self) -> Result<Run, Error> {
+        let run: Run = self.client.send_json(Call::get(self.poll_url()?)).await?;
+        self.last = Some(run.clone());
+        Ok(run)
+    }
+
+    /// Polls until the run is `completed` (returned) or `failed` ([`Error::RunFailed`]),
+    /// or the poll policy's deadline passes ([`Error::WaitTimeout`]).
+    pub async fn wait_run(&mut self) -> Result<Run, Error> {
+        self.wait_run_with(|_| {}).await
+    }
+
+    /// Like [`wait_run`](Self::wait_run), calling `on_update` with every run state seen.
+    pub async fn wait_run_with(&mut self, mut on_update: impl FnMut(&Run)) -> Result<Run, Error> {
+        let policy = self.client.inner.poll.clone();
+        let start = Instant::now();
+        let deadline = start + policy.deadline;
+        if let Some(run) = self.last.clone()
+            && run.status.is_terminal()
+        {
+            return finish(run);
+        }
+        let mut delays = policy.delays();
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(self.timed_out(start));
+            }
+            let delay = delays.next().unwrap_or(policy.max_interval);
+            tokio::time::sleep(delay.min(remaining)).await;
+            let run = self.poll().await?;
+            tracing::debug!(run_id = %run.run_id, status = %run.status, progress = ?run.progress, "polled");
+            on_update(&run);
+            if run.status.is_terminal() {
+                return finish(run);
+            }
+        }
+    }
+
+    fn timed_out(&self, start: Instant) -> Error {
+        Error::WaitTimeout {
+            run_id: self.run_id.clone(),
+            last_status: self
+                .last
+                .as_ref()
+                .map(|r| r.status.clone())
+                .unwrap_or(RunStatus::Pending),
+            waited: start.elapsed(),
+        }
+    }
+}
+
+impl<T: Technique> RunHandle<T> {
+    /// Waits for the run and parses its typed outputs.
+    pub async fn wait(&mut self) -> Result<TechniqueRun<T::Outputs>, Error> {
+        self.wait_with(|_| {}).await
+    }
+
+    /// Like [`wait`](Self::wait), calling `on_update` with every run state seen.
+    pub async fn wait_with(
+        &mut self,
+        on_update: impl FnMut(&Run),
+    ) -> Result<TechniqueRun<T::Outputs>, Error> {
+        let run = self.wait_run_with(on_update).await?;
+        TechniqueRun::from_run(run)
+    }
+}
+
+fn finish(run: Run) -> Result<Run, Error> {
+    match run.status {
+        RunStatus::Completed => Ok(run),
+        _ => Err(Error::RunFailed {
+            run_id: run.run_id,
+            code: run.error_code,
+            message: run.error_message,
+        }),
+    }
+}
+
+/// `poll_url` if it is on the same scheme, host and port as the base URL.
+fn same_origin(client: &Client, poll_url: Option<&str>) -> Option<Url> {
+    let url = Url::parse(poll_url?).ok()?;
+    if url.origin() == client.base_url().origin() {
+        Some(url)
+    } else {
+        tracing::warn!(
+            poll_host = url.host_str().unwrap_or(""),
+            "ignoring poll_url on another origin; polling the documented route instead"
+        );
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_polls_at_most_nine_times_in_thirty_seconds() {
+        let mut t = Duration::ZERO;
+        let mut polls = 0;
+        for d in PollPolicy::default().delays() {
+            t += d;
+            if t > Duration::from_secs(30) {
+                break;
+            }
+            polls += 1;
+        }
+        assert!(polls <= 9, "{polls}");
+        let first: Vec<_> = PollPolicy::default().delays().take(5).collect();
+        assert_eq!(first[0], Duration::from_secs(2));
+        assert_eq!(first[4], Duration::from_secs(5));
+    }
+
+    #[test]
+    fn odd_multipliers_do_not_break_the_schedule() {
+        for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let p = PollPolicy::default().multiplier(m);
+            let d: Vec<_> = p.delays().take(4).collect();
+            assert!(d.iter().all(|d| *d <= Duration::from_secs(5)), "{m}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn foreign_poll_url_is_ignored() {
+        let c = Client::builder()
+            .api_key("k")
+            .base_url("https://app.flora.ai/api/v1")
+            .build()
+            .unwrap();
+        assert!(same_origin(&c, Some("https://app.flora.ai/api/v1/runs/run_1")).is_some());
+        assert!(same_origin(&c, Some("https://evil.example/api/v1/runs/run_1")).is_none());
+        assert!(same_origin(&c, Some("http://app.flora.ai/api/v1/runs/run_1")).is_none());
+        assert!(same_origin(&c, Some("https://app.flora.ai:444/x")).is_none());
+        assert!(same_origin(&c, Some("garbage")).is_none());
+    }
+}

@@ -1,0 +1,657 @@
+//! The API's JSON objects, decoded tolerantly.
+//!
+//! The server has spoken both snake_case and camelCase for the same objects (fact sheet §4),
+//! added fields over time and grown its enums. So every field here accepts both spellings,
+//! unknown fields are kept in `extra`, and every enum is open: an unknown value decodes to
+//! `Unknown(..)`/`Other(..)` and serialises back unchanged.
+//!
+//! Decoding goes through a private `Raw*` struct that has one `Option` per spelling, then
+//! picks the first present. (Serde aliases would fail on an object carrying two spellings.)
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Unknown JSON fields, kept so nothing the server sends is lost.
+pub type Extra = Map<String, Value>;
+
+macro_rules! open_enum {
+    (
+        $(#[$doc:meta])* $name:ident, $other:ident {
+            $( $(#[$vdoc:meta])* $variant:ident = $wire:literal $(| $alias:literal)* ),+ $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(from = "String", into = "String")]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vdoc])* $variant, )+
+            /// A value this version of the crate does not know; kept verbatim.
+            $other(String),
+        }
+
+        impl $name {
+            /// The wire spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $wire, )+
+                    Self::$other(s) => s,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $( $wire $(| $alias)* => Self::$variant, )+
+                    _ => Self::$other(s),
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self::from(s.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                match v {
+                    $name::$other(s) => s,
+                    other => other.as_str().to_owned(),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use open_enum;
+
+open_enum!(
+    /// Where a run is in its life: `pending → running → completed | failed`.
+    RunStatus, Unknown {
+        /// Queued, not started.
+        Pending = "pending",
+        /// Started, not finished.
+        Running = "running",
+        /// Finished with outputs.
+        Completed = "completed",
+        /// Finished without outputs; see the run's error code.
+        Failed = "failed",
+    }
+);
+
+impl RunStatus {
+    /// `completed` or `failed`: polling stops here.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+open_enum!(
+    /// The media kind of a technique slot or run output. Snake spellings are accepted.
+    MediaType, Unknown {
+        /// An image URL.
+        ImageUrl = "imageUrl" | "image_url",
+        /// A video URL.
+        VideoUrl = "videoUrl" | "video_url",
+        /// An audio URL.
+        AudioUrl = "audioUrl" | "audio_url",
+        /// A document URL.
+        DocumentUrl = "documentUrl" | "document_url",
+        /// Plain text.
+        Text = "text",
+    }
+);
+
+open_enum!(
+    /// Why a run failed (`error_code` on a failed run).
+    RunErrorCode, Other {
+        /// The model timed out; transient, a new run may succeed.
+        ModelTimeout = "model_timeout",
+        /// Blocked by the safety filter.
+        SafetyBlocked = "safety_blocked",
+        /// An input URL could not be fetched.
+        InputUnreachable = "input_unreachable",
+        /// FLORA failed internally.
+        InternalError = "internal_error",
+        /// The model provider failed.
+        ProviderError = "provider_error",
+    }
+);
+
+fn first<T>(options: impl IntoIterator<Item = Option<T>>) -> Option<T> {
+    options.into_iter().flatten().next()
+}
+
+/// One input or output slot of a technique schema.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slot {
+    /// The slot id used on the wire (`input_image`).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Media kind.
+    #[serde(rename = "type")]
+    pub kind: MediaType,
+    /// Human description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Required aspect ratio, e.g. `"1:1"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub specified_aspect_ratio: Option<String>,
+    /// Required duration in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub specified_duration: Option<f64>,
+    /// The input may be omitted.
+    pub optional: bool,
+    /// The value is an element id rather than a URL.
+    pub accepts_element: bool,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawSlot {
+    id: String,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: MediaType,
+    description: Option<String>,
+    specified_aspect_ratio: Option<String>,
+    #[serde(rename = "specifiedAspectRatio")]
+    specified_aspect_ratio_camel: Option<String>,
+    specified_duration: Option<f64>,
+    #[serde(rename = "specifiedDuration")]
+    specified_duration_camel: Option<f64>,
+    optional: Option<bool>,
+    accepts_element: Option<bool>,
+    #[serde(rename = "acceptsElement")]
+    accepts_element_camel: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for Slot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawSlot::deserialize(d)?;
+        Ok(Slot {
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            description: r.description,
+            specified_aspect_ratio: first([
+                r.specified_aspect_ratio,
+                r.specified_aspect_ratio_camel,
+            ]),
+            specified_duration: first([r.specified_duration, r.specified_duration_camel]),
+            optional: r.optional.unwrap_or(false),
+            accepts_element: first([r.accepts_element, r.accepts_element_camel]).unwrap_or(false),
+            extra: r.extra,
+        })
+    }
+}
+
+/// A technique's schema: what it is called, what it costs and which inputs and outputs it has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TechniqueSchema {
+    /// `tech_…` id.
+    pub technique_id: String,
+    /// Slug, when the server sends one (list items sometimes do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Cost per run in USD (old deployments sent integer credits).
+    pub run_cost: Option<f64>,
+    /// Input slots; `None` when the server left them out of a list item.
+    pub inputs: Option<Vec<Slot>>,
+    /// Output slots; `None` when the server left them out of a list item.
+    pub outputs: Option<Vec<Slot>>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+    /// The object exactly as the server sent it.
+    #[serde(skip)]
+    raw: Value,
+}
+
+#[derive(Deserialize)]
+struct RawTechnique {
+    technique_id: Option<String>,
+    #[serde(rename = "techniqueId")]
+    technique_id_camel: Option<String>,
+    slug: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    run_cost: Option<f64>,
+    #[serde(rename = "runCost")]
+    run_cost_camel: Option<f64>,
+    inputs: Option<Vec<Slot>>,
+    outputs: Option<Vec<Slot>>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl TechniqueSchema {
+    /// The technique object exactly as received (both casings, unknown fields and all).
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+
+    /// The slug: `slug` when present, else the technique id without its `tech_` prefix.
+    pub fn slug_or_derived(&self) -> &str {
+        match &self.slug {
+            Some(s) if !s.is_empty() => s,
+            _ => self
+                .technique_id
+                .strip_prefix("tech_")
+                .unwrap_or(&self.technique_id),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TechniqueSchema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let raw = Value::deserialize(d)?;
+        let r = RawTechnique::deserialize(&raw).map_err(D::Error::custom)?;
+        let technique_id = first([r.technique_id, r.technique_id_camel])
+            .ok_or_else(|| D::Error::missing_field("technique_id"))?;
+        Ok(TechniqueSchema {
+            name: r.name.unwrap_or_else(|| technique_id.clone()),
+            technique_id,
+            slug: r.slug,
+            description: r.description,
+            run_cost: first([r.run_cost, r.run_cost_camel]),
+            inputs: r.inputs,
+            outputs: r.outputs,
+            extra: r.extra,
+            raw,
+        })
+    }
+}
+
+/// One output of a run. For `text` outputs `url` holds the text itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunOutput {
+    /// Output slot id.
+    pub output_id: String,
+    /// Media kind.
+    #[serde(rename = "type")]
+    pub kind: MediaType,
+    /// A URL, or the text content for text outputs. Not validated as a URL.
+    pub url: String,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawRunOutput {
+    output_id: Option<String>,
+    #[serde(rename = "outputId")]
+    output_id_camel: Option<String>,
+    id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<MediaType>,
+    url: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for RunOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = RawRunOutput::deserialize(d)?;
+        Ok(RunOutput {
+            output_id: first([r.output_id, r.output_id_camel, r.id])
+                .ok_or_else(|| D::Error::missing_field("output_id"))?,
+            kind: r.kind.unwrap_or_else(|| MediaType::Unknown(String::new())),
+            url: r.url.ok_or_else(|| D::Error::missing_field("url"))?,
+            extra: r.extra,
+        })
+    }
+}
+
+/// A run as returned by create and poll (`<Run>` in the spec).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// `run_…` id.
+    pub run_id: String,
+    /// Lifecycle status.
+    pub status: RunStatus,
+    /// 0–100 when the server reports it.
+    pub progress: Option<f64>,
+    /// Creation time as sent (unit not documented).
+    pub created_at: Option<f64>,
+    /// Start time as sent.
+    pub started_at: Option<f64>,
+    /// Completion time as sent.
+    pub completed_at: Option<f64>,
+    /// Outputs, present once completed.
+    pub outputs: Vec<RunOutput>,
+    /// Failure code, on failed runs.
+    pub error_code: Option<RunErrorCode>,
+    /// Failure message, on failed runs.
+    pub error_message: Option<String>,
+    /// What the run cost in USD.
+    pub charged_cost: Option<f64>,
+    /// Where to poll, as the server suggests (only followed on the base URL's origin).
+    pub poll_url: Option<String>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawRun {
+    run_id: Option<String>,
+    #[serde(rename = "runId")]
+    run_id_camel: Option<String>,
+    technique_run_id: Option<String>,
+    #[serde(rename = "techniqueRunId")]
+    technique_run_id_camel: Option<String>,
+    id: Option<String>,
+    status: Option<RunStatus>,
+    progress: Option<f64>,
+    created_at: Option<f64>,
+    #[serde(rename = "createdAt")]
+    created_at_camel: Option<f64>,
+    started_at: Option<f64>,
+    #[serde(rename = "startedAt")]
+    started_at_camel: Option<f64>,
+    completed_at: Option<f64>,
+    #[serde(rename = "completedAt")]
+    completed_at_camel: Option<f64>,
+    outputs: Option<Vec<RunOutput>>,
+    error_code: Option<RunErrorCode>,
+    #[serde(rename = "errorCode")]
+    error_code_camel: Option<RunErrorCode>,
+    error_message: Option<String>,
+    #[serde(rename = "errorMessage")]
+    error_message_camel: Option<String>,
+    charged_cost: Option<f64>,
+    #[serde(rename = "chargedCost")]
+    charged_cost_camel: Option<f64>,
+    poll_url: Option<String>,
+    #[serde(rename = "pollUrl")]
+    poll_url_camel: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for Run {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = RawRun::deserialize(d)?;
+        let mut extra = r.extra;
+        // Kept visible for run-history items, where it is a field of its own.
+        if let Some(id) = &r.technique_run_id {
+            extra.insert("technique_run_id".into(), Value::String(id.clone()));
+        }
+        Ok(Run {
+            run_id: first([
+                r.run_id,
+                r.run_id_camel,
+                r.technique_run_id,
+                r.technique_run_id_camel,
+                r.id,
+            ])
+            .ok_or_else(|| D::Error::missing_field("run_id"))?,
+            status: r
+                .status
+                .ok_or_else(|| D::Error::missing_field("status"))?,
+            progress: r.progress,
+            created_at: first([r.created_at, r.created_at_camel]),
+            started_at: first([r.started_at, r.started_at_camel]),
+            completed_at: first([r.completed_at, r.completed_at_camel]),
+            outputs: r.outputs.unwrap_or_default(),
+            error_code: first([r.error_code, r.error_code_camel]),
+            error_message: first([r.error_message, r.error_message_camel]),
+            charged_cost: first([r.charged_cost, r.charged_cost_camel]),
+            poll_url: first([r.poll_url, r.poll_url_camel]),
+            extra,
+        })
+    }
+}
+
+/// The `POST /runs/technique` response: no status, poll for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreatedRun {
+    /// `run_…` id.
+    pub run_id: String,
+    /// `generation`, `technique` or `action`, kept as sent.
+    #[serde(rename = "type")]
+    pub run_type: Option<String>,
+    /// Estimated time to completion in seconds.
+    pub estimated_seconds: Option<f64>,
+    /// Cost charged so far in USD.
+    pub charged_cost: Option<f64>,
+    /// Where to poll.
+    pub poll_url: Option<String>,
+    /// Project id, when any.
+    pub project_id: Option<String>,
+    /// Unknown fields (`model`, `technique`, `action`, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawCreatedRun {
+    run_id: Option<String>,
+    #[serde(rename = "runId")]
+    run_id_camel: Option<String>,
+    id: Option<String>,
+    #[serde(rename = "type")]
+    run_type: Option<String>,
+    estimated_seconds: Option<f64>,
+    #[serde(rename = "estimatedSeconds")]
+    estimated_seconds_camel: Option<f64>,
+    charged_cost: Option<f64>,
+    #[serde(rename = "chargedCost")]
+    charged_cost_camel: Option<f64>,
+    poll_url: Option<String>,
+    #[serde(rename = "pollUrl")]
+    poll_url_camel: Option<String>,
+    project_id: Option<String>,
+    #[serde(rename = "projectId")]
+    project_id_camel: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for CreatedRun {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = RawCreatedRun::deserialize(d)?;
+        Ok(CreatedRun {
+            run_id: first([r.run_id, r.run_id_camel, r.id])
+                .ok_or_else(|| D::Error::missing_field("run_id"))?,
+            run_type: r.run_type,
+            estimated_seconds: first([r.estimated_seconds, r.estimated_seconds_camel]),
+            charged_cost: first([r.charged_cost, r.charged_cost_camel]),
+            poll_url: first([r.poll_url, r.poll_url_camel]),
+            project_id: first([r.project_id, r.project_id_camel]),
+            extra: r.extra,
+        })
+    }
+}
+
+/// A workspace the key can use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// `ws_…` id.
+    #[serde(alias = "workspaceId")]
+    pub workspace_id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Creation time as sent.
+    #[serde(default, alias = "createdAt")]
+    pub created_at: Option<f64>,
+    /// The key holder's role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Pagination metadata; every field may be missing.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub(crate) struct Meta {
+    #[serde(default, alias = "nextCursor")]
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn run_decodes_snake_case() {
+        let run: Run = serde_json::from_value(json!({
+            "run_id": "run_1", "status": "completed", "progress": 100, "created_at": 1,
+            "started_at": 2, "completed_at": 3, "charged_cost": 0.05,
+            "poll_url": "https://app.flora.ai/api/v1/techniques/cctv-cam/runs/run_1",
+            "outputs": [{"output_id": "output_image", "type": "imageUrl", "url": "https://m/o.png"}]
+        }))
+        .unwrap();
+        assert_eq!(run.run_id, "run_1");
+        assert_eq!(run.status, RunStatus::Completed);
+        assert_eq!(run.completed_at, Some(3.0));
+        assert_eq!(run.charged_cost, Some(0.05));
+        assert_eq!(run.outputs[0].output_id, "output_image");
+        assert_eq!(run.outputs[0].kind, MediaType::ImageUrl);
+        assert!(run.poll_url.is_some());
+    }
+
+    #[test]
+    fn run_decodes_camel_case() {
+        let run: Run = serde_json::from_value(json!({
+            "runId": "run_2", "status": "failed", "progress": 10, "createdAt": 1,
+            "startedAt": 2, "completedAt": 3, "chargedCost": 0,
+            "pollUrl": "https://x/y", "errorCode": "safety_blocked", "errorMessage": "no",
+            "outputs": [{"outputId": "o", "type": "text", "url": "hello world"}]
+        }))
+        .unwrap();
+        assert_eq!(run.run_id, "run_2");
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.started_at, Some(2.0));
+        assert_eq!(run.error_code, Some(RunErrorCode::SafetyBlocked));
+        assert_eq!(run.error_message.as_deref(), Some("no"));
+        assert_eq!(run.poll_url.as_deref(), Some("https://x/y"));
+        assert_eq!(run.outputs[0].output_id, "o");
+        assert_eq!(run.outputs[0].url, "hello world");
+    }
+
+    #[test]
+    fn run_id_falls_back_to_id_and_both_spellings_do_not_clash() {
+        let run: Run = serde_json::from_value(json!({"id": "run_3", "status": "pending"})).unwrap();
+        assert_eq!(run.run_id, "run_3");
+        let run: Run = serde_json::from_value(
+            json!({"run_id": "run_a", "runId": "run_a", "id": "x", "status": "pending"}),
+        )
+        .unwrap();
+        assert_eq!(run.run_id, "run_a");
+    }
+
+    #[test]
+    fn unknown_enum_values_and_fields_survive() {
+        let run: Run = serde_json::from_value(json!({
+            "run_id": "run_4", "status": "paused", "error_code": "quota_melted",
+            "brand_new": {"a": 1},
+            "outputs": [{"output_id": "o", "type": "hologramUrl", "url": "x", "depth": 3}]
+        }))
+        .unwrap();
+        assert_eq!(run.status, RunStatus::Unknown("paused".into()));
+        assert_eq!(run.error_code, Some(RunErrorCode::Other("quota_melted".into())));
+        assert_eq!(run.extra["brand_new"], json!({"a": 1}));
+        assert_eq!(run.outputs[0].kind, MediaType::Unknown("hologramUrl".into()));
+        assert_eq!(run.outputs[0].extra["depth"], json!(3));
+        let back = serde_json::to_value(&run).unwrap();
+        assert_eq!(back["status"], "paused");
+        assert_eq!(back["error_code"], "quota_melted");
+        assert_eq!(back["outputs"][0]["type"], "hologramUrl");
+        assert_eq!(back["brand_new"], json!({"a": 1}));
+    }
+
+    #[test]
+    fn technique_decodes_both_casings_and_keeps_raw() {
+        let snake = json!({
+            "technique_id": "tech_cctv-cam", "name": "CCTV Cam", "run_cost": 0.05,
+            "inputs": [{"id": "input_image", "name": "Input Image", "type": "imageUrl",
+                        "specified_aspect_ratio": "1:1", "specified_duration": 5, "optional": true}],
+            "outputs": [], "future": true
+        });
+        let t: TechniqueSchema = serde_json::from_value(snake.clone()).unwrap();
+        assert_eq!(t.technique_id, "tech_cctv-cam");
+        assert_eq!(t.run_cost, Some(0.05));
+        let slot = &t.inputs.as_ref().unwrap()[0];
+        assert_eq!(slot.specified_aspect_ratio.as_deref(), Some("1:1"));
+        assert_eq!(slot.specified_duration, Some(5.0));
+        assert!(slot.optional);
+        assert_eq!(t.extra["future"], json!(true));
+        assert_eq!(t.raw(), &snake);
+        assert_eq!(t.slug_or_derived(), "cctv-cam");
+
+        let camel: TechniqueSchema = serde_json::from_value(json!({
+            "techniqueId": "tech_x", "name": "X", "runCost": 5, "slug": "x-slug",
+            "inputs": [{"id": "v", "name": "V", "type": "video_url",
+                        "specifiedAspectRatio": "16:9", "specifiedDuration": 4}],
+            "outputs": [{"id": "o", "name": "O", "type": "clay"}]
+        }))
+        .unwrap();
+        assert_eq!(camel.technique_id, "tech_x");
+        assert_eq!(camel.run_cost, Some(5.0));
+        assert_eq!(camel.slug_or_derived(), "x-slug");
+        let slot = &camel.inputs.as_ref().unwrap()[0];
+        assert_eq!(slot.kind, MediaType::VideoUrl);
+        assert_eq!(slot.specified_aspect_ratio.as_deref(), Some("16:9"));
+        assert_eq!(
+            camel.outputs.as_ref().unwrap()[0].kind,
+            MediaType::Unknown("clay".into())
+        );
+    }
+
+    #[test]
+    fn created_run_decodes_both_casings() {
+        let a: CreatedRun = serde_json::from_value(json!({
+            "run_id": "run_1", "type": "technique", "estimated_seconds": 30,
+            "charged_cost": 0, "poll_url": null, "technique": {"technique_id": "tech_x"}
+        }))
+        .unwrap();
+        assert_eq!(a.run_id, "run_1");
+        assert_eq!(a.extra["technique"]["technique_id"], "tech_x");
+        let b: CreatedRun =
+            serde_json::from_value(json!({"runId": "run_2", "pollUrl": "https://p"})).unwrap();
+        assert_eq!(b.run_id, "run_2");
+        assert_eq!(b.poll_url.as_deref(), Some("https://p"));
+    }
+
+    #[test]
+    fn media_type_aliases_normalise() {
+        for (wire, want) in [
+            ("imageUrl", MediaType::ImageUrl),
+            ("image_url", MediaType::ImageUrl),
+            ("video_url", MediaType::VideoUrl),
+            ("audio_url", MediaType::AudioUrl),
+            ("document_url", MediaType::DocumentUrl),
+            ("text", MediaType::Text),
+        ] {
+            assert_eq!(MediaType::from(wire), want);
+        }
+    }
+}

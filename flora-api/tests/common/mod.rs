@@ -1,0 +1,91 @@
+//! Shared test helpers: a fast client and a hand-made technique.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use flora_api::{
+    Client, ClientBuilder, Error, FromRunOutputs, ImageUrl, OutputSet, PollPolicy, RunInput,
+    Technique,
+};
+use serde_json::{Value, json};
+
+pub const KEY: &str = "sk_test_SUPERSECRET_0123456789";
+
+/// A client for `server` with millisecond backoff and polling.
+pub fn fast(base: &str) -> ClientBuilder {
+    Client::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .max_retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .timeout(Duration::from_secs(5))
+        .poll_policy(
+            PollPolicy::default()
+                .initial_delay(Duration::from_millis(5))
+                .interval(Duration::from_millis(5))
+                .max_interval(Duration::from_millis(10))
+                .deadline(Duration::from_secs(5)),
+        )
+}
+
+/// A technique written by hand the way the generator writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upscale {
+    pub image: ImageUrl,
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpscaleOutputs {
+    pub image: ImageUrl,
+    pub caption: String,
+}
+
+impl Technique for Upscale {
+    const SLUG: &'static str = "upscale";
+    const TECHNIQUE_ID: &'static str = "tech_upscale";
+    const RUN_COST_USD: f64 = 0.05;
+    type Outputs = UpscaleOutputs;
+    fn inputs(&self) -> Vec<RunInput> {
+        let mut v = Vec::with_capacity(2);
+        RunInput::push(&mut v, "input_image", "imageUrl", &self.image);
+        RunInput::push(&mut v, "prompt", "text", &self.prompt);
+        v
+    }
+}
+
+impl FromRunOutputs for UpscaleOutputs {
+    fn from_run_outputs(outputs: &mut OutputSet) -> Result<Self, Error> {
+        Ok(UpscaleOutputs {
+            image: outputs.take("output_image")?,
+            caption: outputs.take("caption")?,
+        })
+    }
+}
+
+pub fn upscale() -> Upscale {
+    Upscale {
+        image: ImageUrl::parse("https://example.com/in.png").unwrap(),
+        prompt: None,
+    }
+}
+
+pub fn run_json(id: &str, status: &str) -> Value {
+    json!({"run_id": id, "status": status, "progress": 0, "created_at": 1})
+}
+
+pub fn completed_json(id: &str) -> Value {
+    json!({
+        "run_id": id, "status": "completed", "progress": 100, "created_at": 1, "completed_at": 2,
+        "charged_cost": 0.05,
+        "outputs": [
+            {"output_id": "output_image", "type": "imageUrl", "url": "https://media.flora.ai/o.png"},
+            {"output_id": "caption", "type": "text", "url": "a sharp cat"},
+            {"output_id": "bonus", "type": "videoUrl", "url": "https://media.flora.ai/b.mp4"}
+        ]
+    })
+}
+
+pub fn error_json(code: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message}})
+}
