@@ -1,1 +1,97 @@
-fn main() {}
+//! `cargo xtask <command>`; see `cargo xtask --help`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xtask::regen::{self, Options};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "flora-codegen project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch technique schemas (with FLORA_API_KEY) into schemas/ and regenerate
+    /// flora-api/src/techniques/. Without a key, regenerate from the committed schemas.
+    Regen {
+        /// Do not fetch; regenerate from the committed schemas/.
+        #[arg(long)]
+        offline: bool,
+        /// Write nothing; fail with a diff if anything would change.
+        #[arg(long)]
+        check: bool,
+        /// API base URL (default: FLORA_BASE_URL, else https://app.flora.ai/api/v1).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// List the techniques of this workspace (ws_…).
+        #[arg(long)]
+        workspace_id: Option<String>,
+        /// Only fetch and update these slugs (others stay as committed).
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Regen {
+            offline,
+            check,
+            base_url,
+            workspace_id,
+            only,
+        } => {
+            let opts = Options {
+                offline,
+                check,
+                api_key: std::env::var(flora_api::ENV_API_KEY).ok(),
+                base_url,
+                workspace_id,
+                only,
+                progress: std::io::stderr().is_terminal(),
+            };
+            run_regen(opts).await
+        }
+    }
+}
+
+async fn run_regen(opts: Options) -> ExitCode {
+    let root = xtask::workspace_root();
+    let outcome = match regen::regen(&root, &opts).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("regen failed; no file was changed");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", outcome.source);
+    print!("{}", outcome.report);
+    if opts.check {
+        if outcome.up_to_date() {
+            println!("Up to date.");
+            return ExitCode::SUCCESS;
+        }
+        print!("{}", outcome.diff);
+        eprintln!(
+            "{} file(s) are stale; run `cargo xtask regen{}` to update them",
+            outcome.changed_files.len(),
+            if opts.offline { " --offline" } else { "" }
+        );
+        return ExitCode::FAILURE;
+    }
+    if outcome.up_to_date() {
+        println!("Nothing changed.");
+    } else {
+        for f in &outcome.changed_files {
+            println!("  wrote {f}");
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,260 @@
+//! IR → tokens. Per technique: two structs, one `impl Technique`, one `impl FromRunOutputs`
+//! and two one-line inherent methods. All behaviour lives in `flora_api`.
+//!
+//! Every path is absolute (`::flora_api::…`, `::core::…`, `::std::…`) so a technique named
+//! `Result` or `Client` cannot shadow anything.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::docs;
+use crate::ir::{Kind, SlotSpec, TechniqueSpec};
+use crate::naming;
+
+fn ident(rust: &str) -> Ident {
+    match rust.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(rust, Span::call_site()),
+    }
+}
+
+fn doc_attrs(lines: &[String]) -> TokenStream {
+    let lines = lines.iter().map(|l| docs::line(l));
+    quote! { #( #[doc = #lines] )* }
+}
+
+fn ty(kind: Kind) -> TokenStream {
+    let name = format_ident!("{}", kind.type_name());
+    match kind {
+        Kind::Text => quote!(::std::string::String),
+        _ => quote!(::flora_api::#name),
+    }
+}
+
+fn fmt_cost(cost: f64) -> String {
+    let s = format!("{cost}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+fn slot_doc(slot: &SlotSpec, is_input: bool) -> Vec<String> {
+    let d = &slot.docs;
+    let mut lines = Vec::new();
+    match &d.name {
+        Some(n) if !n.trim().is_empty() => lines.extend(docs::text_lines(n)),
+        _ => lines.push(format!("`{}`", docs::code(&slot.name.wire))),
+    }
+    if let Some(desc) = &d.description {
+        let text = docs::text_lines(desc);
+        if !text.is_empty() {
+            lines.push(String::new());
+            lines.extend(text);
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "- Wire id: `{}`, type: `{}`",
+        docs::code(&slot.name.wire),
+        docs::code(&slot.wire_type)
+    ));
+    if is_input && slot.optional {
+        lines.push("- Optional: `None` leaves it out of the request".to_owned());
+    }
+    if let Some(ar) = &d.aspect_ratio {
+        lines.push(format!("- Aspect ratio: `{}`", docs::code(ar)));
+    }
+    if let Some(dur) = d.duration {
+        lines.push(format!("- Duration: {dur} s"));
+    }
+    if d.accepts_element {
+        lines.push("- Also accepts an element id (use the dynamic API to pass one)".to_owned());
+    }
+    if d.allow_multiple {
+        lines.push("- The API allows several values (one run each); this field takes one".to_owned());
+    }
+    lines
+}
+
+fn example_value(slot: &SlotSpec) -> String {
+    let v = match slot.kind {
+        Kind::Image => "::flora_api::ImageUrl::parse(\"https://example.com/input.png\")?".to_owned(),
+        Kind::Video => "::flora_api::VideoUrl::parse(\"https://example.com/input.mp4\")?".to_owned(),
+        Kind::Audio => "::flora_api::AudioUrl::parse(\"https://example.com/input.mp3\")?".to_owned(),
+        Kind::Document => {
+            "::flora_api::DocumentUrl::parse(\"https://example.com/input.pdf\")?".to_owned()
+        }
+        Kind::Text | Kind::Raw => "\"...\".to_owned()".to_owned(),
+    };
+    if slot.optional { "None".to_owned() } else { v }
+}
+
+fn struct_doc(t: &TechniqueSpec) -> Vec<String> {
+    let mut lines = docs::text_lines(&t.display_name);
+    if let Some(desc) = &t.description {
+        let text = docs::text_lines(desc);
+        if !text.is_empty() {
+            lines.push(String::new());
+            lines.extend(text);
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!("- Slug: `{}`", docs::code(&t.module.wire)));
+    lines.push(format!("- Technique id: `{}`", docs::code(&t.technique_id)));
+    lines.push(format!("- Cost per run: {} USD", fmt_cost(t.run_cost)));
+    lines.push(String::new());
+    lines.push("# Example".to_owned());
+    lines.push(String::new());
+    lines.push("```no_run".to_owned());
+    lines.push("# async fn example() -> Result<(), flora_api::Error> {".to_owned());
+    lines.push("let client = flora_api::Client::from_env()?;".to_owned());
+    let path = format!(
+        "flora_api::techniques::{}",
+        naming::unraw(&t.struct_name.rust)
+    );
+    if t.inputs.is_empty() {
+        lines.push(format!("let done = {path} {{}}.run(&client).await?;"));
+    } else {
+        lines.push(format!("let done = {path} {{"));
+        for i in &t.inputs {
+            lines.push(format!("    {}: {},", i.name.rust, example_value(i)));
+        }
+        lines.push("}".to_owned());
+        lines.push(".run(&client)".to_owned());
+        lines.push(".await?;".to_owned());
+    }
+    lines.push("println!(\"{:?}\", done.outputs);".to_owned());
+    lines.push("# Ok(()) }".to_owned());
+    lines.push("```".to_owned());
+    lines
+}
+
+/// The tokens of one technique's file.
+pub fn technique(t: &TechniqueSpec) -> TokenStream {
+    let name = ident(&t.struct_name.rust);
+    let outputs = format_ident!("{}", t.outputs_name);
+    let doc = doc_attrs(&struct_doc(t));
+    let out_doc = doc_attrs(&[format!(
+        "Outputs of [`{}`], one field per output id.",
+        naming::unraw(&t.struct_name.rust)
+    )]);
+
+    let all_optional = t.inputs.iter().all(|i| i.optional);
+    let derive = if all_optional {
+        quote!(#[derive(Debug, Clone, PartialEq, Default)])
+    } else {
+        quote!(#[derive(Debug, Clone, PartialEq)])
+    };
+
+    let in_fields = t.inputs.iter().map(|i| {
+        let f = ident(&i.name.rust);
+        let d = doc_attrs(&slot_doc(i, true));
+        let ty = ty(i.kind);
+        let ty = if i.optional { quote!(::core::option::Option<#ty>) } else { ty };
+        quote! { #d pub #f: #ty, }
+    });
+    let pushes = t.inputs.iter().map(|i| {
+        let f = ident(&i.name.rust);
+        let id = &i.name.wire;
+        let wt = &i.wire_type;
+        quote! { ::flora_api::RunInput::push(&mut inputs, #id, #wt, &self.#f); }
+    });
+    let n_inputs = Literal::usize_unsuffixed(t.inputs.len());
+    let inputs_body = if t.inputs.is_empty() {
+        quote!(::std::vec::Vec::new())
+    } else {
+        quote! {
+            let mut inputs = ::std::vec::Vec::with_capacity(#n_inputs);
+            #(#pushes)*
+            inputs
+        }
+    };
+
+    let out_fields = t.outputs.iter().map(|o| {
+        let f = ident(&o.name.rust);
+        let d = doc_attrs(&slot_doc(o, false));
+        let ty = ty(o.kind);
+        quote! { #d pub #f: #ty, }
+    });
+    let takes = t.outputs.iter().map(|o| {
+        let f = ident(&o.name.rust);
+        let id = &o.name.wire;
+        quote! { #f: outputs.take(#id)?, }
+    });
+    let outputs_arg = if t.outputs.is_empty() {
+        quote!(_outputs)
+    } else {
+        quote!(outputs)
+    };
+
+    let slug = &t.module.wire;
+    let tid = &t.technique_id;
+    let cost = Literal::f64_unsuffixed(t.run_cost);
+
+    quote! {
+        #doc
+        #derive
+        pub struct #name {
+            #(#in_fields)*
+        }
+
+        #out_doc
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct #outputs {
+            #(#out_fields)*
+        }
+
+        impl ::flora_api::Technique for #name {
+            const SLUG: &'static str = #slug;
+            const TECHNIQUE_ID: &'static str = #tid;
+            const RUN_COST_USD: f64 = #cost;
+            type Outputs = #outputs;
+            fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
+                #inputs_body
+            }
+        }
+
+        impl ::flora_api::FromRunOutputs for #outputs {
+            fn from_run_outputs(
+                #outputs_arg: &mut ::flora_api::OutputSet,
+            ) -> ::core::result::Result<Self, ::flora_api::Error> {
+                ::core::result::Result::Ok(Self { #(#takes)* })
+            }
+        }
+
+        impl #name {
+            /// Starts a run and waits for its typed outputs.
+            pub async fn run(
+                &self,
+                client: &::flora_api::Client,
+            ) -> ::core::result::Result<::flora_api::TechniqueRun<#outputs>, ::flora_api::Error> {
+                client.run(self).await
+            }
+
+            /// Starts a run and returns its handle without waiting.
+            pub async fn start(
+                &self,
+                client: &::flora_api::Client,
+            ) -> ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error> {
+                client.start(self).await
+            }
+        }
+    }
+}
+
+/// The tokens of `mod.rs`: one module per technique, re-exported.
+pub fn module_index(specs: &[TechniqueSpec]) -> TokenStream {
+    let items = specs.iter().map(|t| {
+        let m = ident(&t.module.rust);
+        let s = ident(&t.struct_name.rust);
+        let o = format_ident!("{}", t.outputs_name);
+        let mut lines = docs::text_lines(&t.display_name);
+        lines.push(String::new());
+        lines.push(format!("Slug `{}`.", docs::code(&t.module.wire)));
+        let d = doc_attrs(&lines);
+        quote! {
+            #d
+            pub mod #m;
+            pub use #m::{#s, #o};
+        }
+    });
+    quote! { #(#items)* }
+}
