@@ -123,9 +123,9 @@ impl Client {
     pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
         let mut url = self.inner.base.clone();
         {
-            let mut path = url.path_segments_mut().map_err(|()| {
-                Error::Config("the base URL cannot take path segments".to_owned())
-            })?;
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config("the base URL cannot take path segments".to_owned()))?;
             path.pop_if_empty().extend(segments);
         }
         Ok(url)
@@ -133,13 +133,13 @@ impl Client {
 
     /// The bearer header, marked sensitive so `Debug` of requests never shows it.
     pub(crate) fn auth_header(&self) -> Result<HeaderValue, Error> {
-        let mut v = HeaderValue::from_str(&format!(
-            "Bearer {}",
-            self.inner.api_key.expose_secret()
-        ))
-        .map_err(|_| {
-            Error::Config("the API key contains characters not allowed in a header".to_owned())
-        })?;
+        let mut v =
+            HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose_secret()))
+                .map_err(|_| {
+                    Error::Config(
+                        "the API key contains characters not allowed in a header".to_owned(),
+                    )
+                })?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -344,7 +344,10 @@ mod tests {
     use super::*;
 
     fn build(base: &str) -> Result<Client, Error> {
-        Client::builder().api_key("sk_test_1").base_url(base).build()
+        Client::builder()
+            .api_key("sk_test_1")
+            .base_url(base)
+            .build()
     }
 
     #[test]

@@ -159,7 +159,9 @@ impl Client {
             #[serde(default)]
             workspaces: Vec<Workspace>,
         }
-        let list: List = self.send_json(Call::get(self.url(&["workspaces"])?)).await?;
+        let list: List = self
+            .send_json(Call::get(self.url(&["workspaces"])?))
+            .await?;
         Ok(list.workspaces)
     }
 
@@ -357,12 +359,17 @@ impl Client {
         let call = Call {
             method: Method::POST,
             url: self.url(&["runs", "technique"])?,
-            body: Some(json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs })),
+            body: Some(
+                json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs }),
+            ),
             idempotency_key: Some(key),
         };
         let created: CreatedRun = self.send_json(call).await?;
-        let handle =
-            RunHandle::top_level(self.clone(), created.run_id.clone(), created.poll_url.as_deref());
+        let handle = RunHandle::top_level(
+            self.clone(),
+            created.run_id.clone(),
+            created.poll_url.as_deref(),
+        );
         Ok((created, handle))
     }
 }

@@ -326,6 +326,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::media::MediaUrlError> for Error {
+    fn from(e: crate::media::MediaUrlError) -> Self {
+        Error::InvalidInput(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,11 +371,5 @@ mod tests {
         );
         assert_eq!(e.code, ApiErrorCode::Other("teapot".into()));
         assert_eq!(String::from(e.code), "teapot");
-    }
-}
-
-impl From<crate::media::MediaUrlError> for Error {
-    fn from(e: crate::media::MediaUrlError) -> Self {
-        Error::InvalidInput(e.to_string())
     }
 }

@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn serde_round_trip_validates() {
         let u: ImageUrl = serde_json::from_str("\"https://e.com/a.png\"").unwrap();
-        assert_eq!(serde_json::to_string(&u).unwrap(), "\"https://e.com/a.png\"");
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            "\"https://e.com/a.png\""
+        );
         assert!(serde_json::from_str::<ImageUrl>("\"http://e.com/a.png\"").is_err());
     }
 }

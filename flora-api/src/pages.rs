@@ -55,8 +55,9 @@ impl Client {
         };
         let meta = match body.get_mut("meta").map(Value::take) {
             None | Some(Value::Null) => Meta::default(),
-            Some(m) => serde_json::from_value(m.clone())
-                .map_err(|e| decode_err("meta".into(), e, &m))?,
+            Some(m) => {
+                serde_json::from_value(m.clone()).map_err(|e| decode_err("meta".into(), e, &m))?
+            }
         };
         let items = match body.get_mut(req.items_key).map(Value::take) {
             None | Some(Value::Null) => Vec::new(),

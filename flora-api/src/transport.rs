@@ -73,7 +73,10 @@ fn server_delay(headers: &HeaderMap) -> Option<Duration> {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Client {
@@ -212,13 +215,12 @@ impl Client {
             body,
         ));
         match (&call.idempotency_key, &api.code) {
-            (
-                Some(key),
-                ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict,
-            ) => Error::Idempotency {
-                key: key.clone(),
-                api,
-            },
+            (Some(key), ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict) => {
+                Error::Idempotency {
+                    key: key.clone(),
+                    api,
+                }
+            }
             _ => Error::Api(api),
         }
     }
@@ -248,9 +250,15 @@ mod tests {
             Some(Duration::from_secs(3))
         );
         let later = SystemTime::now() + Duration::from_secs(30);
-        let d = server_delay(&headers(&[("retry-after", &httpdate::fmt_http_date(later))]))
-            .unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        let d = server_delay(&headers(&[(
+            "retry-after",
+            &httpdate::fmt_http_date(later),
+        )]))
+        .unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         assert_eq!(
             server_delay(&headers(&[("retry-after-ms", "100"), ("retry-after", "9")])),
             Some(Duration::from_millis(100))

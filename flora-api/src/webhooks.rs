@@ -142,7 +142,10 @@ mod tests {
     fn valid_signature_passes() {
         let t = 1_733_952_000;
         let h = headers(&format!("t={t},v1={}", sign(t, BODY, SECRET)));
-        assert_eq!(verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t + 10)), Ok(()));
+        assert_eq!(
+            verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t + 10)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -172,15 +175,24 @@ mod tests {
             verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t - 301)),
             Err(WebhookError::Expired { age_secs: 301 })
         );
-        assert_eq!(verify_at(BODY, &h, SECRET, Duration::ZERO, at(t + 10_000)), Ok(()));
+        assert_eq!(
+            verify_at(BODY, &h, SECRET, Duration::ZERO, at(t + 10_000)),
+            Ok(())
+        );
     }
 
     #[test]
     fn any_of_several_v1_values_may_match() {
         let t = 1_733_952_000;
         let good = sign(t, BODY, SECRET);
-        let h = headers(&format!("t={t}, v1={}, v1=zz, v0=abc, v1={good}", "00".repeat(32)));
-        assert_eq!(verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t)), Ok(()));
+        let h = headers(&format!(
+            "t={t}, v1={}, v1=zz, v0=abc, v1={good}",
+            "00".repeat(32)
+        ));
+        assert_eq!(
+            verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t)),
+            Ok(())
+        );
     }
 
     #[test]

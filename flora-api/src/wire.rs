@@ -409,9 +409,7 @@ impl<'de> Deserialize<'de> for Run {
                 r.id,
             ])
             .ok_or_else(|| D::Error::missing_field("run_id"))?,
-            status: r
-                .status
-                .ok_or_else(|| D::Error::missing_field("status"))?,
+            status: r.status.ok_or_else(|| D::Error::missing_field("status"))?,
             progress: r.progress,
             created_at: first([r.created_at, r.created_at_camel]),
             started_at: first([r.started_at, r.started_at_camel]),
@@ -577,9 +575,15 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(run.status, RunStatus::Unknown("paused".into()));
-        assert_eq!(run.error_code, Some(RunErrorCode::Other("quota_melted".into())));
+        assert_eq!(
+            run.error_code,
+            Some(RunErrorCode::Other("quota_melted".into()))
+        );
         assert_eq!(run.extra["brand_new"], json!({"a": 1}));
-        assert_eq!(run.outputs[0].kind, MediaType::Unknown("hologramUrl".into()));
+        assert_eq!(
+            run.outputs[0].kind,
+            MediaType::Unknown("hologramUrl".into())
+        );
         assert_eq!(run.outputs[0].extra["depth"], json!(3));
         let back = serde_json::to_value(&run).unwrap();
         assert_eq!(back["status"], "paused");

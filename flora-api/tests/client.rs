@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use flora_api::{
-    ApiErrorCode, Error, ListRuns, ListTechniques, RunInput, RunStatus, StartOptions,
-};
+use flora_api::{ApiErrorCode, Error, ListRuns, ListTechniques, RunInput, RunStatus, StartOptions};
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -120,9 +118,11 @@ async fn retries_500_500_then_succeeds() {
         .await;
     Mock::given(method("GET"))
         .and(path("/workspaces"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"workspaces": [
-            {"workspace_id": "ws_1", "name": "Main", "created_at": null, "role": "owner"}
-        ]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"workspaces": [
+                {"workspace_id": "ws_1", "name": "Main", "created_at": null, "role": "owner"}
+            ]})),
+        )
         .mount(&server)
         .await;
     let client = fast(&server.uri()).build().unwrap();
@@ -172,7 +172,11 @@ async fn rate_limit_honours_retry_after() {
     let t = Instant::now();
     client.workspaces().await.unwrap();
     // Our own backoff is at most 5 ms here, so 300 ms can only come from the header.
-    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(requests_to(&server, "/workspaces").await.len(), 2);
 }
 
@@ -269,7 +273,10 @@ impl IdempotentServer {
             .unwrap_or_default()
             .to_owned();
         let body: Value = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(body["idempotency_key"], header_key, "body and header keys differ");
+        assert_eq!(
+            body["idempotency_key"], header_key,
+            "body and header keys differ"
+        );
         self.creates_seen.lock().unwrap().push(header_key.clone());
         let mut runs = self.runs.lock().unwrap();
         if let Some(id) = runs.get(&header_key) {
@@ -306,7 +313,11 @@ async fn one_run_despite(lost: ResponseTemplate) {
         .unwrap();
     let done = client.run(&upscale()).await.unwrap();
     assert_eq!(done.run_id, "run_1");
-    assert_eq!(state.runs.lock().unwrap().len(), 1, "exactly one run created");
+    assert_eq!(
+        state.runs.lock().unwrap().len(),
+        1,
+        "exactly one run created"
+    );
     let seen = state.creates_seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "one lost attempt and one replay");
     assert_eq!(seen[0], seen[1], "the retry reuses the key");
@@ -424,7 +435,10 @@ async fn polls_pending_running_completed_into_typed_outputs() {
     let client = fast(&server.uri()).build().unwrap();
     let mut handle = client.start(&upscale()).await.unwrap();
     let mut seen = Vec::new();
-    let done = handle.wait_with(|r| seen.push(r.status.clone())).await.unwrap();
+    let done = handle
+        .wait_with(|r| seen.push(r.status.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         seen,
         [RunStatus::Pending, RunStatus::Running, RunStatus::Completed]
@@ -516,7 +530,9 @@ async fn wait_gives_up_at_the_deadline() {
         other => panic!("{other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(3));
-    let polls = requests_to(&server, "/techniques/upscale/runs/run_1").await.len();
+    let polls = requests_to(&server, "/techniques/upscale/runs/run_1")
+        .await
+        .len();
     assert!((3..=25).contains(&polls), "{polls} polls");
 }
 
@@ -573,7 +589,11 @@ async fn top_level_route_checks_ids_and_sends_key_in_header_only() {
         .respond_with(move |req: &Request| {
             let body: Value = serde_json::from_slice(&req.body).unwrap();
             let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-            assert_eq!(keys, ["inputs", "technique_id", "workspace_id"], "no extra fields");
+            assert_eq!(
+                keys,
+                ["inputs", "technique_id", "workspace_id"],
+                "no extra fields"
+            );
             assert_eq!(body["inputs"]["input_image"], "https://example.com/in.png");
             ResponseTemplate::new(201).set_body_json(json!({
                 "run_id": "run_7", "type": "technique", "estimated_seconds": 20,
@@ -634,7 +654,9 @@ async fn run_history_streams_and_dynamic_runs_work() {
         .await;
     Mock::given(method("POST"))
         .and(path("/techniques/tech_x/runs"))
-        .and(body_partial_json(json!({"inputs": [{"id": "p", "type": "text", "value": "hi"}]})))
+        .and(body_partial_json(
+            json!({"inputs": [{"id": "p", "type": "text", "value": "hi"}]}),
+        ))
         .respond_with(ResponseTemplate::new(201).set_body_json(completed_json("run_b")))
         .mount(&server)
         .await;
@@ -650,12 +672,21 @@ async fn run_history_streams_and_dynamic_runs_work() {
     assert_eq!(runs[0].run_id, "run_a");
     assert_eq!(runs[0].extra["project_id"], "prj_1");
     let mut h = client
-        .start_run("tech_x", vec![RunInput::new("p", "text", "hi")], Default::default())
+        .start_run(
+            "tech_x",
+            vec![RunInput::new("p", "text", "hi")],
+            Default::default(),
+        )
         .await
         .unwrap();
     // Completed at creation: no poll needed.
     assert_eq!(h.wait_run().await.unwrap().run_id, "run_b");
-    assert_eq!(requests_to(&server, "/techniques/tech_x/runs/run_b").await.len(), 0);
+    assert_eq!(
+        requests_to(&server, "/techniques/tech_x/runs/run_b")
+            .await
+            .len(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -666,9 +697,7 @@ async fn connection_errors_are_retried_then_reported() {
         .local_addr()
         .unwrap()
         .port();
-    let client = fast(&format!("http://127.0.0.1:{port}"))
-        .build()
-        .unwrap();
+    let client = fast(&format!("http://127.0.0.1:{port}")).build().unwrap();
     let err = client.workspaces().await.unwrap_err();
     match &err {
         Error::Connection { attempts, .. } => assert_eq!(*attempts, 3),
@@ -682,10 +711,10 @@ async fn connection_errors_are_retried_then_reported() {
 async fn decode_errors_keep_a_bounded_snippet() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
-            "{{\"oops\": \"{}\"",
-            "x".repeat(10_000)
-        )))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(format!("{{\"oops\": \"{}\"", "x".repeat(10_000))),
+        )
         .mount(&server)
         .await;
     let client = fast(&server.uri()).build().unwrap();

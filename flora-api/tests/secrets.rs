@@ -46,10 +46,10 @@ async fn key_never_appears_in_debug_errors_or_traces() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(error_json(
-            "invalid_api_key",
-            "Invalid API key.",
-        )))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(error_json("invalid_api_key", "Invalid API key.")),
+        )
         .mount(&server)
         .await;
 
@@ -69,7 +69,10 @@ async fn key_never_appears_in_debug_errors_or_traces() {
     texts.push(format!("{err} {err:?}"));
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("flora.request"), "spans were captured: {logs}");
+    assert!(
+        logs.contains("flora.request"),
+        "spans were captured: {logs}"
+    );
     assert!(logs.contains("attempt=2"), "the retry was traced: {logs}");
     texts.push(logs);
     for t in &texts {
@@ -96,7 +99,12 @@ fn from_env_reads_and_checks_variables() {
     let err = Client::from_env().unwrap_err().to_string();
     assert!(err.contains("FLORA_API_KEY"), "{err}");
     unsafe { std::env::set_var("FLORA_API_KEY", "") };
-    assert!(Client::from_env().unwrap_err().to_string().contains("FLORA_API_KEY"));
+    assert!(
+        Client::from_env()
+            .unwrap_err()
+            .to_string()
+            .contains("FLORA_API_KEY")
+    );
     unsafe { std::env::set_var("FLORA_API_KEY", KEY) };
     let c = Client::from_env().unwrap();
     assert_eq!(c.base_url().as_str(), "https://app.flora.ai/api/v1");

@@ -24,11 +24,14 @@ fn escape_line(line: &str) -> String {
             // Line-start markers: lists (`-`, `+`, `1.`), setext rules (`=`).
             if word.starts_with(['-', '+', '=']) {
                 out.push('\\');
-            } else if let Some(rest) = word.trim_start_matches(|c: char| c.is_ascii_digit()).get(..1)
+            } else if let Some(rest) = word
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .get(..1)
                 && word.starts_with(|c: char| c.is_ascii_digit())
                 && (rest == "." || rest == ")")
             {
-                let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let digits =
+                    word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
                 out.push_str(&word[..digits]);
                 out.push('\\');
                 push_escaped(&mut out, &word[digits..]);

@@ -69,16 +69,24 @@ fn slot_doc(slot: &SlotSpec, is_input: bool) -> Vec<String> {
         lines.push("- Also accepts an element id (use the dynamic API to pass one)".to_owned());
     }
     if d.allow_multiple {
-        lines.push("- The API allows several values (one run each); this field takes one".to_owned());
+        lines.push(
+            "- The API allows several values (one run each); this field takes one".to_owned(),
+        );
     }
     lines
 }
 
 fn example_value(slot: &SlotSpec) -> String {
     let v = match slot.kind {
-        Kind::Image => "::flora_api::ImageUrl::parse(\"https://example.com/input.png\")?".to_owned(),
-        Kind::Video => "::flora_api::VideoUrl::parse(\"https://example.com/input.mp4\")?".to_owned(),
-        Kind::Audio => "::flora_api::AudioUrl::parse(\"https://example.com/input.mp3\")?".to_owned(),
+        Kind::Image => {
+            "::flora_api::ImageUrl::parse(\"https://example.com/input.png\")?".to_owned()
+        }
+        Kind::Video => {
+            "::flora_api::VideoUrl::parse(\"https://example.com/input.mp4\")?".to_owned()
+        }
+        Kind::Audio => {
+            "::flora_api::AudioUrl::parse(\"https://example.com/input.mp3\")?".to_owned()
+        }
         Kind::Document => {
             "::flora_api::DocumentUrl::parse(\"https://example.com/input.pdf\")?".to_owned()
         }
@@ -148,7 +156,11 @@ pub fn technique(t: &TechniqueSpec) -> TokenStream {
         let f = ident(&i.name.rust);
         let d = doc_attrs(&slot_doc(i, true));
         let ty = ty(i.kind);
-        let ty = if i.optional { quote!(::core::option::Option<#ty>) } else { ty };
+        let ty = if i.optional {
+            quote!(::core::option::Option<#ty>)
+        } else {
+            ty
+        };
         quote! { #d pub #f: #ty, }
     });
     let pushes = t.inputs.iter().map(|i| {

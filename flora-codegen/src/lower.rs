@@ -143,11 +143,16 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
         Err(e) => {
             cx.err(
                 "",
-                format!(
-                    "invalid JSON at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
+                {
+                    let location = format!(" at line {} column {}", e.line(), e.column());
+                    let what = e.to_string();
+                    let what = what.strip_suffix(&location).unwrap_or(&what).to_owned();
+                    format!(
+                        "invalid JSON at line {}, column {}: {what}",
+                        e.line(),
+                        e.column()
+                    )
+                },
                 REGEN_HINT,
             );
             return None;
@@ -156,7 +161,10 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
     let Value::Object(obj) = &root else {
         cx.err(
             "",
-            format!("a technique schema must be a JSON object, found {}", kind_of(&root)),
+            format!(
+                "a technique schema must be a JSON object, found {}",
+                kind_of(&root)
+            ),
             REGEN_HINT,
         );
         return None;
@@ -195,7 +203,11 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "missing `run_cost`",
             "the generated docs state the cost per run; fetch the schema again",
         ),
-        Some(c) if c < 0.0 => cx.err("/run_cost", format!("`run_cost` is negative ({c})"), REGEN_HINT),
+        Some(c) if c < 0.0 => cx.err(
+            "/run_cost",
+            format!("`run_cost` is negative ({c})"),
+            REGEN_HINT,
+        ),
         _ => {}
     }
 
@@ -212,7 +224,11 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
     };
     Some(TechniqueSpec {
         file: file.path.clone(),
-        outputs_name: format!("{}Outputs", naming::unraw(&struct_name.rust)),
+        // `Self_` (escaped keyword) gets `SelfOutputs`: the suffix already makes it no keyword.
+        outputs_name: format!(
+            "{}Outputs",
+            naming::unraw(&struct_name.rust).trim_end_matches('_')
+        ),
         module,
         struct_name,
         technique_id,
@@ -250,7 +266,11 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
     for (i, item) in list.iter().enumerate() {
         let at = format!("/{key}/{i}");
         let Value::Object(slot) = item else {
-            cx.err(&at, format!("a slot must be an object, found {}", kind_of(item)), REGEN_HINT);
+            cx.err(
+                &at,
+                format!("a slot must be an object, found {}", kind_of(item)),
+                REGEN_HINT,
+            );
             continue;
         };
         let id = match slot.get("id") {
@@ -260,22 +280,38 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
                 continue;
             }
             None | Some(Value::Null) => {
-                cx.err(&at, "missing `id`", "every slot needs the id the API knows it by");
+                cx.err(
+                    &at,
+                    "missing `id`",
+                    "every slot needs the id the API knows it by",
+                );
                 continue;
             }
             Some(other) => {
-                cx.err(format!("{at}/id"), format!("`id` must be a string, found {}", kind_of(other)), REGEN_HINT);
+                cx.err(
+                    format!("{at}/id"),
+                    format!("`id` must be a string, found {}", kind_of(other)),
+                    REGEN_HINT,
+                );
                 continue;
             }
         };
         let wire_type = match slot.get("type") {
             Some(Value::String(s)) => s.clone(),
             None | Some(Value::Null) => {
-                cx.err(&at, format!("slot `{id}` is missing `type`"), format!("use one of {}", known_types()).as_str());
+                cx.err(
+                    &at,
+                    format!("slot `{id}` is missing `type`"),
+                    format!("use one of {}", known_types()).as_str(),
+                );
                 continue;
             }
             Some(other) => {
-                cx.err(format!("{at}/type"), format!("`type` must be a string, found {}", kind_of(other)), REGEN_HINT);
+                cx.err(
+                    format!("{at}/type"),
+                    format!("`type` must be a string, found {}", kind_of(other)),
+                    REGEN_HINT,
+                );
                 continue;
             }
         };
@@ -298,7 +334,11 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
         let docs = SlotDocs {
             name: cx.opt_string(slot, &at, &["name"]),
             description: cx.opt_string(slot, &at, &["description"]),
-            aspect_ratio: cx.opt_string(slot, &at, &["specified_aspect_ratio", "specifiedAspectRatio"]),
+            aspect_ratio: cx.opt_string(
+                slot,
+                &at,
+                &["specified_aspect_ratio", "specifiedAspectRatio"],
+            ),
             duration: cx.opt_number(slot, &at, &["specified_duration", "specifiedDuration"]),
             accepts_element: cx.opt_bool(slot, &at, &["accepts_element", "acceptsElement"]),
             allow_multiple: cx.opt_bool(slot, &at, &["allow_multiple", "allowMultiple"]),
@@ -306,13 +346,20 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
         let Some(name) = naming::snake(&id) else {
             cx.err(
                 format!("{at}/id"),
-                format!("{} id `{id}` has no letters or digits to build a field name from", &key[..key.len() - 1]),
+                format!(
+                    "{} id `{id}` has no letters or digits to build a field name from",
+                    &key[..key.len() - 1]
+                ),
                 "this id cannot be used from Rust; report it to the technique's author",
             );
             continue;
         };
         if let Some((first_at, first_id)) = taken.get(&name.rust) {
-            let what = if first_id == &id { "is declared twice" } else { "collides" };
+            let what = if first_id == &id {
+                "is declared twice"
+            } else {
+                "collides"
+            };
             cx.err(
                 format!("{at}/id"),
                 format!(
@@ -339,16 +386,25 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
 /// Reports techniques whose Rust names clash (struct, outputs struct or module).
 pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) -> Vec<bool> {
     // Every generated name in the `techniques` namespace -> the file that produced it.
-    let mut owners: BTreeMap<String, (&str, &'static str)> = BTreeMap::new();
+    let mut owners: BTreeMap<(&'static str, String), (&str, &'static str)> = BTreeMap::new();
     let mut bad = vec![false; specs.len()];
     for (i, spec) in specs.iter().enumerate() {
+        // Modules and types share Rust's type namespace, but a snake_case module name can
+        // never equal an UpperCamelCase type name, so they are checked apart.
         let names = [
-            (naming::unraw(&spec.struct_name.rust).to_owned(), "struct"),
-            (spec.outputs_name.clone(), "outputs struct"),
-            (format!("mod {}", naming::unraw(&spec.module.rust)), "module"),
+            (
+                ("type", naming::unraw(&spec.struct_name.rust).to_owned()),
+                "struct",
+            ),
+            (("type", spec.outputs_name.clone()), "outputs struct"),
+            (
+                ("mod", naming::unraw(&spec.module.rust).to_owned()),
+                "module",
+            ),
         ];
-        for (name, what) in names {
-            if let Some((other, other_what)) = owners.get(&name) {
+        for (key, what) in names {
+            let name = key.1.clone();
+            if let Some((other, other_what)) = owners.get(&key) {
                 diags.push(Diagnostic::new(
                     &spec.file,
                     "",
@@ -361,7 +417,7 @@ pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) -> Vec
                 ));
                 bad[i] = true;
             } else {
-                owners.insert(name, (&spec.file, what));
+                owners.insert(key, (&spec.file, what));
             }
         }
     }

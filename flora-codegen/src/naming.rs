@@ -17,31 +17,23 @@ pub struct Name {
 
 /// Strict and reserved keywords of Rust 2024 (which accept the `r#` form).
 const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do",
-    "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in",
-    "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "static", "struct", "trait", "true", "try", "type", "typeof", "union",
-    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
+    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
+    "static", "struct", "trait", "true", "try", "type", "typeof", "union", "unsafe", "unsized",
+    "use", "virtual", "where", "while", "yield",
 ];
 
 /// Keywords that cannot be raw identifiers: they get a `_` suffix.
 const NON_RAW_KEYWORDS: &[&str] = &["self", "Self", "super", "crate", "_"];
 
-/// Splits `input` into ASCII words: ASCII letters and digits are kept, any other
-/// alphanumeric character becomes a word `u<hex>` of its own, everything else separates.
-/// The result is what `heck` then cases.
+/// Transliterates `input` to ASCII (`é` → `e`, `日本` → `Ri Ben`, via `deunicode`), keeping
+/// letters and digits; everything else separates words. The result is what `heck` then cases.
 fn ascii_words(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if c.is_alphanumeric() {
-            out.push_str(&format!(" u{:04x} ", c as u32));
-        } else {
-            out.push(' ');
-        }
-    }
-    out
+    deunicode::deunicode_with_tofu(input, " ")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+        .collect()
 }
 
 fn escape_keyword(ident: String) -> String {
@@ -103,7 +95,10 @@ mod tests {
     #[test]
     fn cases() {
         assert_eq!(c("cctv-cam"), "CctvCam");
-        assert_eq!(c("turn-any-product-into-4-ad-visuals"), "TurnAnyProductInto4AdVisuals");
+        assert_eq!(
+            c("turn-any-product-into-4-ad-visuals"),
+            "TurnAnyProductInto4AdVisuals"
+        );
         assert_eq!(s("input_image"), "input_image");
         assert_eq!(s("inputImage"), "input_image");
         assert_eq!(s("Input Image"), "input_image");
@@ -126,8 +121,10 @@ mod tests {
     fn digits_and_unicode_give_valid_identifiers() {
         assert_eq!(s("1st-image"), "_1st_image");
         assert_eq!(c("3d-model"), "T3dModel");
-        assert_eq!(s("café"), "caf_u00e9");
-        assert_eq!(s("日本"), "u65e5_u672c");
+        assert_eq!(s("café"), "cafe");
+        assert_eq!(s("légende"), "legende");
+        assert_eq!(s("日本"), "ri_ben");
+        assert_eq!(s("🙂"), "slight_smile");
         assert_eq!(s("---"), "");
         assert_eq!(s(""), "");
         for w in ["1st-image", "café", "a b.c-d", "日本", "type", "self"] {

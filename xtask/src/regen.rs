@@ -252,7 +252,11 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
             (m, source)
         }
         _ => {
-            let why = if opts.offline { "--offline" } else { "no FLORA_API_KEY" };
+            let why = if opts.offline {
+                "--offline"
+            } else {
+                "no FLORA_API_KEY"
+            };
             let source = format!(
                 "Offline ({why}): regenerating code from the {} committed schema(s) in schemas/.",
                 old_schemas.len()
@@ -282,7 +286,13 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
 
     let old_generated = read_dir(&layout.generated, "rs")?;
     let mut plans = Vec::new();
-    plan_dir(&mut plans, &layout.schemas, "schemas", &old_schemas, &new_schemas);
+    plan_dir(
+        &mut plans,
+        &layout.schemas,
+        "schemas",
+        &old_schemas,
+        &new_schemas,
+    );
     plan_dir(
         &mut plans,
         &layout.generated,
@@ -317,13 +327,15 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
 /// Writes every file through a temporary sibling and a rename, then removes stale files.
 fn apply(layout: &Layout, plans: Vec<Plan>) -> Result<(), String> {
     for dir in [&layout.schemas, &layout.generated] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut staged = Vec::new();
     for plan in &plans {
         if let Plan::Write(path, text) = plan {
             let tmp = path.with_extension("regen-tmp");
-            std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            std::fs::write(&tmp, text)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
             staged.push((tmp, path));
         }
     }

@@ -22,7 +22,11 @@ pub struct Change {
 
 fn rust_type(s: &SlotSpec) -> String {
     let t = s.kind.type_name();
-    if s.optional { format!("Option<{t}>") } else { t.to_owned() }
+    if s.optional {
+        format!("Option<{t}>")
+    } else {
+        t.to_owned()
+    }
 }
 
 fn slots(
@@ -44,7 +48,10 @@ fn slots(
     };
     for (id, n) in &new {
         match old.get(id) {
-            None => push(format!("{what} `{id}` added ({})", rust_type(n)), added_breaks),
+            None => push(
+                format!("{what} `{id}` added ({})", rust_type(n)),
+                added_breaks,
+            ),
             Some(o) => {
                 if o.optional != n.optional {
                     let became = if n.optional { "optional" } else { "required" };
@@ -60,7 +67,10 @@ fn slots(
                     );
                 } else if o.wire_type != n.wire_type {
                     push(
-                        format!("{what} `{id}` wire type `{}` -> `{}`", o.wire_type, n.wire_type),
+                        format!(
+                            "{what} `{id}` wire type `{}` -> `{}`",
+                            o.wire_type, n.wire_type
+                        ),
                         false,
                     );
                 }
@@ -121,7 +131,8 @@ pub fn render(changes: &[Change], techniques: usize) -> String {
     };
     let added = count(&|c| c.what.starts_with("added as"));
     let removed = count(&|c| c.what.starts_with("removed upstream"));
-    let changed = count(&|c| !c.what.starts_with("added as") && !c.what.starts_with("removed upstream"));
+    let changed =
+        count(&|c| !c.what.starts_with("added as") && !c.what.starts_with("removed upstream"));
     let _ = writeln!(
         s,
         "{techniques} technique(s): {added} added, {removed} removed, {changed} changed"

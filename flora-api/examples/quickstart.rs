@@ -1,0 +1,28 @@
+//! The README's usage example; `cargo test` builds it, so it cannot rot.
+//! Run it with `FLORA_API_KEY=sk_… cargo run -p flora-api --example quickstart` (costs a run).
+
+use flora_api::{Client, ImageUrl, techniques::CctvCam};
+
+#[tokio::main]
+async fn main() -> Result<(), flora_api::Error> {
+    let client = Client::from_env()?; // FLORA_API_KEY; optional FLORA_BASE_URL
+    let done = CctvCam {
+        input_image: ImageUrl::parse("https://example.com/face.png")?,
+    }
+    .run(&client) // start + wait
+    .await?;
+    let image: &ImageUrl = &done.outputs.output_image;
+    println!("{image} cost {:?} USD", done.charged_cost);
+
+    // Start only, wait later (or elsewhere):
+    let mut handle = CctvCam {
+        input_image: image.clone(),
+    }
+    .start(&client)
+    .await?;
+    let again = handle
+        .wait_with(|run| println!("{} {:?}", run.status, run.progress))
+        .await?;
+    println!("{}", again.outputs.output_image);
+    Ok(())
+}

@@ -1,0 +1,5 @@
+use flora_api::techniques::CctvCam;
+
+fn main() {
+    let _ = CctvCam {};
+}
