@@ -20,6 +20,9 @@ pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
 /// Environment variable with extra headers, one `Name: value` per line (as the official SDKs).
 pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
 
+/// Default cap on concurrent requests per client.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
 pub(crate) const USER_AGENT: &str = concat!("flora-api-rust/", env!("CARGO_PKG_VERSION"));
 
 /// A FLORA API client. Cheap to clone (one `Arc`); share it across tasks.
@@ -47,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) poll: PollPolicy,
     pub(crate) headers: HeaderMap,
     pub(crate) workspace_id: Option<String>,
+    /// Caps requests in flight at once (held per attempt, not while waiting between polls).
+    pub(crate) in_flight: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Client {
@@ -157,6 +162,7 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     headers: Vec<(String, String)>,
     workspace_id: Option<String>,
+    max_in_flight: Option<usize>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -230,6 +236,14 @@ impl ClientBuilder {
         self
     }
 
+    /// At most this many requests in flight at once across all clones of the client
+    /// (default 64). Thousands of concurrent `run()` calls then share a bounded set of
+    /// connections instead of opening one each; polls wait their turn.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
     /// Checks the configuration and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         let api_key = match self.api_key {
@@ -274,6 +288,10 @@ impl ClientBuilder {
                 "retry_backoff: min must not exceed max".to_owned(),
             ));
         }
+        let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 || max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(Error::Config("max_in_flight must be at least 1".to_owned()));
+        }
         let http = match self.http {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -294,6 +312,7 @@ impl ClientBuilder {
                 poll: self.poll.unwrap_or_default(),
                 headers,
                 workspace_id: self.workspace_id,
+                in_flight: tokio::sync::Semaphore::new(max_in_flight),
             }),
         })
     }

@@ -43,7 +43,8 @@ mod wire;
 pub mod techniques;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, ENV_CUSTOM_HEADERS,
+    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
+    ENV_CUSTOM_HEADERS,
 };
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};

@@ -118,10 +118,13 @@ impl Client {
                 attempt,
                 status = tracing::field::Empty,
             );
-            let outcome = self
-                .attempt(&call, body.as_deref())
-                .instrument(span.clone())
-                .await?;
+            let outcome = {
+                // Closed only if the client is dropped mid-call, which cannot happen here.
+                let _permit = inner.in_flight.acquire().await.ok();
+                self.attempt(&call, body.as_deref())
+                    .instrument(span.clone())
+                    .await?
+            };
             let (outcome, hint, rate_limited) = match outcome {
                 Attempt::Done(status, headers, text) => {
                     span.record("status", status.as_u16());

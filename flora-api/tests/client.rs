@@ -724,3 +724,29 @@ async fn decode_errors_keep_a_bounded_snippet() {
     assert!(msg.contains("GET /techniques/x"), "{msg}");
     assert!(msg.len() < 3_000, "{}", msg.len());
 }
+
+#[tokio::test]
+async fn max_in_flight_bounds_concurrent_requests() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"workspaces": []}))
+                .set_delay(Duration::from_millis(150)),
+        )
+        .mount(&server)
+        .await;
+    let client = fast(&server.uri()).max_in_flight(2).build().unwrap();
+    let t = Instant::now();
+    let calls = (0..6).map(|_| client.workspaces());
+    for r in futures_util::future::join_all(calls).await {
+        r.unwrap();
+    }
+    // Six 150 ms requests, two at a time: at least three rounds.
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(fast(&server.uri()).max_in_flight(0).build().is_err());
+}

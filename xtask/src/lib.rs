@@ -6,8 +6,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 pub mod regen;
 pub mod report;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 

@@ -34,6 +34,19 @@ enum Command {
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
     },
+    /// Measure codegen throughput, compile cost, client overhead, scale and poll economy
+    /// (see BENCHMARKS.md). Use `cargo xtask-release bench` for the documented figures.
+    Bench {
+        /// Smallest size of each bench only (a smoke test).
+        #[arg(long)]
+        quick: bool,
+        /// Only these benches: codegen, compile, client, scale, poll.
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+    },
+    /// The loopback mock server used by `bench` (prints its URL, serves until killed).
+    #[command(hide = true)]
+    BenchServer,
 }
 
 #[tokio::main]
@@ -58,6 +71,25 @@ async fn main() -> ExitCode {
             };
             run_regen(opts).await
         }
+        Command::Bench { quick, only } => {
+            match xtask::bench::run(&xtask::bench::BenchOptions { quick, only }).await {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchServer => match xtask::bench::serve().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench server failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
