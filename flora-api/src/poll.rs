@@ -218,7 +218,8 @@ impl<T> RunHandle<T> {
     }
 
     /// Polls until the run is `completed` (returned) or `failed` ([`Error::RunFailed`]),
-    /// or the poll policy's deadline passes ([`Error::WaitTimeout`]).
+    /// or the poll policy's deadline passes ([`Error::WaitTimeout`]). Transient poll
+    /// failures (5xx, 429, connection errors) are retried until the deadline.
     pub async fn wait_run(&mut self) -> Result<Run, Error> {
         self.wait_run_with(|_| {}).await
     }
@@ -242,7 +243,17 @@ impl<T> RunHandle<T> {
             }
             let delay = delays.next().unwrap_or(policy.max_interval);
             tokio::time::sleep(delay.min(remaining)).await;
-            let run = self.poll().await?;
+            let run = match self.poll().await {
+                Ok(run) => run,
+                // The run goes on server-side: a poll that failed even after the transport's
+                // retries (a 503 burst, a dropped connection) is not the run failing. Keep
+                // polling until the deadline; report the error only if time runs out.
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                    tracing::warn!(run_id = %self.run_id, error = %e, "poll failed; will poll again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             tracing::debug!(run_id = %run.run_id, status = %run.status, progress = ?run.progress, "polled");
             on_update(&run);
             if run.status.is_terminal() {

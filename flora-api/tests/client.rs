@@ -750,3 +750,56 @@ async fn max_in_flight_bounds_concurrent_requests() {
     );
     assert!(fast(&server.uri()).max_in_flight(0).build().is_err());
 }
+
+#[tokio::test]
+async fn wait_survives_transient_poll_failures() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(run_json("run_1", "pending")))
+        .mount(&server)
+        .await;
+    // Five 503s: more than one poll's retries (3 attempts) can absorb.
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(error_json("service_unavailable", "x")),
+        )
+        .up_to_n_times(5)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completed_json("run_1")))
+        .mount(&server)
+        .await;
+    let client = fast(&server.uri()).build().unwrap();
+    let done = client.run(&upscale()).await.unwrap();
+    assert_eq!(done.run_id, "run_1");
+    assert_eq!(
+        requests_to(&server, "/techniques/upscale/runs/run_1")
+            .await
+            .len(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn wait_reports_a_non_retryable_poll_error_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(run_json("run_1", "pending")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(error_json("not_found", "gone")))
+        .mount(&server)
+        .await;
+    let client = fast(&server.uri()).build().unwrap();
+    let err = client.run(&upscale()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(
+        requests_to(&server, "/techniques/upscale/runs/run_1")
+            .await
+            .len(),
+        1
+    );
+}

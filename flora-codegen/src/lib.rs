@@ -57,19 +57,38 @@ pub fn generate(files: &[SchemaFile]) -> Result<GeneratedFiles, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut sorted: Vec<&SchemaFile> = files.iter().collect();
     sorted.sort_by(|a, b| (a.slug(), &a.path).cmp(&(b.slug(), &b.path)));
-    let specs: Vec<ir::TechniqueSpec> = sorted
-        .iter()
-        .filter_map(|f| lower::lower(f, &mut diags))
+    use rayon::prelude::*;
+    let lowered: Vec<(Option<ir::TechniqueSpec>, Diagnostics)> = sorted
+        .par_iter()
+        .map(|f| {
+            let mut d = Diagnostics::default();
+            (lower::lower(f, &mut d), d)
+        })
         .collect();
+    let mut specs = Vec::with_capacity(lowered.len());
+    for (spec, d) in lowered {
+        diags.0.extend(d.0);
+        specs.extend(spec);
+    }
     lower::check_collisions(&specs, &mut diags);
     if !diags.is_empty() {
         diags.0.sort();
         return Err(diags);
     }
     let mut out = GeneratedFiles::default();
-    for spec in &specs {
-        let name = format!("{}.rs", naming::unraw(&spec.module.rust));
-        match render::render(&spec.file, &header(&spec.file), emit::technique(spec)) {
+    // Techniques are independent: emit and format them on all cores. The results are
+    // collected in `specs` order and keyed in a BTreeMap, so the bytes do not depend on
+    // scheduling.
+    let rendered: Vec<(String, Result<String, Diagnostic>)> = specs
+        .par_iter()
+        .map(|spec| {
+            let name = format!("{}.rs", naming::unraw(&spec.module.rust));
+            let text = render::render(&spec.file, &header(&spec.file), emit::technique(spec));
+            (name, text)
+        })
+        .collect();
+    for (name, text) in rendered {
+        match text {
             Ok(text) => {
                 out.files.insert(name, text);
             }

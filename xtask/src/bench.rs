@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use flora_api::{
 use serde_json::json;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::synth;
+use crate::{scratch, synth};
 
 /// Which benches, and how big.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +73,7 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
             out += &client_overhead(opts, &server.base).await?;
         }
         if opts.wants("scale") {
-            out += &scale(opts, &server.base).await?;
+            out += &scale_in_child(opts, &server.base)?;
         }
         if opts.wants("poll") {
             out += &poll_economy(&server.base).await?;
@@ -125,66 +125,26 @@ fn codegen(opts: &BenchOptions) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------
 // 2. Compile cost of generated code
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path();
-        let dest = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &dest)?;
-        } else {
-            std::fs::copy(&path, &dest).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// A scratch copy of the workspace (sources only) under `target/`, sharing nothing with the
-/// real tree but the registry cache.
-fn scratch_workspace() -> Result<(PathBuf, PathBuf), String> {
-    let root = crate::workspace_root();
-    let base = root.join("target").join("bench-scratch");
-    let ws = base.join("ws");
-    let _ = std::fs::remove_dir_all(&ws);
-    std::fs::create_dir_all(&ws).map_err(|e| e.to_string())?;
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(root.join(f), ws.join(f)).map_err(|e| format!("{f}: {e}"))?;
-    }
-    for d in ["flora-api", "flora-codegen", "xtask"] {
-        copy_dir(&root.join(d), &ws.join(d))?;
-    }
-    Ok((ws, base.join("target")))
-}
-
 fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
-    let dir = ws.join("flora-api/src/techniques");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let generated =
         flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
-    let mut technique_lines = 0;
-    for (name, text) in &generated.files {
-        if name != "mod.rs" {
-            technique_lines += text.lines().count();
-        }
-        std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
-    }
-    Ok(technique_lines)
+    scratch::write_techniques(ws, &generated.files)?;
+    Ok(generated
+        .files
+        .iter()
+        .filter(|(name, _)| *name != "mod.rs")
+        .map(|(_, text)| text.lines().count())
+        .sum())
 }
 
 fn cargo_build(ws: &Path, target: &Path) -> Result<Duration, String> {
     let t = Instant::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "-p", "flora-api", "--lib"])
-        .current_dir(ws)
-        .env("CARGO_TARGET_DIR", target)
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build failed in {}", ws.display()));
-    }
+    scratch::cargo(
+        ws,
+        target,
+        &["build", "--quiet", "-p", "flora-api", "--lib"],
+        &[],
+    )?;
     Ok(t.elapsed())
 }
 
@@ -204,7 +164,7 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
         &[0, 100, 1_000]
     };
     let runs = if opts.quick { 1 } else { 3 };
-    let (ws, target) = scratch_workspace()?;
+    let (ws, target) = scratch::workspace("bench")?;
     let mut out = String::from(
         "## 2. Compile cost of generated code (debug `cargo build -p flora-api`, deps built)\n\n\
          | techniques | median build | generated lines per technique |\n|---:|---:|---:|\n",
@@ -508,8 +468,27 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
-async fn scale(opts: &BenchOptions, base: &str) -> Result<String, String> {
-    let n = if opts.quick { 200 } else { 10_000 };
+/// Runs [`scale`] in a fresh process, so its peak RSS is not that of the other benches.
+fn scale_in_child(opts: &BenchOptions, base: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench-scale", "--base-url", base]);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start the scale bench: {e}"))?;
+    if !out.status.success() {
+        return Err("the scale bench failed".to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Bench 4, in its own process (`xtask bench-scale`): many concurrent `run()` calls.
+pub async fn scale(quick: bool, base: &str) -> Result<String, String> {
+    let n = if quick { 200 } else { 10_000 };
     let client = Client::builder()
         .api_key("sk_bench")
         .base_url(base)
@@ -533,6 +512,7 @@ async fn scale(opts: &BenchOptions, base: &str) -> Result<String, String> {
         })
         .collect();
     let mut ok = 0usize;
+    // `--quick` is CI's smoke test: any failed run fails it.
     let mut first_err = None;
     for task in tasks {
         match task.await {
@@ -549,7 +529,7 @@ async fn scale(opts: &BenchOptions, base: &str) -> Result<String, String> {
     let peak = peak_rss_kib().unwrap_or(0);
     let mut out = format!(
         "## 4. {n} concurrent `run()` calls (each: create + 3 polls, 10–50 ms poll policy)\n\n\
-         | succeeded | wall time | runs/s | peak RSS (whole xtask process) | peak RSS before |\n\
+         | succeeded | wall time | runs/s | peak RSS of the process | RSS before the runs |\n\
          |---:|---:|---:|---:|---:|\n| {ok}/{n} | {:.2} s | {:.0} | {:.1} MiB | {:.1} MiB |\n",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
@@ -557,11 +537,15 @@ async fn scale(opts: &BenchOptions, base: &str) -> Result<String, String> {
         before as f64 / 1024.0,
     );
     if let Some(e) = first_err {
+        if quick {
+            return Err(format!("{} of {n} runs failed; first: {e}", n - ok));
+        }
         let _ = writeln!(out, "\nFirst failure: {e}");
     }
     let _ = writeln!(
         out,
-        "\nBudget: all succeed, peak RSS < 100 MiB. The mock server runs in a child process.\n"
+        "\nBudget: all succeed, peak RSS < 100 MiB. Runs in a process of its own; the mock \
+         server in another.\n"
     );
     Ok(out)
 }

@@ -7,8 +7,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
+pub mod doc_fixtures;
 pub mod regen;
 pub mod report;
+pub mod scratch;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,19 @@ enum Command {
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
     },
+    /// Build the codegen fixtures (hostile docs included) into a scratch flora-api and
+    /// check `cargo doc -D warnings` and the doctests.
+    DocFixtures,
+    /// Bench 4 alone, in its own process (spawned by `bench`).
+    #[command(hide = true)]
+    BenchScale {
+        /// The bench server's URL.
+        #[arg(long)]
+        base_url: String,
+        /// 200 runs instead of 10,000.
+        #[arg(long)]
+        quick: bool,
+    },
     /// The loopback mock server used by `bench` (prints its URL, serves until killed).
     #[command(hide = true)]
     BenchServer,
@@ -79,6 +92,28 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::DocFixtures => match xtask::doc_fixtures::run() {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("doc-fixtures failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchScale { base_url, quick } => {
+            match xtask::bench::scale(quick, &base_url).await {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("scale bench failed: {e}");
                     ExitCode::FAILURE
                 }
             }
