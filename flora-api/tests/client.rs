@@ -803,3 +803,16 @@ async fn wait_reports_a_non_retryable_poll_error_at_once() {
         1
     );
 }
+
+#[test]
+fn client_and_handles_are_send_sync_and_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    assert_send_sync_clone::<flora_api::Client>();
+    assert_send_sync_clone::<flora_api::RunHandle<Upscale>>();
+    assert_send_sync_clone::<flora_api::RunHandle<flora_api::Untyped>>();
+    fn assert_send<T: Send>(_: &T) {}
+    let client = fast("http://127.0.0.1:9").build().unwrap();
+    let t = upscale();
+    assert_send(&client.run(&t));
+    assert_send(&client.start(&t));
+}

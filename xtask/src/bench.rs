@@ -487,9 +487,19 @@ fn scale_in_child(opts: &BenchOptions, base: &str) -> Result<String, String> {
 }
 
 /// Bench 4, in its own process (`xtask bench-scale`): many concurrent `run()` calls.
-pub async fn scale(quick: bool, base: &str) -> Result<String, String> {
+///
+/// `max_in_flight` overrides the client's cap, to measure what the cap buys.
+pub async fn scale(
+    quick: bool,
+    base: &str,
+    max_in_flight: Option<usize>,
+) -> Result<String, String> {
     let n = if quick { 200 } else { 10_000 };
-    let client = Client::builder()
+    let mut builder = Client::builder();
+    if let Some(m) = max_in_flight {
+        builder = builder.max_in_flight(m);
+    }
+    let client = builder
         .api_key("sk_bench")
         .base_url(base)
         .poll_policy(
@@ -527,8 +537,10 @@ pub async fn scale(quick: bool, base: &str) -> Result<String, String> {
     }
     let elapsed = t.elapsed();
     let peak = peak_rss_kib().unwrap_or(0);
+    let cap = max_in_flight.unwrap_or(flora_api::DEFAULT_MAX_IN_FLIGHT);
     let mut out = format!(
-        "## 4. {n} concurrent `run()` calls (each: create + 3 polls, 10–50 ms poll policy)\n\n\
+        "## 4. {n} concurrent `run()` calls (each: create + 3 polls, 10–50 ms poll policy, \
+         max_in_flight {cap})\n\n\
          | succeeded | wall time | runs/s | peak RSS of the process | RSS before the runs |\n\
          |---:|---:|---:|---:|---:|\n| {ok}/{n} | {:.2} s | {:.0} | {:.1} MiB | {:.1} MiB |\n",
         elapsed.as_secs_f64(),

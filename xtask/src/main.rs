@@ -56,6 +56,9 @@ enum Command {
         /// 200 runs instead of 10,000.
         #[arg(long)]
         quick: bool,
+        /// Override the client's max_in_flight.
+        #[arg(long)]
+        max_in_flight: Option<usize>,
     },
     /// The loopback mock server used by `bench` (prints its URL, serves until killed).
     #[command(hide = true)]
@@ -106,18 +109,20 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::BenchScale { base_url, quick } => {
-            match xtask::bench::scale(quick, &base_url).await {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("scale bench failed: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::BenchScale {
+            base_url,
+            quick,
+            max_in_flight,
+        } => match xtask::bench::scale(quick, &base_url, max_in_flight).await {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("scale bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::BenchServer => match xtask::bench::serve().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
