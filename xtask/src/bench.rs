@@ -380,7 +380,7 @@ async fn client_overhead(opts: &BenchOptions, base: &str) -> Result<String, Stri
             .post(&post_url)
             .bearer_auth("sk_bench")
             .header("accept", "application/json")
-            .header("idempotency-key", uuid_like())
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
             .timeout(Duration::from_secs(60))
             .json(&body)
             .send()
@@ -448,10 +448,6 @@ async fn client_overhead(opts: &BenchOptions, base: &str) -> Result<String, Stri
         "\n{iters} requests of each kind per client. Budget: ≤ 1.2×.\n"
     );
     Ok(out)
-}
-
-fn uuid_like() -> String {
-    format!("{:032x}", Instant::now().elapsed().as_nanos())
 }
 
 // ---------------------------------------------------------------------------------------
