@@ -188,8 +188,11 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "every technique has a `tech_…` id; fetch the schema again with `cargo xtask regen`",
         ),
         Some(id) if !id.starts_with("tech_") || id.len() == 5 => cx.err(
-            "/technique_id",
-            format!("technique id `{id}` does not start with `tech_`"),
+            format!(
+                "/{}",
+                Ctx::field(obj, &["technique_id", "techniqueId"]).map_or("technique_id", |f| f.0)
+            ),
+            format!("technique id `{id}` is not of the form `tech_…`"),
             REGEN_HINT,
         ),
         _ => {}
@@ -204,7 +207,10 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "the generated docs state the cost per run; fetch the schema again",
         ),
         Some(c) if c < 0.0 => cx.err(
-            "/run_cost",
+            format!(
+                "/{}",
+                Ctx::field(obj, &["run_cost", "runCost"]).map_or("run_cost", |f| f.0)
+            ),
             format!("`run_cost` is negative ({c})"),
             REGEN_HINT,
         ),

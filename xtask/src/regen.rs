@@ -149,6 +149,7 @@ async fn fetch(opts: &Options, key: &str) -> Result<BTreeMap<String, Value>, Str
     } else {
         indicatif::ProgressBar::hidden()
     };
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar.set_message("fetching techniques");
     let mut stream = std::pin::pin!(client.techniques(ListTechniques {
         limit: Some(100),
@@ -257,10 +258,13 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
             } else {
                 "no FLORA_API_KEY"
             };
-            let source = format!(
+            let mut source = format!(
                 "Offline ({why}): regenerating code from the {} committed schema(s) in schemas/.",
                 old_schemas.len()
             );
+            if !opts.only.is_empty() {
+                source.push_str(" (--only selects what to fetch; offline, every schema is used.)");
+            }
             (old_schemas.clone(), source)
         }
     };
