@@ -390,11 +390,10 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
 }
 
 /// Reports techniques whose Rust names clash (struct, outputs struct or module).
-pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) -> Vec<bool> {
+pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) {
     // Every generated name in the `techniques` namespace -> the file that produced it.
     let mut owners: BTreeMap<(&'static str, String), (&str, &'static str)> = BTreeMap::new();
-    let mut bad = vec![false; specs.len()];
-    for (i, spec) in specs.iter().enumerate() {
+    for spec in specs {
         // Modules and types share Rust's type namespace, but a snake_case module name can
         // never equal an UpperCamelCase type name, so they are checked apart.
         let names = [
@@ -421,11 +420,9 @@ pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) -> Vec
                     "two slugs map to one Rust name; remove one of the schema files \
                      (or use `cargo xtask regen --only`)",
                 ));
-                bad[i] = true;
             } else {
                 owners.insert(key, (&spec.file, what));
             }
         }
     }
-    bad
 }

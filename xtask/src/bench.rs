@@ -374,35 +374,30 @@ async fn client_overhead(opts: &BenchOptions, base: &str) -> Result<String, Stri
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((start, t.elapsed()))
     };
-    let bare_start = || async {
-        let t = Instant::now();
-        let v: serde_json::Value = bare
-            .post(&post_url)
-            .bearer_auth("sk_bench")
+    // The same shape as flora-api's requests: bearer auth, accept, 60 s timeout, JSON body.
+    let bare_json = |req: reqwest::RequestBuilder| async move {
+        req.bearer_auth("sk_bench")
             .header("accept", "application/json")
-            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
             .timeout(Duration::from_secs(60))
-            .json(&body)
             .send()
             .await
             .map_err(|e| e.to_string())?
-            .json()
+            .json::<serde_json::Value>()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    };
+    let bare_start = || async {
+        let t = Instant::now();
+        let v = bare_json(
+            bare.post(&post_url)
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+                .json(&body),
+        )
+        .await?;
         let start = t.elapsed();
         let id = v["run_id"].as_str().unwrap_or_default().to_owned();
         let t = Instant::now();
-        let _: serde_json::Value = bare
-            .get(format!("{base}/techniques/polls3/runs/{id}"))
-            .bearer_auth("sk_bench")
-            .header("accept", "application/json")
-            .timeout(Duration::from_secs(60))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        bare_json(bare.get(format!("{base}/techniques/polls3/runs/{id}"))).await?;
         Ok::<_, String>((start, t.elapsed()))
     };
     // Warm both connection pools, then interleave blocks so drift hits both alike.

@@ -76,7 +76,7 @@ impl Layout {
 }
 
 /// Reads `dir/*.<ext>` into name → contents (missing dir: empty).
-fn read_dir(dir: &Path, ext: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn read_dir(dir: &Path, ext: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

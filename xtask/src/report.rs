@@ -9,11 +9,24 @@ use std::fmt::Write;
 
 use flora_codegen::ir::{SlotSpec, TechniqueSpec};
 
+/// Whether a change adds, removes or alters a whole technique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A new technique.
+    Added,
+    /// A technique gone upstream.
+    Removed,
+    /// Something inside an existing technique.
+    Changed,
+}
+
 /// One line of the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// Technique slug.
     pub slug: String,
+    /// What kind of change.
+    pub scope: Scope,
     /// What changed.
     pub what: String,
     /// User code stops compiling.
@@ -42,6 +55,7 @@ fn slots(
     let mut push = |what: String, breaking: bool| {
         out.push(Change {
             slug: slug.to_owned(),
+            scope: Scope::Changed,
             what,
             breaking,
         })
@@ -92,6 +106,7 @@ pub fn diff(
         let Some(o) = old.get(slug) else {
             out.push(Change {
                 slug: slug.clone(),
+                scope: Scope::Added,
                 what: format!("added as `{}`", n.struct_name.rust),
                 breaking: false,
             });
@@ -102,6 +117,7 @@ pub fn diff(
         if o.run_cost != n.run_cost {
             out.push(Change {
                 slug: slug.clone(),
+                scope: Scope::Changed,
                 what: format!("run cost {} -> {} USD", o.run_cost, n.run_cost),
                 breaking: false,
             });
@@ -110,6 +126,7 @@ pub fn diff(
     for slug in old.keys().filter(|s| !new.contains_key(*s)) {
         out.push(Change {
             slug: slug.clone(),
+            scope: Scope::Removed,
             what: "removed upstream (schema and module deleted)".to_owned(),
             breaking: true,
         });
@@ -120,19 +137,21 @@ pub fn diff(
 /// The summary printed after a regen.
 pub fn render(changes: &[Change], techniques: usize) -> String {
     let mut s = String::new();
-    let count = |pred: &dyn Fn(&Change) -> bool| {
+    // Techniques touched per scope; changes of one technique are adjacent, so dedup counts.
+    let count = |scope: Scope| {
         let mut slugs: Vec<&str> = changes
             .iter()
-            .filter(|c| pred(c))
+            .filter(|c| c.scope == scope)
             .map(|c| c.slug.as_str())
             .collect();
         slugs.dedup();
         slugs.len()
     };
-    let added = count(&|c| c.what.starts_with("added as"));
-    let removed = count(&|c| c.what.starts_with("removed upstream"));
-    let changed =
-        count(&|c| !c.what.starts_with("added as") && !c.what.starts_with("removed upstream"));
+    let (added, removed, changed) = (
+        count(Scope::Added),
+        count(Scope::Removed),
+        count(Scope::Changed),
+    );
     let _ = writeln!(
         s,
         "{techniques} technique(s): {added} added, {removed} removed, {changed} changed"
