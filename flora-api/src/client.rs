@@ -97,13 +97,8 @@ impl Client {
             b = b.base_url(base.trim());
         }
         if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
-            for line in lines.lines().filter(|l| !l.trim().is_empty()) {
-                let Some((name, value)) = line.split_once(':') else {
-                    return Err(Error::Config(format!(
-                        "{ENV_CUSTOM_HEADERS}: line {line:?} is not `Name: value`"
-                    )));
-                };
-                b = b.header(name.trim(), value.trim());
+            for (name, value) in parse_custom_headers(&lines)? {
+                b = b.header(name, value);
             }
         }
         Ok(b)
@@ -124,8 +119,14 @@ impl Client {
         self.inner.workspace_id.as_deref()
     }
 
-    /// `base` + path segments, each percent-encoded as one segment.
+    /// `base` + path segments, each percent-encoded as one segment. `.` and `..` are
+    /// refused: URL normalisation would drop them and change the endpoint.
     pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        if let Some(bad) = segments.iter().find(|s| **s == "." || **s == "..") {
+            return Err(Error::InvalidInput(format!(
+                "{bad:?} is not an id (a path segment `.` or `..` would change the endpoint)"
+            )));
+        }
         let mut url = self.inner.base.clone();
         {
             let mut path = url
@@ -224,7 +225,10 @@ impl ClientBuilder {
         self
     }
 
-    /// An extra header sent on every request. `Authorization` is refused: use `api_key`.
+    /// An extra header sent on every request. The headers the client sets itself
+    /// (`Authorization`, `Idempotency-Key`, `Content-Type`, `User-Agent`, `Accept`) are
+    /// refused by [`build`](Self::build): two values would leave it unclear which one the
+    /// server acts on.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -262,15 +266,19 @@ impl ClientBuilder {
         let base = parse_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
-            if n == reqwest::header::AUTHORIZATION {
-                return Err(Error::Config(
-                    "set the key with `api_key`, not as an Authorization header".to_owned(),
-                ));
-            }
-            let v = HeaderValue::from_str(value)
-                .map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
+            // The name is not quoted back: a mangled line may hold a secret.
+            let n = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                Error::Config(
+                    "a custom header name is not a valid HTTP header name (letters, digits \
+                     and `-`)"
+                        .to_owned(),
+                )
+            })?;
+            check_not_owned(&n)?;
+            let mut v = HeaderValue::from_str(value)
+                .map_err(|_| Error::Config(format!("invalid value for header `{n}`")))?;
+            // Custom headers often carry tokens: keep them out of `Debug` of requests.
+            v.set_sensitive(true);
             headers.append(n, v);
         }
         if let Some(ws) = &self.workspace_id
@@ -316,6 +324,57 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// Headers the client sets on every request itself.
+const OWNED_HEADERS: [&str; 5] = [
+    "authorization",
+    "idempotency-key",
+    "content-type",
+    "user-agent",
+    "accept",
+];
+
+fn check_not_owned(name: &HeaderName) -> Result<(), Error> {
+    if name == reqwest::header::AUTHORIZATION {
+        return Err(Error::Config(
+            "set the key with `api_key` (or FLORA_API_KEY), not as an Authorization header"
+                .to_owned(),
+        ));
+    }
+    if OWNED_HEADERS.contains(&name.as_str()) {
+        return Err(Error::Config(format!(
+            "custom header `{name}` is set by the client itself and cannot be overridden \
+             (idempotency keys go in `StartOptions::idempotency_key`)"
+        )));
+    }
+    Ok(())
+}
+
+/// `FLORA_CUSTOM_HEADERS`: one `Name: value` per line, blank lines ignored. Errors name the
+/// line number and never its text, which may hold a token.
+fn parse_custom_headers(lines: &str) -> Result<Vec<(&str, &str)>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in lines.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(Error::Config(format!(
+                "{ENV_CUSTOM_HEADERS}: line {} is not `Name: value` (the line is not shown; \
+                 it may hold a secret)",
+                i + 1
+            )));
+        };
+        if HeaderName::from_bytes(name.trim().as_bytes()).is_err() {
+            return Err(Error::Config(format!(
+                "{ENV_CUSTOM_HEADERS}: line {} has no valid header name before the `:`",
+                i + 1
+            )));
+        }
+        out.push((name.trim(), value.trim()));
+    }
+    Ok(out)
 }
 
 /// `https://` anywhere, `http://` only on loopback; no credentials, query or fragment.
@@ -408,6 +467,23 @@ mod tests {
             c.url(&["runs", "run_1"]).unwrap().as_str(),
             "https://h/api/v1/runs/run_1"
         );
+    }
+
+    #[test]
+    fn custom_header_lines_never_echo_their_text() {
+        let ok = parse_custom_headers("X-A: 1\n\n  X-B :two: parts \n").unwrap();
+        assert_eq!(ok, vec![("X-A", "1"), ("X-B", "two: parts")]);
+        for (lines, line_no) in [
+            ("X-A: 1\nAuthorization=Bearer sk_live_LEAKED", 2),
+            ("Authorization=Bearer sk_live_LEAKED: x", 1),
+            ("X-A: 1\n\nsk_live_LEAKED", 3),
+        ] {
+            let err = parse_custom_headers(lines).unwrap_err().to_string();
+            assert!(!err.contains("LEAKED"), "{err}");
+            assert!(!err.contains("Bearer"), "{err}");
+            assert!(err.contains(&format!("line {line_no}")), "{err}");
+            assert!(err.contains(ENV_CUSTOM_HEADERS), "{err}");
+        }
     }
 
     #[test]

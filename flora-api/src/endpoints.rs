@@ -66,10 +66,17 @@ impl StartOptions {
     }
 }
 
-fn check_path_id(what: &str, id: &str) -> Result<(), Error> {
-    if id.is_empty() || id.chars().any(char::is_whitespace) {
+/// An id that becomes one path segment. `.` and `..` are refused: URL normalisation would
+/// drop them and send the request to another endpoint (`technique("..")` would list).
+pub(crate) fn check_path_id(what: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::InvalidInput(format!(
-            "{what} {id:?} must be non-empty and contain no whitespace"
+            "{what} {id:?} must be non-empty and contain no whitespace or control characters"
+        )));
+    }
+    if id == "." || id == ".." {
+        return Err(Error::InvalidInput(format!(
+            "{what} {id:?} is not an id (a path segment `.` or `..` would change the endpoint)"
         )));
     }
     Ok(())
@@ -89,6 +96,13 @@ fn idempotency_key(options: &StartOptions) -> Result<String, Error> {
         Some(k) if k.trim().is_empty() => Err(Error::InvalidInput(
             "idempotency_key is empty; pass None to have one generated".to_owned(),
         )),
+        Some(k) if reqwest::header::HeaderValue::from_str(k).is_err() || k.trim() != k => {
+            Err(Error::InvalidInput(format!(
+                "idempotency_key {k:?} cannot be sent as an HTTP header: use visible ASCII \
+                 without control characters or surrounding whitespace (e.g. a UUID or \
+                 `order-42`)"
+            )))
+        }
         Some(k) => Ok(k.clone()),
         None => Ok(uuid::Uuid::new_v4().to_string()),
     }

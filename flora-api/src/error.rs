@@ -72,6 +72,9 @@ pub struct ApiError {
     pub body: String,
     /// Method and path of the request, e.g. `POST /techniques/cctv-cam/runs`.
     pub endpoint: String,
+    /// The server's `Retry-After` (or `retry-after-ms`), when it sent one. A hint longer
+    /// than the client sleeps through (60 s) ends the retries at once and is kept here.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -104,11 +107,15 @@ impl fmt::Display for ApiError {
         if !self.code.as_str().is_empty() {
             write!(f, " `{}`", self.code)?;
         }
-        write!(f, ": {}", self.message)?;
+        // Server messages often end with a period; the hints below start with `; `.
+        write!(f, ": {}", self.message.trim_end().trim_end_matches('.'))?;
         for fe in &self.fields {
             write!(f, "; {}: {}", fe.field, fe.message)?;
         }
         f.write_str(self.hint())?;
+        if let Some(after) = self.retry_after {
+            write!(f, "; the server asked to retry after {} s", after.as_secs())?;
+        }
         if let Some(id) = &self.request_id {
             write!(f, " (request-id {id})")?;
         }
@@ -219,6 +226,31 @@ pub enum Error {
     /// An argument was refused before sending anything.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+
+    /// A successful answer was larger than the client reads (32 MiB); nothing was decoded.
+    #[error(
+        "the answer to {endpoint} is larger than {limit} bytes, more than any FLORA answer \
+         should be; check that the base URL points at the FLORA API"
+    )]
+    ResponseTooLarge {
+        /// Method and path.
+        endpoint: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+
+    /// The run ended with a status this version of the crate does not know (it reported
+    /// `completed_at`, so it will not change again). It produced no typed outputs.
+    #[error(
+        "run {run_id} ended with status `{status}`, which this version of flora-api does not \
+         know; update flora-api, or inspect the run with `client.get_run`"
+    )]
+    RunEnded {
+        /// `run_…` id.
+        run_id: String,
+        /// The status as sent.
+        status: RunStatus,
+    },
 }
 
 fn fmt_code(code: &Option<RunErrorCode>) -> String {
@@ -256,6 +288,11 @@ impl Error {
     /// HTTP status, when the server answered with an error status.
     pub fn status(&self) -> Option<u16> {
         self.api().map(|a| a.status)
+    }
+
+    /// How long the server asked to wait before trying again, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|a| a.retry_after)
     }
 }
 
@@ -322,6 +359,7 @@ impl ApiError {
             request_id,
             body: snippet(body),
             endpoint,
+            retry_after: None,
         }
     }
 }

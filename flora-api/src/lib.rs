@@ -27,6 +27,7 @@
 extern crate self as flora_api;
 
 mod client;
+mod durations;
 mod endpoints;
 mod error;
 mod media;
@@ -48,7 +49,7 @@ pub use client::{
 };
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
-pub use media::{AudioUrl, DocumentUrl, ImageUrl, MediaUrlError, VideoUrl};
+pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
 pub use poll::{PollPolicy, RunHandle};
 pub use technique::{

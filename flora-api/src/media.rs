@@ -1,7 +1,10 @@
 //! Media URL newtypes: one type per media kind, so an image input cannot take a video.
 //!
-//! Each type accepts only absolute `https://` URLs with a host. There is deliberately no
-//! `From<String>`: a URL becomes an [`ImageUrl`] only through a checked parse.
+//! Each type accepts only absolute `https://` URLs with a host, written in standard form
+//! (nothing the URL parser would have to repair), without control characters and at most
+//! [`MAX_URL_LEN`] bytes long. What is stored and sent is the parser's serialisation of the
+//! validated URL, never the raw input. There is deliberately no `From<String>`: a URL
+//! becomes an [`ImageUrl`] only through a checked parse.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,8 +32,13 @@ impl MediaUrlError {
 /// Longest input quoted back in an error, so a pasted blob does not flood a log.
 const MAX_QUOTED: usize = 200;
 
+/// Longest media URL accepted, in bytes. Signed URLs run to about 2 KiB; 8 KiB is the request
+/// line limit of common HTTP servers, so a longer URL could not be fetched anyway.
+pub const MAX_URL_LEN: usize = 8 * 1024;
+
 /// Checks that `input` is an absolute `https://` URL with a host; the shared rule of all kinds.
-fn validate(kind: &'static str, input: &str) -> Result<(), MediaUrlError> {
+/// Returns the URL as it will be sent.
+fn validate(kind: &'static str, input: &str) -> Result<String, MediaUrlError> {
     let fail = |reason: &str| {
         let mut quoted: String = input.chars().take(MAX_QUOTED).collect();
         if quoted.len() < input.len() {
@@ -45,10 +53,38 @@ fn validate(kind: &'static str, input: &str) -> Result<(), MediaUrlError> {
     if input.is_empty() {
         return fail("the URL is empty; pass an absolute https:// URL");
     }
+    if input.len() > MAX_URL_LEN {
+        return fail(&format!(
+            "the URL is {} bytes long; at most {MAX_URL_LEN} are accepted",
+            input.len()
+        ));
+    }
+    if let Some(c) = input.chars().find(|c| c.is_control()) {
+        return fail(&format!(
+            "URLs cannot contain control characters (found U+{:04X})",
+            u32::from(c)
+        ));
+    }
     if input.chars().any(char::is_whitespace) {
         return fail("URLs cannot contain whitespace; percent-encode spaces as %20");
     }
-    let url = match url::Url::parse(input) {
+    // The parser repairs many malformed inputs silently (`https:e.com`, backslashes, bad
+    // percent escapes); such an input is refused rather than sent in a form nobody wrote.
+    let violation = std::cell::Cell::new(None);
+    let parsed = url::Url::options()
+        .syntax_violation_callback(Some(&|v| {
+            if violation.get().is_none() {
+                violation.set(Some(v));
+            }
+        }))
+        .parse(input);
+    if let (Ok(_), Some(v)) = (&parsed, violation.get()) {
+        return fail(&format!(
+            "not a URL in standard form ({}); write it as https://host/path",
+            v.description()
+        ));
+    }
+    let url = match parsed {
         Ok(url) => url,
         Err(url::ParseError::RelativeUrlWithoutBase) => {
             return fail("relative URLs are not accepted; pass an absolute https:// URL");
@@ -62,7 +98,7 @@ fn validate(kind: &'static str, input: &str) -> Result<(), MediaUrlError> {
         ));
     }
     match url.host_str() {
-        Some(h) if !h.is_empty() => Ok(()),
+        Some(h) if !h.is_empty() => Ok(url.into()),
         _ => fail("the URL has no host"),
     }
 }
@@ -75,7 +111,7 @@ macro_rules! media_url {
         pub struct $name(String);
 
         impl $name {
-            /// Parses an absolute `https://` URL with a host.
+            /// Parses an absolute `https://` URL with a host (see the [module rules](self)).
             ///
             /// ```
             #[doc = concat!("# use flora_api::", stringify!($name), ";")]
@@ -84,11 +120,10 @@ macro_rules! media_url {
             #[doc = concat!("assert!(", stringify!($name), "::parse(\"http://example.com/a.png\").is_err());")]
             /// ```
             pub fn parse(input: &str) -> Result<Self, MediaUrlError> {
-                validate($kind, input)?;
-                Ok(Self(input.to_owned()))
+                validate($kind, input).map(Self)
             }
 
-            /// The URL exactly as given.
+            /// The URL as validated and sent (the URL parser's serialisation).
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -128,8 +163,7 @@ macro_rules! media_url {
         impl TryFrom<String> for $name {
             type Error = MediaUrlError;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                validate($kind, &s)?;
-                Ok(Self(s))
+                Self::parse(&s)
             }
         }
 
@@ -205,6 +239,54 @@ mod tests {
             );
             assert!(err.to_string().contains("image URL"), "{err}");
         }
+    }
+
+    #[test]
+    fn malformed_or_repaired_inputs_are_refused() {
+        let cases = [
+            ("\u{1}https://e.com/a.png", "control character"),
+            ("https://e.com/a.png\0", "control character"),
+            ("https://e.com/a\u{7f}.png", "control character"),
+            ("https:e.com/a.png", "standard form"),
+            ("https:\\\\e.com\\a.png", "standard form"),
+            ("https://e.com/a%zz.png", "standard form"),
+            ("https://user:pw@e.com/a.png", "standard form"),
+        ];
+        for (input, want) in cases {
+            let err = ImageUrl::parse(input).unwrap_err().to_string();
+            assert!(err.contains(want), "{input:?}: {err} should mention {want}");
+        }
+        let huge = format!("https://e.com/{}", "a".repeat(5 * 1024 * 1024));
+        let err = ImageUrl::parse(&huge).unwrap_err().to_string();
+        assert!(
+            err.contains("at most 8192"),
+            "{}",
+            &err[..200.min(err.len())]
+        );
+        assert!(err.len() < 600, "{}", err.len());
+        let ok = format!("https://e.com/{}", "a".repeat(MAX_URL_LEN - 14));
+        assert_eq!(ok.len(), MAX_URL_LEN);
+        assert!(ImageUrl::parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn what_is_sent_is_what_was_validated() {
+        // The stored form is the parser's serialisation, and it parses back to itself.
+        for input in [
+            "https://E.COM/a.png",
+            "https://e.com",
+            "https://e.com/fa\u{e7}ade.png?x=1#f",
+        ] {
+            let u = ImageUrl::parse(input).unwrap();
+            let again = ImageUrl::parse(u.as_str()).unwrap();
+            assert_eq!(again, u, "{input}");
+            assert_eq!(url::Url::parse(u.as_str()).unwrap().as_str(), u.as_str());
+            assert_eq!(serde_json::to_value(&u).unwrap(), u.as_str());
+        }
+        assert_eq!(
+            ImageUrl::parse("https://E.COM/a.png").unwrap().as_str(),
+            "https://e.com/a.png"
+        );
     }
 
     #[test]

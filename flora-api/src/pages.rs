@@ -1,6 +1,6 @@
 //! Cursor pagination, written once for every list endpoint.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
@@ -59,8 +59,9 @@ impl Client {
                 serde_json::from_value(m.clone()).map_err(|e| decode_err("meta".into(), e, &m))?
             }
         };
+        // The items key must hold an array. A missing or null list is not "no items": treating
+        // it so would let a malformed answer look like an empty catalog.
         let items = match body.get_mut(req.items_key).map(Value::take) {
-            None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
                 let mut out = Vec::with_capacity(list.len());
                 for (i, item) in list.into_iter().enumerate() {
@@ -70,12 +71,15 @@ impl Client {
                 }
                 out
             }
-            Some(other) => {
+            other => {
+                let other = other.unwrap_or(Value::Null);
                 let e = <serde_json::Error as serde::de::Error>::custom(format!(
-                    "`{}` is not an array",
-                    req.items_key
+                    "the answer has no `{}` array (found {})",
+                    req.items_key,
+                    json_kind(&other)
                 ));
-                return Err(decode_err(req.items_key.into(), e, &other));
+                let shown = if other.is_null() { &body } else { &other };
+                return Err(decode_err(req.items_key.into(), e, shown));
             }
         };
         Ok(Page {
@@ -95,40 +99,57 @@ impl Client {
             req: ListRequest,
             cursor: Option<String>,
             buffer: VecDeque<T>,
+            /// Every cursor requested so far: a server that hands one out again (A → B → A)
+            /// would otherwise page forever.
+            seen: HashSet<String>,
             started: bool,
-            done: bool,
         }
         let state = State {
             client: self.clone(),
             req,
+            seen: first_cursor.iter().cloned().collect(),
             cursor: first_cursor,
             buffer: VecDeque::new(),
             started: false,
-            done: false,
         };
         futures_util::stream::try_unfold(state, |mut s| async move {
             loop {
                 if let Some(item) = s.buffer.pop_front() {
                     return Ok(Some((item, s)));
                 }
-                if s.done || (s.started && s.cursor.is_none()) {
+                if s.started && s.cursor.is_none() {
                     return Ok(None);
                 }
                 s.started = true;
                 let page: Page<T> = s.client.page(&s.req, s.cursor.as_deref()).await?;
-                if page.next_cursor.is_some() && page.next_cursor == s.cursor {
+                // An empty page with a cursor is followed: servers filter after paging, so an
+                // empty page does not mean the end.
+                if let Some(next) = &page.next_cursor
+                    && !s.seen.insert(next.clone())
+                {
                     return Err(Error::Decode {
                         endpoint: format!("GET /{}", s.req.segments.join("/")),
                         snippet: String::new(),
-                        source: <serde_json::Error as serde::de::Error>::custom(
-                            "the server returned the same cursor twice; stopping to avoid a loop",
-                        ),
+                        source: <serde_json::Error as serde::de::Error>::custom(format!(
+                            "the server returned cursor {next:?} a second time in one \
+                             listing; stopping to avoid a loop"
+                        )),
                     });
                 }
-                s.done = page.items.is_empty();
                 s.cursor = page.next_cursor;
                 s.buffer.extend(page.items);
             }
         })
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::client::Client;
+use crate::durations::scale;
 use crate::error::Error;
 use crate::technique::{Technique, TechniqueRun};
 use crate::transport::Call;
@@ -68,7 +69,8 @@ impl PollPolicy {
         self.multiplier = m;
         self
     }
-    /// Overall limit of one `wait()`.
+    /// Overall limit of one `wait()`, poll requests and their retries included. A deadline
+    /// too far away to represent (e.g. `Duration::MAX`) means "no deadline".
     pub fn deadline(mut self, d: Duration) -> Self {
         self.deadline = d;
         self
@@ -90,7 +92,7 @@ impl PollPolicy {
         let mut next = self.interval.min(max);
         std::iter::once(first).chain(std::iter::from_fn(move || {
             let now = next;
-            next = next.mul_f64(factor).min(max);
+            next = scale(next, factor).min(max);
             Some(now)
         }))
     }
@@ -220,6 +222,12 @@ impl<T> RunHandle<T> {
     /// Polls until the run is `completed` (returned) or `failed` ([`Error::RunFailed`]),
     /// or the poll policy's deadline passes ([`Error::WaitTimeout`]). Transient poll
     /// failures (5xx, 429, connection errors) are retried until the deadline.
+    ///
+    /// The deadline bounds the whole wait, poll requests and their retries included. Running
+    /// out of time does not cancel the run; the handle stays usable, so `wait` can be called
+    /// again. A status this crate does not know is polled through (it may be a new
+    /// intermediate state) unless the run reports `completed_at`, which ends the wait with
+    /// [`Error::RunEnded`].
     pub async fn wait_run(&mut self) -> Result<Run, Error> {
         self.wait_run_with(|_| {}).await
     }
@@ -228,35 +236,52 @@ impl<T> RunHandle<T> {
     pub async fn wait_run_with(&mut self, mut on_update: impl FnMut(&Run)) -> Result<Run, Error> {
         let policy = self.client.inner.poll.clone();
         let start = Instant::now();
-        let deadline = start + policy.deadline;
+        // `None`: a deadline too far away to represent, i.e. none.
+        let deadline = start.checked_add(policy.deadline);
         if let Some(run) = self.last.clone()
-            && run.status.is_terminal()
+            && has_ended(&run)
         {
             return finish(run);
         }
+        let remaining = |now: Instant| deadline.map(|d| d.saturating_duration_since(now));
         let mut delays = policy.delays();
+        let mut warned_unknown = false;
         loop {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
-            if remaining.is_zero() {
-                return Err(self.timed_out(start));
-            }
             let delay = delays.next().unwrap_or(policy.max_interval);
-            tokio::time::sleep(delay.min(remaining)).await;
-            let run = match self.poll().await {
+            match remaining(Instant::now()) {
+                Some(left) if left.is_zero() => return Err(self.timed_out(start)),
+                Some(left) => tokio::time::sleep(delay.min(left)).await,
+                None => tokio::time::sleep(delay).await,
+            }
+            // The poll (with its own retries and per-attempt timeout) gets only what is left.
+            let polled = match remaining(Instant::now()) {
+                Some(left) if left.is_zero() => return Err(self.timed_out(start)),
+                Some(left) => match tokio::time::timeout(left, self.poll()).await {
+                    Ok(polled) => polled,
+                    Err(_elapsed) => return Err(self.timed_out(start)),
+                },
+                None => self.poll().await,
+            };
+            let run = match polled {
                 Ok(run) => run,
                 // The run goes on server-side: a poll that failed even after the transport's
                 // retries (a 503 burst, a dropped connection) is not the run failing. Keep
                 // polling until the deadline; report the error only if time runs out.
-                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                Err(e) if e.is_retryable() => {
                     tracing::warn!(run_id = %self.run_id, error = %e, "poll failed; will poll again");
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             tracing::debug!(run_id = %run.run_id, status = %run.status, progress = ?run.progress, "polled");
+            if let RunStatus::Unknown(status) = &run.status
+                && !warned_unknown
+            {
+                warned_unknown = true;
+                tracing::warn!(run_id = %run.run_id, status, "unknown run status; polling on");
+            }
             on_update(&run);
-            if run.status.is_terminal() {
+            if has_ended(&run) {
                 return finish(run);
             }
         }
@@ -291,13 +316,24 @@ impl<T: Technique> RunHandle<T> {
     }
 }
 
+/// `completed`, `failed`, or a status this crate does not know on a run that reports its
+/// completion time (e.g. a future `cancelled`).
+fn has_ended(run: &Run) -> bool {
+    run.status.is_terminal()
+        || (matches!(run.status, RunStatus::Unknown(_)) && run.completed_at.is_some())
+}
+
 fn finish(run: Run) -> Result<Run, Error> {
     match run.status {
         RunStatus::Completed => Ok(run),
-        _ => Err(Error::RunFailed {
+        RunStatus::Failed => Err(Error::RunFailed {
             run_id: run.run_id,
             code: run.error_code,
             message: run.error_message,
+        }),
+        status => Err(Error::RunEnded {
+            run_id: run.run_id,
+            status,
         }),
     }
 }

@@ -14,15 +14,25 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::client::{Client, USER_AGENT as UA};
+use crate::durations::{from_secs_saturating, scale};
 use crate::error::{ApiError, ApiErrorCode, Error, snippet};
 
 /// Header carrying the idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
-/// Longest server-requested wait we honour; longer ones fall back to our own backoff.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// A 429 without `Retry-After` waits at least this long.
+/// Longest server-requested wait we sleep through. A longer `Retry-After` ends the retries at
+/// once: sleeping for minutes inside a call surprises callers, and retrying sooner than asked
+/// only collects more refusals. The error keeps the hint ([`ApiError::retry_after`]).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// A 429 without `Retry-After` waits at least this long (above the configured backoff).
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// Largest successful body read; a larger one is refused ([`Error::ResponseTooLarge`]).
+pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Largest error body read; the rest is not downloaded.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Random share taken off each backoff delay (as the official SDKs do), so clients that failed
+/// together do not retry together, and the configured maximum stays a maximum.
+const JITTER: f64 = 0.25;
 
 /// One logical request.
 pub(crate) struct Call {
@@ -50,7 +60,8 @@ impl Call {
 
 /// What one attempt ended with.
 enum Attempt {
-    Done(StatusCode, HeaderMap, String),
+    /// Status, headers, body (capped), and whether the body was cut at the cap.
+    Done(StatusCode, HeaderMap, String, bool),
     Timeout,
     Connection(reqwest::Error),
 }
@@ -59,18 +70,33 @@ fn retryable_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
-/// `retry-after-ms`, else `Retry-After` as seconds or an HTTP date.
-fn server_delay(headers: &HeaderMap) -> Option<Duration> {
+/// Our own delays between attempts: exponential from `min` doubling to `max`, each less a
+/// random share of up to [`JITTER`], never below `min` nor above `max`.
+///
+/// (backon's own jitter is not used: it adds up to 100 % after clamping, so a delay could
+/// reach twice the configured maximum.)
+fn backoff(min: Duration, max: Duration, retries: u32) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_max_times(retries as usize)
+        .build()
+        .map(move |d| scale(d, 1.0 - JITTER * fastrand::f64()).clamp(min, max))
+}
+
+/// `retry-after-ms`, else `Retry-After` as seconds or an HTTP date. Any number is accepted
+/// (RFC 9110 sets no maximum); values too large for a `Duration` saturate, never panic.
+pub(crate) fn server_delay(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(from_secs_saturating(ms / 1000.0));
     }
     let v = text("retry-after")?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs >= 0.0).then(|| from_secs_saturating(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -101,13 +127,7 @@ impl Client {
             })?),
             None => None,
         };
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(inner.backoff_min)
-            .with_max_delay(inner.backoff_max)
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(inner.max_retries as usize)
-            .build();
+        let mut backoff = backoff(inner.backoff_min, inner.backoff_max, inner.max_retries);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -126,23 +146,33 @@ impl Client {
                     .await?
             };
             let (outcome, hint, rate_limited) = match outcome {
-                Attempt::Done(status, headers, text) => {
+                Attempt::Done(status, headers, text, cut) => {
                     span.record("status", status.as_u16());
                     if status.is_success() {
+                        if cut {
+                            return Err(Error::ResponseTooLarge {
+                                endpoint,
+                                limit: MAX_BODY,
+                            });
+                        }
                         return Ok(text);
                     }
                     if !retryable_status(status) {
                         return Err(self.api_error(&call, &endpoint, status, &headers, &text));
                     }
                     let hint = server_delay(&headers);
+                    if hint.is_some_and(|h| h > MAX_RETRY_AFTER) {
+                        // The server asked for a longer pause than we sleep through: say so now.
+                        return Err(self.api_error(&call, &endpoint, status, &headers, &text));
+                    }
                     let limited = status == StatusCode::TOO_MANY_REQUESTS;
-                    (Attempt::Done(status, headers, text), hint, limited)
+                    (Attempt::Done(status, headers, text, cut), hint, limited)
                 }
                 other => (other, None, false),
             };
-            let Some(mut delay) = backoff.next() else {
+            let Some(delay) = backoff.next() else {
                 return Err(match outcome {
-                    Attempt::Done(status, headers, text) => {
+                    Attempt::Done(status, headers, text, _) => {
                         self.api_error(&call, &endpoint, status, &headers, &text)
                     }
                     Attempt::Timeout => Error::Timeout {
@@ -157,11 +187,11 @@ impl Client {
                     },
                 });
             };
-            match hint {
-                Some(h) if h <= MAX_RETRY_AFTER => delay = h,
-                _ if rate_limited => delay = delay.max(MIN_RATE_LIMIT_WAIT),
-                _ => {}
-            }
+            let delay = match hint {
+                Some(h) => h,
+                None if rate_limited => delay.max(MIN_RATE_LIMIT_WAIT),
+                None => delay,
+            };
             tracing::debug!(parent: &span, ?delay, "retrying {endpoint}");
             tokio::time::sleep(delay).await;
         }
@@ -169,7 +199,7 @@ impl Client {
 
     async fn attempt(&self, call: &Call, body: Option<&[u8]>) -> Result<Attempt, Error> {
         let inner = &self.inner;
-        let mut req = inner
+        let mut builder = inner
             .http
             .request(call.method.clone(), call.url.clone())
             .timeout(inner.timeout)
@@ -178,22 +208,40 @@ impl Client {
             .header(ACCEPT, "application/json")
             .header(reqwest::header::AUTHORIZATION, self.auth_header()?);
         if let Some(key) = &call.idempotency_key {
-            req = req.header(IDEMPOTENCY_HEADER, key);
+            builder = builder.header(IDEMPOTENCY_HEADER, key);
         }
         if let Some(b) = body {
-            req = req
+            builder = builder
                 .header(CONTENT_TYPE, "application/json")
                 .body(b.to_vec());
         }
-        let resp = match req.send().await {
+        // A request that cannot be built (a header value with a newline, ...) is the caller's
+        // mistake: report it before any attempt, never as a retryable connection failure.
+        let request = builder.build().map_err(|e| {
+            Error::InvalidInput(format!(
+                "could not build the request for {}: {}",
+                call.endpoint(),
+                e.without_url()
+            ))
+        })?;
+        let resp = match inner.http.execute(request).await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Ok(Attempt::Timeout),
             Err(e) => return Ok(Attempt::Connection(e.without_url())),
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        match resp.text().await {
-            Ok(text) => Ok(Attempt::Done(status, headers, text)),
+        let limit = if status.is_success() {
+            MAX_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        match read_capped(resp, limit).await {
+            Ok((bytes, cut)) => {
+                let text = String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                Ok(Attempt::Done(status, headers, text, cut))
+            }
             Err(e) if e.is_timeout() => Ok(Attempt::Timeout),
             Err(e) => Ok(Attempt::Connection(e.without_url())),
         }
@@ -211,12 +259,10 @@ impl Client {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let api = Box::new(ApiError::from_response(
-            endpoint.to_owned(),
-            status.as_u16(),
-            request_id,
-            body,
-        ));
+        let mut api =
+            ApiError::from_response(endpoint.to_owned(), status.as_u16(), request_id, body);
+        api.retry_after = server_delay(headers);
+        let api = Box::new(api);
         match (&call.idempotency_key, &api.code) {
             (Some(key), ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict) => {
                 Error::Idempotency {
@@ -227,6 +273,24 @@ impl Client {
             _ => Error::Api(api),
         }
     }
+}
+
+/// Reads at most `limit` bytes of the body; the flag says whether more was left unread.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let announced = resp.content_length().unwrap_or(0);
+    let mut buf = Vec::with_capacity(usize::try_from(announced).unwrap_or(limit).min(limit));
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok((buf, true));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((buf, false))
 }
 
 #[cfg(test)]
@@ -269,6 +333,41 @@ mod tests {
         assert_eq!(server_delay(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(server_delay(&headers(&[("retry-after", "-1")])), None);
         assert_eq!(server_delay(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn huge_retry_after_values_saturate_instead_of_panicking() {
+        for (name, value) in [
+            ("retry-after", "99999999999999999999"),
+            ("retry-after", "1e300"),
+            ("retry-after-ms", "1e30"),
+            ("retry-after-ms", "inf"),
+        ] {
+            assert_eq!(
+                server_delay(&headers(&[(name, value)])),
+                Some(Duration::MAX),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(server_delay(&headers(&[("retry-after-ms", "NaN")])), None);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_configured_bounds() {
+        let ms = Duration::from_millis;
+        let d: Vec<_> = backoff(ms(200), ms(200), 1000).collect();
+        assert_eq!(d.len(), 1000);
+        assert!(d.iter().all(|d| *d == ms(200)), "{d:?}");
+        let (min, max) = (ms(500), Duration::from_secs(8));
+        for _ in 0..200 {
+            let d: Vec<_> = backoff(min, max, 10).collect();
+            assert!(d.iter().all(|d| (min..=max).contains(d)), "{d:?}");
+            // Still exponential: the tail sits near the cap, not at the floor.
+            assert!(d[9] >= max.mul_f64(1.0 - JITTER), "{d:?}");
+        }
+        // Values too large to multiply saturate.
+        let d: Vec<_> = backoff(Duration::MAX, Duration::MAX, 3).collect();
+        assert_eq!(d, vec![Duration::MAX; 3]);
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub enum WebhookError {
     /// No `v1` value matches: wrong secret, or the body was altered.
     #[error("no signature matches: wrong secret, or the body was changed in transit")]
     Mismatch,
+    /// The secret given to `verify` is empty or blank, which would accept forged deliveries.
+    #[error(
+        "the webhook secret is empty; pass the workspace's `whsec_…` secret (a missing \
+         environment variable?)"
+    )]
+    EmptySecret,
 }
 
 /// Verifies a delivery against `secret` with the given timestamp tolerance
@@ -62,6 +68,11 @@ pub fn verify_at(
     tolerance: Duration,
     now: SystemTime,
 ) -> Result<(), WebhookError> {
+    // HMAC accepts any key, the empty one included: a blank secret would verify bodies
+    // anyone can sign.
+    if secret.trim().is_empty() {
+        return Err(WebhookError::EmptySecret);
+    }
     let header = headers
         .get(SIGNATURE_HEADER)
         .ok_or(WebhookError::MissingHeader)?
@@ -193,6 +204,19 @@ mod tests {
             verify_at(BODY, &h, SECRET, DEFAULT_TOLERANCE, at(t)),
             Ok(())
         );
+    }
+
+    #[test]
+    fn empty_or_blank_secret_is_refused_even_for_a_matching_signature() {
+        let t = 1_733_952_000;
+        for secret in ["", " ", "\t\n"] {
+            let h = headers(&format!("t={t},v1={}", sign(t, BODY, secret)));
+            assert_eq!(
+                verify_at(BODY, &h, secret, DEFAULT_TOLERANCE, at(t)),
+                Err(WebhookError::EmptySecret),
+                "{secret:?}"
+            );
+        }
     }
 
     #[test]

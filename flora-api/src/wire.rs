@@ -487,30 +487,70 @@ impl<'de> Deserialize<'de> for CreatedRun {
 }
 
 /// A workspace the key can use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workspace {
     /// `ws_…` id.
-    #[serde(alias = "workspaceId")]
     pub workspace_id: String,
     /// Display name.
-    #[serde(default)]
     pub name: Option<String>,
     /// Creation time as sent.
-    #[serde(default, alias = "createdAt")]
     pub created_at: Option<f64>,
     /// The key holder's role.
-    #[serde(default)]
     pub role: Option<String>,
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: Extra,
 }
 
+#[derive(Deserialize)]
+struct RawWorkspace {
+    workspace_id: Option<String>,
+    #[serde(rename = "workspaceId")]
+    workspace_id_camel: Option<String>,
+    name: Option<String>,
+    created_at: Option<f64>,
+    #[serde(rename = "createdAt")]
+    created_at_camel: Option<f64>,
+    role: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for Workspace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = RawWorkspace::deserialize(d)?;
+        Ok(Workspace {
+            workspace_id: first([r.workspace_id, r.workspace_id_camel])
+                .ok_or_else(|| D::Error::missing_field("workspace_id"))?,
+            name: r.name,
+            created_at: first([r.created_at, r.created_at_camel]),
+            role: r.role,
+            extra: r.extra,
+        })
+    }
+}
+
 /// Pagination metadata; every field may be missing.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Meta {
-    #[serde(default, alias = "nextCursor")]
     pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawMeta {
+    next_cursor: Option<String>,
+    #[serde(rename = "nextCursor")]
+    next_cursor_camel: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawMeta::deserialize(d)?;
+        Ok(Meta {
+            next_cursor: first([r.next_cursor, r.next_cursor_camel]),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -657,5 +697,69 @@ mod tests {
         ] {
             assert_eq!(MediaType::from(wire), want);
         }
+    }
+
+    /// Every struct that accepts two spellings decodes an object carrying both at once
+    /// (nulls included), as servers mid-migration send.
+    #[test]
+    fn both_spellings_at_once_decode_everywhere() {
+        let meta: Meta =
+            serde_json::from_value(json!({"next_cursor": null, "nextCursor": null})).unwrap();
+        assert_eq!(meta.next_cursor, None);
+        let meta: Meta =
+            serde_json::from_value(json!({"next_cursor": "c1", "nextCursor": "c1"})).unwrap();
+        assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
+        let meta: Meta =
+            serde_json::from_value(json!({"next_cursor": null, "nextCursor": "c2"})).unwrap();
+        assert_eq!(meta.next_cursor.as_deref(), Some("c2"));
+
+        let ws: Workspace = serde_json::from_value(json!({
+            "workspace_id": "ws_1", "workspaceId": "ws_1", "name": "W",
+            "created_at": 1, "createdAt": 1, "role": "owner"
+        }))
+        .unwrap();
+        assert_eq!(ws.workspace_id, "ws_1");
+        assert_eq!(ws.created_at, Some(1.0));
+        let ws: Workspace = serde_json::from_value(
+            json!({"workspace_id": null, "workspaceId": "ws_2", "created_at": null}),
+        )
+        .unwrap();
+        assert_eq!(ws.workspace_id, "ws_2");
+
+        let run: Run = serde_json::from_value(json!({
+            "run_id": "run_1", "runId": "run_1", "status": "completed",
+            "created_at": 1, "createdAt": 1, "started_at": 2, "startedAt": 2,
+            "completed_at": 3, "completedAt": 3, "error_code": null, "errorCode": null,
+            "error_message": null, "errorMessage": null, "charged_cost": 0.1,
+            "chargedCost": 0.1, "poll_url": null, "pollUrl": null,
+            "outputs": [{"output_id": "o", "outputId": "o", "type": "text", "url": "x"}]
+        }))
+        .unwrap();
+        assert_eq!(run.completed_at, Some(3.0));
+        assert_eq!(run.outputs[0].output_id, "o");
+
+        let created: CreatedRun = serde_json::from_value(json!({
+            "run_id": "run_1", "runId": "run_1", "estimated_seconds": 3,
+            "estimatedSeconds": 3, "charged_cost": 0, "chargedCost": 0, "poll_url": "p",
+            "pollUrl": "p", "project_id": null, "projectId": null
+        }))
+        .unwrap();
+        assert_eq!(created.estimated_seconds, Some(3.0));
+
+        let t: TechniqueSchema = serde_json::from_value(json!({
+            "technique_id": "tech_x", "techniqueId": "tech_x", "name": "X",
+            "run_cost": 1, "runCost": 1,
+            "inputs": [{"id": "i", "type": "text", "specified_aspect_ratio": "1:1",
+                        "specifiedAspectRatio": "1:1", "specified_duration": 2,
+                        "specifiedDuration": 2, "accepts_element": false,
+                        "acceptsElement": false}],
+            "outputs": []
+        }))
+        .unwrap();
+        assert_eq!(t.technique_id, "tech_x");
+        assert_eq!(
+            t.inputs.unwrap()[0].specified_aspect_ratio.as_deref(),
+            Some("1:1")
+        );
     }
 }
