@@ -81,7 +81,8 @@ impl ApiError {
     fn hint(&self) -> &'static str {
         match (&self.code, self.status) {
             (ApiErrorCode::InputValidationError, _) => {
-                "; if this is a typed technique, its schema may have changed: run `cargo xtask regen`"
+                "; if this is a typed technique, its schema may have changed: run `cargo xtask regen` \
+                 (`client.verify::<Technique>()` lists what changed)"
             }
             (ApiErrorCode::Unauthorized | ApiErrorCode::InvalidApiKey, _) | (_, 401) => {
                 "; check the API key (FLORA_API_KEY)"
@@ -226,6 +227,20 @@ pub enum Error {
     /// An argument was refused before sending anything.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+
+    /// The live schema of a typed technique differs from the generated code
+    /// ([`Client::verify`](crate::Client::verify)).
+    #[error(
+        "technique `{technique}` changed since its code was generated: {}; run `cargo xtask \
+         regen` to update the generated code",
+        .differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    SchemaDrift {
+        /// The technique slug.
+        technique: String,
+        /// Every difference, inputs first.
+        differences: Vec<crate::drift::Drift>,
+    },
 
     /// A successful answer was larger than the client reads (32 MiB); nothing was decoded.
     #[error(

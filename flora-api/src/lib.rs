@@ -27,6 +27,7 @@
 extern crate self as flora_api;
 
 mod client;
+mod drift;
 mod durations;
 mod endpoints;
 mod error;
@@ -47,13 +48,14 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
     ENV_CUSTOM_HEADERS,
 };
+pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
 pub use poll::{PollPolicy, RunHandle};
 pub use technique::{
-    FromRunOutputs, InputValue, OutputSet, OutputValue, RawOutput, RunInput, Technique,
+    FromRunOutputs, InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique,
     TechniqueRun, Untyped,
 };
 pub use transport::IDEMPOTENCY_HEADER;

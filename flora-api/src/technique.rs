@@ -17,10 +17,33 @@ pub trait Technique {
     const TECHNIQUE_ID: &'static str;
     /// Cost per run in USD, from the schema the code was generated from.
     const RUN_COST_USD: f64;
+    /// The input slots of the schema the code was generated from, in schema order.
+    /// [`Client::verify`](crate::Client::verify) compares them with the live schema.
+    const INPUTS: &'static [SlotInfo];
+    /// The output slots of the schema the code was generated from, in schema order.
+    const OUTPUTS: &'static [SlotInfo];
     /// Typed outputs, parsed from a completed run.
     type Outputs: FromRunOutputs;
     /// The inputs as sent on the wire. Omitted optional inputs are left out.
     fn inputs(&self) -> Vec<RunInput>;
+}
+
+/// One slot as the generated code knows it: enough to notice when the live schema drifts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotInfo {
+    /// The slot id, exactly as in the schema.
+    pub id: &'static str,
+    /// The wire type, exactly as in the schema (`imageUrl`, `text`, ...).
+    pub kind: &'static str,
+    /// The input may be omitted (always `false` for outputs).
+    pub optional: bool,
+}
+
+impl SlotInfo {
+    /// A slot description; used by generated code.
+    pub const fn new(id: &'static str, kind: &'static str, optional: bool) -> Self {
+        SlotInfo { id, kind, optional }
+    }
 }
 
 /// One `{id, type, value}` input of a run request.

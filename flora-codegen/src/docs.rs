@@ -4,7 +4,20 @@
 //! a code block (a doctest that runs!), an HTML tag, a broken intra-doc link or a bare URL
 //! that fails `cargo doc -D warnings`. So every markdown-active character is escaped,
 //! indentation (which would make an indented code block) is dropped, URLs become inline code,
-//! and control characters are removed. The text still reads the same on the rendered page.
+//! and control characters are removed, as are bidirectional-override characters (rustc
+//! denies them in comments: `text_direction_codepoint_in_comment`). The text still reads the
+//! same on the rendered page.
+
+/// The characters rustc's `text_direction_codepoint_in_comment` and `…_in_literal` lints
+/// deny (U+202A–U+202E, U+2066–U+2069), plus the invisible marks U+200E/U+200F and U+061C.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that never reach a comment.
+fn dropped(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
 
 /// Escapes one line of text.
 fn escape_line(line: &str) -> String {
@@ -16,7 +29,7 @@ fn escape_line(line: &str) -> String {
         if word.contains("://") || word.starts_with("www.") {
             // Inline code: no link, no `bare_urls` lint. Backticks would end it early.
             out.push('`');
-            out.extend(word.chars().filter(|c| *c != '`' && !c.is_control()));
+            out.extend(word.chars().filter(|c| *c != '`' && !dropped(*c)));
             out.push('`');
             continue;
         }
@@ -53,7 +66,7 @@ fn push_escaped(out: &mut String, word: &str) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            c if c.is_control() => {}
+            c if dropped(c) => {}
             c => out.push(c),
         }
     }
@@ -80,9 +93,16 @@ pub fn text_lines(text: &str) -> Vec<String> {
 
 /// Escapes a short value for use inside inline code (`` `…` ``).
 pub fn code(text: &str) -> String {
-    text.chars()
-        .filter(|c| *c != '`' && !c.is_control())
-        .collect()
+    // Ids are shown exactly: an invisible override becomes its visible `\u{…}` escape.
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else if c != '`' && !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One doc line, prefixed with the space rustdoc expects after `///`.
@@ -111,6 +131,15 @@ mod tests {
         assert!(joined.contains("\\[link\\]"), "{joined}");
         assert!(joined.contains("C:\\\\path"), "{joined}");
         assert!(joined.contains("`https://x.y/z`"), "{joined}");
+    }
+
+    #[test]
+    fn bidi_overrides_are_removed_everywhere() {
+        let evil = "safe \u{202E}txt.exe\u{202C} \u{2066}x\u{2069} https://a.b/\u{202E}c";
+        for line in text_lines(evil).iter().chain([&code(evil)]) {
+            assert!(!line.chars().any(is_bidi_control), "{line:?}");
+        }
+        assert_eq!(code("a\u{202A}b"), "a\\u{202a}b");
     }
 
     #[test]

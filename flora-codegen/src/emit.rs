@@ -26,7 +26,7 @@ fn doc_attrs(lines: &[String]) -> TokenStream {
 fn ty(kind: Kind) -> TokenStream {
     let name = format_ident!("{}", kind.type_name());
     match kind {
-        Kind::Text => quote!(::std::string::String),
+        Kind::Text | Kind::Unknown => quote!(::std::string::String),
         _ => quote!(::flora_api::#name),
     }
 }
@@ -56,6 +56,19 @@ fn slot_doc(slot: &SlotSpec, is_input: bool) -> Vec<String> {
         docs::code(&slot.name.wire),
         docs::code(&slot.wire_type)
     ));
+    match slot.kind {
+        Kind::Unknown => lines.push(format!(
+            "- Type `{}` is unknown to the flora-codegen that generated this: the string is \
+             sent verbatim",
+            docs::code(&slot.wire_type)
+        )),
+        Kind::Raw => lines.push(format!(
+            "- Type `{}` is unknown to the flora-codegen that generated this: the output is \
+             kept as sent",
+            docs::code(&slot.wire_type)
+        )),
+        _ => {}
+    }
     if is_input && slot.optional {
         lines.push("- Optional: `None` leaves it out of the request".to_owned());
     }
@@ -90,7 +103,7 @@ fn example_value(slot: &SlotSpec) -> String {
         Kind::Document => {
             "::flora_api::DocumentUrl::parse(\"https://example.com/input.pdf\")?".to_owned()
         }
-        Kind::Text | Kind::Raw => "\"...\".to_owned()".to_owned(),
+        Kind::Text | Kind::Raw | Kind::Unknown => "\"...\".to_owned()".to_owned(),
     };
     if slot.optional { "None".to_owned() } else { v }
 }
@@ -140,8 +153,10 @@ pub fn technique(t: &TechniqueSpec) -> TokenStream {
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
     let doc = doc_attrs(&struct_doc(t));
+    // `struct@`: a technique named `Debug` or `Clone` would otherwise make the link
+    // ambiguous with the derive macro of that name.
     let out_doc = doc_attrs(&[format!(
-        "Outputs of [`{}`], one field per output id.",
+        "Outputs of [`{0}`](struct@{0}), one field per output id.",
         naming::unraw(&t.struct_name.rust)
     )]);
 
@@ -200,6 +215,15 @@ pub fn technique(t: &TechniqueSpec) -> TokenStream {
     let slug = &t.module.wire;
     let tid = &t.technique_id;
     let cost = Literal::f64_unsuffixed(t.run_cost);
+    let slot_infos = |slots: &[SlotSpec]| {
+        let items = slots.iter().map(|s| {
+            let (id, wt, opt) = (&s.name.wire, &s.wire_type, s.optional);
+            quote!(::flora_api::SlotInfo::new(#id, #wt, #opt))
+        });
+        quote!(&[#(#items),*])
+    };
+    let input_infos = slot_infos(&t.inputs);
+    let output_infos = slot_infos(&t.outputs);
 
     quote! {
         #doc
@@ -218,6 +242,8 @@ pub fn technique(t: &TechniqueSpec) -> TokenStream {
             const SLUG: &'static str = #slug;
             const TECHNIQUE_ID: &'static str = #tid;
             const RUN_COST_USD: f64 = #cost;
+            const INPUTS: &'static [::flora_api::SlotInfo] = #input_infos;
+            const OUTPUTS: &'static [::flora_api::SlotInfo] = #output_infos;
             type Outputs = #outputs;
             fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
                 #inputs_body

@@ -17,6 +17,9 @@ pub enum Kind {
     Text,
     /// `RawOutput` (outputs of unknown kind only)
     Raw,
+    /// `String` sent verbatim with the schema's wire type (inputs of a type this version
+    /// does not know; generated with a warning)
+    Unknown,
 }
 
 impl Kind {
@@ -45,7 +48,7 @@ impl Kind {
             Kind::Video => "VideoUrl",
             Kind::Audio => "AudioUrl",
             Kind::Document => "DocumentUrl",
-            Kind::Text => "String",
+            Kind::Text | Kind::Unknown => "String",
             Kind::Raw => "RawOutput",
         }
     }

@@ -28,7 +28,7 @@ mod lower;
 pub mod naming;
 mod render;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use lower::SchemaFile;
 
 /// Generated files, keyed by path relative to `flora-api/src/techniques/`.
@@ -38,6 +38,8 @@ pub struct GeneratedFiles {
     pub files: BTreeMap<String, String>,
     /// The validated techniques, sorted by slug.
     pub techniques: Vec<ir::TechniqueSpec>,
+    /// Fallbacks the caller should show (unknown slot types, ...); sorted.
+    pub warnings: Diagnostics,
 }
 
 /// The header of every generated technique file.
@@ -51,8 +53,9 @@ pub const INDEX_HEADER: &str =
 
 /// Validates every schema and generates one file per technique plus `mod.rs`.
 ///
-/// The result does not depend on the order of `files`. On any problem nothing is returned
-/// but the full list of problems.
+/// The result does not depend on the order of `files`. On any error nothing is returned
+/// but the full list of problems (warnings included); warnings alone do not stop generation
+/// and come back in [`GeneratedFiles::warnings`].
 pub fn generate(files: &[SchemaFile]) -> Result<GeneratedFiles, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut sorted: Vec<&SchemaFile> = files.iter().collect();
@@ -71,11 +74,15 @@ pub fn generate(files: &[SchemaFile]) -> Result<GeneratedFiles, Diagnostics> {
         specs.extend(spec);
     }
     lower::check_collisions(&specs, &mut diags);
-    if !diags.is_empty() {
-        diags.0.sort();
+    diags.0.sort();
+    if diags.has_errors() {
         return Err(diags);
     }
-    let mut out = GeneratedFiles::default();
+    let mut out = GeneratedFiles {
+        warnings: diags,
+        ..GeneratedFiles::default()
+    };
+    let mut diags = Diagnostics::default();
     // Techniques are independent: emit and format them on all cores. The results are
     // collected in `specs` order and keyed in a BTreeMap, so the bytes do not depend on
     // scheduling.
@@ -109,10 +116,11 @@ pub fn generate(files: &[SchemaFile]) -> Result<GeneratedFiles, Diagnostics> {
 }
 
 /// Validates one schema file into its IR (used by `xtask` to report what changed).
+/// Warnings alone do not make it fail.
 pub fn lower(file: &SchemaFile) -> Result<ir::TechniqueSpec, Diagnostics> {
     let mut diags = Diagnostics::default();
     match lower::lower(file, &mut diags) {
-        Some(spec) if diags.is_empty() => Ok(spec),
+        Some(spec) if !diags.has_errors() => Ok(spec),
         _ => Err(diags),
     }
 }

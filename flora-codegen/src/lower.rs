@@ -37,6 +37,7 @@ impl SchemaFile {
 }
 
 const REGEN_HINT: &str = "fix the file or fetch it again with `cargo xtask regen`";
+const FORMAT_HINT: &str = "the schema format is described in schemas/README.md";
 
 struct Ctx<'a> {
     file: &'a str,
@@ -44,7 +45,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, pointer: impl Into<String>, message: impl Into<String>, hint: &str) {
+    fn err(
+        &mut self,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.diags
             .push(Diagnostic::new(self.file, pointer, message, hint));
     }
@@ -104,6 +110,9 @@ impl Ctx<'_> {
     }
 }
 
+/// Module names that are file names of the generated tree itself.
+const RESERVED_MODULES: &[&str] = &["mod"];
+
 fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -125,7 +134,7 @@ fn known_types() -> String {
 
 /// Parses and validates one schema file. Problems go to `diags`; `None` when any was found.
 pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec> {
-    let before = diags.len();
+    let before = diags.errors();
     let mut cx = Ctx {
         file: &file.path,
         diags,
@@ -170,6 +179,13 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
         return None;
     };
 
+    if let Err(problem) = naming::check_slug(slug) {
+        cx.err(
+            "",
+            problem,
+            "rename the schema file (its name is the slug); slugs are file names on every OS",
+        );
+    }
     let module = naming::snake(slug);
     let struct_name = naming::upper_camel(slug);
     if module.is_none() || struct_name.is_none() {
@@ -179,13 +195,29 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "rename the schema file",
         );
     }
+    if let Some(m) = &module
+        && RESERVED_MODULES.contains(&naming::unraw(&m.rust))
+    {
+        cx.err(
+            "",
+            format!(
+                "slug `{slug}` would become the module file `{}.rs`, which is the generated \
+                 index of all techniques",
+                naming::unraw(&m.rust)
+            ),
+            "rename the schema file (and the technique's slug in FLORA)",
+        );
+    }
 
     let technique_id = cx.opt_string(obj, "", &["technique_id", "techniqueId"]);
     match &technique_id {
         None if Ctx::field(obj, &["technique_id", "techniqueId"]).is_none() => cx.err(
             "",
             "missing `technique_id`",
-            "every technique has a `tech_…` id; fetch the schema again with `cargo xtask regen`",
+            format!(
+                "add `\"technique_id\": \"tech_{slug}\"` (the technique's `tech_…` id), or \
+                 fetch the schema with `cargo xtask regen`; {FORMAT_HINT}"
+            ),
         ),
         Some(id) if !id.starts_with("tech_") || id.len() == 5 => cx.err(
             format!(
@@ -199,12 +231,18 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
     }
     let display_name = cx.opt_string(obj, "", &["name"]);
     let description = cx.opt_string(obj, "", &["description"]);
-    let run_cost = cx.opt_number(obj, "", &["run_cost", "runCost"]);
+    // `-0.0` is zero: never document "-0.0 USD".
+    let run_cost = cx
+        .opt_number(obj, "", &["run_cost", "runCost"])
+        .map(|c| if c == 0.0 { 0.0 } else { c });
     match run_cost {
         None if Ctx::field(obj, &["run_cost", "runCost"]).is_none() => cx.err(
             "",
             "missing `run_cost`",
-            "the generated docs state the cost per run; fetch the schema again",
+            format!(
+                "add `\"run_cost\": 0.05` (USD per run, a number), or fetch the schema with \
+                 `cargo xtask regen`; {FORMAT_HINT}"
+            ),
         ),
         Some(c) if c < 0.0 => cx.err(
             format!(
@@ -220,7 +258,7 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
     let inputs = slots(&mut cx, obj, "inputs", true);
     let outputs = slots(&mut cx, obj, "outputs", false);
 
-    if cx.diags.len() > before {
+    if cx.diags.errors() > before {
         return None;
     }
     let (Some(module), Some(struct_name), Some(technique_id), Some(run_cost)) =
@@ -253,7 +291,10 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
             cx.err(
                 "",
                 format!("missing `{key}`"),
-                "list items can omit slots; fetch the technique itself with `cargo xtask regen`",
+                format!(
+                    "add `\"{key}\": [{{\"id\": \"…\", \"type\": \"imageUrl\"}}]` (or `[]`), or \
+                     fetch the technique with `cargo xtask regen`; {FORMAT_HINT}"
+                ),
             );
             return Vec::new();
         }
@@ -321,19 +362,34 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
                 continue;
             }
         };
+        // FLORA adds slot types without notice: an unknown one degrades (with a warning),
+        // it never blocks the whole catalog.
         let kind = match Kind::from_wire(&wire_type) {
             Some(k) => k,
-            None if !is_input => Kind::Raw,
             None => {
-                cx.err(
+                let (kind, became) = if is_input {
+                    (
+                        Kind::Unknown,
+                        "a `String` field, sent verbatim with this wire type",
+                    )
+                } else {
+                    (Kind::Raw, "a `RawOutput` field (the output as sent)")
+                };
+                cx.diags.push(Diagnostic::warning(
+                    cx.file,
                     format!("{at}/type"),
-                    format!("unknown media type `{wire_type}` for input `{id}`"),
-                    &format!(
-                        "known types are {}; if FLORA added a type, flora-codegen needs to learn it",
+                    format!(
+                        "{} `{id}` has type `{wire_type}`, unknown to this flora-codegen; it \
+                         became {became}",
+                        &key[..key.len() - 1]
+                    ),
+                    format!(
+                        "known types are {}; update flora-codegen to get a typed field (the \
+                         change will then be reported as BREAKING)",
                         known_types()
                     ),
-                );
-                continue;
+                ));
+                kind
             }
         };
         let optional = cx.opt_bool(slot, &at, &["optional"]);

@@ -76,6 +76,67 @@ pub fn upper_camel(wire: &str) -> Option<Name> {
     })
 }
 
+/// Windows device names, refused as file stems with or without an extension (`con`,
+/// `nul.txt`, `COM1`): opening such a file opens the device.
+const RESERVED_STEMS: &[&str] = &[
+    "con", "prn", "aux", "nul", "com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+    "com8", "com9", "lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "com¹", "com²", "com³", "lpt¹", "lpt²", "lpt³",
+];
+
+/// Longest slug accepted: `<slug>.json` and its temporary siblings must fit the 255-byte
+/// file name limit of common filesystems.
+pub const MAX_SLUG_LEN: usize = 200;
+
+/// Checks that a slug is usable as a file name on every OS users build on, not only the
+/// current one: no path separators or drive prefixes, no characters Windows refuses, no
+/// device names, no leading dot or trailing dot/space, no control or bidirectional-override
+/// characters (which would also reach comments and fail rustc's
+/// `text_direction_codepoint_in_comment` lint).
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    let problem = if slug.is_empty() {
+        Some("it is empty".to_owned())
+    } else if slug.len() > MAX_SLUG_LEN {
+        Some(format!("it is longer than {MAX_SLUG_LEN} bytes"))
+    } else if let Some(c) = slug
+        .chars()
+        .find(|c| c.is_control() || crate::docs::is_bidi_control(*c))
+    {
+        Some(format!(
+            "it contains the invisible character U+{:04X}",
+            u32::from(c)
+        ))
+    } else if let Some(c) = slug
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*'))
+    {
+        Some(format!(
+            "it contains `{c}`, which is a path separator, drive prefix or a character \
+             Windows refuses in file names"
+        ))
+    } else if slug.starts_with('.') {
+        Some("it starts with a dot (a hidden file, or a path like `..`)".to_owned())
+    } else if slug.ends_with(['.', ' ']) {
+        Some("it ends with a dot or space, which Windows strips from file names".to_owned())
+    } else {
+        let stem = slug
+            .split('.')
+            .next()
+            .unwrap_or(slug)
+            .trim_end()
+            .to_lowercase();
+        RESERVED_STEMS
+            .contains(&stem.as_str())
+            .then(|| format!("`{stem}` is a reserved device name on Windows"))
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "technique slug {slug:?} cannot be used as a file name: {p}"
+        )),
+    }
+}
+
 /// The identifier without a raw prefix, e.g. for file names (`r#type` → `type`).
 pub fn unraw(ident: &str) -> &str {
     ident.strip_prefix("r#").unwrap_or(ident)
@@ -103,6 +164,45 @@ mod tests {
         assert_eq!(s("inputImage"), "input_image");
         assert_eq!(s("Input Image"), "input_image");
         assert_eq!(s("style.strength"), "style_strength");
+    }
+
+    #[test]
+    fn slugs_must_be_portable_file_names() {
+        for ok in [
+            "cctv-cam",
+            "café.crème v2",
+            "3d-model",
+            "a.b",
+            "console",
+            "com10",
+            "nullify",
+        ] {
+            assert_eq!(check_slug(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("C:evil", "drive prefix"),
+            ("a/b", "path separator"),
+            ("a\\b", "path separator"),
+            ("..", "starts with a dot"),
+            (".hidden", "starts with a dot"),
+            ("trailing.", "ends with a dot"),
+            ("trailing ", "ends with a dot or space"),
+            ("con", "reserved device name"),
+            ("NUL", "reserved device name"),
+            ("aux.json", "reserved device name"),
+            ("com1", "reserved device name"),
+            ("Lpt9.tar.gz", "reserved device name"),
+            ("a?b", "Windows refuses"),
+            ("a\u{202e}b", "U+202E"),
+            ("a\u{2066}b", "U+2066"),
+            ("a\nb", "U+000A"),
+        ] {
+            let err = check_slug(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!(check_slug(&"a".repeat(MAX_SLUG_LEN + 1)).is_err());
+        assert!(check_slug(&"a".repeat(MAX_SLUG_LEN)).is_ok());
     }
 
     #[test]

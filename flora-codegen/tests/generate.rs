@@ -92,9 +92,84 @@ fn diagnostics_of_invalid_fixtures() {
 #[test]
 fn invalid_schema_among_valid_ones_fails_the_whole_generation() {
     let mut files = valid();
-    files.extend(load(&fixtures("invalid").join("unknown-type.json")));
+    let bad = load(&fixtures("invalid").join("missing-id.json"));
+    let alone = generate(&bad).unwrap_err().errors();
+    files.extend(bad);
     let err = generate(&files).unwrap_err();
-    assert_eq!(err.len(), 1, "{err}");
+    assert_eq!(err.errors(), alone, "{err}");
+}
+
+/// Unknown slot types degrade with a warning (file, pointer, type, what it became); they
+/// never fail the generation.
+#[test]
+fn unknown_slot_types_are_warnings() {
+    let out = generate(&valid()).unwrap();
+    let warnings = out.warnings.to_string();
+    insta::assert_snapshot!("warnings", warnings);
+    assert_eq!(out.warnings.len(), 4, "{warnings}");
+    assert!(out.warnings.0.iter().all(|d| !d.is_error()));
+    assert!(
+        warnings.contains("schemas/unknown-types.json#/inputs/1/type"),
+        "{warnings}"
+    );
+    let code = &out.files["unknown_types.rs"];
+    assert!(code.contains("pub sheet: ::std::string::String,"), "{code}");
+    assert!(
+        code.contains("pub steps: ::core::option::Option<::std::string::String>,"),
+        "{code}"
+    );
+    assert!(
+        code.contains("pub hologram: ::flora_api::RawOutput,"),
+        "{code}"
+    );
+    assert!(code.contains(r#""sheet", "spreadsheetUrl""#), "{code}");
+}
+
+/// Slugs that would break the generated tree or be unportable file names are refused,
+/// naming the schema file.
+#[test]
+fn dangerous_slugs_are_refused() {
+    let body = r#"{"technique_id": "tech_x", "run_cost": 0, "inputs": [], "outputs": []}"#;
+    for slug in [
+        "mod",
+        "Mod",
+        "mod_",
+        "mod-",
+        "-mod",
+        "MOD",
+        "con",
+        "nul",
+        "aux.x",
+        "com1",
+        "C:evil",
+        "a\u{202e}b",
+        "a\u{2066}b",
+        "trailing.",
+    ] {
+        let path = format!("schemas/{slug}.json");
+        let err = generate(&[SchemaFile::new(&path, body)]).unwrap_err();
+        assert!(err.has_errors(), "{slug:?}");
+        assert!(
+            err.0.iter().any(|d| d.file == path && d.is_error()),
+            "{slug:?}: {err}"
+        );
+    }
+}
+
+/// Hostile text never reaches generated comments or literals as raw bidirectional
+/// overrides (rustc denies them); the fixture compile test builds `debug.json` too.
+#[test]
+fn generated_code_has_no_bidi_overrides_in_comments() {
+    let out = generate(&valid()).unwrap();
+    for (name, text) in &out.files {
+        assert!(
+            !text.chars().any(flora_codegen::docs::is_bidi_control),
+            "{name} contains a raw bidirectional control character"
+        );
+    }
+    let debug = &out.files["debug.rs"];
+    assert!(debug.contains("Cost per run: 0.0 USD"), "{debug}");
+    assert!(debug.contains("(struct@Debug)"), "{debug}");
 }
 
 #[test]
@@ -226,6 +301,17 @@ async fn use_them(client: &flora_api::Client) -> Result<(), flora_api::Error> {
     let _ = <T3dModel as Technique>::RUN_COST_USD;
     let _ = self_::Self_ { input_image: flora_api::ImageUrl::parse("https://e.com/a.png")? };
     let _ = CafeCremeV2::SLUG;
+    let u = UnknownTypes {
+        input_image: flora_api::ImageUrl::parse("https://e.com/a.png")?,
+        sheet: "https://e.com/s.xlsx".to_owned(),
+        steps: Some("4".to_owned()),
+    };
+    assert_eq!(u.inputs()[1].kind, "spreadsheetUrl");
+    let done = u.run(client).await?;
+    let _: flora_api::RawOutput = done.outputs.hologram;
+    let d = Debug { prompt: "p".to_owned() };
+    let _: &DebugOutputs = &d.run(client).await?.outputs;
+    assert_eq!(<Debug as Technique>::INPUTS.len(), 1);
     Ok(())
 }
 "#;

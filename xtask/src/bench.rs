@@ -323,6 +323,10 @@ impl<const TIMED: bool> Technique for Bench<TIMED> {
     const SLUG: &'static str = if TIMED { "timed300" } else { "polls3" };
     const TECHNIQUE_ID: &'static str = "tech_bench";
     const RUN_COST_USD: f64 = 0.05;
+    const INPUTS: &'static [flora_api::SlotInfo] =
+        &[flora_api::SlotInfo::new("input_image", "imageUrl", false)];
+    const OUTPUTS: &'static [flora_api::SlotInfo] =
+        &[flora_api::SlotInfo::new("output_image", "imageUrl", false)];
     type Outputs = BenchOutputs;
     fn inputs(&self) -> Vec<RunInput> {
         let mut v = Vec::with_capacity(1);

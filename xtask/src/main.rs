@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use xtask::regen::{self, Options};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "flora-codegen project tasks")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "flora-codegen project tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,9 +34,22 @@ enum Command {
         /// List the techniques of this workspace (ws_…).
         #[arg(long)]
         workspace_id: Option<String>,
-        /// Only fetch and update these slugs (others stay as committed).
+        /// Only fetch and update these slugs (others stay as committed). A slug the server
+        /// does not list is an error.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
+        /// Fail on warnings (e.g. a slot type this flora-codegen does not know), for CI.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Keep local schemas of techniques the server no longer lists.
+        #[arg(long)]
+        keep_local: bool,
+        /// Allow a fetch to delete every local technique, or more than half of them.
+        #[arg(long)]
+        allow_mass_removal: bool,
+        /// Schemas retrieved at once.
+        #[arg(long, default_value_t = xtask::fetch::DEFAULT_CONCURRENCY)]
+        concurrency: usize,
     },
     /// Measure codegen throughput, compile cost, client overhead, scale and poll economy
     /// (see BENCHMARKS.md). Use `cargo xtask-release bench` for the documented figures.
@@ -75,6 +92,10 @@ async fn main() -> ExitCode {
             base_url,
             workspace_id,
             only,
+            deny_warnings,
+            keep_local,
+            allow_mass_removal,
+            concurrency,
         } => {
             let opts = Options {
                 offline,
@@ -84,6 +105,10 @@ async fn main() -> ExitCode {
                 workspace_id,
                 only,
                 progress: std::io::stderr().is_terminal(),
+                deny_warnings,
+                keep_local,
+                allow_mass_removal,
+                concurrency,
             };
             run_regen(opts).await
         }
@@ -138,13 +163,26 @@ async fn run_regen(opts: Options) -> ExitCode {
     let outcome = match regen::regen(&root, &opts).await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}");
-            eprintln!("regen failed; no file was changed");
+            // The message says what happened to the tree (nothing, or which files changed).
+            eprintln!("regen failed: {e}");
             return ExitCode::FAILURE;
         }
     };
     println!("{}", outcome.source);
     print!("{}", outcome.report);
+    if !outcome.absent_upstream.is_empty() && (opts.check || opts.keep_local) {
+        let verb = if opts.keep_local {
+            "kept (--keep-local)"
+        } else if opts.check {
+            "would be deleted (--keep-local keeps them)"
+        } else {
+            "deleted (--keep-local keeps them)"
+        };
+        println!(
+            "Not listed upstream, {verb}: {}",
+            outcome.absent_upstream.join(", ")
+        );
+    }
     if opts.check {
         if outcome.up_to_date() {
             println!("Up to date.");
@@ -162,7 +200,12 @@ async fn run_regen(opts: Options) -> ExitCode {
         println!("Nothing changed.");
     } else {
         for f in &outcome.changed_files {
-            println!("  wrote {f}");
+            let verb = if outcome.removed_files.contains(f) {
+                "removed"
+            } else {
+                "wrote"
+            };
+            println!("  {verb} {f}");
         }
     }
     ExitCode::SUCCESS

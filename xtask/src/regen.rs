@@ -1,19 +1,20 @@
 //! `cargo xtask regen`: fetch schemas (when there is a key), generate code, write both.
 //!
 //! Everything is computed in memory first; files are written only when every schema is
-//! valid and generation succeeded, so a bad schema never leaves a half-written tree.
+//! valid and generation succeeded, and then all-or-nothing ([`crate::write`]), so a bad
+//! schema or a failed write never leaves a half-written tree. A catalog answer that would
+//! delete every technique (or more than half) needs `--allow-mass-removal`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use flora_api::{Client, ListTechniques};
 use flora_codegen::SchemaFile;
-use flora_codegen::ir::TechniqueSpec;
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use crate::report;
+use crate::fetch::{self, FetchOptions};
+use crate::write::{self, Plan};
+use crate::{report, surface};
 
 /// What `regen` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,14 @@ pub struct Options {
     pub only: Vec<String>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Treat warnings (unknown slot types, ...) as errors.
+    pub deny_warnings: bool,
+    /// Keep local schemas of techniques the server no longer lists.
+    pub keep_local: bool,
+    /// Allow a fetch to remove every technique, or more than half of them.
+    pub allow_mass_removal: bool,
+    /// Schemas retrieved at once (0: the default, 8).
+    pub concurrency: usize,
 }
 
 /// What `regen` did or would do.
@@ -39,10 +48,14 @@ pub struct Options {
 pub struct Outcome {
     /// One line saying where the schemas came from.
     pub source: String,
-    /// The change summary (added/removed/changed, BREAKING marks).
+    /// The change summary (added/removed/changed, BREAKING marks, warnings).
     pub report: String,
-    /// Files written, or that would be written with `--check`, relative to the root.
+    /// Techniques with a local schema that the server does not list (fetch mode).
+    pub absent_upstream: Vec<String>,
+    /// Files written or removed (or that would be, with `--check`), relative to the root.
     pub changed_files: Vec<String>,
+    /// Of `changed_files`, those removed (or to be removed).
+    pub removed_files: Vec<String>,
     /// Unified diff of the changed files (filled with `--check`).
     pub diff: String,
     /// Whether any change was BREAKING.
@@ -99,21 +112,6 @@ pub fn read_dir(dir: &Path, ext: &str) -> Result<BTreeMap<String, String>, Strin
     Ok(out)
 }
 
-/// A slug is used as a file name: refuse anything that could leave `schemas/`.
-fn check_slug(slug: &str) -> Result<(), String> {
-    let bad = slug.is_empty()
-        || slug.starts_with('.')
-        || slug.contains(['/', '\\'])
-        || slug.chars().any(char::is_control);
-    if bad {
-        Err(format!(
-            "technique slug {slug:?} cannot be used as a file name; refusing to write it"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// Pretty JSON with sorted keys and a trailing newline.
 pub fn schema_text(value: &Value) -> Result<String, String> {
     // serde_json's default map is a BTreeMap, so keys come out sorted.
@@ -122,87 +120,7 @@ pub fn schema_text(value: &Value) -> Result<String, String> {
         .map_err(|e| format!("cannot serialise a schema: {e}"))
 }
 
-fn api_message(e: flora_api::Error) -> String {
-    match e.status() {
-        Some(401) => format!(
-            "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or run \
-             `cargo xtask regen --offline` to use the committed schemas.\n  {e}"
-        ),
-        _ => format!("fetching techniques failed: {e}"),
-    }
-}
-
-/// Fetches every technique visible to the key: slug → raw technique object.
-async fn fetch(opts: &Options, key: &str) -> Result<BTreeMap<String, Value>, String> {
-    let mut builder = Client::builder().api_key(key);
-    let base = opts
-        .base_url
-        .clone()
-        .or_else(|| std::env::var(flora_api::ENV_BASE_URL).ok())
-        .filter(|b| !b.trim().is_empty());
-    if let Some(b) = base {
-        builder = builder.base_url(b);
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new_spinner()
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar.set_message("fetching techniques");
-    let mut stream = std::pin::pin!(client.techniques(ListTechniques {
-        limit: Some(100),
-        workspace_id: opts.workspace_id.clone(),
-        ..Default::default()
-    }));
-    let mut out = BTreeMap::new();
-    while let Some(t) = stream.try_next().await.map_err(api_message)? {
-        let slug = t.slug_or_derived().to_owned();
-        if !opts.only.is_empty() && !opts.only.contains(&slug) {
-            continue;
-        }
-        check_slug(&slug)?;
-        let raw = if t.inputs.is_none() || t.outputs.is_none() {
-            bar.set_message(format!("retrieving {slug}"));
-            client
-                .technique(&t.technique_id)
-                .await
-                .map_err(api_message)?
-                .raw()
-                .clone()
-        } else {
-            t.raw().clone()
-        };
-        if out.insert(slug.clone(), raw).is_some() {
-            return Err(format!(
-                "two techniques share the slug `{slug}`; cannot give both a schema file"
-            ));
-        }
-        bar.inc(1);
-        bar.set_message(format!("fetched {slug}"));
-    }
-    bar.finish_and_clear();
-    Ok(out)
-}
-
-fn specs(schemas: &BTreeMap<String, String>) -> BTreeMap<String, TechniqueSpec> {
-    schemas
-        .iter()
-        .filter_map(|(name, text)| {
-            let f = SchemaFile::new(format!("schemas/{name}"), text.clone());
-            let spec = flora_codegen::lower(&f).ok()?;
-            Some((spec.module.wire.clone(), spec))
-        })
-        .collect()
-}
-
-/// A planned file change.
-enum Plan {
-    Write(PathBuf, String),
-    Remove(PathBuf),
-}
-
+/// Plans the writes and removals that turn `old` into `new` in `dir`, with the old text.
 fn plan_dir(
     out: &mut Vec<(String, Plan, Option<String>)>,
     dir: &Path,
@@ -230,21 +148,70 @@ fn plan_dir(
     }
 }
 
+/// Normalised schema text (sorted keys, pretty, trailing newline); unparseable text is
+/// kept as is for the generator to report.
+fn normalise(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| schema_text(&v).ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+/// Refuses a fetch that would delete every local technique, or more than half of them.
+fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), String> {
+    if allowed || removed.is_empty() || (removed.len() * 2 <= old && removed.len() < old) {
+        return Ok(());
+    }
+    let mut names = removed.to_vec();
+    names.truncate(10);
+    Err(format!(
+        "the server lists none of {} of the {old} local technique(s) ({}{}); refusing to delete \
+         them. If they really are gone, run again with --allow-mass-removal; to keep them, \
+         use --keep-local; check --workspace-id and the API key's workspace",
+        removed.len(),
+        names.join(", "),
+        if removed.len() > names.len() {
+            ", …"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// Runs regen on the workspace at `root`.
 pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
     let layout = Layout::new(root);
     let old_schemas = read_dir(&layout.schemas, "json")?;
     let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
+    let mut absent_upstream = Vec::new();
     let (new_schemas, source) = match key {
-        Some(key) if !opts.offline => {
-            let fetched = fetch(opts, &key).await?;
-            let mut m = old_schemas.clone();
-            if opts.only.is_empty() {
-                m.clear();
-            } else {
-                for slug in &opts.only {
-                    m.remove(&format!("{slug}.json"));
+        Some(api_key) if !opts.offline => {
+            let fetched = fetch::fetch(&FetchOptions {
+                api_key,
+                base_url: opts.base_url.clone(),
+                workspace_id: opts.workspace_id.clone(),
+                only: opts.only.clone(),
+                concurrency: opts.concurrency,
+                progress: opts.progress,
+            })
+            .await?;
+            let mut m = BTreeMap::new();
+            for (name, text) in &old_schemas {
+                let slug = name.strip_suffix(".json").unwrap_or(name);
+                if fetched.contains_key(slug) {
+                    continue;
                 }
+                if !opts.only.is_empty() {
+                    m.insert(name.clone(), text.clone());
+                } else {
+                    absent_upstream.push(slug.to_owned());
+                    if opts.keep_local {
+                        m.insert(name.clone(), normalise(text));
+                    }
+                }
+            }
+            if !opts.keep_local {
+                check_mass_removal(old_schemas.len(), &absent_upstream, opts.allow_mass_removal)?;
             }
             for (slug, v) in &fetched {
                 m.insert(format!("{slug}.json"), schema_text(v)?);
@@ -265,7 +232,11 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
             if !opts.only.is_empty() {
                 source.push_str(" (--only selects what to fetch; offline, every schema is used.)");
             }
-            (old_schemas.clone(), source)
+            let normalised = old_schemas
+                .iter()
+                .map(|(name, text)| (name.clone(), normalise(text)))
+                .collect();
+            (normalised, source)
         }
     };
 
@@ -274,21 +245,33 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
         .map(|(name, text)| SchemaFile::new(format!("schemas/{name}"), text.clone()))
         .collect();
     let generated = flora_codegen::generate(&files).map_err(|d| d.to_string())?;
-
-    let new_specs: BTreeMap<String, TechniqueSpec> = generated
-        .techniques
+    let warnings: Vec<String> = generated
+        .warnings
+        .0
         .iter()
-        .map(|t| (t.module.wire.clone(), t.clone()))
+        .map(ToString::to_string)
         .collect();
-    let changes = report::diff(&specs(&old_schemas), &new_specs);
+    if opts.deny_warnings && !warnings.is_empty() {
+        return Err(format!(
+            "{}\n{} warning(s), denied by --deny-warnings",
+            warnings.join("\n"),
+            warnings.len()
+        ));
+    }
+
+    let old_generated = read_dir(&layout.generated, "rs")?;
+    let changes = report::diff(
+        &surface::of_files(&old_generated),
+        &surface::of_files(&generated.files),
+    );
     let mut outcome = Outcome {
         source,
-        report: report::render(&changes, new_specs.len()),
+        report: report::render(&changes, generated.techniques.len(), &warnings),
         breaking: changes.iter().any(|c| c.breaking),
+        absent_upstream,
         ..Outcome::default()
     };
 
-    let old_generated = read_dir(&layout.generated, "rs")?;
     let mut plans = Vec::new();
     plan_dir(
         &mut plans,
@@ -304,7 +287,25 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
         &old_generated,
         &generated.files,
     );
+    // Staging files of a run that was killed: stale, and removed by the next write.
+    for (dir, shown) in [
+        (&layout.schemas, "schemas"),
+        (&layout.generated, "flora-api/src/techniques"),
+    ] {
+        for name in write::leftovers(dir) {
+            plans.push((
+                format!("{shown}/{name}"),
+                Plan::Remove(dir.join(&name)),
+                Some("(leftover temporary file of an interrupted regen)\n".to_owned()),
+            ));
+        }
+    }
     outcome.changed_files = plans.iter().map(|(shown, _, _)| shown.clone()).collect();
+    outcome.removed_files = plans
+        .iter()
+        .filter(|(_, p, _)| matches!(p, Plan::Remove(_)))
+        .map(|(shown, _, _)| shown.clone())
+        .collect();
 
     if opts.check {
         for (shown, plan, old) in &plans {
@@ -324,33 +325,15 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
         }
         return Ok(outcome);
     }
-    apply(&layout, plans.into_iter().map(|(_, p, _)| p).collect())?;
+    if !outcome.absent_upstream.is_empty() && !opts.keep_local {
+        // Said before anything is deleted.
+        eprintln!(
+            "Deleting {} technique(s) not listed upstream (--keep-local keeps them): {}",
+            outcome.absent_upstream.len(),
+            outcome.absent_upstream.join(", ")
+        );
+    }
+    let plans: Vec<Plan> = plans.into_iter().map(|(_, p, _)| p).collect();
+    write::apply(&plans)?;
     Ok(outcome)
-}
-
-/// Writes every file through a temporary sibling and a rename, then removes stale files.
-fn apply(layout: &Layout, plans: Vec<Plan>) -> Result<(), String> {
-    for dir in [&layout.schemas, &layout.generated] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut staged = Vec::new();
-    for plan in &plans {
-        if let Plan::Write(path, text) = plan {
-            let tmp = path.with_extension("regen-tmp");
-            std::fs::write(&tmp, text)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            staged.push((tmp, path));
-        }
-    }
-    for (tmp, path) in staged {
-        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    for plan in plans {
-        if let Plan::Remove(path) = plan {
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-        }
-    }
-    Ok(())
 }

@@ -94,8 +94,33 @@ fn online(server: &MockServer) -> Options {
     }
 }
 
-/// Three pages: a changed `cctv-cam`, a list item without slots (retrieved on its own),
-/// and one more new technique. `old-one` is gone upstream.
+/// Mounts `GET /techniques/{id}` for a full technique object.
+async fn retrievable(server: &MockServer, t: &Value, times: impl Into<wiremock::Times>) {
+    let id = t["technique_id"].as_str().unwrap();
+    Mock::given(method("GET"))
+        .and(path(format!("/techniques/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(t.clone()))
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+/// The list item the docs show: id, slug and name only.
+fn summary(t: &Value) -> Value {
+    let slug = t.get("slug").cloned().unwrap_or_else(|| {
+        json!(
+            t["technique_id"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("tech_")
+        )
+    });
+    json!({"technique_id": t["technique_id"], "slug": slug, "name": t["name"]})
+}
+
+/// Three pages: a changed `cctv-cam` (listed in full), a summary item, and a new technique
+/// listed with `inputs: []` filler. Every one is retrieved `retrieves` times. `old-one` is
+/// gone upstream.
 async fn catalog_server(retrieves: u64) -> MockServer {
     let server = MockServer::start().await;
     let cctv = technique(
@@ -105,12 +130,19 @@ async fn catalog_server(retrieves: u64) -> MockServer {
             {"id": "prompt", "name": "Prompt", "type": "text", "optional": true}
         ]),
     );
+    let mut sparse = technique("sparse", json!([image_input("source")]));
+    sparse["slug"] = json!("sparse-one");
+    sparse["extra_field"] = json!({"kept": true});
+    let brand_new = technique("brand-new", json!([image_input("photo")]));
+    let mut filler = brand_new.clone();
+    filler["inputs"] = json!([]);
     Mock::given(method("GET"))
         .and(path("/techniques"))
         .and(query_param("limit", "100"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"techniques": [cctv], "meta": {"next_cursor": "p2"}})),
+            ResponseTemplate::new(200).set_body_json(
+                json!({"techniques": [cctv.clone()], "meta": {"next_cursor": "p2"}}),
+            ),
         )
         .with_priority(10)
         .mount(&server)
@@ -119,7 +151,7 @@ async fn catalog_server(retrieves: u64) -> MockServer {
         .and(path("/techniques"))
         .and(query_param("cursor", "p2"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "techniques": [{"technique_id": "tech_sparse", "name": "Sparse", "slug": "sparse-one", "run_cost": 0}],
+            "techniques": [summary(&sparse)],
             "meta": {"next_cursor": "p3"}
         })))
         .mount(&server)
@@ -128,27 +160,21 @@ async fn catalog_server(retrieves: u64) -> MockServer {
         .and(path("/techniques"))
         .and(query_param("cursor", "p3"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "techniques": [technique("brand-new", json!([image_input("photo")]))],
+            "techniques": [filler],
             "meta": {"next_cursor": null}
         })))
         .mount(&server)
         .await;
-    let mut sparse = technique("sparse", json!([image_input("source")]));
-    sparse["slug"] = json!("sparse-one");
-    sparse["extra_field"] = json!({"kept": true});
-    Mock::given(method("GET"))
-        .and(path("/techniques/tech_sparse"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sparse))
-        .expect(retrieves)
-        .mount(&server)
-        .await;
+    for t in [&cctv, &sparse, &brand_new] {
+        retrievable(&server, t, retrieves).await;
+    }
     server
 }
 
 #[tokio::test]
 async fn fetch_paginates_prunes_reports_and_is_idempotent() {
     let dir = workspace().await;
-    // Once per regen run below: the list item lacks slots, so it is retrieved on its own.
+    // Every listed technique is retrieved once per regen run below.
     let server = catalog_server(3).await;
 
     let mut check = online(&server);
@@ -167,7 +193,7 @@ async fn fetch_paginates_prunes_reports_and_is_idempotent() {
     assert_eq!(o.source, "Fetched 3 technique schema(s) from FLORA.");
     let report = &o.report;
     assert!(
-        report.starts_with("3 technique(s): 2 added, 1 removed, 1 changed"),
+        report.starts_with("3 technique(s): 2 added, 1 removed, 1 changed, 0 warning(s)"),
         "{report}"
     );
     assert!(
@@ -180,9 +206,11 @@ async fn fetch_paginates_prunes_reports_and_is_idempotent() {
         "{report}"
     );
     assert!(
-        report.contains("BREAKING old-one: removed upstream"),
+        report.contains("BREAKING old-one: removed (struct `OldOne` and its module deleted)"),
         "{report}"
     );
+    assert_eq!(o.absent_upstream, ["old-one"]);
+    assert!(o.removed_files.contains(&"schemas/old-one.json".to_owned()));
     assert!(
         report.contains("sparse-one: added as `SparseOne`"),
         "{report}"
@@ -196,6 +224,12 @@ async fn fetch_paginates_prunes_reports_and_is_idempotent() {
     assert!(
         t["flora-api/src/techniques/cctv_cam.rs"]
             .contains("pub input_image: ::flora_api::VideoUrl")
+    );
+    // The list carried `inputs: []` filler; the retrieved schema has the real input.
+    assert!(
+        t["flora-api/src/techniques/brand_new.rs"].contains("pub photo: ::flora_api::ImageUrl"),
+        "{}",
+        t["flora-api/src/techniques/brand_new.rs"]
     );
     // Exactly the API's object: unknown fields kept, keys sorted, trailing newline.
     let sparse = &t["schemas/sparse-one.json"];
@@ -221,8 +255,20 @@ async fn fetch_paginates_prunes_reports_and_is_idempotent() {
 #[tokio::test]
 async fn only_updates_the_named_slugs() {
     let dir = workspace().await;
-    // `sparse-one` is filtered out before it would be retrieved.
-    let server = catalog_server(0).await;
+    // Only `brand-new` is retrieved.
+    let server = MockServer::start().await;
+    let brand_new = technique("brand-new", json!([image_input("photo")]));
+    let other = technique("sparse-one", json!([]));
+    Mock::given(method("GET"))
+        .and(path("/techniques"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"techniques": [summary(&brand_new), summary(&other)]})),
+        )
+        .mount(&server)
+        .await;
+    retrievable(&server, &brand_new, 1).await;
+    retrievable(&server, &other, 0).await;
     let mut opts = online(&server);
     opts.only = vec!["brand-new".into()];
     let o = regen(dir.path(), &opts).await.unwrap();
@@ -236,27 +282,32 @@ async fn only_updates_the_named_slugs() {
     assert!(!o.breaking, "{}", o.report);
 }
 
-#[tokio::test]
-async fn a_bad_schema_leaves_the_tree_untouched() {
-    let dir = workspace().await;
+/// A server answering `techniques` with full objects (each also retrievable).
+async fn serving(list: Vec<Value>) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/techniques"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"techniques": [
-                technique("cctv-cam", json!([{"id": "x", "name": "X", "type": "hologramUrl"}])),
-                technique("fine", json!([]))
-            ]})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"techniques": list.clone()})))
         .mount(&server)
         .await;
+    for t in &list {
+        retrievable(&server, t, 1..=100).await;
+    }
+    server
+}
+
+#[tokio::test]
+async fn a_bad_schema_leaves_the_tree_untouched() {
+    let dir = workspace().await;
+    let server = serving(vec![
+        technique("cctv-cam", json!([image_input("a-b"), image_input("a_b")])),
+        technique("fine", json!([])),
+    ])
+    .await;
     let before = tree(dir.path());
     let err = regen(dir.path(), &online(&server)).await.unwrap_err();
-    assert!(
-        err.contains("schemas/cctv-cam.json#/inputs/0/type"),
-        "{err}"
-    );
-    assert!(err.contains("unknown media type `hologramUrl`"), "{err}");
+    assert!(err.contains("schemas/cctv-cam.json#/inputs/1/id"), "{err}");
+    assert!(err.contains("collides"), "{err}");
     assert_eq!(tree(dir.path()), before);
 }
 

@@ -28,7 +28,7 @@ pub struct CctvCam {
     /// - Wire id: `input_image`, type: `imageUrl`
     pub input_image: ::flora_api::ImageUrl,
 }
-/// Outputs of [`CctvCam`], one field per output id.
+/// Outputs of [`CctvCam`](struct@CctvCam), one field per output id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CctvCamOutputs {
     /// Output Image
@@ -40,6 +40,12 @@ impl ::flora_api::Technique for CctvCam {
     const SLUG: &'static str = "cctv-cam";
     const TECHNIQUE_ID: &'static str = "tech_cctv-cam";
     const RUN_COST_USD: f64 = 0.05;
+    const INPUTS: &'static [::flora_api::SlotInfo] = &[
+        ::flora_api::SlotInfo::new("input_image", "imageUrl", false),
+    ];
+    const OUTPUTS: &'static [::flora_api::SlotInfo] = &[
+        ::flora_api::SlotInfo::new("output_image", "imageUrl", false),
+    ];
     type Outputs = CctvCamOutputs;
     fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
         let mut inputs = ::std::vec::Vec::with_capacity(1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flora_api::{
     Client, ClientBuilder, Error, FromRunOutputs, ImageUrl, OutputSet, PollPolicy, RunInput,
-    Technique,
+    SlotInfo, Technique,
 };
 use serde_json::{Value, json};
 
@@ -45,6 +45,14 @@ impl Technique for Upscale {
     const SLUG: &'static str = "upscale";
     const TECHNIQUE_ID: &'static str = "tech_upscale";
     const RUN_COST_USD: f64 = 0.05;
+    const INPUTS: &'static [SlotInfo] = &[
+        SlotInfo::new("input_image", "imageUrl", false),
+        SlotInfo::new("prompt", "text", true),
+    ];
+    const OUTPUTS: &'static [SlotInfo] = &[
+        SlotInfo::new("output_image", "imageUrl", false),
+        SlotInfo::new("caption", "text", false),
+    ];
     type Outputs = UpscaleOutputs;
     fn inputs(&self) -> Vec<RunInput> {
         let mut v = Vec::with_capacity(2);

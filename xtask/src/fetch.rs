@@ -1,0 +1,165 @@
+//! Fetching the catalog: the list endpoint is only the index; every listed technique's full
+//! schema is retrieved on its own (`GET /techniques/{id}`), as FLORA's docs ask, with bounded
+//! concurrency and the client's retries and 429 handling.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use flora_api::{Client, ListTechniques, TechniqueSchema};
+use futures_util::{StreamExt, TryStreamExt};
+use serde_json::Value;
+
+/// Default number of schemas retrieved at once.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// What to fetch and how.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// API key.
+    pub api_key: String,
+    /// Base URL override (else `FLORA_BASE_URL`, else production).
+    pub base_url: Option<String>,
+    /// Workspace whose techniques to list.
+    pub workspace_id: Option<String>,
+    /// Only these slugs (each must exist upstream).
+    pub only: Vec<String>,
+    /// Schemas retrieved at once (0 means the default, 8).
+    pub concurrency: usize,
+    /// Show progress (a terminal is attached).
+    pub progress: bool,
+}
+
+fn api_message(e: flora_api::Error) -> String {
+    match e.status() {
+        Some(401) => format!(
+            "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or run \
+             `cargo xtask regen --offline` to use the committed schemas.\n  {e}"
+        ),
+        _ => format!("fetching techniques failed: {e}"),
+    }
+}
+
+fn client(opts: &FetchOptions) -> Result<Client, String> {
+    let mut builder = Client::builder().api_key(&opts.api_key);
+    let base = opts
+        .base_url
+        .clone()
+        .or_else(|| std::env::var(flora_api::ENV_BASE_URL).ok())
+        .filter(|b| !b.trim().is_empty());
+    if let Some(b) = base {
+        builder = builder.base_url(b);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn bar(progress: bool) -> indicatif::ProgressBar {
+    if progress {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Fetches every technique visible to the key: slug → raw technique object as retrieved.
+pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, String> {
+    let client = client(opts)?;
+    let listing = bar(opts.progress);
+    listing.enable_steady_tick(Duration::from_millis(120));
+    listing.set_message("listing techniques");
+    let index: Vec<TechniqueSchema> = client
+        .techniques(ListTechniques {
+            limit: Some(100),
+            workspace_id: opts.workspace_id.clone(),
+            ..Default::default()
+        })
+        .inspect_ok(|_| listing.inc(1))
+        .try_collect()
+        .await
+        .map_err(api_message)?;
+    listing.finish_and_clear();
+
+    let wanted: Vec<&TechniqueSchema> = index
+        .iter()
+        .filter(|t| opts.only.is_empty() || opts.only.iter().any(|s| s == t.slug_or_derived()))
+        .collect();
+    let unmatched: Vec<&str> = opts
+        .only
+        .iter()
+        .filter(|s| !index.iter().any(|t| t.slug_or_derived() == s.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unmatched.is_empty() {
+        let mut known: Vec<&str> = index.iter().map(TechniqueSchema::slug_or_derived).collect();
+        known.sort_unstable();
+        known.truncate(20);
+        return Err(format!(
+            "--only: no technique upstream has the slug {}; the key sees: {}{}",
+            unmatched
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if known.is_empty() {
+                "no techniques".to_owned()
+            } else {
+                known.join(", ")
+            },
+            if index.len() > known.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    // Slugs are file names: refuse unsafe ones, and two that would share a file on a
+    // case-insensitive filesystem, before any request for their schemas.
+    let mut by_folded: BTreeMap<String, &str> = BTreeMap::new();
+    for t in &wanted {
+        let slug = t.slug_or_derived();
+        flora_codegen::naming::check_slug(slug)
+            .map_err(|e| format!("{e}; refusing to write it"))?;
+        if let Some(other) = by_folded.insert(slug.to_lowercase(), slug) {
+            return Err(if other == slug {
+                format!("two techniques share the slug `{slug}`; cannot give both a schema file")
+            } else {
+                format!(
+                    "techniques `{other}` and `{slug}` differ only by case; their schema files \
+                     would overwrite each other on macOS and Windows"
+                )
+            });
+        }
+    }
+
+    let retrieving = if opts.progress {
+        indicatif::ProgressBar::new(wanted.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    retrieving.set_style(
+        indicatif::ProgressStyle::with_template("fetched {pos}/{len} {bar:30} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let concurrency = if opts.concurrency == 0 {
+        DEFAULT_CONCURRENCY
+    } else {
+        opts.concurrency
+    };
+    let retrieved: Vec<(String, Value)> = futures_util::stream::iter(wanted)
+        .map(|t| {
+            let client = &client;
+            let retrieving = &retrieving;
+            async move {
+                let full = client
+                    .technique(&t.technique_id)
+                    .await
+                    .map_err(api_message)?;
+                retrieving.inc(1);
+                Ok::<_, String>((t.slug_or_derived().to_owned(), full.raw().clone()))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    retrieving.finish_and_clear();
+    Ok(retrieved.into_iter().collect())
+}

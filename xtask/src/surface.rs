@@ -1,0 +1,224 @@
+//! The Rust surface of generated technique files: what user code sees and can break on.
+//!
+//! The change report compares these, read back from the old and the new generated files,
+//! rather than schema JSON: a wire rename that keeps the Rust field (`input_image` →
+//! `inputImage`) is then a note, not a removal plus an addition, and offline regens that add
+//! a hand-written schema are reported like fetched ones.
+
+use std::collections::BTreeMap;
+
+use quote::ToTokens;
+use syn::{Expr, ImplItem, Item, Lit};
+
+/// One field of a generated struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The Rust field name as written (`r#type`).
+    pub rust: String,
+    /// Its type without paths (`Option<ImageUrl>`).
+    pub ty: String,
+    /// The slot id, when the file records it (`SlotInfo`).
+    pub wire_id: Option<String>,
+    /// The slot's wire type, when recorded.
+    pub wire_type: Option<String>,
+}
+
+/// One generated technique as user code sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Surface {
+    /// Module (file stem), e.g. `cctv_cam`.
+    pub module: String,
+    /// The input struct, e.g. `CctvCam`.
+    pub struct_name: String,
+    /// `Technique::SLUG`.
+    pub slug: String,
+    /// `Technique::TECHNIQUE_ID`.
+    pub technique_id: String,
+    /// `Technique::RUN_COST_USD`.
+    pub run_cost: Option<f64>,
+    /// Input fields in order.
+    pub inputs: Vec<Field>,
+    /// Output fields in order.
+    pub outputs: Vec<Field>,
+}
+
+/// Generated paths reduced to the names a user reads.
+fn short_type(ty: &syn::Type) -> String {
+    let mut s: String = ty
+        .to_token_stream()
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    for prefix in [
+        "::core::option::",
+        "::std::string::",
+        "::std::vec::",
+        "::flora_api::",
+    ] {
+        s = s.replace(prefix, "");
+    }
+    s
+}
+
+fn lit_str(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Str(s) => Some(s.value()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn lit_f64(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Float(f) => f.base10_parse().ok(),
+            Lit::Int(i) => i.base10_parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `&[SlotInfo::new("id", "type", opt), …]` → `[(id, type)]`.
+fn slot_infos(e: &Expr) -> Vec<(String, String)> {
+    let Expr::Reference(r) = e else {
+        return Vec::new();
+    };
+    let Expr::Array(a) = &*r.expr else {
+        return Vec::new();
+    };
+    a.elems
+        .iter()
+        .filter_map(|el| match el {
+            Expr::Call(c) => {
+                let mut args = c.args.iter();
+                Some((lit_str(args.next()?)?, lit_str(args.next()?)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn fields(item: &syn::ItemStruct, wire: &[(String, String)]) -> Vec<Field> {
+    item.fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Field {
+            rust: f
+                .ident
+                .as_ref()
+                .map(|id| id.to_token_stream().to_string())
+                .unwrap_or_default(),
+            ty: short_type(&f.ty),
+            // Generated fields follow the schema order, as `INPUTS`/`OUTPUTS` do.
+            wire_id: (wire.len() == item.fields.len()).then(|| wire[i].0.clone()),
+            wire_type: (wire.len() == item.fields.len()).then(|| wire[i].1.clone()),
+        })
+        .collect()
+}
+
+/// Reads one generated technique file; `None` when it holds no `impl Technique`.
+pub fn parse(module: &str, text: &str) -> Option<Surface> {
+    let file = syn::parse_file(text).ok()?;
+    let mut structs = BTreeMap::new();
+    let mut surface = Surface {
+        module: module.to_owned(),
+        ..Surface::default()
+    };
+    let (mut inputs, mut outputs, mut outputs_name) = (Vec::new(), Vec::new(), None);
+    let mut found = false;
+    for item in &file.items {
+        match item {
+            Item::Struct(s) => {
+                structs.insert(s.ident.to_string(), s);
+            }
+            Item::Impl(imp) => {
+                let is_technique = imp
+                    .trait_
+                    .as_ref()
+                    .and_then(|(_, p, _)| p.segments.last())
+                    .is_some_and(|s| s.ident == "Technique");
+                if !is_technique {
+                    continue;
+                }
+                found = true;
+                surface.struct_name = imp.self_ty.to_token_stream().to_string();
+                for it in &imp.items {
+                    match it {
+                        ImplItem::Const(c) => match c.ident.to_string().as_str() {
+                            "SLUG" => surface.slug = lit_str(&c.expr).unwrap_or_default(),
+                            "TECHNIQUE_ID" => {
+                                surface.technique_id = lit_str(&c.expr).unwrap_or_default()
+                            }
+                            "RUN_COST_USD" => surface.run_cost = lit_f64(&c.expr),
+                            "INPUTS" => inputs = slot_infos(&c.expr),
+                            "OUTPUTS" => outputs = slot_infos(&c.expr),
+                            _ => {}
+                        },
+                        ImplItem::Type(t) if t.ident == "Outputs" => {
+                            outputs_name = Some(t.ty.to_token_stream().to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !found {
+        return None;
+    }
+    if let Some(s) = structs.get(&surface.struct_name) {
+        surface.inputs = fields(s, &inputs);
+    }
+    if let Some(s) = outputs_name.and_then(|n| structs.get(&n)) {
+        surface.outputs = fields(s, &outputs);
+    }
+    Some(surface)
+}
+
+/// Every technique of a generated directory (`file name → text`), keyed by module.
+pub fn of_files(files: &BTreeMap<String, String>) -> BTreeMap<String, Surface> {
+    files
+        .iter()
+        .filter(|(name, _)| name.as_str() != "mod.rs")
+        .filter_map(|(name, text)| {
+            let module = name.strip_suffix(".rs")?;
+            parse(module, text).map(|s| (module.to_owned(), s))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_a_generated_file() {
+        let schema = r#"{"technique_id": "tech_cctv-cam", "name": "CCTV", "run_cost": 0.05,
+          "inputs": [{"id": "inputImage", "type": "imageUrl"},
+                     {"id": "type", "type": "text", "optional": true}],
+          "outputs": [{"id": "o", "type": "meshUrl"}]}"#;
+        let out = flora_codegen::generate(&[flora_codegen::SchemaFile::new(
+            "schemas/cctv-cam.json",
+            schema,
+        )])
+        .unwrap();
+        let s = parse("cctv_cam", &out.files["cctv_cam.rs"]).unwrap();
+        assert_eq!(s.struct_name, "CctvCam");
+        assert_eq!(s.slug, "cctv-cam");
+        assert_eq!(s.technique_id, "tech_cctv-cam");
+        assert_eq!(s.run_cost, Some(0.05));
+        assert_eq!(s.inputs[0].rust, "input_image");
+        assert_eq!(s.inputs[0].ty, "ImageUrl");
+        assert_eq!(s.inputs[0].wire_id.as_deref(), Some("inputImage"));
+        assert_eq!(s.inputs[1].rust, "r#type");
+        assert_eq!(s.inputs[1].ty, "Option<String>");
+        assert_eq!(s.outputs[0].ty, "RawOutput");
+        assert_eq!(s.outputs[0].wire_type.as_deref(), Some("meshUrl"));
+        assert!(parse("x", "not rust").is_none());
+    }
+}
