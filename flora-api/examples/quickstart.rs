@@ -12,7 +12,8 @@ async fn main() -> Result<(), flora_api::Error> {
     .run(&client) // start + wait
     .await?;
     let image: &ImageUrl = &done.outputs.output_image;
-    println!("{image} cost {:?} USD", done.charged_cost);
+    let cost = done.charged_cost.unwrap_or(0.0);
+    println!("{image} cost {cost} USD");
 
     // Start only, wait later (or elsewhere):
     let mut handle = CctvCam {

@@ -187,7 +187,9 @@ impl ClientBuilder {
     }
 
     /// The base URL (default [`DEFAULT_BASE_URL`]). Must be `https://`; `http://` is allowed
-    /// only for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`).
+    /// only for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`). A URL without a path
+    /// (`http://127.0.0.1:8080`) gets `/api/v1` appended, where FLORA serves its API; write
+    /// a trailing slash (`http://127.0.0.1:8080/`) to mean the host's root.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
         self
@@ -220,6 +222,20 @@ impl ClientBuilder {
 
     /// Use this `reqwest::Client` (proxies, custom TLS roots, ...). Redirect and timeout
     /// settings are then yours; the per-attempt timeout is still applied per request.
+    ///
+    /// Build it with the `reqwest` this crate uses, re-exported as [`flora_api::reqwest`]
+    /// (`cargo add reqwest` may pick another major version, whose `Client` is another type):
+    ///
+    /// ```
+    /// let http = flora_api::reqwest::Client::builder()
+    ///     .redirect(flora_api::reqwest::redirect::Policy::none())
+    ///     .build()
+    ///     .unwrap();
+    /// let client = flora_api::Client::builder().api_key("sk_test").http_client(http).build();
+    /// assert!(client.is_ok());
+    /// ```
+    ///
+    /// [`flora_api::reqwest`]: crate::reqwest
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -414,8 +430,16 @@ fn parse_base_url(input: &str) -> Result<Url, Error> {
             "base URL {input:?} must not have a query or fragment"
         )));
     }
+    let mut url = url;
+    if url.path() == "/" && !input.trim_end().ends_with('/') {
+        // `https://host` means the API on that host, as in production: `https://host/api/v1`.
+        url.set_path(API_PATH);
+    }
     Ok(url)
 }
+
+/// Where FLORA serves its API on a host.
+pub(crate) const API_PATH: &str = "/api/v1";
 
 #[cfg(test)]
 mod tests {
@@ -426,6 +450,22 @@ mod tests {
             .api_key("sk_test_1")
             .base_url(base)
             .build()
+    }
+
+    #[test]
+    fn a_base_url_without_a_path_gets_api_v1() {
+        let base = |s: &str| build(s).unwrap().base_url().as_str().to_owned();
+        assert_eq!(
+            base("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/api/v1"
+        );
+        assert_eq!(base("https://app.flora.ai"), "https://app.flora.ai/api/v1");
+        assert_eq!(base("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/");
+        assert_eq!(base("http://127.0.0.1:8080/v2"), "http://127.0.0.1:8080/v2");
+        assert_eq!(
+            base("https://app.flora.ai/api/v1"),
+            "https://app.flora.ai/api/v1"
+        );
     }
 
     #[test]

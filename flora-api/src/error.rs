@@ -75,6 +75,9 @@ pub struct ApiError {
     /// The server's `Retry-After` (or `retry-after-ms`), when it sent one. A hint longer
     /// than the client sleeps through (60 s) ends the retries at once and is kept here.
     pub retry_after: Option<Duration>,
+    /// The base URL's path does not end in `/api/v1`: a 404 is then more likely a wrong
+    /// base URL than a wrong slug.
+    pub(crate) base_path_suspect: bool,
 }
 
 impl ApiError {
@@ -92,6 +95,10 @@ impl ApiError {
             }
             (ApiErrorCode::Forbidden, _) | (_, 403) => {
                 "; the key's workspace role lacks permission, or the technique is archived"
+            }
+            (_, 404) if self.base_path_suspect => {
+                "; the base URL's path does not end in /api/v1, where FLORA serves its API: \
+                 check FLORA_BASE_URL (or `ClientBuilder::base_url`)"
             }
             (ApiErrorCode::NotFound, _) | (_, 404) => {
                 "; check the technique slug or run id, and that it belongs to this key's workspace"
@@ -145,11 +152,16 @@ pub enum Error {
         api: Box<ApiError>,
     },
 
-    /// The connection failed (DNS, refused, reset) after all retries.
-    #[error("could not reach FLORA for {endpoint} after {attempts} attempt(s): {source}")]
+    /// The connection failed (DNS, refused, reset, TLS) after all retries.
+    #[error(
+        "could not reach {host} for {endpoint} after {attempts} attempt(s): {}",
+        root_causes(source)
+    )]
     Connection {
         /// Method and path.
         endpoint: String,
+        /// The host (and port) that could not be reached.
+        host: String,
         /// Attempts made.
         attempts: u32,
         /// The transport error.
@@ -159,12 +171,14 @@ pub enum Error {
 
     /// Every attempt ran past the per-attempt timeout.
     #[error(
-        "{endpoint} timed out after {attempts} attempt(s) of {per_attempt:?} each; \
+        "{endpoint} on {host} timed out after {attempts} attempt(s) of {per_attempt:?} each; \
          raise `ClientBuilder::timeout` if the API is slow"
     )]
     Timeout {
         /// Method and path.
         endpoint: String,
+        /// The host (and port) asked.
+        host: String,
         /// Attempts made.
         attempts: u32,
         /// The per-attempt timeout.
@@ -266,6 +280,22 @@ pub enum Error {
         /// The status as sent.
         status: RunStatus,
     },
+}
+
+/// The error and every cause under it (`error sending request: … : Connection refused`),
+/// so `Display` names the root cause (refused, DNS, TLS) without `{:?}`.
+fn root_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // Wrappers often repeat their cause's text; keep each message once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 fn fmt_code(code: &Option<RunErrorCode>) -> String {
@@ -375,6 +405,7 @@ impl ApiError {
             body: snippet(body),
             endpoint,
             retry_after: None,
+            base_path_suspect: false,
         }
     }
 }

@@ -44,6 +44,9 @@ mod wire;
 #[rustfmt::skip]
 pub mod techniques;
 
+/// The `reqwest` this crate is built on, for [`ClientBuilder::http_client`].
+pub use reqwest;
+
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
     ENV_CUSTOM_HEADERS,

@@ -111,7 +111,9 @@ macro_rules! media_url {
         pub struct $name(String);
 
         impl $name {
-            /// Parses an absolute `https://` URL with a host (see the [module rules](self)).
+            /// Parses an absolute `https://` URL with a host, in standard form (nothing the URL
+            /// parser would repair), without control characters, at most
+            /// [`MAX_URL_LEN`](crate::MAX_URL_LEN) bytes.
             ///
             /// ```
             #[doc = concat!("# use flora_api::", stringify!($name), ";")]

@@ -177,11 +177,13 @@ impl Client {
                     }
                     Attempt::Timeout => Error::Timeout {
                         endpoint,
+                        host: host(&call.url),
                         attempts: attempt,
                         per_attempt: inner.timeout,
                     },
                     Attempt::Connection(source) => Error::Connection {
                         endpoint,
+                        host: host(&call.url),
                         attempts: attempt,
                         source,
                     },
@@ -262,6 +264,12 @@ impl Client {
         let mut api =
             ApiError::from_response(endpoint.to_owned(), status.as_u16(), request_id, body);
         api.retry_after = server_delay(headers);
+        api.base_path_suspect = !self
+            .inner
+            .base
+            .path()
+            .trim_end_matches('/')
+            .ends_with(crate::client::API_PATH);
         let api = Box::new(api);
         match (&call.idempotency_key, &api.code) {
             (Some(key), ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict) => {
@@ -272,6 +280,15 @@ impl Client {
             }
             _ => Error::Api(api),
         }
+    }
+}
+
+/// `host:port` of a URL, for messages (never the path or query).
+fn host(url: &Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "the server".to_owned(),
     }
 }
 

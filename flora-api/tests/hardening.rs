@@ -415,7 +415,7 @@ async fn maximal_configuration_values_do_not_panic() {
         .await;
     let client = Client::builder()
         .api_key(KEY)
-        .base_url(server.uri())
+        .base_url(root(&server.uri()))
         .timeout(Duration::MAX)
         .retry_backoff(Duration::MAX, Duration::MAX)
         .max_retries(u32::MAX)

@@ -23,7 +23,8 @@ use crate::{scratch, synth};
 pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
-    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`); empty: all.
+    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`);
+    /// empty: all.
     pub only: Vec<String>,
 }
 
@@ -79,6 +80,90 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
             out += &poll_economy(&server.base).await?;
         }
     }
+    if opts.wants("fetch") {
+        out += &fetch_catalog(opts).await?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Regen fetch: list + retrieve every technique from a server with 20 ms latency
+
+async fn fetch_catalog(opts: &BenchOptions) -> Result<String, String> {
+    let n = if opts.quick { 100 } else { 1_000 };
+    let latency = Duration::from_millis(20);
+    let catalog = synth::catalog(n, 42);
+    let server = MockServer::start().await;
+    let by_id: HashMap<String, serde_json::Value> = catalog
+        .iter()
+        .map(|(_, v)| {
+            (
+                v["technique_id"].as_str().unwrap_or_default().to_owned(),
+                v.clone(),
+            )
+        })
+        .collect();
+    let summaries: Vec<serde_json::Value> = catalog
+        .iter()
+        .map(
+            |(slug, v)| json!({"technique_id": v["technique_id"], "slug": slug, "name": v["name"]}),
+        )
+        .collect();
+    Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(move |req: &Request| {
+            let path = req.url.path();
+            if let Some(id) = path.strip_prefix("/techniques/") {
+                return match by_id.get(id) {
+                    Some(v) => ResponseTemplate::new(200)
+                        .set_body_json(v)
+                        .set_delay(latency),
+                    None => ResponseTemplate::new(404),
+                };
+            }
+            let start: usize = req
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "cursor")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let end = (start + 100).min(summaries.len());
+            let next = (end < summaries.len()).then(|| end.to_string());
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"techniques": &summaries[start..end], "meta": {"next_cursor": next}}),
+                )
+                .set_delay(latency)
+        })
+        .mount(&server)
+        .await;
+    let mut out = format!(
+        "## 6. Regen fetch: {n} techniques, {} ms per request (list pages of 100, then one \
+         retrieve each)\n\n| concurrency | wall time | requests/s |\n|---:|---:|---:|\n",
+        latency.as_millis()
+    );
+    let levels: &[usize] = if opts.quick { &[8] } else { &[1, 8] };
+    for &concurrency in levels {
+        let t = Instant::now();
+        let fetched = crate::fetch::fetch(&crate::fetch::FetchOptions {
+            api_key: "sk_bench".into(),
+            base_url: Some(format!("{}/", server.uri())),
+            concurrency,
+            ..Default::default()
+        })
+        .await?;
+        let took = t.elapsed();
+        if fetched.len() != n {
+            return Err(format!("fetch bench: {} of {n} fetched", fetched.len()));
+        }
+        let requests = n + n.div_ceil(100);
+        let _ = writeln!(
+            out,
+            "| {concurrency} | {:.2} s | {:.0} |",
+            took.as_secs_f64(),
+            requests as f64 / took.as_secs_f64()
+        );
+    }
+    out.push('\n');
     Ok(out)
 }
 
@@ -301,7 +386,8 @@ pub async fn serve() -> Result<(), String> {
         })
         .mount(&server)
         .await;
-    println!("{}", server.uri());
+    // A trailing slash: the mock serves at the root, not at `/api/v1`.
+    println!("{}/", server.uri());
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
@@ -364,7 +450,7 @@ async fn client_overhead(opts: &BenchOptions, base: &str) -> Result<String, Stri
         .build()
         .map_err(|e| e.to_string())?;
     let technique = bench_input::<false>()?;
-    let post_url = format!("{base}/techniques/polls3/runs");
+    let post_url = format!("{base}techniques/polls3/runs");
     let body = json!({"inputs": technique.inputs(), "mode": "async", "idempotency_key": "k"});
 
     let ours_start = || async {
@@ -401,7 +487,7 @@ async fn client_overhead(opts: &BenchOptions, base: &str) -> Result<String, Stri
         let start = t.elapsed();
         let id = v["run_id"].as_str().unwrap_or_default().to_owned();
         let t = Instant::now();
-        bare_json(bare.get(format!("{base}/techniques/polls3/runs/{id}"))).await?;
+        bare_json(bare.get(format!("{base}techniques/polls3/runs/{id}"))).await?;
         Ok::<_, String>((start, t.elapsed()))
     };
     // Warm both connection pools, then interleave blocks so drift hits both alike.

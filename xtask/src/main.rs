@@ -57,7 +57,7 @@ enum Command {
         /// Smallest size of each bench only (a smoke test).
         #[arg(long)]
         quick: bool,
-        /// Only these benches: codegen, compile, client, scale, poll.
+        /// Only these benches: codegen, compile, client, scale, poll, fetch.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
     },

@@ -34,6 +34,9 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
         };
         for e in entries {
             let p = e.unwrap().path();
+            if p.is_dir() {
+                continue;
+            }
             out.insert(
                 format!("{dir}/{}", p.file_name().unwrap().to_str().unwrap()),
                 fs::read_to_string(&p).unwrap(),
@@ -89,7 +92,7 @@ async fn workspace() -> tempfile::TempDir {
 fn online(server: &MockServer) -> Options {
     Options {
         api_key: Some("sk_test_key".into()),
-        base_url: Some(server.uri()),
+        base_url: Some(format!("{}/", server.uri())),
         ..Options::default()
     }
 }
@@ -291,7 +294,7 @@ async fn serving(list: Vec<Value>) -> MockServer {
         .mount(&server)
         .await;
     for t in &list {
-        retrievable(&server, t, 1..=100).await;
+        retrievable(&server, t, 0..=100).await;
     }
     server
 }
@@ -343,4 +346,382 @@ async fn unsafe_slugs_are_refused() {
     let err = regen(dir.path(), &online(&server)).await.unwrap_err();
     assert!(err.contains("cannot be used as a file name"), "{err}");
     assert!(!dir.path().join("escape.json").exists());
+}
+
+fn push(list: &mut Value, item: Value) {
+    list.as_array_mut().unwrap().push(item);
+}
+
+/// A server whose list endpoint answers `body` (and retrieves nothing).
+async fn listing(body: Value) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/techniques"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn malformed_catalog_answers_delete_nothing() {
+    let dir = workspace().await;
+    let before = tree(dir.path());
+    for body in [
+        json!({}),
+        json!({"techniques": null}),
+        json!({"data": [technique("x", json!([]))]}),
+        json!({"techniques": "all of them"}),
+    ] {
+        let server = listing(body.clone()).await;
+        let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+        assert!(err.contains("GET /techniques"), "{body}: {err}");
+        assert!(err.contains("no `techniques` array"), "{body}: {err}");
+        assert_eq!(tree(dir.path()), before, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_catalog_needs_allow_mass_removal() {
+    let dir = workspace().await;
+    let before = tree(dir.path());
+    let server = listing(json!({"techniques": []})).await;
+    let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+    assert!(err.contains("--allow-mass-removal"), "{err}");
+    assert!(err.contains("cctv-cam") && err.contains("old-one"), "{err}");
+    assert_eq!(tree(dir.path()), before);
+
+    let mut opts = online(&server);
+    opts.allow_mass_removal = true;
+    let o = regen(dir.path(), &opts).await.unwrap();
+    assert!(
+        o.report.starts_with("0 technique(s): 0 added, 2 removed"),
+        "{}",
+        o.report
+    );
+    let t = tree(dir.path());
+    assert!(!t.contains_key("schemas/cctv-cam.json"));
+    assert_eq!(t.len(), 1, "only mod.rs is left: {:?}", t.keys());
+}
+
+#[tokio::test]
+async fn removing_more_than_half_needs_the_flag_but_keep_local_keeps() {
+    let dir = workspace().await;
+    // Three local techniques, the server lists only one: two of three would go.
+    fs::write(
+        dir.path().join("schemas/third.json"),
+        xtask::regen::schema_text(&technique("third", json!([]))).unwrap(),
+    )
+    .unwrap();
+    let server = serving(vec![technique(
+        "cctv-cam",
+        json!([image_input("input_image")]),
+    )])
+    .await;
+    let before = tree(dir.path());
+    let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+    assert!(err.contains("2 of the 3"), "{err}");
+    assert_eq!(tree(dir.path()), before);
+
+    let mut opts = online(&server);
+    opts.keep_local = true;
+    let o = regen(dir.path(), &opts).await.unwrap();
+    assert_eq!(o.absent_upstream, ["old-one", "third"]);
+    let t = tree(dir.path());
+    assert!(t.contains_key("schemas/old-one.json"));
+    assert!(t.contains_key("flora-api/src/techniques/third.rs"));
+}
+
+#[tokio::test]
+async fn empty_pages_with_a_cursor_are_followed() {
+    let dir = workspace().await;
+    let server = MockServer::start().await;
+    let cctv = technique("cctv-cam", json!([image_input("input_image")]));
+    let old = technique("old-one", json!([]));
+    Mock::given(method("GET"))
+        .and(path("/techniques"))
+        .and(query_param("cursor", "c1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"techniques": [], "meta": {"next_cursor": "c2"}})),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/techniques"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"techniques": [summary(&cctv), summary(&old)]})),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/techniques"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"techniques": [], "meta": {"next_cursor": "c1"}})),
+        )
+        .mount(&server)
+        .await;
+    retrievable(&server, &cctv, 1).await;
+    retrievable(&server, &old, 1).await;
+    let o = regen(dir.path(), &online(&server)).await.unwrap();
+    assert!(o.up_to_date(), "{:?}\n{}", o.changed_files, o.report);
+    assert!(o.absent_upstream.is_empty());
+}
+
+#[tokio::test]
+async fn only_with_an_unknown_slug_fails_and_names_it() {
+    let dir = workspace().await;
+    let server = serving(vec![technique("cctv-cam", json!([]))]).await;
+    let mut opts = online(&server);
+    opts.only = vec!["cctv-cam".into(), "nope".into()];
+    let before = tree(dir.path());
+    let err = regen(dir.path(), &opts).await.unwrap_err();
+    assert!(err.contains("`nope`"), "{err}");
+    assert!(!err.contains("`cctv-cam`"), "{err}");
+    assert!(err.contains("the key sees: cctv-cam"), "{err}");
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[tokio::test]
+async fn slugs_differing_only_by_case_are_refused() {
+    let dir = workspace().await;
+    let mut a = technique("x", json!([]));
+    a["slug"] = json!("Sticker");
+    let mut b = technique("y", json!([]));
+    b["slug"] = json!("sticker");
+    let server = serving(vec![a, b]).await;
+    let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+    assert!(err.contains("differ only by case"), "{err}");
+    for bad in ["C:evil", "con", "nul.txt", "a\u{202e}b"] {
+        let mut t = technique("z", json!([]));
+        t["slug"] = json!(bad);
+        let server = serving(vec![t]).await;
+        let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+        assert!(
+            err.contains("cannot be used as a file name"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_slot_types_warn_and_deny_warnings_refuses() {
+    let dir = workspace().await;
+    let mut t = technique("cctv-cam", json!([image_input("input_image")]));
+    push(
+        &mut t["inputs"],
+        json!({"id": "steps", "name": "Steps", "type": "number"}),
+    );
+    push(
+        &mut t["outputs"],
+        json!({"id": "mesh", "name": "Mesh", "type": "meshUrl"}),
+    );
+    let server = serving(vec![t, technique("old-one", json!([]))]).await;
+
+    let mut strict = online(&server);
+    strict.deny_warnings = true;
+    let before = tree(dir.path());
+    let err = regen(dir.path(), &strict).await.unwrap_err();
+    assert!(err.contains("denied by --deny-warnings"), "{err}");
+    assert!(
+        err.contains("schemas/cctv-cam.json#/inputs/1/type"),
+        "{err}"
+    );
+    assert_eq!(tree(dir.path()), before);
+
+    let o = regen(dir.path(), &online(&server)).await.unwrap();
+    let r = &o.report;
+    assert!(r.contains("1 changed, 2 warning(s)"), "{r}");
+    assert!(
+        r.contains("BREAKING cctv-cam: input `steps` added (String)"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BREAKING cctv-cam: output `mesh` added (RawOutput)"),
+        "{r}"
+    );
+    assert!(
+        r.contains(
+            "warning: schemas/cctv-cam.json#/inputs/1/type: input `steps` has type `number`"
+        ),
+        "{r}"
+    );
+    let code = &tree(dir.path())["flora-api/src/techniques/cctv_cam.rs"];
+    assert!(code.contains("pub steps: ::std::string::String"), "{code}");
+    assert!(code.contains(r#""steps", "number""#), "{code}");
+}
+
+#[tokio::test]
+async fn report_follows_the_rust_surface() {
+    let dir = workspace().await;
+    // `input_image` -> `inputImage` keeps the field; the id changes; a new output appears.
+    let mut t = technique("cctv-cam", json!([image_input("inputImage")]));
+    t["technique_id"] = json!("tech_cctv-cam-v2");
+    t["slug"] = json!("cctv-cam");
+    push(
+        &mut t["outputs"],
+        json!({"id": "caption", "name": "Caption", "type": "text"}),
+    );
+    let mut old = technique("old-one", json!([]));
+    old["slug"] = json!("old_one");
+    let server = serving(vec![t, old]).await;
+    let mut opts = online(&server);
+    opts.allow_mass_removal = true;
+    let o = regen(dir.path(), &opts).await.unwrap();
+    let r = &o.report;
+    assert!(
+        r.contains("  cctv-cam: input wire id `input_image` -> `inputImage` (Rust field `input_image` unchanged)"),
+        "{r}"
+    );
+    assert!(
+        r.contains("  cctv-cam: technique id `tech_cctv-cam` -> `tech_cctv-cam-v2`"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BREAKING cctv-cam: output `caption` added (String)"),
+        "{r}"
+    );
+    // `old-one` -> `old_one`: same module and struct, so only the slug note.
+    assert!(
+        r.contains("  old_one: slug `old-one` -> `old_one` (same struct and module)"),
+        "{r}"
+    );
+    assert!(!r.contains("BREAKING old"), "{r}");
+    assert!(!r.contains("input `input_image` removed"), "{r}");
+}
+
+#[tokio::test]
+async fn offline_reports_and_normalises_hand_written_schemas() {
+    let dir = workspace().await;
+    // A hand-written schema: keys unsorted, no trailing newline.
+    fs::write(
+        dir.path().join("schemas/hand-made.json"),
+        r#"{"technique_id":"tech_hand-made","run_cost":0,"name":"Hand","outputs":[],"inputs":[]}"#,
+    )
+    .unwrap();
+    fs::remove_file(dir.path().join("schemas/old-one.json")).unwrap();
+    let check = Options {
+        offline: true,
+        check: true,
+        ..Options::default()
+    };
+    let o = regen(dir.path(), &check).await.unwrap();
+    assert!(
+        o.changed_files
+            .contains(&"schemas/hand-made.json".to_owned()),
+        "{:?}",
+        o.changed_files
+    );
+    assert!(
+        o.diff.contains("+++ b/schemas/hand-made.json"),
+        "{}",
+        o.diff
+    );
+    assert!(
+        o.report
+            .starts_with("2 technique(s): 1 added, 1 removed, 0 changed"),
+        "{}",
+        o.report
+    );
+    assert!(
+        o.report.contains("hand-made: added as `HandMade`"),
+        "{}",
+        o.report
+    );
+    assert!(
+        o.report.contains("BREAKING old-one: removed"),
+        "{}",
+        o.report
+    );
+    assert_eq!(
+        o.removed_files,
+        ["flora-api/src/techniques/old_one.rs".to_owned()]
+    );
+
+    let write = Options {
+        offline: true,
+        ..Options::default()
+    };
+    regen(dir.path(), &write).await.unwrap();
+    let text = &tree(dir.path())["schemas/hand-made.json"];
+    assert!(text.starts_with("{\n  \"inputs\": [],\n"), "{text}");
+    assert!(text.ends_with("}\n"));
+    assert!(regen(dir.path(), &check).await.unwrap().up_to_date());
+}
+
+#[tokio::test]
+async fn check_flags_leftover_temporary_files_and_staging_failures_change_nothing() {
+    let dir = workspace().await;
+    let check = Options {
+        offline: true,
+        check: true,
+        ..Options::default()
+    };
+    let tmp = dir
+        .path()
+        .join("flora-api/src/techniques/cctv_cam.rs.regen-tmp");
+    fs::write(&tmp, "half").unwrap();
+    let o = regen(dir.path(), &check).await.unwrap();
+    assert_eq!(
+        o.changed_files,
+        ["flora-api/src/techniques/cctv_cam.rs.regen-tmp".to_owned()]
+    );
+    // A write run cleans it up.
+    regen(
+        dir.path(),
+        &Options {
+            offline: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!tmp.exists());
+
+    // A staged file cannot be written (a directory is in its place): nothing changes.
+    let server = serving(vec![
+        technique("cctv-cam", json!([image_input("input_image")])),
+        technique("old-one", json!([])),
+        technique("brand-new", json!([])),
+    ])
+    .await;
+    let blocker = dir.path().join("schemas/brand-new.json.regen-tmp");
+    fs::create_dir_all(blocker.join("x")).unwrap();
+    let before = tree(dir.path());
+    let err = regen(dir.path(), &online(&server)).await.unwrap_err();
+    assert!(err.contains("brand-new.json.regen-tmp"), "{err}");
+    assert!(err.contains("no file was changed"), "{err}");
+    assert_eq!(tree(dir.path()), before);
+}
+
+/// The example in schemas/README.md is a valid schema that generates what the text says.
+#[test]
+fn the_documented_schema_example_generates() {
+    let readme = fs::read_to_string(xtask::workspace_root().join("schemas/README.md")).unwrap();
+    let json = readme
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let out = flora_codegen::generate(&[flora_codegen::SchemaFile::new(
+        "schemas/sticker-maker.json",
+        json,
+    )])
+    .unwrap();
+    assert!(out.warnings.is_empty());
+    let code = &out.files["sticker_maker.rs"];
+    assert!(code.contains("pub photo: ::flora_api::ImageUrl,"), "{code}");
+    assert!(
+        code.contains("pub outline: ::core::option::Option<::std::string::String>,"),
+        "{code}"
+    );
+    assert!(
+        code.contains("pub sticker: ::flora_api::ImageUrl,"),
+        "{code}"
+    );
 }

@@ -11,11 +11,16 @@ use serde_json::{Value, json};
 
 pub const KEY: &str = "sk_test_SUPERSECRET_0123456789";
 
+/// `server.uri()` with a trailing slash: the mock serves at the root, not at `/api/v1`.
+pub fn root(base: &str) -> String {
+    format!("{}/", base.trim_end_matches('/'))
+}
+
 /// A client for `server` with millisecond backoff and polling.
 pub fn fast(base: &str) -> ClientBuilder {
     Client::builder()
         .api_key(KEY)
-        .base_url(base)
+        .base_url(root(base))
         .max_retries(2)
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
         .timeout(Duration::from_secs(5))
