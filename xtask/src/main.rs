@@ -163,8 +163,9 @@ async fn run_regen(opts: Options) -> ExitCode {
     let outcome = match regen::regen(&root, &opts).await {
         Ok(o) => o,
         Err(e) => {
-            // The message says what happened to the tree (nothing, or which files changed).
-            eprintln!("regen failed: {e}");
+            // The message ends with what happened to the tree (nothing, or which files changed).
+            eprintln!("{e}");
+            eprintln!("regen failed");
             return ExitCode::FAILURE;
         }
     };

@@ -178,8 +178,28 @@ fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(
     ))
 }
 
-/// Runs regen on the workspace at `root`.
+/// Runs regen on the workspace at `root`. Every error says what happened to the tree:
+/// nothing (`no file was changed`), or exactly which files changed.
 pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
+    let (outcome, plans) = plan(root, opts)
+        .await
+        .map_err(|e| format!("{e}\nno file was changed"))?;
+    if !opts.check {
+        if !outcome.absent_upstream.is_empty() && !opts.keep_local {
+            // Said before anything is deleted.
+            eprintln!(
+                "Deleting {} technique(s) not listed upstream (--keep-local keeps them): {}",
+                outcome.absent_upstream.len(),
+                outcome.absent_upstream.join(", ")
+            );
+        }
+        write::apply(&plans)?;
+    }
+    Ok(outcome)
+}
+
+/// Everything before writing: fetch or read, generate, report, plan (and diff with `--check`).
+async fn plan(root: &Path, opts: &Options) -> Result<(Outcome, Vec<Plan>), String> {
     let layout = Layout::new(root);
     let old_schemas = read_dir(&layout.schemas, "json")?;
     let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
@@ -323,17 +343,7 @@ pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
                     .header(&format!("a/{shown}"), &format!("b/{shown}"))
             );
         }
-        return Ok(outcome);
     }
-    if !outcome.absent_upstream.is_empty() && !opts.keep_local {
-        // Said before anything is deleted.
-        eprintln!(
-            "Deleting {} technique(s) not listed upstream (--keep-local keeps them): {}",
-            outcome.absent_upstream.len(),
-            outcome.absent_upstream.join(", ")
-        );
-    }
-    let plans: Vec<Plan> = plans.into_iter().map(|(_, p, _)| p).collect();
-    write::apply(&plans)?;
-    Ok(outcome)
+    let plans = plans.into_iter().map(|(_, p, _)| p).collect();
+    Ok((outcome, plans))
 }

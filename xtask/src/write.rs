@@ -78,7 +78,7 @@ pub fn apply(plans: &[Plan]) -> Result<(), String> {
                     let _ = std::fs::remove_file(t);
                 }
                 return Err(format!(
-                    "cannot write {}: {e}; no file was changed",
+                    "cannot write {}: {e}\nno file was changed",
                     tmp.display()
                 ));
             }
@@ -158,7 +158,7 @@ fn rollback(done: Vec<Done>, staged: &[(PathBuf, &Path)], failure: String) -> St
         let _ = std::fs::remove_file(tmp);
     }
     if stuck.is_empty() {
-        format!("{failure}; every change was rolled back, no file was changed")
+        format!("{failure}\nevery change was rolled back: no file was changed")
     } else {
         format!(
             "{failure}; rolling back failed too, these files changed:\n  {}",
@@ -196,7 +196,7 @@ mod tests {
         ];
         let err = apply(&plans).unwrap_err();
         assert!(err.contains("c.rs"), "{err}");
-        assert!(err.contains("rolled back, no file was changed"), "{err}");
+        assert!(err.contains("rolled back: no file was changed"), "{err}");
         assert_eq!(read(&a).as_deref(), Some("old a"));
         assert_eq!(read(&b), None);
         assert_eq!(read(&gone).as_deref(), Some("old gone"));
