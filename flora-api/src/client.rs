@@ -19,6 +19,8 @@ pub const ENV_API_KEY: &str = "FLORA_API_KEY";
 pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
 /// Environment variable with extra headers, one `Name: value` per line (as the official SDKs).
 pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
+/// Environment variable with the default workspace (`ws_…`), e.g. for uploads.
+pub const ENV_WORKSPACE_ID: &str = "FLORA_WORKSPACE_ID";
 
 /// Default cap on concurrent requests per client.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -52,6 +54,11 @@ pub(crate) struct Inner {
     pub(crate) workspace_id: Option<String>,
     /// Caps requests in flight at once (held per attempt, not while waiting between polls).
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// For other origins (upload targets, media hosts): no key, no custom headers, redirects
+    /// only to https (or loopback http).
+    pub(crate) media_http: reqwest::Client,
+    /// The one workspace `GET /workspaces` returned, when uploads needed it.
+    pub(crate) workspace_cache: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for Client {
@@ -76,7 +83,8 @@ impl Client {
     }
 
     /// Builds a client from `FLORA_API_KEY` (required) and `FLORA_BASE_URL` (optional),
-    /// plus `FLORA_CUSTOM_HEADERS` (optional, `Name: value` lines).
+    /// plus `FLORA_CUSTOM_HEADERS` (optional, `Name: value` lines) and `FLORA_WORKSPACE_ID`
+    /// (optional default workspace).
     pub fn from_env() -> Result<Client, Error> {
         Self::builder_from_env()?.build()
     }
@@ -95,6 +103,11 @@ impl Client {
             && !base.trim().is_empty()
         {
             b = b.base_url(base.trim());
+        }
+        if let Ok(ws) = std::env::var(ENV_WORKSPACE_ID)
+            && !ws.trim().is_empty()
+        {
+            b = b.workspace_id(ws.trim());
         }
         if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
             for (name, value) in parse_custom_headers(&lines)? {
@@ -324,6 +337,7 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?,
         };
+        let media_http = media_client()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -337,8 +351,42 @@ impl ClientBuilder {
                 headers,
                 workspace_id: self.workspace_id,
                 in_flight: tokio::sync::Semaphore::new(max_in_flight),
+                media_http,
+                workspace_cache: tokio::sync::OnceCell::new(),
             }),
         })
+    }
+}
+
+/// The client for other origins. Redirects are followed (storage and CDN hosts use them) but
+/// only to `https://` or loopback `http://`. A read timeout bounds a stalled transfer without
+/// limiting how long a large one may take.
+fn media_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if attempt.url().scheme() == "https"
+                || (attempt.url().scheme() == "http" && is_loopback(attempt.url()))
+            {
+                attempt.follow()
+            } else {
+                attempt.error("refusing a redirect to a non-https URL")
+            }
+        }))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: the only hosts plain `http://` is allowed for.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -402,14 +450,10 @@ fn parse_base_url(input: &str) -> Result<Url, Error> {
             "the base URL must not contain credentials; use `api_key`".to_owned(),
         ));
     }
-    let loopback = match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => {
-            return Err(Error::Config(format!("base URL {input:?} has no host")));
-        }
-    };
+    if url.host().is_none() {
+        return Err(Error::Config(format!("base URL {input:?} has no host")));
+    }
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::pages::{ListRequest, Page};
 use crate::poll::RunHandle;
 use crate::technique::{RunInput, Technique, TechniqueRun, Untyped};
-use crate::transport::Call;
+use crate::transport::{Body, Call};
 use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
 
 /// Filters for listing techniques.
@@ -243,7 +243,7 @@ impl Client {
         let call = Call {
             method: Method::POST,
             url: self.url(&["techniques", slug_or_id, "runs"])?,
-            body: Some(body),
+            body: Some(Body::Json(body)),
             idempotency_key: Some(key),
         };
         let run: Run = self.send_json(call).await?;
@@ -373,9 +373,9 @@ impl Client {
         let call = Call {
             method: Method::POST,
             url: self.url(&["runs", "technique"])?,
-            body: Some(
+            body: Some(Body::Json(
                 json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs }),
-            ),
+            )),
             idempotency_key: Some(key),
         };
         let created: CreatedRun = self.send_json(call).await?;

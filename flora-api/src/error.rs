@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::{RunErrorCode, RunStatus, open_enum};
+use crate::wire::{AssetStatus, RunErrorCode, RunStatus, open_enum};
 
 open_enum!(
     /// The `error.code` of an API error envelope.
@@ -256,6 +256,78 @@ pub enum Error {
         differences: Vec<crate::drift::Drift>,
     },
 
+    /// A local file could not be read or written.
+    #[error("could not {action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done (`read`, `write`, …).
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An uploaded asset ended `failed`.
+    #[error("asset {asset_id} failed to process{}", fmt_message(.message))]
+    AssetFailed {
+        /// `asset_…` id.
+        asset_id: String,
+        /// `failure_message`, if any.
+        message: Option<String>,
+    },
+
+    /// An uploaded asset was not `ready` before the upload's poll deadline.
+    #[error(
+        "asset {asset_id} was still `{last_status}` after {waited:?}; it may still become \
+         ready: look again later with `client.asset(\"{asset_id}\")` or raise \
+         `UploadOptions::poll_deadline`"
+    )]
+    AssetTimeout {
+        /// `asset_…` id.
+        asset_id: String,
+        /// The last status seen.
+        last_status: AssetStatus,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// The storage host refused the bytes of a signed upload.
+    #[error(
+        "the upload host {host} refused the bytes of asset {asset_id} with HTTP {status}: {body}"
+    )]
+    UploadHost {
+        /// `asset_…` id.
+        asset_id: String,
+        /// The host (never the signed URL).
+        host: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the host's answer (at most 500 characters).
+        body: String,
+    },
+
+    /// A media URL answered 403, 404 or 410: most likely expired.
+    #[error(
+        "{url} answered HTTP {status}: the URL may have expired (FLORA's output URLs are \
+         long-lived, not permanent); run the technique again to get a fresh one"
+    )]
+    MediaGone {
+        /// The URL without its query (which may hold a signature).
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+
+    /// A download failed for another reason.
+    #[error("downloading {url} failed: {problem}")]
+    Download {
+        /// The URL without its query.
+        url: String,
+        /// What went wrong.
+        problem: String,
+    },
+
     /// A successful answer was larger than the client reads (32 MiB); nothing was decoded.
     #[error(
         "the answer to {endpoint} is larger than {limit} bytes, more than any FLORA answer \
@@ -284,7 +356,7 @@ pub enum Error {
 
 /// The error and every cause under it (`error sending request: … : Connection refused`),
 /// so `Display` names the root cause (refused, DNS, TLS) without `{:?}`.
-fn root_causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut next = e.source();
     while let Some(cause) = next {

@@ -26,7 +26,10 @@
 // crate and in codegen's fixture tests.
 extern crate self as flora_api;
 
+mod assets;
 mod client;
+mod content;
+mod download;
 mod drift;
 mod durations;
 mod endpoints;
@@ -47,10 +50,12 @@ pub mod techniques;
 /// The `reqwest` this crate is built on, for [`ClientBuilder::http_client`].
 pub use reqwest;
 
+pub use assets::{DEFAULT_ASSET_DEADLINE, DIRECT_UPLOAD_MAX, Progress, Upload, UploadOptions};
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
-    ENV_CUSTOM_HEADERS,
+    ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID,
 };
+pub use download::DownloadOptions;
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
@@ -63,6 +68,6 @@ pub use technique::{
 };
 pub use transport::IDEMPOTENCY_HEADER;
 pub use wire::{
-    CreatedRun, Extra, MediaType, Run, RunErrorCode, RunOutput, RunStatus, Slot, TechniqueSchema,
-    Workspace,
+    Asset, AssetStatus, CreatedRun, Extra, MediaType, Run, RunErrorCode, RunOutput, RunStatus,
+    Slot, TechniqueSchema, UploadTarget, UploadedVia, Workspace,
 };

@@ -38,7 +38,7 @@ pub const MAX_URL_LEN: usize = 8 * 1024;
 
 /// Checks that `input` is an absolute `https://` URL with a host; the shared rule of all kinds.
 /// Returns the URL as it will be sent.
-fn validate(kind: &'static str, input: &str) -> Result<String, MediaUrlError> {
+fn validate(kind: &'static str, upload: &str, input: &str) -> Result<String, MediaUrlError> {
     let fail = |reason: &str| {
         let mut quoted: String = input.chars().take(MAX_QUOTED).collect();
         if quoted.len() < input.len() {
@@ -52,6 +52,12 @@ fn validate(kind: &'static str, input: &str) -> Result<String, MediaUrlError> {
     };
     if input.is_empty() {
         return fail("the URL is empty; pass an absolute https:// URL");
+    }
+    if looks_like_a_path(input) {
+        return fail(&format!(
+            "this looks like a file path, not a URL; upload the file first: \
+             `client.{upload}(path).await?` returns the URL to pass here"
+        ));
     }
     if input.len() > MAX_URL_LEN {
         return fail(&format!(
@@ -87,15 +93,34 @@ fn validate(kind: &'static str, input: &str) -> Result<String, MediaUrlError> {
     let url = match parsed {
         Ok(url) => url,
         Err(url::ParseError::RelativeUrlWithoutBase) => {
-            return fail("relative URLs are not accepted; pass an absolute https:// URL");
+            return fail(&format!(
+                "relative URLs are not accepted; pass an absolute https:// URL, or for a file \
+                 on disk `client.{upload}(path).await?`"
+            ));
         }
         Err(e) => return fail(&format!("not a valid URL ({e})")),
     };
-    if url.scheme() != "https" {
-        return fail(&format!(
-            "scheme `{}` is not allowed; FLORA only fetches media over https://",
-            url.scheme()
-        ));
+    match url.scheme() {
+        "https" => {}
+        // Local test servers (FakeFlora, wiremock) serve media over plain http on loopback.
+        "http" if crate::client::is_loopback(&url) => {}
+        "http" => {
+            return fail(
+                "scheme `http` is not allowed; FLORA only fetches media over https:// \
+                 (http:// is accepted for localhost, 127.0.0.0/8 and ::1 only)",
+            );
+        }
+        "file" => {
+            return fail(&format!(
+                "file:// URLs are files on this machine; upload the file first: \
+                 `client.{upload}(path).await?`"
+            ));
+        }
+        other => {
+            return fail(&format!(
+                "scheme `{other}` is not allowed; FLORA only fetches media over https://"
+            ));
+        }
     }
     match url.host_str() {
         Some(h) if !h.is_empty() => Ok(url.into()),
@@ -103,8 +128,22 @@ fn validate(kind: &'static str, input: &str) -> Result<String, MediaUrlError> {
     }
 }
 
+/// Absolute Unix paths, `./`, `../`, `~/`, Windows drive paths and `file:` URLs.
+fn looks_like_a_path(input: &str) -> bool {
+    let b = input.as_bytes();
+    let drive =
+        b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/');
+    input.starts_with('/')
+        || input.starts_with("./")
+        || input.starts_with("../")
+        || input.starts_with("~/")
+        || input.starts_with(".\\")
+        || input.starts_with("\\\\")
+        || drive
+}
+
 macro_rules! media_url {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $upload:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(transparent)]
@@ -122,7 +161,7 @@ macro_rules! media_url {
             #[doc = concat!("assert!(", stringify!($name), "::parse(\"http://example.com/a.png\").is_err());")]
             /// ```
             pub fn parse(input: &str) -> Result<Self, MediaUrlError> {
-                validate($kind, input).map(Self)
+                validate($kind, $upload, input).map(Self)
             }
 
             /// The URL as validated and sent (the URL parser's serialisation).
@@ -187,22 +226,26 @@ macro_rules! media_url {
 media_url!(
     /// An `https://` URL of an image, for `imageUrl` inputs and outputs.
     ImageUrl,
-    "image URL"
+    "image URL",
+    "upload_image"
 );
 media_url!(
     /// An `https://` URL of a video, for `videoUrl` inputs and outputs.
     VideoUrl,
-    "video URL"
+    "video URL",
+    "upload_video"
 );
 media_url!(
     /// An `https://` URL of an audio file, for `audioUrl` inputs and outputs.
     AudioUrl,
-    "audio URL"
+    "audio URL",
+    "upload_audio"
 );
 media_url!(
     /// An `https://` URL of a document, for `documentUrl` inputs and outputs.
     DocumentUrl,
-    "document URL"
+    "document URL",
+    "upload_document"
 );
 
 #[cfg(test)]
@@ -224,6 +267,11 @@ mod tests {
     fn rejects_bad_urls_with_reasons() {
         let cases = [
             ("http://e.com/a.png", "scheme `http`"),
+            ("/home/me/face.png", "client.upload_image(path)"),
+            ("./face.png", "looks like a file path"),
+            ("C:\\photos\\face.png", "looks like a file path"),
+            ("file:///home/me/face.png", "client.upload_image(path)"),
+            ("photos/face.png", "client.upload_image(path)"),
             ("/relative/a.png", "relative"),
             ("a.png", "relative"),
             ("", "empty"),
@@ -289,6 +337,20 @@ mod tests {
             ImageUrl::parse("https://E.COM/a.png").unwrap().as_str(),
             "https://e.com/a.png"
         );
+    }
+
+    #[test]
+    fn loopback_http_is_accepted_for_local_servers() {
+        for ok in [
+            "http://127.0.0.1:8080/a.png",
+            "http://localhost/a.png",
+            "http://[::1]:9/a",
+        ] {
+            assert!(ImageUrl::parse(ok).is_ok(), "{ok}");
+        }
+        assert!(ImageUrl::parse("http://10.0.0.1/a.png").is_err());
+        let err = VideoUrl::parse("/tmp/clip.mp4").unwrap_err().to_string();
+        assert!(err.contains("client.upload_video(path)"), "{err}");
     }
 
     #[test]

@@ -229,12 +229,15 @@ pub struct TechniqueRun<O> {
     pub extra_outputs: Vec<RunOutput>,
     /// The final run object, with its `outputs` moved into `outputs`/`extra_outputs`.
     pub run: Run,
+    /// Every output as sent, in order (for [`save_outputs`](Self::save_outputs)).
+    all_outputs: Vec<RunOutput>,
 }
 
 impl<O: FromRunOutputs> TechniqueRun<O> {
     /// Parses the typed outputs of a completed run.
     pub fn from_run(mut run: Run) -> Result<Self, Error> {
-        let mut set = OutputSet::new(run.run_id.clone(), std::mem::take(&mut run.outputs));
+        let all_outputs = std::mem::take(&mut run.outputs);
+        let mut set = OutputSet::new(run.run_id.clone(), all_outputs.clone());
         let outputs = O::from_run_outputs(&mut set)?;
         Ok(TechniqueRun {
             run_id: run.run_id.clone(),
@@ -242,7 +245,15 @@ impl<O: FromRunOutputs> TechniqueRun<O> {
             charged_cost: run.charged_cost,
             extra_outputs: set.outputs,
             run,
+            all_outputs,
         })
+    }
+}
+
+impl<O> TechniqueRun<O> {
+    /// Every output as the server sent it, typed and extra, in order.
+    pub fn all_outputs(&self) -> &[RunOutput] {
+        &self.all_outputs
     }
 }
 

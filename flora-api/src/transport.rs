@@ -34,11 +34,28 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// together do not retry together, and the configured maximum stays a maximum.
 const JITTER: f64 = 0.25;
 
+/// Builds a multipart form anew for each attempt (a `Form` is consumed by sending it).
+pub(crate) type FormFn = std::sync::Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>;
+
+/// A request body.
+pub(crate) enum Body {
+    /// Sent as `application/json`.
+    Json(serde_json::Value),
+    /// Sent as `multipart/form-data`, rebuilt for every attempt.
+    Multipart(FormFn),
+}
+
+/// A body encoded once, reused by every attempt.
+enum Encoded<'a> {
+    Json(Vec<u8>),
+    Multipart(&'a FormFn),
+}
+
 /// One logical request.
 pub(crate) struct Call {
     pub method: Method,
     pub url: Url,
-    pub body: Option<serde_json::Value>,
+    pub body: Option<Body>,
     pub idempotency_key: Option<String>,
 }
 
@@ -66,7 +83,7 @@ enum Attempt {
     Connection(reqwest::Error),
 }
 
-fn retryable_status(s: StatusCode) -> bool {
+pub(crate) fn retryable_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
@@ -75,7 +92,11 @@ fn retryable_status(s: StatusCode) -> bool {
 ///
 /// (backon's own jitter is not used: it adds up to 100 % after clamping, so a delay could
 /// reach twice the configured maximum.)
-fn backoff(min: Duration, max: Duration, retries: u32) -> impl Iterator<Item = Duration> {
+pub(crate) fn backoff(
+    min: Duration,
+    max: Duration,
+    retries: u32,
+) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
@@ -122,9 +143,10 @@ impl Client {
         let inner = &self.inner;
         let endpoint = call.endpoint();
         let body = match &call.body {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
+            Some(Body::Json(v)) => Some(Encoded::Json(serde_json::to_vec(v).map_err(|e| {
                 Error::InvalidInput(format!("could not encode the request body: {e}"))
-            })?),
+            })?)),
+            Some(Body::Multipart(form)) => Some(Encoded::Multipart(form)),
             None => None,
         };
         let mut backoff = backoff(inner.backoff_min, inner.backoff_max, inner.max_retries);
@@ -141,7 +163,7 @@ impl Client {
             let outcome = {
                 // Closed only if the client is dropped mid-call, which cannot happen here.
                 let _permit = inner.in_flight.acquire().await.ok();
-                self.attempt(&call, body.as_deref())
+                self.attempt(&call, body.as_ref())
                     .instrument(span.clone())
                     .await?
             };
@@ -199,7 +221,7 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, call: &Call, body: Option<&[u8]>) -> Result<Attempt, Error> {
+    async fn attempt(&self, call: &Call, body: Option<&Encoded<'_>>) -> Result<Attempt, Error> {
         let inner = &self.inner;
         let mut builder = inner
             .http
@@ -212,10 +234,14 @@ impl Client {
         if let Some(key) = &call.idempotency_key {
             builder = builder.header(IDEMPOTENCY_HEADER, key);
         }
-        if let Some(b) = body {
-            builder = builder
-                .header(CONTENT_TYPE, "application/json")
-                .body(b.to_vec());
+        match body {
+            Some(Encoded::Json(b)) => {
+                builder = builder
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            Some(Encoded::Multipart(form)) => builder = builder.multipart(form()),
+            None => {}
         }
         // A request that cannot be built (a header value with a newline, ...) is the caller's
         // mistake: report it before any attempt, never as a retryable connection failure.
@@ -284,7 +310,7 @@ impl Client {
 }
 
 /// `host:port` of a URL, for messages (never the path or query).
-fn host(url: &Url) -> String {
+pub(crate) fn host(url: &Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_owned(),

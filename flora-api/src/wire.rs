@@ -486,6 +486,180 @@ impl<'de> Deserialize<'de> for CreatedRun {
     }
 }
 
+open_enum!(
+    /// Where an asset is in its life: `pending_upload → ready | failed`.
+    AssetStatus, Unknown {
+        /// Reserved; bytes not uploaded (or not processed) yet.
+        PendingUpload = "pending_upload",
+        /// Stored; its `url` can go into technique inputs.
+        Ready = "ready",
+        /// Processing failed; see `failure_message`.
+        Failed = "failed",
+    }
+);
+
+open_enum!(
+    /// How an asset's bytes arrived.
+    UploadedVia, Other {
+        /// FLORA fetched a URL.
+        Url = "url",
+        /// A signed upload to the storage host.
+        SignedUrl = "signed_url" | "signed-url",
+        /// Bytes sent directly to `POST /assets`.
+        Direct = "direct",
+    }
+);
+
+/// Where to send the bytes of a signed upload: a multipart POST (or a raw PUT to
+/// `upload_url` when there is no `upload` object). Never sent the FLORA key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UploadTarget {
+    /// The storage host's URL.
+    pub url: String,
+    /// HTTP method (`POST` when missing).
+    pub method: Option<String>,
+    /// The form part holding the file (`file` when missing).
+    pub file_field: Option<String>,
+    /// Fields to send before the file, in this order.
+    pub form_fields: Vec<(String, String)>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawUploadTarget {
+    url: String,
+    method: Option<String>,
+    file_field: Option<String>,
+    #[serde(rename = "fileField")]
+    file_field_camel: Option<String>,
+    form_fields: Option<Map<String, Value>>,
+    #[serde(rename = "formFields")]
+    form_fields_camel: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for UploadTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawUploadTarget::deserialize(d)?;
+        let fields = first([r.form_fields, r.form_fields_camel]).unwrap_or_default();
+        Ok(UploadTarget {
+            url: r.url,
+            method: r.method,
+            file_field: first([r.file_field, r.file_field_camel]),
+            // Signed POST policies want the fields as sent; non-strings are sent as JSON text.
+            form_fields: fields
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+            extra: r.extra,
+        })
+    }
+}
+
+/// An uploaded (or reserved) file in FLORA's storage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asset {
+    /// `asset_…` id.
+    pub asset_id: String,
+    /// Lifecycle status.
+    pub status: AssetStatus,
+    /// The asset's URL (for technique inputs once `ready`).
+    pub url: Option<String>,
+    /// How the bytes arrived.
+    pub uploaded_via: Option<UploadedVia>,
+    /// Owning workspace.
+    pub workspace_id: Option<String>,
+    /// Content type as stored.
+    pub content_type: Option<String>,
+    /// File name.
+    pub name: Option<String>,
+    /// Size in bytes, once known.
+    pub size_bytes: Option<u64>,
+    /// Why processing failed.
+    pub failure_message: Option<String>,
+    /// Image/video width.
+    pub width: Option<u64>,
+    /// Image/video height.
+    pub height: Option<u64>,
+    /// Where to upload the bytes (signed uploads).
+    pub upload: Option<UploadTarget>,
+    /// Raw PUT target (signed uploads without an `upload` object).
+    pub upload_url: Option<String>,
+    /// When the upload target expires, as sent.
+    pub expires_at: Option<String>,
+    /// Unknown fields (`created_at` in either form, `visibility`, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Deserialize)]
+struct RawAsset {
+    asset_id: Option<String>,
+    #[serde(rename = "assetId")]
+    asset_id_camel: Option<String>,
+    id: Option<String>,
+    status: Option<AssetStatus>,
+    url: Option<String>,
+    uploaded_via: Option<UploadedVia>,
+    #[serde(rename = "uploadedVia")]
+    uploaded_via_camel: Option<UploadedVia>,
+    workspace_id: Option<String>,
+    #[serde(rename = "workspaceId")]
+    workspace_id_camel: Option<String>,
+    content_type: Option<String>,
+    #[serde(rename = "contentType")]
+    content_type_camel: Option<String>,
+    name: Option<String>,
+    size_bytes: Option<u64>,
+    #[serde(rename = "sizeBytes")]
+    size_bytes_camel: Option<u64>,
+    failure_message: Option<String>,
+    #[serde(rename = "failureMessage")]
+    failure_message_camel: Option<String>,
+    width: Option<u64>,
+    height: Option<u64>,
+    upload: Option<UploadTarget>,
+    upload_url: Option<String>,
+    #[serde(rename = "uploadUrl")]
+    upload_url_camel: Option<String>,
+    expires_at: Option<String>,
+    #[serde(rename = "expiresAt")]
+    expires_at_camel: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for Asset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = RawAsset::deserialize(d)?;
+        Ok(Asset {
+            asset_id: first([r.asset_id, r.asset_id_camel, r.id])
+                .ok_or_else(|| D::Error::missing_field("asset_id"))?,
+            status: r.status.ok_or_else(|| D::Error::missing_field("status"))?,
+            url: r.url,
+            uploaded_via: first([r.uploaded_via, r.uploaded_via_camel]),
+            workspace_id: first([r.workspace_id, r.workspace_id_camel]),
+            content_type: first([r.content_type, r.content_type_camel]),
+            name: r.name,
+            size_bytes: first([r.size_bytes, r.size_bytes_camel]),
+            failure_message: first([r.failure_message, r.failure_message_camel]),
+            width: r.width,
+            height: r.height,
+            upload: r.upload,
+            upload_url: first([r.upload_url, r.upload_url_camel]),
+            expires_at: first([r.expires_at, r.expires_at_camel]),
+            extra: r.extra,
+        })
+    }
+}
+
 /// A workspace the key can use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workspace {
@@ -697,6 +871,40 @@ mod tests {
         ] {
             assert_eq!(MediaType::from(wire), want);
         }
+    }
+
+    #[test]
+    fn asset_decodes_both_casings_and_open_enums() {
+        let a: Asset = serde_json::from_value(json!({
+            "asset_id": "asset_1", "assetId": "asset_1", "status": "pending_upload",
+            "uploaded_via": "signed_url", "url": "https://ik.imagekit.io/flora/a.png",
+            "upload": {"url": "https://upload.example/u", "formFields": {"key": "k", "n": 3},
+                       "fileField": "blob"},
+            "expiresAt": "2026-01-01T00:00:00Z", "created_at": 5, "visibility": "workspace"
+        }))
+        .unwrap();
+        assert_eq!(a.status, AssetStatus::PendingUpload);
+        assert_eq!(a.uploaded_via, Some(UploadedVia::SignedUrl));
+        let up = a.upload.unwrap();
+        assert_eq!(up.file_field.as_deref(), Some("blob"));
+        assert_eq!(
+            up.form_fields,
+            [
+                ("key".to_owned(), "k".to_owned()),
+                ("n".to_owned(), "3".to_owned())
+            ]
+        );
+        assert_eq!(a.expires_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(a.extra["visibility"], "workspace");
+        let b: Asset = serde_json::from_value(
+            json!({"assetId": "asset_2", "status": "quarantined", "uploadedVia": "carrier-pigeon"}),
+        )
+        .unwrap();
+        assert_eq!(b.status, AssetStatus::Unknown("quarantined".into()));
+        assert_eq!(
+            b.uploaded_via,
+            Some(UploadedVia::Other("carrier-pigeon".into()))
+        );
     }
 
     /// Every struct that accepts two spellings decodes an object carrying both at once

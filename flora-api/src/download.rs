@@ -1,0 +1,429 @@
+//! Files out: streamed, atomic downloads of output URLs, and `save_outputs`.
+//!
+//! FLORA's output URLs are "long-lived but not permanent; download to keep". A download goes
+//! to a temporary file in the destination directory and is renamed into place only when
+//! complete (length checked against `Content-Length`), so `dest` never holds a partial file.
+//! Media hosts are other origins: the FLORA key and custom headers never go there.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::assets::{Progress, strip_query};
+use crate::client::{Client, is_loopback};
+use crate::content::{self, safe_file_stem};
+use crate::error::Error;
+use crate::technique::TechniqueRun;
+use crate::transport::{backoff, retryable_status};
+use crate::wire::{MediaType, RunOutput};
+
+/// Settings of one download.
+#[derive(Clone, Default)]
+pub struct DownloadOptions {
+    /// Called with `(bytes received, total if known)`.
+    pub progress: Option<Progress>,
+    /// File name (without extension) to use when the destination is a directory; else the
+    /// sanitised last segment of the URL.
+    pub file_stem: Option<String>,
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .field("file_stem", &self.file_stem)
+            .finish()
+    }
+}
+
+impl DownloadOptions {
+    /// Sets [`progress`](Self::progress).
+    pub fn progress(mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+    /// Sets [`file_stem`](Self::file_stem).
+    pub fn file_stem(mut self, stem: impl Into<String>) -> Self {
+        self.file_stem = Some(stem.into());
+        self
+    }
+}
+
+/// Where a download goes.
+enum Dest {
+    /// Exactly this file.
+    File(PathBuf),
+    /// A name chosen in this directory.
+    Dir(PathBuf),
+}
+
+/// What the last attempt left.
+struct Progressed {
+    written: u64,
+    total: Option<u64>,
+    resumable: bool,
+    content_type: Option<String>,
+}
+
+impl Client {
+    /// Downloads `url` to `dest` and returns the path written.
+    ///
+    /// `dest` is a file path (parent directories are created), or an existing directory (or a
+    /// path ending in `/`), in which case the file is named after the URL's last segment with
+    /// an extension from the content type. Connection errors and 5xx are retried, resuming
+    /// with `Range` when the host supports it. A failed download never leaves a partial file
+    /// at `dest` and never replaces an existing file. Only `https://` (or loopback `http://`)
+    /// URLs are fetched, without the FLORA key.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client, url: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// let path = client.download(&url, "out/result.png").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn download(
+        &self,
+        url: impl AsRef<str>,
+        dest: impl AsRef<Path>,
+    ) -> Result<PathBuf, Error> {
+        self.download_with(url, dest, DownloadOptions::default())
+            .await
+    }
+
+    /// [`download`](Self::download) with progress and naming options.
+    pub async fn download_with(
+        &self,
+        url: impl AsRef<str>,
+        dest: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let dest = dest.as_ref();
+        let ends_with_sep = dest
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(['/', std::path::MAIN_SEPARATOR]);
+        let is_dir = ends_with_sep || tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir());
+        let target = if is_dir {
+            Dest::Dir(dest.to_path_buf())
+        } else {
+            Dest::File(dest.to_path_buf())
+        };
+        self.download_to(url.as_ref(), target, &options).await
+    }
+
+    async fn download_to(
+        &self,
+        url: &str,
+        dest: Dest,
+        options: &DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let shown = strip_query(url);
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::InvalidInput(format!("{shown:?} is not a URL ({e})")))?;
+        let scheme_ok =
+            parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
+        if !scheme_ok {
+            return Err(Error::InvalidInput(format!(
+                "{shown} is not an https:// URL; only https:// (or http:// on loopback) is \
+                 downloaded"
+            )));
+        }
+        let dir = match &dest {
+            Dest::Dir(d) => d.clone(),
+            Dest::File(f) => match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
+        let io = |action, path: &Path, source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| io("create", &dir, e))?;
+        // Dropped (and deleted) on every error path: no partial file is ever left behind.
+        let tmp = tempfile::Builder::new()
+            .prefix(".flora-download-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(|e| io("create a temporary file in", &dir, e))?;
+        let std_file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| io("open", tmp.path(), e))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+
+        let inner = &self.inner;
+        let mut delays = backoff(inner.backoff_min, inner.backoff_max, inner.max_retries);
+        let mut state = Progressed {
+            written: 0,
+            total: None,
+            resumable: false,
+            content_type: None,
+        };
+        loop {
+            let retry = match self
+                .download_attempt(&parsed, &shown, &mut file, tmp.path(), &mut state, options)
+                .await
+            {
+                Ok(()) => break,
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(e)) => e,
+            };
+            match delays.next() {
+                Some(d) => {
+                    tracing::debug!(url = %shown, error = %retry, ?d, "download attempt failed; retrying");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(retry),
+            }
+        }
+        file.flush().await.map_err(|e| io("write", tmp.path(), e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io("write", tmp.path(), e))?;
+        drop(file);
+
+        let path = match dest {
+            Dest::File(f) => f,
+            Dest::Dir(d) => {
+                let stem = options.file_stem.clone().unwrap_or_else(|| {
+                    let last = parsed
+                        .path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_owned))
+                        .unwrap_or_default();
+                    let last = percent_decode(&last);
+                    match (Path::new(&last).file_stem(), state.content_type.is_some()) {
+                        (Some(s), true) => s.to_string_lossy().into_owned(),
+                        _ => last,
+                    }
+                });
+                let stem = safe_file_stem(&stem);
+                let name = match state.content_type.as_deref().and_then(content::extension) {
+                    Some(ext) => format!("{stem}.{ext}"),
+                    None => stem,
+                };
+                d.join(name)
+            }
+        };
+        tmp.persist(&path)
+            .map_err(|e| io("move the download into", &path, e.error))?;
+        Ok(path)
+    }
+
+    async fn download_attempt(
+        &self,
+        url: &url::Url,
+        shown: &str,
+        file: &mut tokio::fs::File,
+        tmp_path: &Path,
+        state: &mut Progressed,
+        options: &DownloadOptions,
+    ) -> Result<(), Attempt> {
+        let io = |e| {
+            Attempt::Fatal(Error::Io {
+                action: "write",
+                path: tmp_path.to_path_buf(),
+                source: e,
+            })
+        };
+        let mut request = self.inner.media_http.get(url.clone());
+        let resuming = state.written > 0 && state.resumable;
+        if resuming {
+            request = request.header(RANGE, format!("bytes={}-", state.written));
+        }
+        let resp = request.send().await.map_err(|e| {
+            Attempt::Retry(Error::Download {
+                url: shown.to_owned(),
+                problem: crate::error::root_causes(&e.without_url()),
+            })
+        })?;
+        let status = resp.status();
+        match status {
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
+                return Err(Attempt::Fatal(Error::MediaGone {
+                    url: shown.to_owned(),
+                    status: status.as_u16(),
+                }));
+            }
+            StatusCode::PARTIAL_CONTENT if resuming => {
+                let start = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if start != Some(state.written) {
+                    // Not the range asked for: start over without ranges.
+                    state.resumable = false;
+                    return Err(Attempt::Retry(Error::Download {
+                        url: shown.to_owned(),
+                        problem: "the host answered another range than asked".to_owned(),
+                    }));
+                }
+            }
+            s if s.is_success() => {
+                // A full body: start the file over.
+                if state.written > 0 {
+                    file.set_len(0).await.map_err(io)?;
+                    file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+                    state.written = 0;
+                }
+                state.total = resp.content_length();
+                state.resumable = resp
+                    .headers()
+                    .get(ACCEPT_RANGES)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+                state.content_type = resp
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(content::normalise)
+                    .filter(|ct| ct != "application/octet-stream");
+            }
+            s => {
+                let err = Error::Download {
+                    url: shown.to_owned(),
+                    problem: format!("HTTP {}", s.as_u16()),
+                };
+                return Err(if retryable_status(s) {
+                    Attempt::Retry(err)
+                } else {
+                    Attempt::Fatal(err)
+                });
+            }
+        }
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                Attempt::Retry(Error::Download {
+                    url: shown.to_owned(),
+                    problem: format!(
+                        "the connection broke after {} bytes: {}",
+                        state.written,
+                        crate::error::root_causes(&e.without_url())
+                    ),
+                })
+            })?;
+            file.write_all(&chunk).await.map_err(io)?;
+            state.written += chunk.len() as u64;
+            if let Some(p) = &options.progress {
+                p(state.written, state.total);
+            }
+        }
+        if let Some(total) = state.total
+            && state.written != total
+        {
+            return Err(Attempt::Retry(Error::Download {
+                url: shown.to_owned(),
+                problem: format!("received {} of {total} bytes", state.written),
+            }));
+        }
+        Ok(())
+    }
+}
+
+enum Attempt {
+    Retry(Error),
+    Fatal(Error),
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
+}
+
+/// Writes `text` to `path` atomically (temporary file + rename).
+async fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let io = |action, source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".flora-output-")
+        .tempfile_in(dir)
+        .map_err(|e| io("create", e))?;
+    tokio::fs::write(tmp.path(), text)
+        .await
+        .map_err(|e| io("write", e))?;
+    tmp.persist(path).map_err(|e| io("write", e.error))?;
+    Ok(())
+}
+
+impl<O> TechniqueRun<O> {
+    /// Saves every output of the run (typed and extra) into `dir`: media as
+    /// `<output_id>.<ext>` (downloaded), text as `<output_id>.txt`. Returns the paths in
+    /// output order.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, face: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// let done = flora_api::techniques::CctvCam { input_image: face }.run(&client).await?;
+    /// let saved = done.save_outputs(&client, "out/").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_outputs(
+        &self,
+        client: &Client,
+        dir: impl AsRef<Path>,
+    ) -> Result<Vec<PathBuf>, Error> {
+        save_all(client, self.all_outputs(), dir.as_ref()).await
+    }
+}
+
+async fn save_all(
+    client: &Client,
+    outputs: &[RunOutput],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|source| Error::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let mut used = std::collections::HashSet::new();
+    let mut jobs = Vec::new();
+    for o in outputs {
+        // Two ids that sanitise alike (`a b`, `a_b`) get distinct names.
+        let base = safe_file_stem(&o.output_id);
+        let mut stem = base.clone();
+        let mut n = 2;
+        while !used.insert(stem.to_ascii_lowercase()) {
+            stem = format!("{base}-{n}");
+            n += 1;
+        }
+        let is_media_url = o.kind != MediaType::Text
+            && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+        jobs.push(async move {
+            if is_media_url {
+                client
+                    .download_to(
+                        &o.url,
+                        Dest::Dir(dir.to_path_buf()),
+                        &DownloadOptions {
+                            progress: None,
+                            file_stem: Some(stem),
+                        },
+                    )
+                    .await
+            } else {
+                let path = dir.join(format!("{stem}.txt"));
+                write_text(&path, &o.url).await?;
+                Ok(path)
+            }
+        });
+    }
+    futures_util::future::try_join_all(jobs).await
+}

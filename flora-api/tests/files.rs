@@ -1,0 +1,803 @@
+//! Files in, files out: uploads through FLORA's three paths and streamed, atomic downloads.
+//! The API, the upload host and the media host are separate loopback servers.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use flora_api::{Error, ImageUrl, Upload, UploadOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+const MP4_HEAD: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom";
+
+/// A PNG-looking file of exactly `len` bytes (magic bytes, then a pattern).
+fn png_bytes(len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    v[..PNG_HEAD.len()].copy_from_slice(PNG_HEAD);
+    v
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn asset(id: &str, status: &str, url: &str) -> Value {
+    json!({"asset_id": id, "status": status, "url": url, "workspace_id": "ws_test",
+           "uploaded_via": "direct", "visibility": "workspace"})
+}
+
+/// The FLORA API: `GET /assets/{id}` answers `pending_upload` `pending` times, then `ready`.
+async fn api_with_ready_asset(id: &str, pending: u64) -> MockServer {
+    let server = MockServer::start().await;
+    let ready_url = format!("https://ik.imagekit.io/flora/{id}.png");
+    if pending > 0 {
+        Mock::given(method("GET"))
+            .and(path(format!("/assets/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(asset(
+                id,
+                "pending_upload",
+                &ready_url,
+            )))
+            .up_to_n_times(pending)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/assets/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(asset(id, "ready", &ready_url)))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn client(api: &MockServer) -> flora_api::Client {
+    fast(&api.uri())
+        .workspace_id("ws_test")
+        .header("X-Team-Token", "team-secret")
+        .build()
+        .unwrap()
+}
+
+async fn requests(server: &MockServer, method_: &str, p: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == method_ && r.url.path() == p)
+        .collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn assert_no_flora_credentials(r: &Request) {
+    assert!(r.headers.get("authorization").is_none(), "{:?}", r.headers);
+    assert!(r.headers.get("x-team-token").is_none(), "{:?}", r.headers);
+    assert!(
+        r.headers.get("idempotency-key").is_none(),
+        "{:?}",
+        r.headers
+    );
+}
+
+#[tokio::test]
+async fn a_url_is_rehosted_with_a_json_create() {
+    let api = api_with_ready_asset("asset_u", 1).await;
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(asset(
+            "asset_u",
+            "pending_upload",
+            "https://ik.imagekit.io/flora/asset_u.png",
+        )))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let c = client(&api);
+    let url: ImageUrl = c
+        .upload_image(Upload::url("https://example.com/pics/face.png?sig=abc").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(url.as_str(), "https://ik.imagekit.io/flora/asset_u.png");
+    let create = &requests(&api, "POST", "/assets").await[0];
+    let body: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body["source"], "https://example.com/pics/face.png?sig=abc");
+    assert_eq!(body["workspace_id"], "ws_test");
+    assert_eq!(body["file_name"], "face.png");
+    assert!(create.headers.get("idempotency-key").is_some());
+    assert_eq!(requests(&api, "GET", "/assets/asset_u").await.len(), 2);
+}
+
+/// A URL given where a path is expected is refused, never guessed.
+#[tokio::test]
+async fn a_url_string_is_not_a_path() {
+    let api = MockServer::start().await;
+    let err = client(&api)
+        .upload_image("https://example.com/a.png")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Upload::url"), "{err}");
+    assert!(api.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn files_up_to_4_mib_go_in_one_multipart_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let exactly = png_bytes(4 * 1024 * 1024);
+    let file = write_file(dir.path(), "face.png", &exactly);
+    let api = api_with_ready_asset("asset_d", 0).await;
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(asset(
+            "asset_d",
+            "ready",
+            "https://ik.imagekit.io/flora/asset_d.png",
+        )))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let c = client(&api);
+    let url = c
+        .upload_image_with(
+            &file,
+            UploadOptions::default()
+                .progress(move |done, total| seen2.lock().unwrap().push((done, total))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(url.as_str(), "https://ik.imagekit.io/flora/asset_d.png");
+    let create = &requests(&api, "POST", "/assets").await[0];
+    let ct = create
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(ct.starts_with("multipart/form-data"), "{ct}");
+    let body = &create.body;
+    assert!(find(body, b"name=\"workspace_id\"").is_some());
+    assert!(
+        find(body, b"name=\"source\"").is_none(),
+        "no source on the direct path"
+    );
+    assert!(find(body, b"name=\"file\"; filename=\"face.png\"").is_some());
+    assert!(find(body, b"Content-Type: image/png").is_some());
+    assert!(find(body, &exactly[..64]).is_some());
+    assert!(create.headers.get("authorization").is_some());
+    let last = *seen.lock().unwrap().last().unwrap();
+    assert_eq!(last, (exactly.len() as u64, Some(exactly.len() as u64)));
+}
+
+/// The signed path: reserve (JSON), send to the upload host (form fields first, then the
+/// file, with a Content-Length), complete, poll.
+struct SignedSetup {
+    api: MockServer,
+    host: MockServer,
+}
+
+async fn signed_setup(upload: Value, host_status: u16) -> SignedSetup {
+    let host = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/upload"))
+        .respond_with(ResponseTemplate::new(host_status))
+        .mount(&host)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/put"))
+        .respond_with(ResponseTemplate::new(host_status))
+        .mount(&host)
+        .await;
+    let api = api_with_ready_asset("asset_s", 1).await;
+    let mut reserved = asset(
+        "asset_s",
+        "pending_upload",
+        "https://ik.imagekit.io/flora/asset_s.png",
+    );
+    for (k, v) in upload.as_object().unwrap() {
+        reserved[k] = json!(
+            v.as_str()
+                .map(|s| s.replace("HOST", &host.uri()))
+                .map_or(v.clone(), Value::String)
+        );
+    }
+    if let Some(u) = reserved.get_mut("upload") {
+        u["url"] = json!(format!("{}/upload", host.uri()));
+    }
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(reserved))
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/assets/asset_s/complete"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(asset(
+            "asset_s",
+            "pending_upload",
+            "https://ik.imagekit.io/flora/asset_s.png",
+        )))
+        .mount(&api)
+        .await;
+    SignedSetup { api, host }
+}
+
+#[tokio::test]
+async fn larger_files_take_the_signed_path_with_fields_first_and_a_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = png_bytes(4 * 1024 * 1024 + 1);
+    let file = write_file(dir.path(), "big.png", &bytes);
+    let s = signed_setup(
+        json!({"upload": {"url": "x", "method": "POST", "formFields": {"key": "k1", "policy": "p1"},
+                          "fileField": "blob"}}),
+        204,
+    )
+    .await;
+    let url = client(&s.api).upload_image(file.as_path()).await.unwrap();
+    assert_eq!(url.as_str(), "https://ik.imagekit.io/flora/asset_s.png");
+
+    let reserve = &requests(&s.api, "POST", "/assets").await[0];
+    let body: Value = serde_json::from_slice(&reserve.body).unwrap();
+    assert_eq!(body["source"], "signed-url");
+    assert_eq!(body["content_type"], "image/png");
+    assert_eq!(body["file_name"], "big.png");
+    let complete = &requests(&s.api, "POST", "/assets/asset_s/complete").await[0];
+    let (k1, k2) = (
+        reserve.headers.get("idempotency-key").unwrap(),
+        complete.headers.get("idempotency-key").unwrap(),
+    );
+    assert_ne!(k1, k2, "each mutating call has its own key");
+
+    let up = &requests(&s.host, "POST", "/upload").await;
+    assert_eq!(up.len(), 1);
+    let up = &up[0];
+    assert_no_flora_credentials(up);
+    let len: usize = up
+        .headers
+        .get("content-length")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(len, up.body.len());
+    assert!(up.headers.get("transfer-encoding").is_none());
+    let key = find(&up.body, b"name=\"key\"").unwrap();
+    let policy = find(&up.body, b"name=\"policy\"").unwrap();
+    let file_part = find(&up.body, b"name=\"blob\"; filename=\"big.png\"").unwrap();
+    assert!(key < policy && policy < file_part, "fields before the file");
+    let start = find(&up.body, &bytes[..64]).unwrap();
+    assert_eq!(&up.body[start..start + bytes.len()], &bytes[..]);
+}
+
+#[tokio::test]
+async fn an_upload_url_without_an_upload_object_is_a_put_of_the_raw_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = png_bytes(4 * 1024 * 1024 + 100);
+    let file = write_file(dir.path(), "big.png", &bytes);
+    let s = signed_setup(json!({"upload_url": "HOST/put"}), 200).await;
+    client(&s.api).upload_image(&file).await.unwrap();
+    let put = &requests(&s.host, "PUT", "/put").await[0];
+    assert_no_flora_credentials(put);
+    assert_eq!(
+        put.headers.get("content-length").unwrap().to_str().unwrap(),
+        bytes.len().to_string()
+    );
+    assert!(put.headers.get("transfer-encoding").is_none());
+    assert_eq!(put.headers.get("content-type").unwrap(), "image/png");
+    assert_eq!(put.body, bytes);
+}
+
+#[tokio::test]
+async fn an_expired_target_is_renewed_once_with_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "big.png", &png_bytes(4 * 1024 * 1024 + 1));
+    let host = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/expired"))
+        .respond_with(ResponseTemplate::new(403).set_body_string("Request has expired"))
+        .expect(1)
+        .mount(&host)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/fresh"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&host)
+        .await;
+    let api = api_with_ready_asset("asset_s", 0).await;
+    let mut reserved = asset(
+        "asset_s",
+        "pending_upload",
+        "https://ik.imagekit.io/flora/asset_s.png",
+    );
+    reserved["upload_url"] = json!(format!("{}/expired", host.uri()));
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(reserved.clone()))
+        .mount(&api)
+        .await;
+    reserved["upload_url"] = json!(format!("{}/fresh", host.uri()));
+    Mock::given(method("POST"))
+        .and(path("/assets/asset_s/retry"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reserved))
+        .expect(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/assets/asset_s/complete"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(asset(
+            "asset_s",
+            "ready",
+            "https://ik.imagekit.io/flora/asset_s.png",
+        )))
+        .mount(&api)
+        .await;
+    client(&api).upload_image(&file).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_409_on_complete_means_look_at_the_asset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "big.png", &png_bytes(4 * 1024 * 1024 + 1));
+    let host = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&host)
+        .await;
+    let api = api_with_ready_asset("asset_s", 0).await;
+    let mut reserved = asset(
+        "asset_s",
+        "pending_upload",
+        "https://ik.imagekit.io/flora/asset_s.png",
+    );
+    reserved["upload_url"] = json!(format!("{}/put", host.uri()));
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(reserved))
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/assets/asset_s/complete"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(error_json("conflict", "asset already complete")),
+        )
+        .mount(&api)
+        .await;
+    let url = client(&api).upload_image(&file).await.unwrap();
+    assert_eq!(url.as_str(), "https://ik.imagekit.io/flora/asset_s.png");
+}
+
+/// The create succeeds server-side, but its answer is a 500: the retry carries the same key
+/// and the server (which dedupes by key) creates one asset.
+#[tokio::test]
+async fn a_lost_create_answer_is_retried_with_the_same_key_and_makes_one_asset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(1000));
+    let api = api_with_ready_asset("asset_1", 0).await;
+    let by_key: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let created = Arc::new(AtomicUsize::new(0));
+    let (by_key2, created2) = (by_key.clone(), created.clone());
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(move |r: &Request| {
+            let key = r
+                .headers
+                .get("idempotency-key")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let mut m = by_key2.lock().unwrap();
+            let seen = m.entry(key).or_insert(0);
+            *seen += 1;
+            if *seen == 1 {
+                created2.fetch_add(1, Ordering::SeqCst);
+                ResponseTemplate::new(500).set_body_json(error_json("internal_error", "lost"))
+            } else {
+                ResponseTemplate::new(201).set_body_json(asset(
+                    "asset_1",
+                    "ready",
+                    "https://ik.imagekit.io/flora/asset_1.png",
+                ))
+            }
+        })
+        .mount(&api)
+        .await;
+    client(&api).upload_image(&file).await.unwrap();
+    assert_eq!(created.load(Ordering::SeqCst), 1, "one asset");
+    let keys = by_key.lock().unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(*keys.values().next().unwrap(), 2, "two attempts, one key");
+}
+
+async fn direct_api(final_asset: Value) -> MockServer {
+    let api = MockServer::start().await;
+    let id = final_asset["asset_id"].as_str().unwrap().to_owned();
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(asset(
+            &id,
+            "pending_upload",
+            "https://x/y.png",
+        )))
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/assets/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(final_asset))
+        .mount(&api)
+        .await;
+    api
+}
+
+#[tokio::test]
+async fn a_failed_asset_is_a_typed_error_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(1000));
+    let mut failed = asset("asset_f", "failed", "https://x/y.png");
+    failed["failure_message"] = json!("image is larger than 150 MP");
+    let api = direct_api(failed).await;
+    match client(&api).upload_image(&file).await.unwrap_err() {
+        Error::AssetFailed { asset_id, message } => {
+            assert_eq!(asset_id, "asset_f");
+            assert_eq!(message.as_deref(), Some("image is larger than 150 MP"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_poll_timeout_names_the_last_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(1000));
+    let api = direct_api(asset("asset_t", "pending_upload", "https://x/y.png")).await;
+    let err = client(&api)
+        .upload_image_with(
+            &file,
+            UploadOptions::default().poll_deadline(Duration::from_millis(1500)),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::AssetTimeout {
+            asset_id,
+            last_status,
+            ..
+        } => {
+            assert_eq!(asset_id, "asset_t");
+            assert_eq!(last_status.as_str(), "pending_upload");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("client.asset(\"asset_t\")"),
+        "{err}"
+    );
+    // Checked at once, then about every second.
+    let polls = requests(&api, "GET", "/assets/asset_t").await.len();
+    assert!((2..=3).contains(&polls), "{polls}");
+}
+
+#[tokio::test]
+async fn local_problems_are_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockServer::start().await;
+    let c = client(&api);
+    let video = write_file(dir.path(), "clip.png", &[MP4_HEAD, &[0u8; 100]].concat());
+    let err = c.upload_image(&video).await.unwrap_err().to_string();
+    assert!(err.contains("`video/mp4`, not an image"), "{err}");
+    assert!(err.contains("image/png"), "{err}");
+    let missing = dir.path().join("nope.png");
+    let err = c.upload_image(&missing).await.unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("nope.png"), "{err}");
+    let empty = write_file(dir.path(), "empty.png", b"");
+    let err = c.upload_image(&empty).await.unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+    let err = c.upload_image(dir.path()).await.unwrap_err().to_string();
+    assert!(err.contains("is a directory"), "{err}");
+    let text = write_file(dir.path(), "notes.txt", b"hello");
+    let err = c.upload_document(&text).await.unwrap_err().to_string();
+    assert!(err.contains("text/plain"), "{err}");
+    let err = c
+        .upload_image(Upload::bytes(vec![1, 2, 3], "blob"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("UploadOptions::content_type"), "{err}");
+    assert!(api.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_workspace_is_asked_once_when_the_key_sees_one() {
+    let api = direct_api(asset(
+        "asset_w",
+        "ready",
+        "https://ik.imagekit.io/flora/w.png",
+    ))
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/workspaces"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"workspaces": [{"workspace_id": "ws_only", "name": "Only"}]}),
+            ),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    let c = fast(&api.uri()).build().unwrap();
+    for _ in 0..2 {
+        c.upload_image(Upload::bytes(png_bytes(100), "a.png"))
+            .await
+            .unwrap();
+    }
+    let creates = requests(&api, "POST", "/assets").await;
+    assert!(find(&creates[1].body, b"ws_only").is_some());
+
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/workspaces"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"workspaces": [
+            {"workspace_id": "ws_a", "name": "A"}, {"workspace_id": "ws_b"}]})),
+        )
+        .mount(&api)
+        .await;
+    let err = fast(&api.uri())
+        .build()
+        .unwrap()
+        .upload_image(Upload::bytes(png_bytes(100), "a.png"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ws_a (A), ws_b"), "{err}");
+    assert!(err.contains("FLORA_WORKSPACE_ID"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Downloads
+
+async fn media_host(bytes: Vec<u8>) -> MockServer {
+    let host = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/o/result.png"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/png")
+                .set_body_bytes(bytes),
+        )
+        .mount(&host)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/o/gone.png"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&host)
+        .await;
+    host
+}
+
+#[tokio::test]
+async fn download_streams_to_the_destination_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = png_bytes(300_000);
+    let host = media_host(bytes.clone()).await;
+    let api = MockServer::start().await;
+    let c = client(&api);
+    let url = format!("{}/o/result.png?token=t", host.uri());
+    let dest = dir.path().join("out").join("result.png");
+    let got = c.download(&url, &dest).await.unwrap();
+    assert_eq!(got, dest);
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    for r in host.received_requests().await.unwrap() {
+        assert_no_flora_credentials(&r);
+    }
+    // Into a directory: the name comes from the URL, the extension from the content type.
+    let got = c.download(&url, dir.path()).await.unwrap();
+    assert_eq!(got, dir.path().join("result.png"));
+    // Nothing but the two files: no temporary file left.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["out", "result.png"]);
+}
+
+#[tokio::test]
+async fn a_404_is_media_gone_and_never_clobbers_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = media_host(vec![]).await;
+    let dest = write_file(dir.path(), "keep.png", b"precious");
+    let err = client(&MockServer::start().await)
+        .download(format!("{}/o/gone.png?sig=SECRET", host.uri()), &dest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MediaGone { status: 404, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("may have expired"), "{msg}");
+    assert!(msg.contains("run the technique again"), "{msg}");
+    assert!(!msg.contains("SECRET"), "{msg}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn only_https_or_loopback_http_is_downloaded() {
+    let c = client(&MockServer::start().await);
+    for bad in [
+        "http://example.com/a.png",
+        "ftp://127.0.0.1/a.png",
+        "file:///etc/passwd",
+    ] {
+        let err = c.download(bad, "/tmp/x.png").await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{bad}: {err}");
+    }
+}
+
+/// A media host on a raw socket: the first answer is cut after half the body; later ones
+/// honour `Range` (when `ranges`) or send everything again.
+async fn flaky_host(data: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            n += 1;
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while find(&head, b"\r\n\r\n").is_none() {
+                let Ok(k) = sock.read(&mut buf).await else {
+                    break;
+                };
+                if k == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..k]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            log2.lock().unwrap().push(head.clone());
+            let len = data.len();
+            let range_start = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("range: bytes=")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
+            let accept = if ranges {
+                "Accept-Ranges: bytes\r\n"
+            } else {
+                ""
+            };
+            if n == 1 {
+                let hdr = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: image/png\r\n{accept}\r\n"
+                );
+                let _ = sock.write_all(hdr.as_bytes()).await;
+                let _ = sock.write_all(&data[..len / 2]).await;
+                let _ = sock.shutdown().await;
+                continue;
+            }
+            match range_start {
+                Some(start) if ranges => {
+                    let hdr = format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\nContent-Length: {}\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n",
+                        len - 1,
+                        len - start
+                    );
+                    let _ = sock.write_all(hdr.as_bytes()).await;
+                    let _ = sock.write_all(&data[start..]).await;
+                }
+                _ => {
+                    let hdr = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: image/png\r\n{accept}Connection: close\r\n\r\n"
+                    );
+                    let _ = sock.write_all(hdr.as_bytes()).await;
+                    let _ = sock.write_all(&data).await;
+                }
+            }
+            let _ = sock.shutdown().await;
+        }
+    });
+    (base, log)
+}
+
+#[tokio::test]
+async fn a_download_cut_mid_body_leaves_no_partial_file_and_resumes() {
+    for ranges in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = png_bytes(200_000);
+        let (base, log) = flaky_host(data.clone(), ranges).await;
+        let dest = write_file(dir.path(), "result.png", b"old version");
+        let got = client(&MockServer::start().await)
+            .download(format!("{base}/o.png"), &dest)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), data, "ranges: {ranges}");
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let resumed = log[1].to_ascii_lowercase().contains("range: bytes=100000-");
+        assert_eq!(resumed, ranges, "{}", log[1]);
+        assert!(!log[0].to_ascii_lowercase().contains("authorization"));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_download_that_keeps_failing_leaves_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&host)
+        .await;
+    let dest = write_file(dir.path(), "result.png", b"old version");
+    let err = client(&MockServer::start().await)
+        .download(format!("{}/o.png", host.uri()), &dest)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 503"), "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"old version");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(host.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn save_outputs_writes_media_and_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = media_host(png_bytes(5_000)).await;
+    let api = MockServer::start().await;
+    let mut done = completed_json("run_1");
+    done["outputs"] = json!([
+        {"output_id": "output_image", "type": "imageUrl", "url": format!("{}/o/result.png", host.uri())},
+        {"output_id": "caption", "type": "text", "url": "a sharp cat"},
+        {"output_id": "../escape", "type": "text", "url": "no traversal"}
+    ]);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(done))
+        .mount(&api)
+        .await;
+    let c = client(&api);
+    let run = c.run(&upscale()).await.unwrap();
+    let out = dir.path().join("out");
+    let saved = run.save_outputs(&c, &out).await.unwrap();
+    assert_eq!(
+        saved,
+        [
+            out.join("output_image.png"),
+            out.join("caption.txt"),
+            out.join("_escape.txt")
+        ]
+    );
+    assert_eq!(std::fs::read(&saved[0]).unwrap(), png_bytes(5_000));
+    assert_eq!(std::fs::read_to_string(&saved[1]).unwrap(), "a sharp cat");
+    assert!(!dir.path().join("escape.txt").exists());
+}
