@@ -23,7 +23,7 @@ use crate::{scratch, synth};
 pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
-    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`);
+    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`, `files`);
     /// empty: all.
     pub only: Vec<String>,
 }
@@ -82,6 +82,9 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
     }
     if opts.wants("fetch") {
         out += &fetch_catalog(opts).await?;
+    }
+    if opts.wants("files") {
+        out += &crate::bench_files::run(opts.quick).await?;
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
+pub mod bench_files;
 pub mod doc_fixtures;
 pub mod fetch;
 pub mod regen;

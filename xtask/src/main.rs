@@ -57,7 +57,7 @@ enum Command {
         /// Smallest size of each bench only (a smoke test).
         #[arg(long)]
         quick: bool,
-        /// Only these benches: codegen, compile, client, scale, poll, fetch.
+        /// Only these benches: codegen, compile, client, scale, poll, fetch, files.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
     },
@@ -76,6 +76,19 @@ enum Command {
         /// Override the client's max_in_flight.
         #[arg(long)]
         max_in_flight: Option<usize>,
+    },
+    /// Bench 7's client side, in its own process (spawned by `bench`).
+    #[command(hide = true)]
+    BenchFilesClient {
+        /// The bench file host's URL.
+        #[arg(long)]
+        base_url: String,
+        /// The file to upload.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Where to download it back.
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
     /// The loopback mock server used by `bench` (prints its URL, serves until killed).
     #[command(hide = true)]
@@ -145,6 +158,20 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("scale bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchFilesClient {
+            base_url,
+            file,
+            out,
+        } => match xtask::bench_files::client_side(&base_url, &file, &out).await {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("files bench client failed: {e}");
                 ExitCode::FAILURE
             }
         },
