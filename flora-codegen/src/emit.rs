@@ -108,7 +108,7 @@ fn example_value(slot: &SlotSpec) -> String {
     if slot.optional { "None".to_owned() } else { v }
 }
 
-fn struct_doc(t: &TechniqueSpec) -> Vec<String> {
+fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
     let mut lines = docs::text_lines(&t.display_name);
     if let Some(desc) = &t.description {
         let text = docs::text_lines(desc);
@@ -124,11 +124,20 @@ fn struct_doc(t: &TechniqueSpec) -> Vec<String> {
     lines.push(String::new());
     lines.push("# Example".to_owned());
     lines.push(String::new());
-    lines.push("```no_run".to_owned());
+    // A compiled doctest where the module's path is known; shown only elsewhere.
+    lines.push(
+        if module_path.is_some() {
+            "```no_run"
+        } else {
+            "```ignore"
+        }
+        .to_owned(),
+    );
     lines.push("# async fn example() -> Result<(), flora_api::Error> {".to_owned());
     lines.push("let client = flora_api::Client::from_env()?;".to_owned());
     let path = format!(
-        "flora_api::techniques::{}",
+        "{}::{}",
+        module_path.unwrap_or("techniques"),
         naming::unraw(&t.struct_name.rust)
     );
     if t.inputs.is_empty() {
@@ -149,10 +158,10 @@ fn struct_doc(t: &TechniqueSpec) -> Vec<String> {
 }
 
 /// The tokens of one technique's file.
-pub fn technique(t: &TechniqueSpec) -> TokenStream {
+pub fn technique(t: &TechniqueSpec, module_path: Option<&str>) -> TokenStream {
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
-    let doc = doc_attrs(&struct_doc(t));
+    let doc = doc_attrs(&struct_doc(t, module_path));
     // `struct@`: a technique named `Debug` or `Clone` would otherwise make the link
     // ambiguous with the derive macro of that name.
     let out_doc = doc_attrs(&[format!(

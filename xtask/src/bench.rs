@@ -147,7 +147,7 @@ async fn fetch_catalog(opts: &BenchOptions) -> Result<String, String> {
     let levels: &[usize] = if opts.quick { &[8] } else { &[1, 8] };
     for &concurrency in levels {
         let t = Instant::now();
-        let fetched = crate::fetch::fetch(&crate::fetch::FetchOptions {
+        let fetched = flora_codegen::cli::fetch::fetch(&flora_codegen::cli::fetch::FetchOptions {
             api_key: "sk_bench".into(),
             base_url: Some(format!("{}/", server.uri())),
             concurrency,

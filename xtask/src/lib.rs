@@ -9,13 +9,9 @@
 pub mod bench;
 pub mod bench_files;
 pub mod doc_fixtures;
-pub mod fetch;
 pub mod regen;
-pub mod report;
 pub mod scratch;
-pub mod surface;
 pub mod synth;
-pub mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,8 @@
 //! `cargo xtask <command>`; see `cargo xtask --help`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::regen::{self, Options};
 
 #[derive(Parser)]
 #[command(
@@ -25,31 +23,8 @@ enum Command {
         /// Do not fetch; regenerate from the committed schemas/.
         #[arg(long)]
         offline: bool,
-        /// Write nothing; fail with a diff if anything would change.
-        #[arg(long)]
-        check: bool,
-        /// API base URL (default: FLORA_BASE_URL, else https://app.flora.ai/api/v1).
-        #[arg(long)]
-        base_url: Option<String>,
-        /// List the techniques of this workspace (ws_…).
-        #[arg(long)]
-        workspace_id: Option<String>,
-        /// Only fetch and update these slugs (others stay as committed). A slug the server
-        /// does not list is an error.
-        #[arg(long, num_args = 1..)]
-        only: Vec<String>,
-        /// Fail on warnings (e.g. a slot type this flora-codegen does not know), for CI.
-        #[arg(long)]
-        deny_warnings: bool,
-        /// Keep local schemas of techniques the server no longer lists.
-        #[arg(long)]
-        keep_local: bool,
-        /// Allow a fetch to delete every local technique, or more than half of them.
-        #[arg(long)]
-        allow_mass_removal: bool,
-        /// Schemas retrieved at once.
-        #[arg(long, default_value_t = xtask::fetch::DEFAULT_CONCURRENCY)]
-        concurrency: usize,
+        #[command(flatten)]
+        fetch: flora_codegen::cli::FetchArgs,
     },
     /// Measure codegen throughput, compile cost, client overhead, scale and poll economy
     /// (see BENCHMARKS.md). Use `cargo xtask-release bench` for the documented figures.
@@ -99,31 +74,15 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Regen {
-            offline,
-            check,
-            base_url,
-            workspace_id,
-            only,
-            deny_warnings,
-            keep_local,
-            allow_mass_removal,
-            concurrency,
-        } => {
-            let opts = Options {
-                offline,
-                check,
-                api_key: std::env::var(flora_api::ENV_API_KEY).ok(),
-                base_url,
-                workspace_id,
-                only,
-                progress: std::io::stderr().is_terminal(),
-                deny_warnings,
-                keep_local,
-                allow_mass_removal,
-                concurrency,
+        Command::Regen { offline, fetch } => {
+            let opts = fetch.options(offline);
+            let rerun = if offline {
+                "cargo xtask regen --offline"
+            } else {
+                "cargo xtask regen"
             };
-            run_regen(opts).await
+            let layout = flora_codegen::cli::Layout::workspace(&xtask::workspace_root());
+            flora_codegen::cli::run_and_print(&layout, &opts, rerun).await
         }
         Command::Bench { quick, only } => {
             match xtask::bench::run(&xtask::bench::BenchOptions { quick, only }).await {
@@ -183,58 +142,4 @@ async fn main() -> ExitCode {
             }
         },
     }
-}
-
-async fn run_regen(opts: Options) -> ExitCode {
-    let root = xtask::workspace_root();
-    let outcome = match regen::regen(&root, &opts).await {
-        Ok(o) => o,
-        Err(e) => {
-            // The message ends with what happened to the tree (nothing, or which files changed).
-            eprintln!("{e}");
-            eprintln!("regen failed");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("{}", outcome.source);
-    print!("{}", outcome.report);
-    if !outcome.absent_upstream.is_empty() && (opts.check || opts.keep_local) {
-        let verb = if opts.keep_local {
-            "kept (--keep-local)"
-        } else if opts.check {
-            "would be deleted (--keep-local keeps them)"
-        } else {
-            "deleted (--keep-local keeps them)"
-        };
-        println!(
-            "Not listed upstream, {verb}: {}",
-            outcome.absent_upstream.join(", ")
-        );
-    }
-    if opts.check {
-        if outcome.up_to_date() {
-            println!("Up to date.");
-            return ExitCode::SUCCESS;
-        }
-        print!("{}", outcome.diff);
-        eprintln!(
-            "{} file(s) are stale; run `cargo xtask regen{}` to update them",
-            outcome.changed_files.len(),
-            if opts.offline { " --offline" } else { "" }
-        );
-        return ExitCode::FAILURE;
-    }
-    if outcome.up_to_date() {
-        println!("Nothing changed.");
-    } else {
-        for f in &outcome.changed_files {
-            let verb = if outcome.removed_files.contains(f) {
-                "removed"
-            } else {
-                "wrote"
-            };
-            println!("  {verb} {f}");
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -32,8 +32,8 @@ pub struct FetchOptions {
 fn api_message(e: flora_api::Error) -> String {
     match e.status() {
         Some(401) => format!(
-            "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or run \
-             `cargo xtask regen --offline` to use the committed schemas.\n  {e}"
+            "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or work offline \
+             (`--offline`) from the committed schemas.\n  {e}"
         ),
         _ => format!("fetching techniques failed: {e}"),
     }
@@ -116,8 +116,7 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Strin
     let mut by_folded: BTreeMap<String, &str> = BTreeMap::new();
     for t in &wanted {
         let slug = t.slug_or_derived();
-        flora_codegen::naming::check_slug(slug)
-            .map_err(|e| format!("{e}; refusing to write it"))?;
+        crate::naming::check_slug(slug).map_err(|e| format!("{e}; refusing to write it"))?;
         if let Some(other) = by_folded.insert(slug.to_lowercase(), slug) {
             return Err(if other == slug {
                 format!("two techniques share the slug `{slug}`; cannot give both a schema file")

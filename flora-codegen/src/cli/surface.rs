@@ -202,11 +202,8 @@ mod tests {
           "inputs": [{"id": "inputImage", "type": "imageUrl"},
                      {"id": "type", "type": "text", "optional": true}],
           "outputs": [{"id": "o", "type": "meshUrl"}]}"#;
-        let out = flora_codegen::generate(&[flora_codegen::SchemaFile::new(
-            "schemas/cctv-cam.json",
-            schema,
-        )])
-        .unwrap();
+        let out =
+            crate::generate(&[crate::SchemaFile::new("schemas/cctv-cam.json", schema)]).unwrap();
         let s = parse("cctv_cam", &out.files["cctv_cam.rs"]).unwrap();
         assert_eq!(s.struct_name, "CctvCam");
         assert_eq!(s.slug, "cctv-cam");

@@ -1,7 +1,7 @@
 //! What changed between the old and new generated techniques, in terms of the Rust API.
 //!
 //! Changes are classified by the generated surface (module, struct, field names and types),
-//! read back from the files themselves ([`crate::surface`]). BREAKING marks a change that can
+//! read back from the files themselves ([`super::surface`]). BREAKING marks a change that can
 //! stop existing user code from compiling:
 //! - a technique removed, or its struct renamed;
 //! - an input added (struct literals name every field), removed, or its Rust type changed
@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::surface::{Field, Surface};
+use super::surface::{Field, Surface};
 
 /// Whether a change adds, removes or alters a whole technique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

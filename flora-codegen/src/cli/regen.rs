@@ -1,0 +1,379 @@
+//! Fetch schemas (when there is a key), generate code, write both: the one implementation
+//! behind `cargo xtask regen` and the `flora-codegen` binary.
+//!
+//! Everything is computed in memory first; files are written only when every schema is
+//! valid and generation succeeded, and then all-or-nothing ([`super::write`]), so a bad
+//! schema or a failed write never leaves a half-written tree. A catalog answer that would
+//! delete every technique (or more than half) needs `--allow-mass-removal`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::fetch::{self, FetchOptions};
+use super::write::{self, Plan};
+use super::{report, surface};
+use crate::SchemaFile;
+
+/// What `regen` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Never fetch, even with a key.
+    pub offline: bool,
+    /// Write nothing; report whether anything would change.
+    pub check: bool,
+    /// API key; `None` or empty means offline.
+    pub api_key: Option<String>,
+    /// Base URL override.
+    pub base_url: Option<String>,
+    /// Workspace to list techniques of.
+    pub workspace_id: Option<String>,
+    /// Only fetch and update these slugs.
+    pub only: Vec<String>,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// Treat warnings (unknown slot types, ...) as errors.
+    pub deny_warnings: bool,
+    /// Keep local schemas of techniques the server no longer lists.
+    pub keep_local: bool,
+    /// Allow a fetch to remove every technique, or more than half of them.
+    pub allow_mass_removal: bool,
+    /// Schemas retrieved at once (0: the default, 8).
+    pub concurrency: usize,
+}
+
+/// What `regen` did or would do.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// One line saying where the schemas came from.
+    pub source: String,
+    /// The change summary (added/removed/changed, BREAKING marks, warnings).
+    pub report: String,
+    /// Techniques with a local schema that the server does not list (fetch mode).
+    pub absent_upstream: Vec<String>,
+    /// Files written or removed (or that would be, with `--check`), relative to the root.
+    pub changed_files: Vec<String>,
+    /// Of `changed_files`, those removed (or to be removed).
+    pub removed_files: Vec<String>,
+    /// Unified diff of the changed files (filled with `--check`).
+    pub diff: String,
+    /// Whether any change was BREAKING.
+    pub breaking: bool,
+}
+
+impl Outcome {
+    /// Nothing changed (or, with `--check`, nothing would).
+    pub fn up_to_date(&self) -> bool {
+        self.changed_files.is_empty()
+    }
+}
+
+/// The directories regen works on, and how they are named in messages and headers.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The schema directory.
+    pub schemas: PathBuf,
+    /// How the schema directory is shown (and named in generated headers), e.g. `schemas`.
+    pub schemas_shown: String,
+    /// Where generated code goes, if anywhere (`flora-codegen fetch` writes schemas only).
+    pub generated: Option<PathBuf>,
+    /// How the generated directory is shown.
+    pub generated_shown: String,
+    /// Code shape (doc example paths).
+    pub codegen: crate::Options,
+    /// Rewrite hand-written schema files normalised (sorted keys, pretty).
+    pub normalise_schemas: bool,
+}
+
+impl Layout {
+    /// This repository: `schemas/` and `flora-api/src/techniques/` under `root`.
+    pub fn workspace(root: &Path) -> Self {
+        Layout {
+            schemas: root.join("schemas"),
+            schemas_shown: "schemas".to_owned(),
+            generated: Some(root.join("flora-api").join("src").join("techniques")),
+            generated_shown: "flora-api/src/techniques".to_owned(),
+            codegen: crate::Options::flora_api(),
+            normalise_schemas: true,
+        }
+    }
+}
+
+/// Reads `dir/*.<ext>` into name → contents (missing dir: empty).
+pub fn read_dir(dir: &Path, ext: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.extension().and_then(|e| e.to_str()) != Some(ext) || !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        out.insert(name.to_owned(), text);
+    }
+    Ok(out)
+}
+
+/// Pretty JSON with sorted keys and a trailing newline.
+pub fn schema_text(value: &Value) -> Result<String, String> {
+    // serde_json's default map is a BTreeMap, so keys come out sorted.
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| format!("cannot serialise a schema: {e}"))
+}
+
+/// Plans the writes and removals that turn `old` into `new` in `dir`, with the old text.
+fn plan_dir(
+    out: &mut Vec<(String, Plan, Option<String>)>,
+    dir: &Path,
+    shown: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) {
+    for (name, text) in new {
+        if old.get(name) != Some(text) {
+            out.push((
+                format!("{shown}/{name}"),
+                Plan::Write(dir.join(name), text.clone()),
+                old.get(name).cloned(),
+            ));
+        }
+    }
+    for (name, text) in old {
+        if !new.contains_key(name) {
+            out.push((
+                format!("{shown}/{name}"),
+                Plan::Remove(dir.join(name)),
+                Some(text.clone()),
+            ));
+        }
+    }
+}
+
+/// Normalised schema text (sorted keys, pretty, trailing newline); unparseable text is
+/// kept as is for the generator to report.
+fn normalise(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| schema_text(&v).ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+/// Refuses a fetch that would delete every local technique, or more than half of them.
+fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), String> {
+    if allowed || removed.is_empty() || (removed.len() * 2 <= old && removed.len() < old) {
+        return Ok(());
+    }
+    let mut names = removed.to_vec();
+    names.truncate(10);
+    Err(format!(
+        "the server lists none of {} of the {old} local technique(s) ({}{}); refusing to delete \
+         them. If they really are gone, run again with --allow-mass-removal; to keep them, \
+         use --keep-local; check --workspace-id and the API key's workspace",
+        removed.len(),
+        names.join(", "),
+        if removed.len() > names.len() {
+            ", …"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// Runs regen on `layout`. Every error says what happened to the tree: nothing
+/// (`no file was changed`), or exactly which files changed.
+pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, String> {
+    let (outcome, plans) = plan(layout, opts)
+        .await
+        .map_err(|e| format!("{e}\nno file was changed"))?;
+    if !opts.check {
+        if !outcome.absent_upstream.is_empty() && !opts.keep_local {
+            // Said before anything is deleted.
+            eprintln!(
+                "Deleting {} technique(s) not listed upstream (--keep-local keeps them): {}",
+                outcome.absent_upstream.len(),
+                outcome.absent_upstream.join(", ")
+            );
+        }
+        write::apply(&plans)?;
+    }
+    Ok(outcome)
+}
+
+/// Everything before writing: fetch or read, generate, report, plan (and diff with `--check`).
+async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), String> {
+    let old_schemas = read_dir(&layout.schemas, "json")?;
+    let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
+    let mut absent_upstream = Vec::new();
+    let (new_schemas, source) = match key {
+        Some(api_key) if !opts.offline => {
+            let fetched = fetch::fetch(&FetchOptions {
+                api_key,
+                base_url: opts.base_url.clone(),
+                workspace_id: opts.workspace_id.clone(),
+                only: opts.only.clone(),
+                concurrency: opts.concurrency,
+                progress: opts.progress,
+            })
+            .await?;
+            let mut m = BTreeMap::new();
+            for (name, text) in &old_schemas {
+                let slug = name.strip_suffix(".json").unwrap_or(name);
+                if fetched.contains_key(slug) {
+                    continue;
+                }
+                if !opts.only.is_empty() {
+                    m.insert(name.clone(), text.clone());
+                } else {
+                    absent_upstream.push(slug.to_owned());
+                    if opts.keep_local {
+                        m.insert(name.clone(), normalise(text));
+                    }
+                }
+            }
+            if !opts.keep_local {
+                check_mass_removal(old_schemas.len(), &absent_upstream, opts.allow_mass_removal)?;
+            }
+            for (slug, v) in &fetched {
+                m.insert(format!("{slug}.json"), schema_text(v)?);
+            }
+            let source = format!("Fetched {} technique schema(s) from FLORA.", fetched.len());
+            (m, source)
+        }
+        _ => {
+            let why = if opts.offline {
+                "--offline"
+            } else {
+                "no FLORA_API_KEY"
+            };
+            let mut source = format!(
+                "Offline ({why}): regenerating code from the {} schema(s) in {}/.",
+                old_schemas.len(),
+                layout.schemas_shown
+            );
+            if !opts.only.is_empty() {
+                source.push_str(" (--only selects what to fetch; offline, every schema is used.)");
+            }
+            let normalised = if layout.normalise_schemas {
+                old_schemas
+                    .iter()
+                    .map(|(name, text)| (name.clone(), normalise(text)))
+                    .collect()
+            } else {
+                old_schemas.clone()
+            };
+            (normalised, source)
+        }
+    };
+
+    let schema_files = |schemas: &BTreeMap<String, String>| -> Vec<SchemaFile> {
+        schemas
+            .iter()
+            .map(|(name, text)| {
+                SchemaFile::new(format!("{}/{name}", layout.schemas_shown), text.clone())
+            })
+            .collect()
+    };
+    let generated = crate::generate_with(&schema_files(&new_schemas), &layout.codegen)
+        .map_err(|d| d.to_string())?;
+    let warnings: Vec<String> = generated
+        .warnings
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if opts.deny_warnings && !warnings.is_empty() {
+        return Err(format!(
+            "{}\n{} warning(s), denied by --deny-warnings",
+            warnings.join("\n"),
+            warnings.len()
+        ));
+    }
+
+    // The old surface: the generated files as they are, or (without a generated directory)
+    // what the old schemas generate; schemas that no longer generate count as absent.
+    let old_generated = match &layout.generated {
+        Some(dir) => read_dir(dir, "rs")?,
+        None => crate::generate_with(&schema_files(&old_schemas), &layout.codegen)
+            .map(|g| g.files)
+            .unwrap_or_default(),
+    };
+    let changes = report::diff(
+        &surface::of_files(&old_generated),
+        &surface::of_files(&generated.files),
+    );
+    let mut outcome = Outcome {
+        source,
+        report: report::render(&changes, generated.techniques.len(), &warnings),
+        breaking: changes.iter().any(|c| c.breaking),
+        absent_upstream,
+        ..Outcome::default()
+    };
+
+    let mut plans = Vec::new();
+    plan_dir(
+        &mut plans,
+        &layout.schemas,
+        &layout.schemas_shown,
+        &old_schemas,
+        &new_schemas,
+    );
+    let mut dirs = vec![(&layout.schemas, layout.schemas_shown.as_str())];
+    if let Some(dir) = &layout.generated {
+        plan_dir(
+            &mut plans,
+            dir,
+            &layout.generated_shown,
+            &old_generated,
+            &generated.files,
+        );
+        dirs.push((dir, layout.generated_shown.as_str()));
+    }
+    // Staging files of a run that was killed: stale, and removed by the next write.
+    for (dir, shown) in dirs {
+        for name in write::leftovers(dir) {
+            plans.push((
+                format!("{shown}/{name}"),
+                Plan::Remove(dir.join(&name)),
+                Some("(leftover temporary file of an interrupted regen)\n".to_owned()),
+            ));
+        }
+    }
+    outcome.changed_files = plans.iter().map(|(shown, _, _)| shown.clone()).collect();
+    outcome.removed_files = plans
+        .iter()
+        .filter(|(_, p, _)| matches!(p, Plan::Remove(_)))
+        .map(|(shown, _, _)| shown.clone())
+        .collect();
+
+    if opts.check {
+        for (shown, plan, old) in &plans {
+            let new = match plan {
+                Plan::Write(_, text) => text.as_str(),
+                Plan::Remove(_) => "",
+            };
+            let old = old.as_deref().unwrap_or("");
+            let diff = similar::TextDiff::from_lines(old, new);
+            let _ = write!(
+                outcome.diff,
+                "{}",
+                diff.unified_diff()
+                    .context_radius(3)
+                    .header(&format!("a/{shown}"), &format!("b/{shown}"))
+            );
+        }
+    }
+    let plans = plans.into_iter().map(|(_, p, _)| p).collect();
+    Ok((outcome, plans))
+}
