@@ -47,6 +47,25 @@ mod wire;
 #[rustfmt::skip]
 pub mod techniques;
 
+/// Includes the techniques a build script generated with `flora_codegen::Build` (the file
+/// `flora_techniques.rs` in `OUT_DIR`, or the name given).
+///
+/// ```ignore
+/// mod techniques {
+///     flora_api::include_techniques!();
+/// }
+/// use techniques::StickerMaker;
+/// ```
+#[macro_export]
+macro_rules! include_techniques {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/flora_techniques.rs"));
+    };
+    ($file:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $file));
+    };
+}
+
 /// The `reqwest` this crate is built on, for [`ClientBuilder::http_client`].
 pub use reqwest;
 

@@ -3,7 +3,42 @@
 //! Pipeline: parse each schema file and validate it into an IR where every name keeps its
 //! Rust and wire spelling (`lower`), check names across techniques, emit tokens with
 //! `quote` (`emit`), format with `prettyplease` (`render`). Problems are collected, never
-//! thrown one at a time, and this crate does no I/O: the caller writes the files.
+//! thrown one at a time, and the generator does no I/O of its own.
+//!
+//! # Typed techniques in your own crate
+//!
+//! Your team's techniques (private to its workspace) get structs in your crate, from schema
+//! files you commit (`flora-codegen fetch --schemas flora-schemas --workspace-id ws_…`, or
+//! written by hand: the format is in the repository's `schemas/README.md`).
+//!
+//! **build.rs mode**: nothing generated is committed.
+//!
+//! ```toml
+//! [dependencies]
+//! flora-api = { version = "0.1", default-features = false }
+//! [build-dependencies]
+//! flora-codegen = "0.1"
+//! ```
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     flora_codegen::Build::new().schemas_dir("flora-schemas").generate()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ```ignore
+//! // src/main.rs
+//! mod techniques { flora_api::include_techniques!(); }
+//! use techniques::StickerMaker;
+//! ```
+//!
+//! **CLI mode** (`cargo install flora-codegen --features cli`): `flora-codegen generate
+//! --schemas flora-schemas --out src/techniques` writes `mod.rs` and one file per technique,
+//! visible in review and docs; include them with `#[rustfmt::skip] mod techniques;`.
+//!
+//! # The library
 //!
 //! ```
 //! use flora_codegen::{SchemaFile, generate};
@@ -20,6 +55,7 @@
 
 use std::collections::BTreeMap;
 
+mod build_script;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod diag;
@@ -30,6 +66,7 @@ mod lower;
 pub mod naming;
 mod render;
 
+pub use build_script::{Build, BuildError, DEFAULT_OUT_FILE};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use lower::SchemaFile;
 

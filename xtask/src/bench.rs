@@ -23,7 +23,8 @@ use crate::{scratch, synth};
 pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
-    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`, `files`);
+    /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`,
+    /// `buildrs`, `files`);
     /// empty: all.
     pub only: Vec<String>,
 }
@@ -83,10 +84,89 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
     if opts.wants("fetch") {
         out += &fetch_catalog(opts).await?;
     }
+    if opts.wants("buildrs") {
+        out += &build_script_mode(opts)?;
+    }
     if opts.wants("files") {
         out += &crate::bench_files::run(opts.quick).await?;
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. build.rs mode vs committed code, in a user crate
+
+fn build_script_mode(opts: &BenchOptions) -> Result<String, String> {
+    let n = if opts.quick { 10 } else { 100 };
+    let runs = if opts.quick { 1 } else { 3 };
+    let (ws, target) = scratch::workspace("buildrs")?;
+    let krate = ws.join("flora-codegen/tests/build-mode");
+    let schemas = krate.join("flora-schemas");
+    let _ = std::fs::remove_dir_all(&schemas);
+    std::fs::create_dir_all(&schemas).map_err(|e| e.to_string())?;
+    for (slug, v) in synth::catalog(n, 42) {
+        std::fs::write(
+            schemas.join(format!("{slug}.json")),
+            flora_codegen::cli::schema_text(&v)?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let lib = krate.join("src/lib.rs");
+    let build = |ws: &Path| -> Result<Duration, String> {
+        let t = Instant::now();
+        scratch::cargo(
+            ws,
+            &target,
+            &["build", "--quiet", "-p", "flora-build-mode", "--lib"],
+            &[],
+        )?;
+        Ok(t.elapsed())
+    };
+    let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| e.to_string());
+
+    // build.rs mode: a schema edit reruns the build script (codegen) and rebuilds the crate.
+    write(
+        &lib,
+        "pub mod techniques {\n    flora_api::include_techniques!();\n}\n",
+    )?;
+    build(&ws)?;
+    let first = schemas.join(format!("{}.json", synth::catalog(1, 42)[0].0));
+    let mut with_script = Vec::new();
+    for _ in 0..runs {
+        touch(&first)?;
+        with_script.push(build(&ws)?);
+    }
+    // Committed code: the same techniques as files in src/, no build script.
+    let files = flora_codegen::generate_with(
+        &synth::schema_files(n, 42),
+        &flora_codegen::Options::default(),
+    )
+    .map_err(|d| d.to_string())?;
+    let dir = krate.join("src/techniques");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for (name, text) in &files.files {
+        write(&dir.join(name), text)?;
+    }
+    write(&lib, "#[rustfmt::skip]\npub mod techniques;\n")?;
+    std::fs::remove_file(krate.join("build.rs")).map_err(|e| e.to_string())?;
+    build(&ws)?;
+    let mut committed = Vec::new();
+    for _ in 0..runs {
+        touch(&lib)?;
+        committed.push(build(&ws)?);
+    }
+    let (a, b) = (median(with_script), median(committed));
+    Ok(format!(
+        "## 8. build.rs mode vs committed code ({n} techniques, debug, median of {runs})\n\n\
+         | mode | rebuild after a change |\n|---|---:|\n\
+         | build.rs (`Build` reruns on a schema edit, then the crate compiles) | {:.2} s |\n\
+         | committed code (`flora-codegen generate`; the crate compiles) | {:.2} s |\n\n\
+         Added by the build.rs mode: {:.2} s ({:.2}×).\n\n",
+        a.as_secs_f64(),
+        b.as_secs_f64(),
+        a.as_secs_f64() - b.as_secs_f64(),
+        a.as_secs_f64() / b.as_secs_f64()
+    ))
 }
 
 // ---------------------------------------------------------------------------------------

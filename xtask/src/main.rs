@@ -32,7 +32,7 @@ enum Command {
         /// Smallest size of each bench only (a smoke test).
         #[arg(long)]
         quick: bool,
-        /// Only these benches: codegen, compile, client, scale, poll, fetch, files.
+        /// Only these benches: codegen, compile, client, scale, poll, fetch, buildrs, files.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
     },

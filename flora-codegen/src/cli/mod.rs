@@ -21,7 +21,7 @@ pub struct FetchArgs {
     /// Write nothing; fail with a diff if anything would change.
     #[arg(long)]
     pub check: bool,
-    /// API base URL (default: FLORA_BASE_URL, else https://app.flora.ai/api/v1).
+    /// API base URL (default: FLORA_BASE_URL, else the production API).
     #[arg(long)]
     pub base_url: Option<String>,
     /// List the techniques of this workspace (ws_…); private techniques need it.

@@ -1,0 +1,6 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    flora_codegen::Build::new()
+        .schemas_dir("flora-schemas")
+        .generate()?;
+    Ok(())
+}
