@@ -739,7 +739,10 @@ impl Client {
                     .header(CONTENT_TYPE, p.content_type.clone())
                     .body(body),
             };
-            let outcome = request.send().await;
+            let outcome = match request.build() {
+                Ok(r) => self.execute(r, true).await,
+                Err(e) => Err(e),
+            };
             let retry = match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => {

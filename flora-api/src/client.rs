@@ -59,6 +59,17 @@ pub(crate) struct Inner {
     pub(crate) media_http: reqwest::Client,
     /// The one workspace `GET /workspaces` returned, when uploads needed it.
     pub(crate) workspace_cache: tokio::sync::OnceCell<String>,
+    /// Where requests go: the network, or an in-process fake.
+    pub(crate) backend: Backend,
+}
+
+/// The seam below retries, idempotency and polling: "send one built HTTP request".
+pub(crate) enum Backend {
+    /// reqwest over the network.
+    Http,
+    /// `flora_api::testing::FakeFlora`, answering in-process.
+    #[cfg(feature = "test-util")]
+    Fake(Arc<crate::testing::Core>),
 }
 
 impl fmt::Debug for Client {
@@ -150,6 +161,21 @@ impl Client {
         Ok(url)
     }
 
+    /// Sends one built request, to the API (`external == false`) or to another origin
+    /// (upload and media hosts, on the key-less client), or to the in-process fake.
+    pub(crate) async fn execute(
+        &self,
+        request: reqwest::Request,
+        external: bool,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        match &self.inner.backend {
+            Backend::Http if external => self.inner.media_http.execute(request).await,
+            Backend::Http => self.inner.http.execute(request).await,
+            #[cfg(feature = "test-util")]
+            Backend::Fake(core) => Ok(core.handle(request).await),
+        }
+    }
+
     /// The bearer header, marked sensitive so `Debug` of requests never shows it.
     pub(crate) fn auth_header(&self) -> Result<HeaderValue, Error> {
         let mut v =
@@ -177,6 +203,8 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     workspace_id: Option<String>,
     max_in_flight: Option<usize>,
+    #[cfg(feature = "test-util")]
+    fake: Option<Arc<crate::testing::Core>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -277,8 +305,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Answers every request in-process from a fake (`flora_api::testing`).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn fake(mut self, core: Arc<crate::testing::Core>) -> Self {
+        self.fake = Some(core);
+        self
+    }
+
     /// Checks the configuration and builds the client.
     pub fn build(self) -> Result<Client, Error> {
+        #[cfg(feature = "test-util")]
+        let fake = self.fake.clone();
         let api_key = match self.api_key {
             Some(k) if !k.expose_secret().trim().is_empty() => k,
             _ => {
@@ -353,6 +390,13 @@ impl ClientBuilder {
                 in_flight: tokio::sync::Semaphore::new(max_in_flight),
                 media_http,
                 workspace_cache: tokio::sync::OnceCell::new(),
+                #[cfg(feature = "test-util")]
+                backend: match fake {
+                    Some(core) => Backend::Fake(core),
+                    None => Backend::Http,
+                },
+                #[cfg(not(feature = "test-util"))]
+                backend: Backend::Http,
             }),
         })
     }

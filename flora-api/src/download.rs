@@ -146,7 +146,7 @@ impl Client {
             .await
             .map_err(|e| io("create", &dir, e))?;
         // Dropped (and deleted) on every error path: no partial file is ever left behind.
-        let tmp = tempfile::Builder::new()
+        let tmp = file_builder()
             .prefix(".flora-download-")
             .suffix(".part")
             .tempfile_in(&dir)
@@ -236,7 +236,11 @@ impl Client {
         if resuming {
             request = request.header(RANGE, format!("bytes={}-", state.written));
         }
-        let resp = request.send().await.map_err(|e| {
+        let sent = match request.build() {
+            Ok(r) => self.execute(r, true).await,
+            Err(e) => Err(e),
+        };
+        let resp = sent.map_err(|e| {
             Attempt::Retry(Error::Download {
                 url: shown.to_owned(),
                 problem: crate::error::root_causes(&e.without_url()),
@@ -329,6 +333,18 @@ impl Client {
     }
 }
 
+/// Temporary files become the user's files: give them ordinary permissions (tempfile's
+/// default is owner-only), as a plain `File::create` would under a usual umask.
+fn file_builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    b
+}
+
 enum Attempt {
     Retry(Error),
     Fatal(Error),
@@ -349,7 +365,7 @@ async fn write_text(path: &Path, text: &str) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = tempfile::Builder::new()
+    let tmp = file_builder()
         .prefix(".flora-output-")
         .tempfile_in(dir)
         .map_err(|e| io("create", e))?;

@@ -38,6 +38,8 @@ mod media;
 mod pages;
 mod poll;
 mod technique;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod transport;
 pub mod webhooks;
 mod wire;

@@ -252,7 +252,7 @@ impl Client {
                 e.without_url()
             ))
         })?;
-        let resp = match inner.http.execute(request).await {
+        let resp = match self.execute(request, false).await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Ok(Attempt::Timeout),
             Err(e) => return Ok(Attempt::Connection(e.without_url())),

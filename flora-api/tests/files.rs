@@ -606,6 +606,12 @@ async fn download_streams_to_the_destination_without_the_key() {
     let got = c.download(&url, &dest).await.unwrap();
     assert_eq!(got, dest);
     assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "an ordinary file, not owner-only");
+    }
     for r in host.received_requests().await.unwrap() {
         assert_no_flora_credentials(&r);
     }

@@ -31,6 +31,7 @@ pub struct Build {
     out_file: Option<String>,
     deny_warnings: bool,
     module_path: Option<String>,
+    test_util_feature: Option<String>,
 }
 
 /// Why a build-script generation failed. `Display` lists every problem with its file, JSON
@@ -125,6 +126,14 @@ impl Build {
         self
     }
 
+    /// Also emits the `flora_api::testing` impls (so `FakeFlora` rules and `runs::<T>()` work
+    /// with these techniques), under `#[cfg(feature = "<feature>")]`. Declare that feature
+    /// in your crate as `<feature> = ["flora-api/test-util"]` and enable it for tests.
+    pub fn test_util_feature(mut self, feature: impl Into<String>) -> Self {
+        self.test_util_feature = Some(feature.into());
+        self
+    }
+
     /// Generates, writes the file and prints `cargo:` instructions. Returns the file's path.
     pub fn generate(&self) -> Result<PathBuf, BuildError> {
         let stdout = std::io::stdout();
@@ -172,6 +181,7 @@ impl Build {
         }
         let options = Options {
             module_path: self.module_path.clone(),
+            test_util_feature: self.test_util_feature.clone(),
         };
         let generated = crate::generate_with(&files, &options).map_err(BuildError::Schemas)?;
         for w in &generated.warnings.0 {

@@ -158,7 +158,8 @@ fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
 }
 
 /// The tokens of one technique's file.
-pub fn technique(t: &TechniqueSpec, module_path: Option<&str>) -> TokenStream {
+pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
+    let module_path = options.module_path.as_deref();
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
     let doc = doc_attrs(&struct_doc(t, module_path));
@@ -233,6 +234,10 @@ pub fn technique(t: &TechniqueSpec, module_path: Option<&str>) -> TokenStream {
     };
     let input_infos = slot_infos(&t.inputs);
     let output_infos = slot_infos(&t.outputs);
+    let fake_impls = match &options.test_util_feature {
+        Some(feature) => fake_impls(t, feature),
+        None => TokenStream::new(),
+    };
 
     quote! {
         #doc
@@ -267,6 +272,8 @@ pub fn technique(t: &TechniqueSpec, module_path: Option<&str>) -> TokenStream {
             }
         }
 
+        #fake_impls
+
         impl #name {
             /// Starts a run and waits for its typed outputs.
             pub async fn run(
@@ -282,6 +289,51 @@ pub fn technique(t: &TechniqueSpec, module_path: Option<&str>) -> TokenStream {
                 client: &::flora_api::Client,
             ) -> ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error> {
                 client.start(self).await
+            }
+        }
+    }
+}
+
+/// `flora_api::testing` support (wire inputs back to the struct, outputs to the wire), only
+/// under the test-util feature, so other builds do not compile it.
+fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
+    let name = ident(&t.struct_name.rust);
+    let outputs = format_ident!("{}", t.outputs_name);
+    let gets = t.inputs.iter().map(|i| {
+        let f = ident(&i.name.rust);
+        let id = &i.name.wire;
+        quote! { #f: inputs.get(#id)?, }
+    });
+    let puts = t.outputs.iter().map(|o| {
+        let f = ident(&o.name.rust);
+        let id = &o.name.wire;
+        let wt = &o.wire_type;
+        quote! { outputs.put(#id, #wt, &self.#f); }
+    });
+    let inputs_arg = if t.inputs.is_empty() {
+        quote!(_inputs)
+    } else {
+        quote!(inputs)
+    };
+    let outputs_arg = if t.outputs.is_empty() {
+        quote!(_outputs)
+    } else {
+        quote!(outputs)
+    };
+    quote! {
+        #[cfg(feature = #feature)]
+        impl ::flora_api::testing::FakeTechnique for #name {
+            fn from_wire(
+                #inputs_arg: &::flora_api::testing::WireInputs<'_>,
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                ::core::result::Result::Ok(Self { #(#gets)* })
+            }
+        }
+
+        #[cfg(feature = #feature)]
+        impl ::flora_api::testing::FakeOutputs for #outputs {
+            fn to_wire(&self, #outputs_arg: &mut ::flora_api::testing::WireOutputs) {
+                #(#puts)*
             }
         }
     }

@@ -98,6 +98,10 @@ pub struct Options {
     /// struct docs' example is a compiled doctest. `None` (for code in a user's crate, whose
     /// path the generator cannot know) shows the example without compiling it.
     pub module_path: Option<String>,
+    /// The cargo feature under which the `flora_api::testing` impls (`FakeTechnique`,
+    /// `FakeOutputs`) are emitted, as `#[cfg(feature = "…")]`; `None` emits none. Builds
+    /// without the feature do not pay for them.
+    pub test_util_feature: Option<String>,
 }
 
 impl Options {
@@ -105,6 +109,7 @@ impl Options {
     pub fn flora_api() -> Self {
         Options {
             module_path: Some("flora_api::techniques".to_owned()),
+            test_util_feature: Some("test-util".to_owned()),
         }
     }
 }
@@ -159,7 +164,7 @@ pub fn generate_with(
             let text = render::render(
                 &spec.file,
                 &header(&spec.file),
-                emit::technique(spec, options.module_path.as_deref()),
+                emit::technique(spec, options),
             );
             (name, text)
         })

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bench_files;
 pub mod doc_fixtures;
 pub mod regen;
+pub mod sandbox;
 pub mod scratch;
 pub mod synth;
 

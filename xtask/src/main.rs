@@ -52,6 +52,13 @@ enum Command {
         #[arg(long)]
         max_in_flight: Option<usize>,
     },
+    /// Serve a fake FLORA on loopback (no key, no cost): every technique of schemas/ answers
+    /// runs with placeholder outputs. Prints the environment variables to export.
+    Sandbox {
+        /// The loopback port (default: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Bench 7's client side, in its own process (spawned by `bench`).
     #[command(hide = true)]
     BenchFilesClient {
@@ -117,6 +124,13 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("scale bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Sandbox { port } => match xtask::sandbox::run(port).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbox failed: {e}");
                 ExitCode::FAILURE
             }
         },

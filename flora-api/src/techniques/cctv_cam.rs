@@ -67,6 +67,22 @@ impl ::flora_api::FromRunOutputs for CctvCamOutputs {
         })
     }
 }
+#[cfg(feature = "test-util")]
+impl ::flora_api::testing::FakeTechnique for CctvCam {
+    fn from_wire(
+        inputs: &::flora_api::testing::WireInputs<'_>,
+    ) -> ::core::result::Result<Self, ::std::string::String> {
+        ::core::result::Result::Ok(Self {
+            input_image: inputs.get("input_image")?,
+        })
+    }
+}
+#[cfg(feature = "test-util")]
+impl ::flora_api::testing::FakeOutputs for CctvCamOutputs {
+    fn to_wire(&self, outputs: &mut ::flora_api::testing::WireOutputs) {
+        outputs.put("output_image", "imageUrl", &self.output_image);
+    }
+}
 impl CctvCam {
     /// Starts a run and waits for its typed outputs.
     pub async fn run(

@@ -53,6 +53,10 @@ enum Command {
         /// docs' examples compiled doctests; without it they are shown, not compiled.
         #[arg(long)]
         module_path: Option<String>,
+        /// Emit the `flora_api::testing` impls (for `FakeFlora`) under
+        /// `#[cfg(feature = "NAME")]`; declare `NAME = ["flora-api/test-util"]` in your crate.
+        #[arg(long, value_name = "NAME")]
+        test_util_feature: Option<String>,
     },
 }
 
@@ -88,13 +92,17 @@ async fn main() -> ExitCode {
             check,
             deny_warnings,
             module_path,
+            test_util_feature,
         } => {
             let layout = Layout {
                 schemas_shown: shown(&schemas),
                 schemas,
                 generated_shown: shown(&out),
                 generated: Some(out),
-                codegen: flora_codegen::Options { module_path },
+                codegen: flora_codegen::Options {
+                    module_path,
+                    test_util_feature,
+                },
                 normalise_schemas: false,
             };
             let opts = flora_codegen::cli::Options {

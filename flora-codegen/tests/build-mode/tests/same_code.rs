@@ -43,8 +43,8 @@ fn build_mode_output_is_the_generated_files() {
 }
 
 /// The committed `flora-api/src/techniques/` (written by `cargo xtask regen`) equals what
-/// the build.rs mode generates for `schemas/` with the same module path, except the header
-/// line naming the schema directory.
+/// the build.rs mode generates for `schemas/` with the same options (module path, test-util
+/// feature), except the header line naming the schema directory.
 #[test]
 fn build_mode_and_xtask_regen_emit_the_same_code() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
@@ -52,6 +52,7 @@ fn build_mode_and_xtask_regen_emit_the_same_code() {
     let path = flora_codegen::Build::new()
         .schemas_dir(root.join("schemas"))
         .module_path("flora_api::techniques")
+        .test_util_feature("test-util")
         .out_dir(&out)
         .generate_to(&mut Vec::new())
         .unwrap();

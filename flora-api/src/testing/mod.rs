@@ -1,0 +1,295 @@
+//! `FakeFlora`: a typed, in-process fake FLORA for your tests (cargo feature `test-util`).
+//!
+//! A [`FakeFlora`] answers a real [`Client`]'s requests in-process, *below* the client's
+//! retries, idempotency keys and polling, so your test exercises the same code as
+//! production: no socket, no thread, no key, no bill. It runs on the test's own runtime, so
+//! `#[tokio::test(start_paused = true)]` finishes a multi-poll run with the default
+//! [`PollPolicy`](crate::PollPolicy) instantly.
+//!
+//! ```
+//! # #[cfg(feature = "techniques")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use flora_api::testing::FakeFlora;
+//! use flora_api::techniques::{CctvCam, CctvCamOutputs};
+//! use flora_api::ImageUrl;
+//!
+//! # async fn my_pipeline(client: &flora_api::Client, face: ImageUrl) -> Result<ImageUrl, flora_api::Error> {
+//! #     Ok(CctvCam { input_image: face }.run(client).await?.outputs.output_image)
+//! # }
+//! let face = || ImageUrl::parse("https://example.com/face.png").unwrap();
+//! let fake = FakeFlora::new();
+//! fake.technique::<CctvCam>()
+//!     .pending_polls(2)
+//!     .returns(CctvCamOutputs { output_image: ImageUrl::parse("https://cdn.example.invalid/o.png").unwrap() });
+//! let client = fake.client(); // a real Client, default poll policy
+//! let out = my_pipeline(&client, face()).await.unwrap();
+//! assert_eq!(out.as_str(), "https://cdn.example.invalid/o.png");
+//! assert_eq!(fake.runs::<CctvCam>(), vec![CctvCam { input_image: face() }]);
+//! # }
+//! # #[cfg(not(feature = "techniques"))] fn main() {}
+//! ```
+//!
+//! Rules:
+//! - [`FakeFlora::technique`] starts a rule for a typed technique: `.pending_polls(n)`,
+//!   `.when(|input| …)`, then `.returns(outputs)`, `.fails(code, message)` or `.completes()`
+//!   (deterministic placeholder outputs on `.invalid` hosts). Later rules win over earlier
+//!   ones. A run of a technique without a matching rule is refused (fail closed), with an
+//!   error naming the rule to add.
+//! - Like the real API: the same idempotency key returns the same run; inputs are validated
+//!   against the technique's generated schema (400 `input_validation_error` with field
+//!   errors); the dynamic layer (`technique`, `techniques`, `start_run`, `get_run`) works;
+//!   uploads and downloads work with bytes kept in memory.
+//! - [`FakeFlora::fail_next`] injects 429/5xx/connection failures into the next requests.
+//! - [`FakeFlora::serve`] also answers on a real loopback socket, for curl or other languages.
+
+mod core;
+mod multipart;
+mod serve;
+mod wire;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use self::core::Core;
+pub use self::serve::Served;
+pub use self::wire::{FromWireInput, IntoWireOutput, WireInputs, WireOutputs};
+
+use crate::client::Client;
+use crate::technique::{RunInput, Technique};
+
+/// Implemented by generated techniques (under the crate feature `test-util`): the typed
+/// inputs back from the wire, for [`RuleBuilder::when`] and [`FakeFlora::runs`].
+pub trait FakeTechnique: Technique + Sized {
+    /// Rebuilds the typed inputs from a run request's inputs.
+    fn from_wire(inputs: &WireInputs<'_>) -> Result<Self, String>;
+}
+
+/// Implemented by generated `<Technique>Outputs` (feature `test-util`): typed outputs to the
+/// wire, for [`RuleBuilder::returns`].
+pub trait FakeOutputs {
+    /// Writes every output.
+    fn to_wire(&self, outputs: &mut WireOutputs);
+}
+
+/// A failure to inject into the next requests ([`FakeFlora::fail_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status (and the error envelope) without handling the request.
+    Status(u16),
+    /// Answer 429 with `Retry-After`.
+    RateLimited {
+        /// The `Retry-After` sent.
+        retry_after: Duration,
+    },
+    /// The connection breaks before the answer arrives; the request is not handled.
+    Connection,
+    /// The request is handled (a run or asset is created), then the answer is lost as a 500:
+    /// the case idempotency keys exist for.
+    LostAnswer,
+}
+
+/// An in-process fake FLORA. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct FakeFlora {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for FakeFlora {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeFlora").finish_non_exhaustive()
+    }
+}
+
+impl Default for FakeFlora {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The base URL of in-process fake clients (a reserved `.invalid` host: nothing real).
+pub const FAKE_BASE_URL: &str = "https://flora.fake.invalid/api/v1";
+/// The workspace fake clients use.
+pub const FAKE_WORKSPACE_ID: &str = "ws_fake";
+
+impl FakeFlora {
+    /// An empty fake: no techniques, no rules.
+    pub fn new() -> Self {
+        FakeFlora {
+            core: Arc::new(Core::new()),
+        }
+    }
+
+    /// A real [`Client`] whose requests this fake answers in-process, with the default
+    /// settings (retries, idempotency, default poll policy).
+    pub fn client(&self) -> Client {
+        self.client_builder().build().unwrap_or_else(|_| {
+            // The builder above is fully valid; this branch is unreachable in practice.
+            unreachable_client()
+        })
+    }
+
+    /// The builder behind [`client`](Self::client), to change settings (poll policy, retries).
+    pub fn client_builder(&self) -> crate::ClientBuilder {
+        Client::builder()
+            .api_key("sk_fake_flora")
+            .base_url(FAKE_BASE_URL)
+            .workspace_id(FAKE_WORKSPACE_ID)
+            .fake(self.core.clone())
+    }
+
+    /// Starts a rule for technique `T` (and registers its schema with the fake).
+    pub fn technique<T: FakeTechnique>(&self) -> RuleBuilder<T>
+    where
+        T::Outputs: FakeOutputs,
+    {
+        self.core.register(
+            T::SLUG,
+            T::TECHNIQUE_ID,
+            T::RUN_COST_USD,
+            T::INPUTS,
+            T::OUTPUTS,
+        );
+        RuleBuilder {
+            core: self.core.clone(),
+            pending_polls: 0,
+            matcher: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// Registers an untyped technique from its schema (for example a file of `schemas/`),
+    /// answering every run with placeholder outputs: what `cargo xtask sandbox` does.
+    pub fn completes_untyped(&self, schema: &crate::TechniqueSchema) {
+        self.core.register_schema(schema);
+        self.core
+            .add_rule(schema.slug_or_derived(), core::Rule::completes(2));
+    }
+
+    /// The typed inputs of every run of `T` started, in order (replays of one idempotency key
+    /// count once).
+    pub fn runs<T: FakeTechnique>(&self) -> Vec<T> {
+        self.core
+            .journal(T::SLUG)
+            .iter()
+            .filter_map(|inputs| match T::from_wire(&WireInputs::new(inputs)) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(technique = T::SLUG, error = %e, "run inputs not typed");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// How many runs were created in all (replays of one idempotency key count once).
+    pub fn run_count(&self) -> usize {
+        self.core.run_count()
+    }
+
+    /// How many requests reached the fake (retries included).
+    pub fn request_count(&self) -> usize {
+        self.core.request_count()
+    }
+
+    /// Makes each of the next `n` requests fail with `fault`; the client's own retries see
+    /// them like real failures.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        self.core.push_faults(n, fault);
+    }
+
+    /// Bytes stored for a media URL this fake serves (uploads, placeholder outputs).
+    pub fn media(&self, url: &str) -> Option<bytes::Bytes> {
+        self.core.media(url)
+    }
+
+    /// Answers on `127.0.0.1:0` too (same state), until the handle is dropped. Media URLs
+    /// made from then on point at the socket.
+    pub async fn serve(&self) -> Result<Served, crate::Error> {
+        serve::serve(self.core.clone(), 0).await
+    }
+
+    /// [`serve`](Self::serve) on a chosen loopback port.
+    pub async fn serve_on(&self, port: u16) -> Result<Served, crate::Error> {
+        serve::serve(self.core.clone(), port).await
+    }
+}
+
+/// Never used: `client()` cannot fail with the fixed settings it uses.
+#[allow(clippy::panic)]
+fn unreachable_client() -> Client {
+    panic!("FakeFlora::client: the fake client's fixed configuration was refused")
+}
+
+/// A rule being built for technique `T`; registered by [`returns`](Self::returns),
+/// [`fails`](Self::fails) or [`completes`](Self::completes).
+#[must_use = "a rule is registered only by `.returns(..)`, `.fails(..)` or `.completes()`"]
+pub struct RuleBuilder<T> {
+    core: Arc<Core>,
+    pending_polls: u32,
+    matcher: Option<core::Matcher>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for RuleBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleBuilder")
+            .field("pending_polls", &self.pending_polls)
+            .field("when", &self.matcher.is_some())
+            .finish()
+    }
+}
+
+impl<T: FakeTechnique> RuleBuilder<T>
+where
+    T::Outputs: FakeOutputs,
+{
+    /// Polls answered `pending`/`running` before the final state (default 0).
+    pub fn pending_polls(mut self, n: u32) -> Self {
+        self.pending_polls = n;
+        self
+    }
+
+    /// Applies the rule only to runs whose typed inputs match.
+    pub fn when(mut self, matches: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.matcher = Some(Box::new(move |inputs: &[RunInput]| {
+            T::from_wire(&WireInputs::new(inputs)).is_ok_and(|t| matches(&t))
+        }));
+        self
+    }
+
+    /// Runs end `completed` with these outputs.
+    pub fn returns(self, outputs: T::Outputs) {
+        let mut wire = WireOutputs::default();
+        outputs.to_wire(&mut wire);
+        self.register(core::Ending::Outputs(wire.into_values()));
+    }
+
+    /// Runs end `failed` with this `error_code` and `error_message`.
+    pub fn fails(self, error_code: impl Into<String>, message: impl Into<String>) {
+        self.register(core::Ending::Fails {
+            code: error_code.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Runs end `completed` with deterministic placeholder outputs (media on `.invalid`
+    /// hosts, downloadable from the fake; text outputs as short text).
+    pub fn completes(self) {
+        self.register(core::Ending::Placeholders);
+    }
+
+    fn register(self, ending: core::Ending) {
+        self.core.add_rule(
+            T::SLUG,
+            core::Rule {
+                matcher: self.matcher,
+                pending_polls: self.pending_polls,
+                ending,
+            },
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! `flora_api::testing::FakeFlora` through the public API only.
+#![cfg(all(feature = "test-util", feature = "techniques"))]
+
+use std::time::{Duration, Instant};
+
+use flora_api::techniques::{CctvCam, CctvCamOutputs};
+use flora_api::testing::{FakeFlora, Fault};
+use flora_api::{Error, ImageUrl, RunInput, StartOptions};
+
+fn face() -> ImageUrl {
+    ImageUrl::parse("https://example.com/face.png").unwrap()
+}
+
+fn other_face() -> ImageUrl {
+    ImageUrl::parse("https://example.com/other.png").unwrap()
+}
+
+fn out(url: &str) -> CctvCamOutputs {
+    CctvCamOutputs {
+        output_image: ImageUrl::parse(url).unwrap(),
+    }
+}
+
+/// The user's code under test.
+async fn my_pipeline(client: &flora_api::Client, face: ImageUrl) -> Result<ImageUrl, Error> {
+    Ok(CctvCam { input_image: face }
+        .run(client)
+        .await?
+        .outputs
+        .output_image)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_multi_poll_run_with_the_default_policy_is_instant() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .pending_polls(3)
+        .returns(out("https://cdn.example.invalid/o.png"));
+    let client = fake.client();
+    assert_eq!(client.poll_policy(), &flora_api::PollPolicy::default());
+    let wall = Instant::now();
+    let got = my_pipeline(&client, face()).await.unwrap();
+    let took = wall.elapsed();
+    assert_eq!(got.as_str(), "https://cdn.example.invalid/o.png");
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert_eq!(
+        fake.runs::<CctvCam>(),
+        vec![CctvCam {
+            input_image: face()
+        }]
+    );
+    // One create and 4 polls (3 pending/running, then completed).
+    assert_eq!(fake.request_count(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_rules_win_and_when_selects_by_typed_input() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .returns(out("https://cdn.example.invalid/any.png"));
+    fake.technique::<CctvCam>()
+        .when(|i: &CctvCam| i.input_image.as_str().ends_with("other.png"))
+        .returns(out("https://cdn.example.invalid/other.png"));
+    let client = fake.client();
+    assert!(
+        my_pipeline(&client, face())
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("any.png")
+    );
+    assert!(
+        my_pipeline(&client, other_face())
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("other.png")
+    );
+    // A later catch-all now wins over both.
+    fake.technique::<CctvCam>()
+        .returns(out("https://cdn.example.invalid/last.png"));
+    assert!(
+        my_pipeline(&client, other_face())
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("last.png")
+    );
+    assert_eq!(
+        fake.runs::<CctvCam>(),
+        vec![
+            CctvCam {
+                input_image: face()
+            },
+            CctvCam {
+                input_image: other_face()
+            },
+            CctvCam {
+                input_image: other_face()
+            }
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fails_and_completes() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .fails("safety_blocked", "no faces today");
+    let client = fake.client();
+    match my_pipeline(&client, face()).await.unwrap_err() {
+        Error::RunFailed { code, message, .. } => {
+            assert_eq!(code.unwrap().as_str(), "safety_blocked");
+            assert_eq!(message.as_deref(), Some("no faces today"));
+        }
+        other => panic!("{other:?}"),
+    }
+    fake.technique::<CctvCam>().completes();
+    let url = my_pipeline(&client, face()).await.unwrap();
+    assert!(url.as_str().contains(".invalid/"), "{url}");
+    // Placeholder media is served by the fake, so downloads work in tests.
+    let dir = tempfile::tempdir().unwrap();
+    let path = client.download(&url, dir.path()).await.unwrap();
+    assert_eq!(path.extension().unwrap(), "png");
+    assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_rule_runs_are_refused_naming_the_rule_to_add() {
+    let fake = FakeFlora::new();
+    let err = my_pipeline(&fake.client(), face())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`cctv-cam`"), "{err}");
+    assert!(err.contains("fake.technique::<"), "{err}");
+    assert_eq!(fake.run_count(), 0);
+
+    fake.technique::<CctvCam>().when(|_| false).completes();
+    let err = my_pipeline(&fake.client(), face())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no rule of technique `cctv-cam` matches"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn inputs_are_validated_like_the_real_api() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let client = fake.client();
+    let err = client
+        .start_run(
+            "cctv-cam",
+            vec![
+                RunInput::new("input_imag", "imageUrl", "https://e.com/a.png"),
+                RunInput::new("extra", "videoUrl", "https://e.com/a.mp4"),
+            ],
+            StartOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let api = err.api().unwrap();
+    assert_eq!(api.status, 400);
+    assert_eq!(api.code.as_str(), "input_validation_error");
+    let fields: Vec<&str> = api.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["inputs.0.id", "inputs.1.id", "input_image"],
+        "{err}"
+    );
+    let err = client
+        .start_run(
+            "cctv-cam",
+            vec![RunInput::new(
+                "input_image",
+                "videoUrl",
+                "https://e.com/a.mp4",
+            )],
+            StartOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input `input_image` is `imageUrl`, not `videoUrl`"),
+        "{err}"
+    );
+    assert_eq!(fake.run_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_replayed_by_key_and_makes_one_run() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(1).completes();
+    fake.fail_next(1, Fault::LostAnswer);
+    let client = fake.client();
+    my_pipeline(&client, face()).await.unwrap();
+    assert_eq!(fake.run_count(), 1);
+    assert_eq!(fake.runs::<CctvCam>().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_rate_limits_errors_and_broken_connections_are_survived() {
+    for fault in [
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(3),
+        },
+        Fault::Status(503),
+        Fault::Connection,
+    ] {
+        let fake = FakeFlora::new();
+        fake.technique::<CctvCam>().completes();
+        fake.fail_next(2, fault.clone());
+        let client = fake.client();
+        my_pipeline(&client, face()).await.unwrap();
+        assert_eq!(fake.run_count(), 1, "{fault:?}");
+    }
+    // More failures than the client retries: the error reaches the caller, no run exists.
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.fail_next(3, Fault::Status(500));
+    let err = my_pipeline(&fake.client(), face()).await.unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(fake.run_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_dynamic_layer_works_against_the_fake() {
+    use futures_util::TryStreamExt;
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(2).completes();
+    let client = fake.client();
+    let schema = client.technique("cctv-cam").await.unwrap();
+    assert_eq!(schema.technique_id, "tech_cctv-cam");
+    let all: Vec<_> = client
+        .techniques(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    client.verify::<CctvCam>().await.unwrap();
+    let mut handle = client
+        .start_run(
+            "cctv-cam",
+            vec![RunInput::new("input_image", "imageUrl", face().as_str())],
+            StartOptions::default(),
+        )
+        .await
+        .unwrap();
+    let first = client.get_run("cctv-cam", handle.run_id()).await.unwrap();
+    assert_eq!(first.status.as_str(), "pending");
+    let done = handle.wait_run().await.unwrap();
+    assert_eq!(done.outputs[0].output_id, "output_image");
+    assert_eq!(
+        fake.runs::<CctvCam>(),
+        vec![CctvCam {
+            input_image: face()
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn uploads_and_downloads_keep_bytes_in_memory() {
+    let fake = FakeFlora::new();
+    let client = fake.client();
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(std::iter::repeat_n(7u8, 5 * 1024 * 1024)); // > 4 MiB: the signed path
+    let big = client
+        .upload_image(flora_api::Upload::bytes(png.clone(), "big.png"))
+        .await
+        .unwrap();
+    assert_eq!(fake.media(big.as_str()).unwrap(), png);
+    let small = client
+        .upload_image(flora_api::Upload::bytes(png[..1000].to_vec(), "small.png"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = client
+        .download(&small, dir.path().join("back.png"))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), &png[..1000]);
+}
+
+#[tokio::test]
+async fn serve_answers_on_a_real_socket() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    assert!(served.base_url().starts_with("http://127.0.0.1:"));
+    let body: serde_json::Value =
+        reqwest::get(format!("{}/techniques/cctv-cam", served.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(body["technique_id"], "tech_cctv-cam");
+    // A real client over the socket, fast polling.
+    let client = flora_api::Client::builder()
+        .api_key("sk_any")
+        .base_url(served.base_url())
+        .poll_policy(
+            flora_api::PollPolicy::default()
+                .initial_delay(Duration::from_millis(5))
+                .interval(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    let url = my_pipeline(&client, face()).await.unwrap();
+    assert!(url.as_str().starts_with("http://127.0.0.1:"), "{url}");
+    let bytes = reqwest::get(url.as_str())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+}
