@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::Stream;
+use std::future::Future;
+
+use futures_util::{FutureExt, Stream};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -10,7 +12,7 @@ use tracing::Instrument;
 use crate::client::Client;
 use crate::error::Error;
 use crate::pages::{ListRequest, Page};
-use crate::poll::RunHandle;
+use crate::poll::{RunHandle, RunState};
 use crate::technique::{RunInput, Technique, TechniqueRun, Untyped};
 use crate::transport::{Body, Call};
 use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
@@ -219,15 +221,16 @@ impl Client {
         inputs: Vec<RunInput>,
         options: StartOptions,
     ) -> Result<RunHandle<Untyped>, Error> {
-        self.start_nested(slug_or_id, inputs, options).await
+        Ok(self.start_nested(slug_or_id, inputs, options).await?.typed())
     }
 
-    async fn start_nested<T>(
+    /// The one implementation of starting a run; typed calls only wrap its result.
+    async fn start_nested(
         &self,
         slug_or_id: &str,
         inputs: Vec<RunInput>,
         options: StartOptions,
-    ) -> Result<RunHandle<T>, Error> {
+    ) -> Result<RunState, Error> {
         check_path_id("technique slug or id", slug_or_id)?;
         let key = idempotency_key(&options)?;
         let mut body = json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
@@ -248,22 +251,29 @@ impl Client {
         };
         let run: Run = self.send_json(call).await?;
         tracing::info!(technique = slug_or_id, run_id = %run.run_id, status = %run.status, "run started");
-        Ok(RunHandle::nested(self.clone(), slug_or_id, run))
+        Ok(RunState::nested(self.clone(), slug_or_id, run))
     }
 
     /// Starts a typed technique run and returns its handle without waiting.
-    pub async fn start<T: Technique>(&self, technique: &T) -> Result<RunHandle<T>, Error> {
-        self.start_with(technique, StartOptions::default()).await
+    ///
+    /// The inputs are taken when this is called; the returned future does not borrow
+    /// `technique`.
+    pub fn start<'a, T: Technique>(
+        &'a self,
+        technique: &T,
+    ) -> impl Future<Output = Result<RunHandle<T>, Error>> + Send + use<'a, T> {
+        self.start_with(technique, StartOptions::default())
     }
 
     /// Like [`start`](Self::start), with an idempotency key or callback URL.
-    pub async fn start_with<T: Technique>(
-        &self,
+    pub fn start_with<'a, T: Technique>(
+        &'a self,
         technique: &T,
         options: StartOptions,
-    ) -> Result<RunHandle<T>, Error> {
+    ) -> impl Future<Output = Result<RunHandle<T>, Error>> + Send + use<'a, T> {
+        // Generic only in name: the future is the untyped core's, mapped to the typed handle.
         self.start_nested(T::SLUG, technique.inputs(), options)
-            .await
+            .map(|r| r.map(RunState::typed))
     }
 
     /// Starts a typed technique run and waits for its typed outputs.
@@ -279,30 +289,42 @@ impl Client {
     /// # }
     /// # Ok(()) }
     /// ```
-    pub async fn run<T: Technique>(
-        &self,
+    pub fn run<'a, T: Technique>(
+        &'a self,
         technique: &T,
-    ) -> Result<TechniqueRun<T::Outputs>, Error> {
-        self.run_with(technique, StartOptions::default()).await
+    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + use<'a, T> {
+        self.run_with(technique, StartOptions::default())
     }
 
     /// Like [`run`](Self::run), with an idempotency key or callback URL.
-    pub async fn run_with<T: Technique>(
-        &self,
+    pub fn run_with<'a, T: Technique>(
+        &'a self,
         technique: &T,
         options: StartOptions,
-    ) -> Result<TechniqueRun<T::Outputs>, Error> {
+    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + use<'a, T> {
+        // All HTTP, retries and polling are the untyped core's; only output parsing is typed.
+        self.run_erased(T::SLUG, technique.inputs(), options)
+            .map(|r| r.and_then(TechniqueRun::from_run))
+    }
+
+    /// Start, then wait, in one traced span: the code every typed `run` shares.
+    async fn run_erased(
+        &self,
+        slug: &'static str,
+        inputs: Vec<RunInput>,
+        options: StartOptions,
+    ) -> Result<Run, Error> {
         let span = tracing::info_span!(
             "flora.run",
-            technique = T::SLUG,
+            technique = slug,
             run_id = tracing::field::Empty,
             status = tracing::field::Empty,
             charged_cost = tracing::field::Empty,
         );
         async {
-            let mut handle = self.start_with(technique, options).await?;
-            tracing::Span::current().record("run_id", handle.run_id());
-            let result = handle.wait().await;
+            let mut state = self.start_nested(slug, inputs, options).await?;
+            tracing::Span::current().record("run_id", state.run_id());
+            let result = state.wait_run(Box::new(|_| {})).await;
             let span = tracing::Span::current();
             match &result {
                 Ok(done) => {
@@ -335,7 +357,7 @@ impl Client {
     /// Polls a run once on `GET /runs/{run_id}`.
     pub async fn get_run_by_id(&self, run_id: &str) -> Result<Run, Error> {
         check_prefix("run id", run_id, "run_")?;
-        RunHandle::<Untyped>::top_level(self.clone(), run_id.to_owned(), None)
+        RunState::top_level(self.clone(), run_id.to_owned(), None)
             .poll()
             .await
     }
@@ -379,11 +401,12 @@ impl Client {
             idempotency_key: Some(key),
         };
         let created: CreatedRun = self.send_json(call).await?;
-        let handle = RunHandle::top_level(
+        let handle = RunState::top_level(
             self.clone(),
             created.run_id.clone(),
             created.poll_url.as_deref(),
-        );
+        )
+        .typed();
         Ok((created, handle))
     }
 }

@@ -1,7 +1,10 @@
 //! Waiting for a run: the poll schedule, the deadline and the run handle.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use tokio::time::Instant;
 use url::Url;
@@ -111,21 +114,29 @@ enum Route {
 /// [`wait`](Self::wait).
 ///
 /// `T` is the generated technique type, or [`Untyped`](crate::Untyped) for dynamic runs.
+/// `T` only types the outputs: all the polling is done by one untyped core, compiled once
+/// for every technique.
 pub struct RunHandle<T> {
+    state: RunState,
+    _technique: PhantomData<fn() -> T>,
+}
+
+/// The untyped state of a started run; every async method lives here.
+#[derive(Clone)]
+pub(crate) struct RunState {
     client: Client,
     run_id: String,
     route: Route,
     poll_url: Option<Url>,
     last: Option<Run>,
-    _technique: PhantomData<fn() -> T>,
 }
 
 impl<T> std::fmt::Debug for RunHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunHandle")
-            .field("run_id", &self.run_id)
-            .field("route", &self.route)
-            .field("poll_url", &self.poll_url.as_ref().map(Url::as_str))
+            .field("run_id", &self.state.run_id)
+            .field("route", &self.state.route)
+            .field("poll_url", &self.state.poll_url.as_ref().map(Url::as_str))
             .finish_non_exhaustive()
     }
 }
@@ -133,71 +144,49 @@ impl<T> std::fmt::Debug for RunHandle<T> {
 impl<T> Clone for RunHandle<T> {
     fn clone(&self) -> Self {
         RunHandle {
-            client: self.client.clone(),
-            run_id: self.run_id.clone(),
-            route: self.route.clone(),
-            poll_url: self.poll_url.clone(),
-            last: self.last.clone(),
+            state: self.state.clone(),
             _technique: PhantomData,
         }
     }
 }
 
-impl<T> RunHandle<T> {
-    /// A handle for a run started on `POST /techniques/{technique}/runs`.
+impl RunState {
+    /// A run started on `POST /techniques/{technique}/runs`.
     pub(crate) fn nested(client: Client, technique: &str, run: Run) -> Self {
         let poll_url = same_origin(&client, run.poll_url.as_deref());
-        RunHandle {
+        RunState {
             client,
             run_id: run.run_id.clone(),
             route: Route::Nested(technique.to_owned()),
             poll_url,
             last: Some(run),
-            _technique: PhantomData,
         }
     }
 
-    /// A handle for a run started on `POST /runs/technique`.
+    /// A run started on `POST /runs/technique`.
     pub(crate) fn top_level(client: Client, run_id: String, poll_url: Option<&str>) -> Self {
         let poll_url = same_origin(&client, poll_url);
-        RunHandle {
+        RunState {
             client,
             run_id,
             route: Route::TopLevel,
             poll_url,
             last: None,
-            _technique: PhantomData,
         }
     }
 
-    /// Re-attaches to a run started earlier (e.g. stored `run_id`), polled on the nested route.
-    pub fn attach(client: &Client, technique: &str, run_id: impl Into<String>) -> Self {
-        RunHandle {
-            client: client.clone(),
-            run_id: run_id.into(),
-            route: Route::Nested(technique.to_owned()),
-            poll_url: None,
-            last: None,
-            _technique: PhantomData,
-        }
-    }
-
-    /// The `run_…` id.
-    pub fn run_id(&self) -> &str {
+    pub(crate) fn run_id(&self) -> &str {
         &self.run_id
     }
 
-    /// The technique slug or id polled on, for nested-route runs.
-    pub fn technique(&self) -> Option<&str> {
-        match &self.route {
-            Route::Nested(t) => Some(t),
-            Route::TopLevel => None,
+    pub(crate) fn typed<T>(self) -> RunHandle<T> {
+        RunHandle {
+            state: self,
+            _technique: PhantomData,
         }
     }
 
-    /// The URL polls go to: the server's `poll_url` when it is on the base URL's origin,
-    /// otherwise the documented route. The API key is never sent to another origin.
-    pub fn poll_url(&self) -> Result<Url, Error> {
+    fn poll_url(&self) -> Result<Url, Error> {
         if let Some(u) = &self.poll_url {
             return Ok(u.clone());
         }
@@ -207,33 +196,17 @@ impl<T> RunHandle<T> {
         }
     }
 
-    /// The last run state seen (from creation or the latest poll).
-    pub fn last_seen(&self) -> Option<&Run> {
-        self.last.as_ref()
-    }
-
-    /// One poll request.
-    pub async fn poll(&mut self) -> Result<Run, Error> {
+    pub(crate) async fn poll(&mut self) -> Result<Run, Error> {
         let run: Run = self.client.send_json(Call::get(self.poll_url()?)).await?;
         self.last = Some(run.clone());
         Ok(run)
     }
 
-    /// Polls until the run is `completed` (returned) or `failed` ([`Error::RunFailed`]),
-    /// or the poll policy's deadline passes ([`Error::WaitTimeout`]). Transient poll
-    /// failures (5xx, 429, connection errors) are retried until the deadline.
-    ///
-    /// The deadline bounds the whole wait, poll requests and their retries included. Running
-    /// out of time does not cancel the run; the handle stays usable, so `wait` can be called
-    /// again. A status this crate does not know is polled through (it may be a new
-    /// intermediate state) unless the run reports `completed_at`, which ends the wait with
-    /// [`Error::RunEnded`].
-    pub async fn wait_run(&mut self) -> Result<Run, Error> {
-        self.wait_run_with(|_| {}).await
-    }
-
-    /// Like [`wait_run`](Self::wait_run), calling `on_update` with every run state seen.
-    pub async fn wait_run_with(&mut self, mut on_update: impl FnMut(&Run)) -> Result<Run, Error> {
+    /// Polls until the run ends or the deadline passes; see [`RunHandle::wait_run`].
+    pub(crate) async fn wait_run(
+        &mut self,
+        mut on_update: Box<dyn FnMut(&Run) + Send + '_>,
+    ) -> Result<Run, Error> {
         let policy = self.client.inner.poll.clone();
         let start = Instant::now();
         // `None`: a deadline too far away to represent, i.e. none.
@@ -300,19 +273,88 @@ impl<T> RunHandle<T> {
     }
 }
 
+impl<T> RunHandle<T> {
+    /// Re-attaches to a run started earlier (e.g. stored `run_id`), polled on the nested route.
+    pub fn attach(client: &Client, technique: &str, run_id: impl Into<String>) -> Self {
+        RunState {
+            client: client.clone(),
+            run_id: run_id.into(),
+            route: Route::Nested(technique.to_owned()),
+            poll_url: None,
+            last: None,
+        }
+        .typed()
+    }
+
+    /// The `run_…` id.
+    pub fn run_id(&self) -> &str {
+        &self.state.run_id
+    }
+
+    /// The technique slug or id polled on, for nested-route runs.
+    pub fn technique(&self) -> Option<&str> {
+        match &self.state.route {
+            Route::Nested(t) => Some(t),
+            Route::TopLevel => None,
+        }
+    }
+
+    /// The URL polls go to: the server's `poll_url` when it is on the base URL's origin,
+    /// otherwise the documented route. The API key is never sent to another origin.
+    pub fn poll_url(&self) -> Result<Url, Error> {
+        self.state.poll_url()
+    }
+
+    /// The last run state seen (from creation or the latest poll).
+    pub fn last_seen(&self) -> Option<&Run> {
+        self.state.last.as_ref()
+    }
+
+    /// One poll request.
+    pub fn poll(&mut self) -> impl Future<Output = Result<Run, Error>> + Send + '_ {
+        self.state.poll()
+    }
+
+    /// Polls until the run is `completed` (returned) or `failed` ([`Error::RunFailed`]),
+    /// or the poll policy's deadline passes ([`Error::WaitTimeout`]). Transient poll
+    /// failures (5xx, 429, connection errors) are retried until the deadline.
+    ///
+    /// The deadline bounds the whole wait, poll requests and their retries included. Running
+    /// out of time does not cancel the run; the handle stays usable, so `wait` can be called
+    /// again. A status this crate does not know is polled through (it may be a new
+    /// intermediate state) unless the run reports `completed_at`, which ends the wait with
+    /// [`Error::RunEnded`].
+    pub fn wait_run(&mut self) -> impl Future<Output = Result<Run, Error>> + Send + '_ {
+        self.state.wait_run(Box::new(|_| {}))
+    }
+
+    /// Like [`wait_run`](Self::wait_run), calling `on_update` with every run state seen.
+    pub fn wait_run_with<'a>(
+        &'a mut self,
+        on_update: impl FnMut(&Run) + Send + 'a,
+    ) -> impl Future<Output = Result<Run, Error>> + Send + 'a {
+        self.state.wait_run(Box::new(on_update))
+    }
+}
+
 impl<T: Technique> RunHandle<T> {
     /// Waits for the run and parses its typed outputs.
-    pub async fn wait(&mut self) -> Result<TechniqueRun<T::Outputs>, Error> {
-        self.wait_with(|_| {}).await
+    pub fn wait(
+        &mut self,
+    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + '_ {
+        self.state
+            .wait_run(Box::new(|_| {}))
+            .map(|r| r.and_then(TechniqueRun::from_run))
     }
 
     /// Like [`wait`](Self::wait), calling `on_update` with every run state seen.
-    pub async fn wait_with(
-        &mut self,
-        on_update: impl FnMut(&Run),
-    ) -> Result<TechniqueRun<T::Outputs>, Error> {
-        let run = self.wait_run_with(on_update).await?;
-        TechniqueRun::from_run(run)
+    pub fn wait_with<'a>(
+        &'a mut self,
+        on_update: impl FnMut(&Run) + Send + 'a,
+    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + 'a {
+        self.state
+            .wait_run(Box::new(on_update))
+            .map(|r| r.and_then(TechniqueRun::from_run))
     }
 }
 

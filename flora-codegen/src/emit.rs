@@ -259,12 +259,14 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             const INPUTS: &'static [::flora_api::SlotInfo] = #input_infos;
             const OUTPUTS: &'static [::flora_api::SlotInfo] = #output_infos;
             type Outputs = #outputs;
+            #[inline]
             fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
                 #inputs_body
             }
         }
 
         impl ::flora_api::FromRunOutputs for #outputs {
+            #[inline]
             fn from_run_outputs(
                 #outputs_arg: &mut ::flora_api::OutputSet,
             ) -> ::core::result::Result<Self, ::flora_api::Error> {
@@ -276,19 +278,28 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
 
         impl #name {
             /// Starts a run and waits for its typed outputs.
-            pub async fn run(
+            #[inline]
+            pub fn run<'a>(
                 &self,
-                client: &::flora_api::Client,
-            ) -> ::core::result::Result<::flora_api::TechniqueRun<#outputs>, ::flora_api::Error> {
-                client.run(self).await
+                client: &'a ::flora_api::Client,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<
+                    ::flora_api::TechniqueRun<#outputs>,
+                    ::flora_api::Error,
+                >,
+            > + ::core::marker::Send + use<'a> {
+                client.run(self)
             }
 
             /// Starts a run and returns its handle without waiting.
-            pub async fn start(
+            #[inline]
+            pub fn start<'a>(
                 &self,
-                client: &::flora_api::Client,
-            ) -> ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error> {
-                client.start(self).await
+                client: &'a ::flora_api::Client,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error>,
+            > + ::core::marker::Send + use<'a> {
+                client.start(self)
             }
         }
     }

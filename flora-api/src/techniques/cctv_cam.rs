@@ -47,6 +47,7 @@ impl ::flora_api::Technique for CctvCam {
         ::flora_api::SlotInfo::new("output_image", "imageUrl", false),
     ];
     type Outputs = CctvCamOutputs;
+    #[inline]
     fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
         let mut inputs = ::std::vec::Vec::with_capacity(1);
         ::flora_api::RunInput::push(
@@ -59,6 +60,7 @@ impl ::flora_api::Technique for CctvCam {
     }
 }
 impl ::flora_api::FromRunOutputs for CctvCamOutputs {
+    #[inline]
     fn from_run_outputs(
         outputs: &mut ::flora_api::OutputSet,
     ) -> ::core::result::Result<Self, ::flora_api::Error> {
@@ -85,20 +87,26 @@ impl ::flora_api::testing::FakeOutputs for CctvCamOutputs {
 }
 impl CctvCam {
     /// Starts a run and waits for its typed outputs.
-    pub async fn run(
+    #[inline]
+    pub fn run<'a>(
         &self,
-        client: &::flora_api::Client,
-    ) -> ::core::result::Result<
-        ::flora_api::TechniqueRun<CctvCamOutputs>,
-        ::flora_api::Error,
-    > {
-        client.run(self).await
+        client: &'a ::flora_api::Client,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::flora_api::TechniqueRun<CctvCamOutputs>,
+            ::flora_api::Error,
+        >,
+    > + ::core::marker::Send + use<'a> {
+        client.run(self)
     }
     /// Starts a run and returns its handle without waiting.
-    pub async fn start(
+    #[inline]
+    pub fn start<'a>(
         &self,
-        client: &::flora_api::Client,
-    ) -> ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error> {
-        client.start(self).await
+        client: &'a ::flora_api::Client,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error>,
+    > + ::core::marker::Send + use<'a> {
+        client.start(self)
     }
 }
