@@ -390,7 +390,7 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
         );
     }
     if let (Some((_, t0, f0, c0)), Some((n, tn, fn_, cn))) = (points.first(), points.last()) {
-        let per = |a: &Duration, b: &Duration| (ms(b) - ms(a)) / *n as f64;
+        let per = |a: &Duration, b: &Duration| (ms(*b) - ms(*a)) / *n as f64;
         let _ = writeln!(
             out,
             "\nSlope: {:.2} ms of debug build per technique (N = 0 → {n}); {:.2} ms with \
