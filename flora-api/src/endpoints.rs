@@ -221,7 +221,10 @@ impl Client {
         inputs: Vec<RunInput>,
         options: StartOptions,
     ) -> Result<RunHandle<Untyped>, Error> {
-        Ok(self.start_nested(slug_or_id, inputs, options).await?.typed())
+        Ok(self
+            .start_nested(slug_or_id, inputs, options)
+            .await?
+            .typed())
     }
 
     /// The one implementation of starting a run; typed calls only wrap its result.

@@ -330,7 +330,7 @@ pub async fn run(quick: bool) -> Result<String, String> {
             curl_col(true),
         ),
         (
-            "download (temp file + fsync + rename)",
+            "download (temp file + rename)",
             down,
             down_kib,
             curl_col(false),
