@@ -35,8 +35,8 @@ pub struct Build {
 }
 
 /// Why a build-script generation failed. `Display` lists every problem with its file, JSON
-/// pointer and fix.
-#[derive(Debug)]
+/// pointer and fix; `Debug` shows the same text, so `fn main() -> Result<(), Box<dyn Error>>`
+/// in a build script prints it readably.
 #[non_exhaustive]
 pub enum BuildError {
     /// `schemas_dir` was not called.
@@ -75,6 +75,12 @@ impl fmt::Display for BuildError {
                 write!(f, "{d} (denied by `Build::deny_warnings`)")
             }
         }
+    }
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -362,7 +362,10 @@ pub fn module_index(specs: &[TechniqueSpec]) -> TokenStream {
         let d = doc_attrs(&lines);
         quote! {
             #d
+            // In a binary crate, techniques it does not call are dead code; that is fine.
+            #[allow(dead_code)]
             pub mod #m;
+            #[allow(unused_imports)]
             pub use #m::{#s, #o};
         }
     });

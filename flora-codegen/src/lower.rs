@@ -36,8 +36,8 @@ impl SchemaFile {
     }
 }
 
-const REGEN_HINT: &str = "fix the file or fetch it again with `cargo xtask regen`";
-const FORMAT_HINT: &str = "the schema format is described in schemas/README.md";
+const REGEN_HINT: &str = "fix the file or fetch it again (`flora-codegen fetch`, or `cargo xtask regen` in flora-codegen's repository)";
+const FORMAT_HINT: &str = "the schema format is described in flora-codegen's schemas/README.md";
 
 struct Ctx<'a> {
     file: &'a str,
@@ -216,7 +216,7 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "missing `technique_id`",
             format!(
                 "add `\"technique_id\": \"tech_{slug}\"` (the technique's `tech_…` id), or \
-                 fetch the schema with `cargo xtask regen`; {FORMAT_HINT}"
+                 fetch the schema (`flora-codegen fetch`); {FORMAT_HINT}"
             ),
         ),
         Some(id) if !id.starts_with("tech_") || id.len() == 5 => cx.err(
@@ -240,8 +240,8 @@ pub fn lower(file: &SchemaFile, diags: &mut Diagnostics) -> Option<TechniqueSpec
             "",
             "missing `run_cost`",
             format!(
-                "add `\"run_cost\": 0.05` (USD per run, a number), or fetch the schema with \
-                 `cargo xtask regen`; {FORMAT_HINT}"
+                "add `\"run_cost\": 0.05` (USD per run, a number), or fetch the schema \
+                 (`flora-codegen fetch`); {FORMAT_HINT}"
             ),
         ),
         Some(c) if c < 0.0 => cx.err(
@@ -293,7 +293,7 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
                 format!("missing `{key}`"),
                 format!(
                     "add `\"{key}\": [{{\"id\": \"…\", \"type\": \"imageUrl\"}}]` (or `[]`), or \
-                     fetch the technique with `cargo xtask regen`; {FORMAT_HINT}"
+                     fetch the technique (`flora-codegen fetch`); {FORMAT_HINT}"
                 ),
             );
             return Vec::new();

@@ -3,5 +3,7 @@
 /// CCTV Cam
 ///
 /// Slug `cctv-cam`.
+#[allow(dead_code)]
 pub mod cctv_cam;
+#[allow(unused_imports)]
 pub use cctv_cam::{CctvCam, CctvCamOutputs};
