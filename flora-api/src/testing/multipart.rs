@@ -53,6 +53,9 @@ pub(crate) fn parse(content_type: &str, body: &Bytes) -> Option<Form> {
         let data_start = head_end + 4;
         let next = find(body, &delim, data_start)?;
         let data_end = next.checked_sub(2)?; // CRLF before the delimiter
+        if data_end < data_start {
+            return None; // malformed: no room for the CRLF before the delimiter
+        }
         let mut part = Part {
             name: String::new(),
             file_name: None,
@@ -74,4 +77,38 @@ pub(crate) fn parse(content_type: &str, body: &Bytes) -> Option<Form> {
         pos = next + delim.len();
     }
     Some(Form { parts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fields_and_files_and_refuses_malformed_bodies() {
+        let body = Bytes::from_static(
+            b"--XX\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk1\r\n--XX\r\n\
+Content-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\
+PNGDATA\r\n--XX--\r\n",
+        );
+        let form = parse("multipart/form-data; boundary=XX", &body).unwrap();
+        assert_eq!(form.parts[0].name, "key");
+        assert_eq!(&form.parts[0].data[..], b"k1");
+        let f = form.file("file").unwrap();
+        assert_eq!(f.file_name.as_deref(), Some("a.png"));
+        assert_eq!(f.content_type.as_deref(), Some("image/png"));
+        assert_eq!(&f.data[..], b"PNGDATA");
+        for bad in [
+            &b"--XX\r\nA: b\r\n\r\n--XX--"[..],
+            b"--XX\r\n\r\n\r\n--XX",
+            b"garbage",
+            b"--XX",
+            b"",
+        ] {
+            let _ = parse(
+                "multipart/form-data; boundary=XX",
+                &Bytes::copy_from_slice(bad),
+            );
+        }
+        assert!(parse("multipart/form-data", &body).is_none());
+    }
 }
