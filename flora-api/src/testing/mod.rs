@@ -6,29 +6,7 @@
 //! `#[tokio::test(start_paused = true)]` finishes a multi-poll run with the default
 //! [`PollPolicy`](crate::PollPolicy) instantly.
 //!
-//! ```
-//! # #[cfg(feature = "techniques")]
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! use flora_api::testing::FakeFlora;
-//! use flora_api::techniques::{CctvCam, CctvCamOutputs};
-//! use flora_api::ImageUrl;
-//!
-//! # async fn my_pipeline(client: &flora_api::Client, face: ImageUrl) -> Result<ImageUrl, flora_api::Error> {
-//! #     Ok(CctvCam { input_image: face }.run(client).await?.outputs.output_image)
-//! # }
-//! let face = || ImageUrl::parse("https://example.com/face.png").unwrap();
-//! let fake = FakeFlora::new();
-//! fake.technique::<CctvCam>()
-//!     .pending_polls(2)
-//!     .returns(CctvCamOutputs { output_image: ImageUrl::parse("https://cdn.example.invalid/o.png").unwrap() });
-//! let client = fake.client(); // a real Client, default poll policy
-//! let out = my_pipeline(&client, face()).await.unwrap();
-//! assert_eq!(out.as_str(), "https://cdn.example.invalid/o.png");
-//! assert_eq!(fake.runs::<CctvCam>(), vec![CctvCam { input_image: face() }]);
-//! # }
-//! # #[cfg(not(feature = "techniques"))] fn main() {}
-//! ```
+//! See [`FakeFlora`] for a complete test.
 //!
 //! Rules:
 //! - [`FakeFlora::technique`] starts a rule for a typed technique: `.pending_polls(n)`,
@@ -93,6 +71,33 @@ pub enum Fault {
 }
 
 /// An in-process fake FLORA. Cheap to clone; clones share state.
+///
+/// A user's test of their own pipeline (the example from the README; `my_pipeline` is the
+/// code under test):
+///
+/// ```
+/// # #[cfg(feature = "techniques")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use flora_api::testing::FakeFlora;
+/// use flora_api::techniques::{CctvCam, CctvCamOutputs};
+/// use flora_api::ImageUrl;
+///
+/// # async fn my_pipeline(client: &flora_api::Client, face: ImageUrl) -> Result<ImageUrl, flora_api::Error> {
+/// #     Ok(CctvCam { input_image: face }.run(client).await?.outputs.output_image)
+/// # }
+/// let face = || ImageUrl::parse("https://example.com/face.png").unwrap();
+/// let fake = FakeFlora::new();
+/// fake.technique::<CctvCam>()
+///     .pending_polls(2)
+///     .returns(CctvCamOutputs { output_image: ImageUrl::parse("https://cdn.example.invalid/o.png").unwrap() });
+/// let client = fake.client(); // a real Client, default poll policy
+/// let out = my_pipeline(&client, face()).await.unwrap();
+/// assert_eq!(out.as_str(), "https://cdn.example.invalid/o.png");
+/// assert_eq!(fake.runs::<CctvCam>(), vec![CctvCam { input_image: face() }]);
+/// # }
+/// # #[cfg(not(feature = "techniques"))] fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct FakeFlora {
     core: Arc<Core>,
