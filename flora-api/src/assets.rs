@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use crate::client::{Client, is_loopback};
+use crate::client::{Client, is_https_or_loopback};
 use crate::content::{self, Family};
-use crate::endpoints::check_path_id;
+use crate::endpoints::{check_path_id, idempotency_key};
 use crate::error::{ApiErrorCode, Error};
 use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
 use crate::transport::{Body, Call, backoff, host, retryable_status};
@@ -119,8 +119,7 @@ impl Upload {
                 strip_query(url)
             ))
         })?;
-        let ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
-        if !ok || parsed.host_str().is_none_or(str::is_empty) {
+        if !is_https_or_loopback(&parsed) || parsed.host_str().is_none_or(str::is_empty) {
             return Err(Error::InvalidInput(format!(
                 "Upload::url: {:?} must be an https:// URL with a host",
                 strip_query(url)
@@ -541,15 +540,7 @@ impl Client {
         let workspace = self
             .upload_workspace(options.workspace_id.as_deref())
             .await?;
-        let key_base = match &options.idempotency_key {
-            Some(k) if k.trim().is_empty() => {
-                return Err(Error::InvalidInput(
-                    "idempotency_key is empty; pass None to have one generated".to_owned(),
-                ));
-            }
-            Some(k) => k.clone(),
-            None => uuid::Uuid::new_v4().to_string(),
-        };
+        let key_base = idempotency_key(options.idempotency_key.as_deref())?;
         let ctx = UploadCtx {
             workspace,
             options,
@@ -721,7 +712,7 @@ impl Client {
                 target.asset_id
             ))
         })?;
-        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && is_loopback(&parsed)) {
+        if !is_https_or_loopback(&parsed) {
             return Err(Error::InvalidInput(format!(
                 "the upload target of asset {} is not https://; refusing to send the file there",
                 target.asset_id

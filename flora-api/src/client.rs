@@ -410,9 +410,7 @@ fn media_client() -> Result<reqwest::Client, Error> {
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= 10 {
                 attempt.error("more than 10 redirects")
-            } else if attempt.url().scheme() == "https"
-                || (attempt.url().scheme() == "http" && is_loopback(attempt.url()))
-            {
+            } else if is_https_or_loopback(attempt.url()) {
                 attempt.follow()
             } else {
                 attempt.error("refusing a redirect to a non-https URL")
@@ -422,6 +420,11 @@ fn media_client() -> Result<reqwest::Client, Error> {
         .read_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))
+}
+
+/// `https://`, or `http://` on a loopback host: the URLs sent to upload and media hosts.
+pub(crate) fn is_https_or_loopback(url: &Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
 }
 
 /// `localhost`, `127.0.0.0/8` or `::1`: the only hosts plain `http://` is allowed for.

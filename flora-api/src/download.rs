@@ -13,7 +13,7 @@ use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::assets::{Progress, strip_query};
-use crate::client::{Client, is_loopback};
+use crate::client::{Client, is_https_or_loopback};
 use crate::content::{self, safe_file_stem};
 use crate::error::Error;
 use crate::technique::TechniqueRun;
@@ -122,9 +122,7 @@ impl Client {
         let shown = strip_query(url);
         let parsed = url::Url::parse(url)
             .map_err(|e| Error::InvalidInput(format!("{shown:?} is not a URL ({e})")))?;
-        let scheme_ok =
-            parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
-        if !scheme_ok {
+        if !is_https_or_loopback(&parsed) {
             return Err(Error::InvalidInput(format!(
                 "{shown} is not an https:// URL; only https:// (or http:// on loopback) is \
                  downloaded"

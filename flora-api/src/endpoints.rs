@@ -93,8 +93,9 @@ fn check_prefix(what: &str, id: &str, prefix: &str) -> Result<(), Error> {
     check_path_id(what, id)
 }
 
-fn idempotency_key(options: &StartOptions) -> Result<String, Error> {
-    match &options.idempotency_key {
+/// The caller's idempotency key, checked to be sendable as a header, or a fresh UUID v4.
+pub(crate) fn idempotency_key(given: Option<&str>) -> Result<String, Error> {
+    match given {
         Some(k) if k.trim().is_empty() => Err(Error::InvalidInput(
             "idempotency_key is empty; pass None to have one generated".to_owned(),
         )),
@@ -105,7 +106,7 @@ fn idempotency_key(options: &StartOptions) -> Result<String, Error> {
                  `order-42`)"
             )))
         }
-        Some(k) => Ok(k.clone()),
+        Some(k) => Ok(k.to_owned()),
         None => Ok(uuid::Uuid::new_v4().to_string()),
     }
 }
@@ -235,7 +236,7 @@ impl Client {
         options: StartOptions,
     ) -> Result<RunState, Error> {
         check_path_id("technique slug or id", slug_or_id)?;
-        let key = idempotency_key(&options)?;
+        let key = idempotency_key(options.idempotency_key.as_deref())?;
         let mut body = json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
         if let Some(cb) = options.callback_url {
             let ok = url::Url::parse(&cb).is_ok_and(|u| u.scheme() == "https");
@@ -394,7 +395,7 @@ impl Client {
                 "callback_url is not accepted by POST /runs/technique; use `start_run`".to_owned(),
             ));
         }
-        let key = idempotency_key(&options)?;
+        let key = idempotency_key(options.idempotency_key.as_deref())?;
         let call = Call {
             method: Method::POST,
             url: self.url(&["runs", "technique"])?,

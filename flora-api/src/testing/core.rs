@@ -94,6 +94,17 @@ pub(crate) struct FakeRequest {
     pub body: Bytes,
 }
 
+impl FakeRequest {
+    /// The `Content-Type` header, or `""`.
+    fn content_type(&self) -> String {
+        self.headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
 /// An answer, or a broken connection.
 pub(crate) enum FakeResponse {
     Answer {
@@ -442,16 +453,7 @@ impl Core {
                 );
             }
             let decided = match Self::find(st, slug) {
-                None => Err(error(
-                    404,
-                    "not_found",
-                    &format!(
-                        "FakeFlora: technique `{slug}` has no rule; add one before running it, \
-                         e.g. `fake.technique::<YourTechnique>().completes()` (or `.returns(..)` \
-                         / `.fails(..)`)"
-                    ),
-                    &[],
-                )),
+                None => Err(error(404, "not_found", &no_rule(slug), &[])),
                 Some((slug, entry)) => {
                     decide(&slug, entry, &inputs, &media_base).map(|d| (slug, d))
                 }
@@ -548,12 +550,7 @@ impl Core {
 
     fn create_asset(&self, req: &FakeRequest, key: Option<String>) -> FakeResponse {
         let media_base = self.media_base();
-        let ct = req
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = req.content_type();
         self.with(|st| {
             if let Some(id) = key.as_ref().and_then(|k| st.asset_keys.get(k)).cloned()
                 && let Some(a) = st.assets.get(&id)
@@ -611,12 +608,7 @@ impl Core {
     }
 
     fn receive_upload(&self, id: &str, req: &FakeRequest) -> FakeResponse {
-        let ct = req
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = req.content_type();
         let (data, file_ct) = if ct.starts_with("multipart/form-data") {
             match multipart::parse(&ct, &req.body).and_then(|f| f.file("file").cloned()) {
                 Some(f) => (f.data, f.content_type.unwrap_or_default()),
@@ -689,6 +681,14 @@ impl Core {
     }
 }
 
+/// The fail-closed message: a technique unknown to the fake, or known without a rule.
+fn no_rule(slug: &str) -> String {
+    format!(
+        "FakeFlora: technique `{slug}` has no rule; add one before running it, e.g. \
+         `fake.technique::<YourTechnique>().completes()` (or `.returns(..)` / `.fails(..)`)"
+    )
+}
+
 /// Media placeholders to store: `(path, bytes, content type)`.
 type Media = Vec<(String, Bytes, String)>;
 
@@ -716,11 +716,7 @@ fn decide(
         .find(|r| r.matcher.as_ref().is_none_or(|m| m(inputs)))
     else {
         let message = if entry.rules.is_empty() {
-            format!(
-                "FakeFlora: technique `{slug}` has no rule; add one before running it, e.g. \
-                 `fake.technique::<YourTechnique>().completes()` (or `.returns(..)` / \
-                 `.fails(..)`)"
-            )
+            no_rule(slug)
         } else {
             format!(
                 "FakeFlora: no rule of technique `{slug}` matches these inputs ({} rule(s) \
