@@ -2,18 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use std::future::Future;
-
-use futures_util::{FutureExt, Stream};
+use futures_util::Stream;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::futures::{RunFuture, StartFuture};
 use crate::pages::{ListRequest, Page};
 use crate::poll::{RunHandle, RunState};
-use crate::technique::{RunInput, Technique, TechniqueRun, Untyped};
+use crate::technique::{RunInput, Technique, Untyped};
 use crate::transport::{Body, Call};
 use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
 
@@ -262,10 +261,7 @@ impl Client {
     ///
     /// The inputs are taken when this is called; the returned future does not borrow
     /// `technique`.
-    pub fn start<'a, T: Technique>(
-        &'a self,
-        technique: &T,
-    ) -> impl Future<Output = Result<RunHandle<T>, Error>> + Send + use<'a, T> {
+    pub fn start<'a, T: Technique>(&'a self, technique: &T) -> StartFuture<'a, T> {
         self.start_with(technique, StartOptions::default())
     }
 
@@ -274,10 +270,9 @@ impl Client {
         &'a self,
         technique: &T,
         options: StartOptions,
-    ) -> impl Future<Output = Result<RunHandle<T>, Error>> + Send + use<'a, T> {
+    ) -> StartFuture<'a, T> {
         // Generic only in name: the future is the untyped core's, mapped to the typed handle.
-        self.start_nested(T::SLUG, technique.inputs(), options)
-            .map(|r| r.map(RunState::typed))
+        StartFuture::new(self.start_nested(T::SLUG, technique.inputs(), options))
     }
 
     /// Starts a typed technique run and waits for its typed outputs.
@@ -293,10 +288,7 @@ impl Client {
     /// # }
     /// # Ok(()) }
     /// ```
-    pub fn run<'a, T: Technique>(
-        &'a self,
-        technique: &T,
-    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + use<'a, T> {
+    pub fn run<'a, T: Technique>(&'a self, technique: &T) -> RunFuture<'a, T> {
         self.run_with(technique, StartOptions::default())
     }
 
@@ -305,10 +297,9 @@ impl Client {
         &'a self,
         technique: &T,
         options: StartOptions,
-    ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + use<'a, T> {
+    ) -> RunFuture<'a, T> {
         // All HTTP, retries and polling are the untyped core's; only output parsing is typed.
-        self.run_erased(T::SLUG, technique.inputs(), options)
-            .map(|r| r.and_then(TechniqueRun::from_run))
+        RunFuture::new(self.run_erased(T::SLUG, technique.inputs(), options))
     }
 
     /// Start, then wait, in one traced span: the code every typed `run` shares.

@@ -34,6 +34,7 @@ mod drift;
 mod durations;
 mod endpoints;
 mod error;
+mod futures;
 mod media;
 mod pages;
 mod poll;
@@ -80,12 +81,13 @@ pub use download::DownloadOptions;
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
+pub use futures::{RunFuture, StartFuture};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
 pub use poll::{PollPolicy, RunHandle};
 pub use technique::{
-    FromRunOutputs, InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique,
-    TechniqueRun, Untyped,
+    InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique, TechniqueRun,
+    Untyped,
 };
 pub use transport::IDEMPOTENCY_HEADER;
 pub use wire::{

@@ -344,7 +344,7 @@ impl<T: Technique> RunHandle<T> {
     ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + '_ {
         self.state
             .wait_run(Box::new(|_| {}))
-            .map(|r| r.and_then(TechniqueRun::from_run))
+            .map(|r| r.and_then(TechniqueRun::from_run::<T>))
     }
 
     /// Like [`wait`](Self::wait), calling `on_update` with every run state seen.
@@ -354,7 +354,7 @@ impl<T: Technique> RunHandle<T> {
     ) -> impl Future<Output = Result<TechniqueRun<T::Outputs>, Error>> + Send + 'a {
         self.state
             .wait_run(Box::new(on_update))
-            .map(|r| r.and_then(TechniqueRun::from_run))
+            .map(|r| r.and_then(TechniqueRun::from_run::<T>))
     }
 }
 

@@ -23,9 +23,14 @@ pub trait Technique {
     /// The output slots of the schema the code was generated from, in schema order.
     const OUTPUTS: &'static [SlotInfo];
     /// Typed outputs, parsed from a completed run.
-    type Outputs: FromRunOutputs;
+    type Outputs;
     /// The inputs as sent on the wire. Omitted optional inputs are left out.
     fn inputs(&self) -> Vec<RunInput>;
+    /// Takes every declared output from a completed run's `outputs`.
+    ///
+    /// A method here rather than a trait on the outputs type: one impl per technique
+    /// instead of two is measurably cheaper to compile (BENCHMARKS.md §2).
+    fn parse_outputs(outputs: &mut OutputSet) -> Result<Self::Outputs, Error>;
 }
 
 /// One slot as the generated code knows it: enough to notice when the live schema drifts.
@@ -202,19 +207,6 @@ impl OutputSet {
     }
 }
 
-/// Parses a technique's typed outputs. Implemented by generated code.
-pub trait FromRunOutputs: Sized {
-    /// Takes every declared output from `outputs`.
-    fn from_run_outputs(outputs: &mut OutputSet) -> Result<Self, Error>;
-}
-
-/// A technique with no outputs.
-impl FromRunOutputs for () {
-    fn from_run_outputs(_: &mut OutputSet) -> Result<Self, Error> {
-        Ok(())
-    }
-}
-
 /// A completed run with typed outputs.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -233,12 +225,12 @@ pub struct TechniqueRun<O> {
     all_outputs: Vec<RunOutput>,
 }
 
-impl<O: FromRunOutputs> TechniqueRun<O> {
+impl<O> TechniqueRun<O> {
     /// Parses the typed outputs of a completed run.
-    pub fn from_run(mut run: Run) -> Result<Self, Error> {
+    pub fn from_run<T: Technique<Outputs = O>>(mut run: Run) -> Result<Self, Error> {
         let all_outputs = std::mem::take(&mut run.outputs);
         let mut set = OutputSet::new(run.run_id.clone(), all_outputs.clone());
-        let outputs = O::from_run_outputs(&mut set)?;
+        let outputs = T::parse_outputs(&mut set)?;
         Ok(TechniqueRun {
             run_id: run.run_id.clone(),
             outputs,

@@ -1,5 +1,8 @@
-//! IR → tokens. Per technique: two structs, one `impl Technique`, one `impl FromRunOutputs`
-//! and two one-line inherent methods. All behaviour lives in `flora_api`.
+//! IR → tokens. Per technique: two structs (with the three derives users see), one
+//! `impl Technique` and two one-line inherent methods returning named futures. All
+//! behaviour lives in `flora_api`. Every item here costs compile time in every build of
+//! every crate that depends on the generated code (BENCHMARKS.md §2): add one only when a
+//! user needs it.
 //!
 //! Every path is absolute (`::flora_api::…`, `::core::…`, `::std::…`) so a technique named
 //! `Result` or `Client` cannot shadow anything.
@@ -263,14 +266,11 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
                 #inputs_body
             }
-        }
-
-        impl ::flora_api::FromRunOutputs for #outputs {
             #[inline]
-            fn from_run_outputs(
+            fn parse_outputs(
                 #outputs_arg: &mut ::flora_api::OutputSet,
-            ) -> ::core::result::Result<Self, ::flora_api::Error> {
-                ::core::result::Result::Ok(Self { #(#takes)* })
+            ) -> ::core::result::Result<#outputs, ::flora_api::Error> {
+                ::core::result::Result::Ok(#outputs { #(#takes)* })
             }
         }
 
@@ -282,12 +282,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             pub fn run<'a>(
                 &self,
                 client: &'a ::flora_api::Client,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<
-                    ::flora_api::TechniqueRun<#outputs>,
-                    ::flora_api::Error,
-                >,
-            > + ::core::marker::Send + use<'a> {
+            ) -> ::flora_api::RunFuture<'a, Self> {
                 client.run(self)
             }
 
@@ -296,9 +291,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             pub fn start<'a>(
                 &self,
                 client: &'a ::flora_api::Client,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error>,
-            > + ::core::marker::Send + use<'a> {
+            ) -> ::flora_api::StartFuture<'a, Self> {
                 client.start(self)
             }
         }

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flora_api::{
-    Client, Error, FromRunOutputs, ImageUrl, OutputSet, PollPolicy, RunInput, Technique,
-};
+use flora_api::{Client, Error, ImageUrl, OutputSet, PollPolicy, RunInput, Technique};
 use serde_json::json;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -293,6 +291,14 @@ fn codegen(opts: &BenchOptions) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------
 // 2. Compile cost of generated code
 
+/// A scratch workspace with `n` synthetic techniques (bench 2's input), left for
+/// profiling by hand; returns its path. Builds share bench 2's target directory.
+pub fn tree(n: usize) -> Result<std::path::PathBuf, String> {
+    let (ws, _target) = scratch::workspace("tree")?;
+    write_generated(&ws, n)?;
+    Ok(ws)
+}
+
 fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
     let generated =
         flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
@@ -537,10 +543,7 @@ impl<const TIMED: bool> Technique for Bench<TIMED> {
         RunInput::push(&mut v, "input_image", "imageUrl", &self.input_image);
         v
     }
-}
-
-impl FromRunOutputs for BenchOutputs {
-    fn from_run_outputs(outputs: &mut OutputSet) -> Result<Self, Error> {
+    fn parse_outputs(outputs: &mut OutputSet) -> Result<BenchOutputs, Error> {
         Ok(BenchOutputs {
             output_image: outputs.take("output_image")?,
         })

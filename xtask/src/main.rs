@@ -75,6 +75,13 @@ enum Command {
     /// The loopback mock server used by `bench` (prints its URL, serves until killed).
     #[command(hide = true)]
     BenchServer,
+    /// Leave a scratch copy of the workspace with N synthetic techniques in
+    /// `target/scratch/tree/ws` (bench 2's input), for profiling by hand
+    /// (`cargo llvm-lines`, `-Z time-passes`, `cargo build --timings`).
+    BenchTree {
+        /// How many techniques to generate.
+        n: usize,
+    },
 }
 
 #[tokio::main]
@@ -103,6 +110,16 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::BenchTree { n } => match xtask::bench::tree(n) {
+            Ok(ws) => {
+                println!("{}", ws.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench-tree failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::DocFixtures => match xtask::doc_fixtures::run() {
             Ok(msg) => {
                 println!("{msg}");

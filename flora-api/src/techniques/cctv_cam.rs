@@ -58,13 +58,11 @@ impl ::flora_api::Technique for CctvCam {
         );
         inputs
     }
-}
-impl ::flora_api::FromRunOutputs for CctvCamOutputs {
     #[inline]
-    fn from_run_outputs(
+    fn parse_outputs(
         outputs: &mut ::flora_api::OutputSet,
-    ) -> ::core::result::Result<Self, ::flora_api::Error> {
-        ::core::result::Result::Ok(Self {
+    ) -> ::core::result::Result<CctvCamOutputs, ::flora_api::Error> {
+        ::core::result::Result::Ok(CctvCamOutputs {
             output_image: outputs.take("output_image")?,
         })
     }
@@ -91,12 +89,7 @@ impl CctvCam {
     pub fn run<'a>(
         &self,
         client: &'a ::flora_api::Client,
-    ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<
-            ::flora_api::TechniqueRun<CctvCamOutputs>,
-            ::flora_api::Error,
-        >,
-    > + ::core::marker::Send + use<'a> {
+    ) -> ::flora_api::RunFuture<'a, Self> {
         client.run(self)
     }
     /// Starts a run and returns its handle without waiting.
@@ -104,9 +97,7 @@ impl CctvCam {
     pub fn start<'a>(
         &self,
         client: &'a ::flora_api::Client,
-    ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<::flora_api::RunHandle<Self>, ::flora_api::Error>,
-    > + ::core::marker::Send + use<'a> {
+    ) -> ::flora_api::StartFuture<'a, Self> {
         client.start(self)
     }
 }

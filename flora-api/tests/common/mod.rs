@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use flora_api::{
-    Client, ClientBuilder, Error, FromRunOutputs, ImageUrl, OutputSet, PollPolicy, RunInput,
-    SlotInfo, Technique,
+    Client, ClientBuilder, Error, ImageUrl, OutputSet, PollPolicy, RunInput, SlotInfo, Technique,
 };
 use serde_json::{Value, json};
 
@@ -65,10 +64,7 @@ impl Technique for Upscale {
         RunInput::push(&mut v, "prompt", "text", &self.prompt);
         v
     }
-}
-
-impl FromRunOutputs for UpscaleOutputs {
-    fn from_run_outputs(outputs: &mut OutputSet) -> Result<Self, Error> {
+    fn parse_outputs(outputs: &mut OutputSet) -> Result<UpscaleOutputs, Error> {
         Ok(UpscaleOutputs {
             image: outputs.take("output_image")?,
             caption: outputs.take("caption")?,
