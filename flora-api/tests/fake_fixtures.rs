@@ -1,4 +1,4 @@
-//! `FakeFlora` with the codegen fixtures: the generated `FakeTechnique`/`FakeOutputs` impls
+//! `FakeFlora` with the codegen fixtures: the generated `FakeTechnique` impls
 //! compile (with `test-util` on) and round-trip every media kind, optional inputs and raw
 //! outputs through a run.
 #![cfg(feature = "test-util")]

@@ -312,17 +312,17 @@ fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
         let f = ident(&o.name.rust);
         let id = &o.name.wire;
         let wt = &o.wire_type;
-        quote! { outputs.put(#id, #wt, &self.#f); }
+        quote! { outputs.put(#id, #wt, &value.#f); }
     });
     let inputs_arg = if t.inputs.is_empty() {
         quote!(_inputs)
     } else {
         quote!(inputs)
     };
-    let outputs_arg = if t.outputs.is_empty() {
-        quote!(_outputs)
+    let (value_arg, outputs_arg) = if t.outputs.is_empty() {
+        (quote!(_value), quote!(_outputs))
     } else {
-        quote!(outputs)
+        (quote!(value), quote!(outputs))
     };
     quote! {
         #[cfg(feature = #feature)]
@@ -332,11 +332,10 @@ fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
             ) -> ::core::result::Result<Self, ::std::string::String> {
                 ::core::result::Result::Ok(Self { #(#gets)* })
             }
-        }
-
-        #[cfg(feature = #feature)]
-        impl ::flora_api::testing::FakeOutputs for #outputs {
-            fn to_wire(&self, #outputs_arg: &mut ::flora_api::testing::WireOutputs) {
+            fn outputs_to_wire(
+                #value_arg: &#outputs,
+                #outputs_arg: &mut ::flora_api::testing::WireOutputs,
+            ) {
                 #(#puts)*
             }
         }

@@ -98,8 +98,8 @@ pub struct Options {
     /// struct docs' example is a compiled doctest. `None` (for code in a user's crate, whose
     /// path the generator cannot know) shows the example without compiling it.
     pub module_path: Option<String>,
-    /// The cargo feature under which the `flora_api::testing` impls (`FakeTechnique`,
-    /// `FakeOutputs`) are emitted, as `#[cfg(feature = "…")]`; `None` emits none. Builds
+    /// The cargo feature under which the `flora_api::testing::FakeTechnique` impls are
+    /// emitted, as `#[cfg(feature = "…")]`; `None` emits none. Builds
     /// without the feature do not pay for them.
     pub test_util_feature: Option<String>,
 }

@@ -25,6 +25,9 @@ pub struct BenchOptions {
     /// `buildrs`, `files`);
     /// empty: all.
     pub only: Vec<String>,
+    /// Also build this git revision's generated code in the compile bench, in turns with
+    /// this checkout's (before/after in one run).
+    pub baseline: Option<String>,
 }
 
 impl BenchOptions {
@@ -311,10 +314,6 @@ fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
         .sum())
 }
 
-fn cargo_build(ws: &Path, target: &Path, features: &[&str]) -> Result<Duration, String> {
-    cargo_build_env(ws, target, features, &[])
-}
-
 fn cargo_build_env(
     ws: &Path,
     target: &Path,
@@ -340,6 +339,127 @@ fn touch(path: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Cargo features and environment of one build.
+type BuildMode<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
+/// One tree the compile bench builds: this checkout, or a baseline commit's.
+struct CompileTree {
+    label: String,
+    ws: std::path::PathBuf,
+    target: std::path::PathBuf,
+    /// The baseline's own `flora-codegen` binary; `None`: this checkout's generator.
+    generator: Option<std::path::PathBuf>,
+}
+
+impl CompileTree {
+    /// Writes `n` synthetic techniques with this tree's generator; returns generated lines.
+    fn write(&self, n: usize) -> Result<usize, String> {
+        let Some(exe) = &self.generator else {
+            return write_generated(&self.ws, n);
+        };
+        let schemas = self.ws.join("bench-schemas");
+        let _ = std::fs::remove_dir_all(&schemas);
+        std::fs::create_dir_all(&schemas).map_err(|e| e.to_string())?;
+        for (slug, v) in synth::catalog(n, 42) {
+            std::fs::write(
+                schemas.join(format!("{slug}.json")),
+                flora_codegen::cli::schema_text(&v)?,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let out = self.ws.join("flora-api/src/techniques");
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        let status = Command::new(exe)
+            .args(["generate", "--schemas"])
+            .arg(&schemas)
+            .arg("--out")
+            .arg(&out)
+            .args(["--module-path", "flora_api::techniques"])
+            .args(["--test-util-feature", "test-util"])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        if !status.success() {
+            return Err(format!("{} generate failed", exe.display()));
+        }
+        let mut lines = 0;
+        for entry in std::fs::read_dir(&out).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.file_name().is_some_and(|f| f != "mod.rs") {
+                lines += std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())?
+                    .lines()
+                    .count();
+            }
+        }
+        Ok(lines)
+    }
+
+    fn build(&self, features: &[&str], env: &[(&str, &str)]) -> Result<Duration, String> {
+        cargo_build_env(&self.ws, &self.target, features, env)
+    }
+}
+
+/// A git worktree of `rev` with its own generator built, as a [`CompileTree`]. It gets its
+/// own target directories: its crates have the same names and relative paths as ours, so
+/// sharing one would make each build overwrite the other's artifacts.
+fn baseline_tree(rev: &str) -> Result<CompileTree, String> {
+    let root = crate::workspace_root();
+    let base = root.join("target/scratch/baseline");
+    let src = base.join("src");
+    let git = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let _ = git(&["worktree", "remove", "--force", &src.to_string_lossy()]);
+    let _ = std::fs::remove_dir_all(&src);
+    let _ = git(&["worktree", "prune"]);
+    git(&[
+        "worktree",
+        "add",
+        "--detach",
+        &src.to_string_lossy(),
+        &commit,
+    ])?;
+    let gen_target = base.join("gen-target");
+    scratch::cargo(
+        &src,
+        &gen_target,
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "flora-codegen",
+            "--features",
+            "cli",
+            "--bin",
+            "flora-codegen",
+        ],
+        &[],
+    )?;
+    let (ws, _) = scratch::workspace_from(&src, "bench-baseline")?;
+    Ok(CompileTree {
+        label: format!("baseline {}", &commit[..commit.len().min(10)]),
+        ws,
+        target: base.join("target"),
+        generator: Some(gen_target.join("debug/flora-codegen")),
+    })
+}
+
 fn compile(opts: &BenchOptions) -> Result<String, String> {
     let sizes: &[usize] = if opts.quick {
         &[0, 10]
@@ -348,63 +468,88 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
     };
     let runs = if opts.quick { 1 } else { 3 };
     let (ws, target) = scratch::workspace("bench")?;
+    let mut trees = Vec::new();
+    if let Some(rev) = &opts.baseline {
+        trees.push(baseline_tree(rev)?);
+    }
+    trees.push(CompileTree {
+        label: "this checkout".to_owned(),
+        ws,
+        target,
+        generator: None,
+    });
     let mut out = String::from(
         "## 2. Compile cost of generated code (debug `cargo build -p flora-api --lib`, deps built)\n\n\
          Rebuild after touching `lib.rs` (incremental, as the original figure), and a clean \
-         non-incremental build as a registry dependency is compiled.\n\n\
-         | techniques | median build | with `--features test-util` | clean, non-incremental | generated lines per technique |\n\
-         |---:|---:|---:|---:|---:|\n",
+         non-incremental build as a registry dependency is compiled. With `--baseline`, both \
+         trees are built in turns, so machine noise hits both alike.\n\n\
+         | tree | techniques | median build | with `--features test-util` | clean, non-incremental | generated lines per technique |\n\
+         |---|---:|---:|---:|---:|---:|\n",
     );
     // Dependencies once, outside the measurement.
-    write_generated(&ws, 0)?;
-    cargo_build(&ws, &target, &[])?;
-    cargo_build(&ws, &target, &["test-util"])?;
-    let mut points = Vec::new();
-    for &n in sizes {
-        let lines = write_generated(&ws, n)?;
-        let mut medians = Vec::new();
-        for features in [&[][..], &["test-util"][..]] {
-            cargo_build(&ws, &target, features)?; // first build of this tree, not measured
-            let mut times = Vec::new();
-            for _ in 0..runs {
-                touch(&ws.join("flora-api/src/lib.rs"))?;
-                times.push(cargo_build(&ws, &target, features)?);
-            }
-            medians.push(median(times));
-        }
-        // As a dependency is built: no incremental state to reuse.
-        let clean = [("CARGO_INCREMENTAL", "0")];
-        cargo_build_env(&ws, &target, &[], &clean)?;
-        let mut times = Vec::new();
-        for _ in 0..runs {
-            touch(&ws.join("flora-api/src/lib.rs"))?;
-            times.push(cargo_build_env(&ws, &target, &[], &clean)?);
-        }
-        medians.push(median(times));
-        points.push((n, medians[0], medians[1], medians[2]));
-        let per = if n == 0 {
-            "-".to_owned()
-        } else {
-            format!("{:.0}", lines as f64 / n as f64)
-        };
-        let _ = writeln!(
-            out,
-            "| {n} | {:.2} s | {:.2} s | {:.2} s | {per} |",
-            medians[0].as_secs_f64(),
-            medians[1].as_secs_f64(),
-            medians[2].as_secs_f64()
-        );
+    for tree in &trees {
+        tree.write(0)?;
+        tree.build(&[], &[])?;
+        tree.build(&["test-util"], &[])?;
     }
-    if let (Some((_, t0, f0, c0)), Some((n, tn, fn_, cn))) = (points.first(), points.last()) {
-        let per = |a: &Duration, b: &Duration| (ms(*b) - ms(*a)) / *n as f64;
-        let _ = writeln!(
-            out,
-            "\nSlope: {:.2} ms of debug build per technique (N = 0 → {n}); {:.2} ms with \
-             `test-util`; {:.2} ms clean non-incremental. Budget: ≤ 10 ms (issue 11: ≤ 1.6 ms).\n",
-            per(t0, tn),
-            per(f0, fn_),
-            per(c0, cn)
-        );
+    // (tree, n) -> [touch, touch with test-util, clean]
+    let mut points: Vec<Vec<(usize, [Duration; 3])>> = vec![Vec::new(); trees.len()];
+    for &n in sizes {
+        let mut lines = Vec::new();
+        for tree in &trees {
+            lines.push(tree.write(n)?);
+        }
+        let clean = [("CARGO_INCREMENTAL", "0")];
+        // Touch-rebuild, touch-rebuild with test-util, clean non-incremental.
+        let modes: [BuildMode; 3] = [(&[], &[]), (&["test-util"], &[]), (&[], &clean)];
+        let mut medians = vec![[Duration::ZERO; 3]; trees.len()];
+        for (m, (features, env)) in modes.iter().enumerate() {
+            for tree in &trees {
+                tree.build(features, env)?; // first build of this tree, not measured
+            }
+            let mut times = vec![Vec::new(); trees.len()];
+            for _ in 0..runs {
+                for (t, tree) in trees.iter().enumerate() {
+                    touch(&tree.ws.join("flora-api/src/lib.rs"))?;
+                    times[t].push(tree.build(features, env)?);
+                }
+            }
+            for (t, v) in times.into_iter().enumerate() {
+                medians[t][m] = median(v);
+            }
+        }
+        for (t, tree) in trees.iter().enumerate() {
+            let per = if n == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", lines[t] as f64 / n as f64)
+            };
+            let [a, b, c] = medians[t];
+            let _ = writeln!(
+                out,
+                "| {} | {n} | {:.2} s | {:.2} s | {:.2} s | {per} |",
+                tree.label,
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                c.as_secs_f64()
+            );
+            points[t].push((n, medians[t]));
+        }
+    }
+    out.push('\n');
+    for (t, tree) in trees.iter().enumerate() {
+        if let (Some((_, first)), Some((n, last))) = (points[t].first(), points[t].last()) {
+            let per = |i: usize| (ms(last[i]) - ms(first[i])) / (*n).max(1) as f64;
+            let _ = writeln!(
+                out,
+                "Slope, {}: {:.2} ms of debug build per technique (N = 0 → {n}); {:.2} ms with \
+                 `test-util`; {:.2} ms clean non-incremental. Budget: ≤ 10 ms (issue 11: ≤ 1.6 ms).\n",
+                tree.label,
+                per(0),
+                per(1),
+                per(2)
+            );
+        }
     }
     Ok(out)
 }

@@ -35,6 +35,10 @@ enum Command {
         /// Only these benches: codegen, compile, client, scale, poll, fetch, buildrs, files.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
+        /// Compile bench: also build the generated code of this git revision, in turns
+        /// with this checkout's (before/after in one run), e.g. `--baseline 2da3362`.
+        #[arg(long, value_name = "REV")]
+        baseline: Option<String>,
     },
     /// Build the codegen fixtures (hostile docs included) into a scratch flora-api and
     /// check `cargo doc -D warnings` and the doctests.
@@ -98,8 +102,18 @@ async fn main() -> ExitCode {
             let layout = flora_codegen::cli::Layout::workspace(&xtask::workspace_root());
             flora_codegen::cli::run_and_print(&layout, &opts, rerun).await
         }
-        Command::Bench { quick, only } => {
-            match xtask::bench::run(&xtask::bench::BenchOptions { quick, only }).await {
+        Command::Bench {
+            quick,
+            only,
+            baseline,
+        } => {
+            match xtask::bench::run(&xtask::bench::BenchOptions {
+                quick,
+                only,
+                baseline,
+            })
+            .await
+            {
                 Ok(report) => {
                     print!("{report}");
                     ExitCode::SUCCESS

@@ -23,8 +23,13 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
 /// to build it in (`target/scratch/target`, shared by all scratch copies so dependencies
 /// build once).
 pub fn workspace(name: &str) -> Result<(PathBuf, PathBuf), String> {
-    let root = crate::workspace_root();
-    let base = root.join("target").join("scratch");
+    workspace_from(&crate::workspace_root(), name)
+}
+
+/// [`workspace`] copied from another checkout of the project (`root`), e.g. a git worktree
+/// of an older commit; still placed under this workspace's `target/scratch/`.
+pub fn workspace_from(root: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    let base = crate::workspace_root().join("target").join("scratch");
     let ws = base.join(name).join("ws");
     let _ = std::fs::remove_dir_all(&ws);
     std::fs::create_dir_all(&ws).map_err(|e| e.to_string())?;

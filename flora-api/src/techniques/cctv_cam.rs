@@ -76,11 +76,11 @@ impl ::flora_api::testing::FakeTechnique for CctvCam {
             input_image: inputs.get("input_image")?,
         })
     }
-}
-#[cfg(feature = "test-util")]
-impl ::flora_api::testing::FakeOutputs for CctvCamOutputs {
-    fn to_wire(&self, outputs: &mut ::flora_api::testing::WireOutputs) {
-        outputs.put("output_image", "imageUrl", &self.output_image);
+    fn outputs_to_wire(
+        value: &CctvCamOutputs,
+        outputs: &mut ::flora_api::testing::WireOutputs,
+    ) {
+        outputs.put("output_image", "imageUrl", &value.output_image);
     }
 }
 impl CctvCam {

@@ -39,17 +39,16 @@ use crate::client::Client;
 use crate::technique::{RunInput, Technique};
 
 /// Implemented by generated techniques (under the crate feature `test-util`): the typed
-/// inputs back from the wire, for [`RuleBuilder::when`] and [`FakeFlora::runs`].
+/// inputs back from the wire, for [`RuleBuilder::when`] and [`FakeFlora::runs`], and the
+/// typed outputs to the wire, for [`RuleBuilder::returns`].
+///
+/// Both directions are on the technique (one impl per technique, not one more for its
+/// outputs type) because every generated impl costs compile time (BENCHMARKS.md §2).
 pub trait FakeTechnique: Technique + Sized {
     /// Rebuilds the typed inputs from a run request's inputs.
     fn from_wire(inputs: &WireInputs<'_>) -> Result<Self, String>;
-}
-
-/// Implemented by generated `<Technique>Outputs` (feature `test-util`): typed outputs to the
-/// wire, for [`RuleBuilder::returns`].
-pub trait FakeOutputs {
-    /// Writes every output.
-    fn to_wire(&self, outputs: &mut WireOutputs);
+    /// Writes every output of `value`.
+    fn outputs_to_wire(value: &Self::Outputs, outputs: &mut WireOutputs);
 }
 
 /// A failure to inject into the next requests ([`FakeFlora::fail_next`]).
@@ -147,10 +146,7 @@ impl FakeFlora {
     }
 
     /// Starts a rule for technique `T` (and registers its schema with the fake).
-    pub fn technique<T: FakeTechnique>(&self) -> RuleBuilder<T>
-    where
-        T::Outputs: FakeOutputs,
-    {
+    pub fn technique<T: FakeTechnique>(&self) -> RuleBuilder<T> {
         self.core.register(
             T::SLUG,
             T::TECHNIQUE_ID,
@@ -248,10 +244,7 @@ impl<T> fmt::Debug for RuleBuilder<T> {
     }
 }
 
-impl<T: FakeTechnique> RuleBuilder<T>
-where
-    T::Outputs: FakeOutputs,
-{
+impl<T: FakeTechnique> RuleBuilder<T> {
     /// Polls answered `pending`/`running` before the final state (default 0).
     pub fn pending_polls(mut self, n: u32) -> Self {
         self.pending_polls = n;
@@ -269,7 +262,7 @@ where
     /// Runs end `completed` with these outputs.
     pub fn returns(self, outputs: T::Outputs) {
         let mut wire = WireOutputs::default();
-        outputs.to_wire(&mut wire);
+        T::outputs_to_wire(&outputs, &mut wire);
         self.register(core::Ending::Outputs(wire.into_values()));
     }
 

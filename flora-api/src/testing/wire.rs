@@ -1,4 +1,4 @@
-//! Typed values to and from the wire, for generated `FakeTechnique`/`FakeOutputs` impls.
+//! Typed values to and from the wire, for generated `FakeTechnique` impls.
 
 use serde_json::{Value, json};
 
