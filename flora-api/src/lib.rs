@@ -86,8 +86,8 @@ pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, Vid
 pub use pages::Page;
 pub use poll::{PollPolicy, RunHandle};
 pub use technique::{
-    InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique, TechniqueRun,
-    Untyped,
+    InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique, TechniqueInfo,
+    TechniqueRun, Untyped,
 };
 pub use transport::IDEMPOTENCY_HEADER;
 pub use wire::{

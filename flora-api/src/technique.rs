@@ -10,18 +10,24 @@ use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
 use crate::wire::{MediaType, Run, RunOutput};
 
 /// A FLORA technique with typed inputs and outputs. Implemented by generated code.
+///
+/// An implementation gives [`INFO`](Self::INFO); the other constants are read from it and
+/// should not be overridden.
 pub trait Technique {
+    /// What the code was generated from, in one constant (one item per technique is
+    /// cheaper to compile than five; BENCHMARKS.md §2).
+    const INFO: TechniqueInfo;
     /// Slug (or id) used in run paths: `POST /techniques/{SLUG}/runs`.
-    const SLUG: &'static str;
+    const SLUG: &'static str = Self::INFO.slug;
     /// The `tech_…` id.
-    const TECHNIQUE_ID: &'static str;
+    const TECHNIQUE_ID: &'static str = Self::INFO.technique_id;
     /// Cost per run in USD, from the schema the code was generated from.
-    const RUN_COST_USD: f64;
+    const RUN_COST_USD: f64 = Self::INFO.run_cost_usd;
     /// The input slots of the schema the code was generated from, in schema order.
     /// [`Client::verify`](crate::Client::verify) compares them with the live schema.
-    const INPUTS: &'static [SlotInfo];
+    const INPUTS: &'static [SlotInfo] = Self::INFO.inputs;
     /// The output slots of the schema the code was generated from, in schema order.
-    const OUTPUTS: &'static [SlotInfo];
+    const OUTPUTS: &'static [SlotInfo] = Self::INFO.outputs;
     /// Typed outputs, parsed from a completed run.
     type Outputs;
     /// The inputs as sent on the wire. Omitted optional inputs are left out.
@@ -31,6 +37,53 @@ pub trait Technique {
     /// A method here rather than a trait on the outputs type: one impl per technique
     /// instead of two is measurably cheaper to compile (BENCHMARKS.md §2).
     fn parse_outputs(outputs: &mut OutputSet) -> Result<Self::Outputs, Error>;
+}
+
+/// A technique as the generated code knows it: [`Technique::INFO`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct TechniqueInfo {
+    /// Slug (or id) used in run paths.
+    pub slug: &'static str,
+    /// The `tech_…` id.
+    pub technique_id: &'static str,
+    /// Cost per run in USD, from the schema.
+    pub run_cost_usd: f64,
+    /// The input slots, in schema order.
+    pub inputs: &'static [SlotInfo],
+    /// The output slots, in schema order.
+    pub outputs: &'static [SlotInfo],
+}
+
+impl TechniqueInfo {
+    /// A technique description; used by generated code.
+    ///
+    /// ```
+    /// use flora_api::{SlotInfo, TechniqueInfo};
+    /// const INFO: TechniqueInfo = TechniqueInfo::new(
+    ///     "cctv-cam",
+    ///     "tech_cctv-cam",
+    ///     0.05,
+    ///     &[SlotInfo::new("input_image", "imageUrl", false)],
+    ///     &[SlotInfo::new("output_image", "imageUrl", false)],
+    /// );
+    /// assert_eq!(INFO.inputs[0].id, "input_image");
+    /// ```
+    pub const fn new(
+        slug: &'static str,
+        technique_id: &'static str,
+        run_cost_usd: f64,
+        inputs: &'static [SlotInfo],
+        outputs: &'static [SlotInfo],
+    ) -> Self {
+        TechniqueInfo {
+            slug,
+            technique_id,
+            run_cost_usd,
+            inputs,
+            outputs,
+        }
+    }
 }
 
 /// One slot as the generated code knows it: enough to notice when the live schema drifts.

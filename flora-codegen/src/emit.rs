@@ -256,11 +256,13 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
         }
 
         impl ::flora_api::Technique for #name {
-            const SLUG: &'static str = #slug;
-            const TECHNIQUE_ID: &'static str = #tid;
-            const RUN_COST_USD: f64 = #cost;
-            const INPUTS: &'static [::flora_api::SlotInfo] = #input_infos;
-            const OUTPUTS: &'static [::flora_api::SlotInfo] = #output_infos;
+            const INFO: ::flora_api::TechniqueInfo = ::flora_api::TechniqueInfo::new(
+                #slug,
+                #tid,
+                #cost,
+                #input_infos,
+                #output_infos,
+            );
             type Outputs = #outputs;
             #[inline]
             fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {

@@ -674,14 +674,20 @@ struct BenchOutputs {
     output_image: ImageUrl,
 }
 
+// Named constants: a generic impl's `INFO` cannot borrow temporaries.
+const BENCH_INPUTS: &[flora_api::SlotInfo] =
+    &[flora_api::SlotInfo::new("input_image", "imageUrl", false)];
+const BENCH_OUTPUTS: &[flora_api::SlotInfo] =
+    &[flora_api::SlotInfo::new("output_image", "imageUrl", false)];
+
 impl<const TIMED: bool> Technique for Bench<TIMED> {
-    const SLUG: &'static str = if TIMED { "timed300" } else { "polls3" };
-    const TECHNIQUE_ID: &'static str = "tech_bench";
-    const RUN_COST_USD: f64 = 0.05;
-    const INPUTS: &'static [flora_api::SlotInfo] =
-        &[flora_api::SlotInfo::new("input_image", "imageUrl", false)];
-    const OUTPUTS: &'static [flora_api::SlotInfo] =
-        &[flora_api::SlotInfo::new("output_image", "imageUrl", false)];
+    const INFO: flora_api::TechniqueInfo = flora_api::TechniqueInfo::new(
+        if TIMED { "timed300" } else { "polls3" },
+        "tech_bench",
+        0.05,
+        BENCH_INPUTS,
+        BENCH_OUTPUTS,
+    );
     type Outputs = BenchOutputs;
     fn inputs(&self) -> Vec<RunInput> {
         let mut v = Vec::with_capacity(1);

@@ -37,15 +37,13 @@ pub struct CctvCamOutputs {
     pub output_image: ::flora_api::ImageUrl,
 }
 impl ::flora_api::Technique for CctvCam {
-    const SLUG: &'static str = "cctv-cam";
-    const TECHNIQUE_ID: &'static str = "tech_cctv-cam";
-    const RUN_COST_USD: f64 = 0.05;
-    const INPUTS: &'static [::flora_api::SlotInfo] = &[
-        ::flora_api::SlotInfo::new("input_image", "imageUrl", false),
-    ];
-    const OUTPUTS: &'static [::flora_api::SlotInfo] = &[
-        ::flora_api::SlotInfo::new("output_image", "imageUrl", false),
-    ];
+    const INFO: ::flora_api::TechniqueInfo = ::flora_api::TechniqueInfo::new(
+        "cctv-cam",
+        "tech_cctv-cam",
+        0.05,
+        &[::flora_api::SlotInfo::new("input_image", "imageUrl", false)],
+        &[::flora_api::SlotInfo::new("output_image", "imageUrl", false)],
+    );
     type Outputs = CctvCamOutputs;
     #[inline]
     fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {

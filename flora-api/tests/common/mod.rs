@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use flora_api::{
     Client, ClientBuilder, Error, ImageUrl, OutputSet, PollPolicy, RunInput, SlotInfo, Technique,
+    TechniqueInfo,
 };
 use serde_json::{Value, json};
 
@@ -46,17 +47,19 @@ pub struct UpscaleOutputs {
 }
 
 impl Technique for Upscale {
-    const SLUG: &'static str = "upscale";
-    const TECHNIQUE_ID: &'static str = "tech_upscale";
-    const RUN_COST_USD: f64 = 0.05;
-    const INPUTS: &'static [SlotInfo] = &[
-        SlotInfo::new("input_image", "imageUrl", false),
-        SlotInfo::new("prompt", "text", true),
-    ];
-    const OUTPUTS: &'static [SlotInfo] = &[
-        SlotInfo::new("output_image", "imageUrl", false),
-        SlotInfo::new("caption", "text", false),
-    ];
+    const INFO: TechniqueInfo = TechniqueInfo::new(
+        "upscale",
+        "tech_upscale",
+        0.05,
+        &[
+            SlotInfo::new("input_image", "imageUrl", false),
+            SlotInfo::new("prompt", "text", true),
+        ],
+        &[
+            SlotInfo::new("output_image", "imageUrl", false),
+            SlotInfo::new("caption", "text", false),
+        ],
+    );
     type Outputs = UpscaleOutputs;
     fn inputs(&self) -> Vec<RunInput> {
         let mut v = Vec::with_capacity(2);

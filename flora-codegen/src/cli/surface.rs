@@ -156,6 +156,20 @@ pub fn parse(module: &str, text: &str) -> Option<Surface> {
                             "RUN_COST_USD" => surface.run_cost = lit_f64(&c.expr),
                             "INPUTS" => inputs = slot_infos(&c.expr),
                             "OUTPUTS" => outputs = slot_infos(&c.expr),
+                            // Since the constants were folded into one:
+                            // `TechniqueInfo::new(slug, id, cost, &[inputs], &[outputs])`.
+                            "INFO" => {
+                                if let Expr::Call(call) = &c.expr {
+                                    let args: Vec<&Expr> = call.args.iter().collect();
+                                    if let [slug, id, cost, ins, outs] = args[..] {
+                                        surface.slug = lit_str(slug).unwrap_or_default();
+                                        surface.technique_id = lit_str(id).unwrap_or_default();
+                                        surface.run_cost = lit_f64(cost);
+                                        inputs = slot_infos(ins);
+                                        outputs = slot_infos(outs);
+                                    }
+                                }
+                            }
                             _ => {}
                         },
                         ImplItem::Type(t) if t.ident == "Outputs" => {
@@ -217,5 +231,31 @@ mod tests {
         assert_eq!(s.outputs[0].ty, "RawOutput");
         assert_eq!(s.outputs[0].wire_type.as_deref(), Some("meshUrl"));
         assert!(parse("x", "not rust").is_none());
+    }
+
+    /// Files committed by a generator from before `TechniqueInfo` still read the same, so
+    /// the first regen after an upgrade reports no spurious changes.
+    #[test]
+    fn reads_the_older_five_constant_form() {
+        let old = r#"
+            pub struct CctvCam { pub input_image: ::flora_api::ImageUrl }
+            pub struct CctvCamOutputs { pub output_image: ::flora_api::ImageUrl }
+            impl ::flora_api::Technique for CctvCam {
+                const SLUG: &'static str = "cctv-cam";
+                const TECHNIQUE_ID: &'static str = "tech_cctv-cam";
+                const RUN_COST_USD: f64 = 0.05;
+                const INPUTS: &'static [::flora_api::SlotInfo] =
+                    &[::flora_api::SlotInfo::new("input_image", "imageUrl", false)];
+                const OUTPUTS: &'static [::flora_api::SlotInfo] =
+                    &[::flora_api::SlotInfo::new("output_image", "imageUrl", false)];
+                type Outputs = CctvCamOutputs;
+            }"#;
+        let schema = r#"{"technique_id": "tech_cctv-cam", "name": "CCTV", "run_cost": 0.05,
+          "inputs": [{"id": "input_image", "type": "imageUrl"}],
+          "outputs": [{"id": "output_image", "type": "imageUrl"}]}"#;
+        let out =
+            crate::generate(&[crate::SchemaFile::new("schemas/cctv-cam.json", schema)]).unwrap();
+        let new = parse("cctv_cam", &out.files["cctv_cam.rs"]).unwrap();
+        assert_eq!(parse("cctv_cam", old).unwrap(), new);
     }
 }
