@@ -28,6 +28,9 @@ pub struct BenchOptions {
     /// Also build this git revision's generated code in the compile bench, in turns with
     /// this checkout's (before/after in one run).
     pub baseline: Option<String>,
+    /// Also build, in the compile bench, generated code cut down to its two structs and
+    /// their derives: the cost of the user-facing contract alone.
+    pub floor: bool,
 }
 
 impl BenchOptions {
@@ -349,11 +352,29 @@ struct CompileTree {
     target: std::path::PathBuf,
     /// The baseline's own `flora-codegen` binary; `None`: this checkout's generator.
     generator: Option<std::path::PathBuf>,
+    /// Keep only the two structs and their derives of each generated file: what the
+    /// user-facing contract alone costs, the floor any generator design pays.
+    floor: bool,
 }
 
 impl CompileTree {
     /// Writes `n` synthetic techniques with this tree's generator; returns generated lines.
     fn write(&self, n: usize) -> Result<usize, String> {
+        if self.floor {
+            let mut generated =
+                flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
+            let mut lines = 0;
+            for (name, text) in generated.files.iter_mut() {
+                if name != "mod.rs" {
+                    if let Some(at) = text.find("impl ::flora_api::Technique for") {
+                        text.truncate(at);
+                    }
+                    lines += text.lines().count();
+                }
+            }
+            scratch::write_techniques(&self.ws, &generated.files)?;
+            return Ok(lines);
+        }
         let Some(exe) = &self.generator else {
             return write_generated(&self.ws, n);
         };
@@ -457,6 +478,7 @@ fn baseline_tree(rev: &str) -> Result<CompileTree, String> {
         ws,
         target: base.join("target"),
         generator: Some(gen_target.join("debug/flora-codegen")),
+        floor: false,
     })
 }
 
@@ -477,7 +499,19 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
         ws,
         target,
         generator: None,
+        floor: false,
     });
+    if opts.floor {
+        // Its own target directory, for the same reason as the baseline's.
+        let (ws, _) = scratch::workspace("bench-floor")?;
+        trees.push(CompileTree {
+            label: "floor: structs + derives only".to_owned(),
+            ws,
+            target: crate::workspace_root().join("target/scratch/floor-target"),
+            generator: None,
+            floor: true,
+        });
+    }
     let mut out = String::from(
         "## 2. Compile cost of generated code (debug `cargo build -p flora-api --lib`, deps built)\n\n\
          Rebuild after touching `lib.rs` (incremental, as the original figure), and a clean \

@@ -39,6 +39,10 @@ enum Command {
         /// with this checkout's (before/after in one run), e.g. `--baseline 2da3362`.
         #[arg(long, value_name = "REV")]
         baseline: Option<String>,
+        /// Compile bench: also build the generated code cut down to its two structs and
+        /// their derives (the cost of the user-facing contract alone).
+        #[arg(long)]
+        floor: bool,
     },
     /// Build the codegen fixtures (hostile docs included) into a scratch flora-api and
     /// check `cargo doc -D warnings` and the doctests.
@@ -106,11 +110,13 @@ async fn main() -> ExitCode {
             quick,
             only,
             baseline,
+            floor,
         } => {
             match xtask::bench::run(&xtask::bench::BenchOptions {
                 quick,
                 only,
                 baseline,
+                floor,
             })
             .await
             {
