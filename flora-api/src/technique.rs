@@ -279,7 +279,10 @@ pub struct TechniqueRun<O> {
 }
 
 impl<O> TechniqueRun<O> {
-    /// Parses the typed outputs of a completed run.
+    /// Parses the typed outputs of a completed run of technique `T`, e.g. one fetched with
+    /// [`Client::get_run`](crate::Client::get_run):
+    /// `TechniqueRun::from_run::<CctvCam>(run)?`. Outputs the technique does not declare are
+    /// kept in [`extra_outputs`](Self::extra_outputs).
     pub fn from_run<T: Technique<Outputs = O>>(mut run: Run) -> Result<Self, Error> {
         let all_outputs = std::mem::take(&mut run.outputs);
         let mut set = OutputSet::new(run.run_id.clone(), all_outputs.clone());
