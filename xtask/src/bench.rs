@@ -106,15 +106,7 @@ fn build_script_mode(opts: &BenchOptions) -> Result<String, String> {
     let (ws, target) = scratch::workspace("buildrs")?;
     let krate = ws.join("flora-codegen/tests/build-mode");
     let schemas = krate.join("flora-schemas");
-    let _ = std::fs::remove_dir_all(&schemas);
-    std::fs::create_dir_all(&schemas).map_err(|e| e.to_string())?;
-    for (slug, v) in synth::catalog(n, 42) {
-        std::fs::write(
-            schemas.join(format!("{slug}.json")),
-            flora_codegen::cli::schema_text(&v)?,
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    write_synth_schemas(&schemas, n)?;
     let lib = krate.join("src/lib.rs");
     let build = |ws: &Path| -> Result<Duration, String> {
         let t = Instant::now();
@@ -309,12 +301,31 @@ fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
     let generated =
         flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
     scratch::write_techniques(ws, &generated.files)?;
-    Ok(generated
-        .files
+    Ok(technique_lines(&generated.files))
+}
+
+/// Generated lines of every technique file (the index `mod.rs` left out).
+fn technique_lines(files: &std::collections::BTreeMap<String, String>) -> usize {
+    files
         .iter()
         .filter(|(name, _)| *name != "mod.rs")
         .map(|(_, text)| text.lines().count())
-        .sum())
+        .sum()
+}
+
+/// The synthetic catalog of `n` techniques as schema files (`<slug>.json`) in `dir`, which
+/// is emptied first.
+fn write_synth_schemas(dir: &Path, n: usize) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for (slug, v) in synth::catalog(n, 42) {
+        std::fs::write(
+            dir.join(format!("{slug}.json")),
+            flora_codegen::cli::schema_text(&v)?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn cargo_build_env(
@@ -345,49 +356,47 @@ fn touch(path: &Path) -> Result<(), String> {
 /// Cargo features and environment of one build.
 type BuildMode<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
 
-/// One tree the compile bench builds: this checkout, or a baseline commit's.
+/// Where a compile-bench tree's generated code comes from.
+enum CodeSource {
+    /// This checkout's generator.
+    ThisCheckout,
+    /// This checkout's generator, each technique file cut to its two structs and their
+    /// derives: what the user-facing contract alone costs, the floor any design pays.
+    Floor,
+    /// A baseline commit's own `flora-codegen` binary.
+    Baseline(std::path::PathBuf),
+}
+
+/// One tree the compile bench builds.
 struct CompileTree {
     label: String,
     ws: std::path::PathBuf,
     target: std::path::PathBuf,
-    /// The baseline's own `flora-codegen` binary; `None`: this checkout's generator.
-    generator: Option<std::path::PathBuf>,
-    /// Keep only the two structs and their derives of each generated file: what the
-    /// user-facing contract alone costs, the floor any generator design pays.
-    floor: bool,
+    source: CodeSource,
 }
 
 impl CompileTree {
     /// Writes `n` synthetic techniques with this tree's generator; returns generated lines.
     fn write(&self, n: usize) -> Result<usize, String> {
-        if self.floor {
-            let mut generated =
-                flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
-            let mut lines = 0;
-            for (name, text) in generated.files.iter_mut() {
-                if name != "mod.rs" {
-                    if let Some(at) = text.find("impl ::flora_api::Technique for") {
+        let exe = match &self.source {
+            CodeSource::ThisCheckout => return write_generated(&self.ws, n),
+            CodeSource::Floor => {
+                let mut generated = flora_codegen::generate(&synth::schema_files(n, 42))
+                    .map_err(|d| d.to_string())?;
+                for (name, text) in generated.files.iter_mut() {
+                    if name != "mod.rs"
+                        && let Some(at) = text.find("impl ::flora_api::Technique for")
+                    {
                         text.truncate(at);
                     }
-                    lines += text.lines().count();
                 }
+                scratch::write_techniques(&self.ws, &generated.files)?;
+                return Ok(technique_lines(&generated.files));
             }
-            scratch::write_techniques(&self.ws, &generated.files)?;
-            return Ok(lines);
-        }
-        let Some(exe) = &self.generator else {
-            return write_generated(&self.ws, n);
+            CodeSource::Baseline(exe) => exe,
         };
         let schemas = self.ws.join("bench-schemas");
-        let _ = std::fs::remove_dir_all(&schemas);
-        std::fs::create_dir_all(&schemas).map_err(|e| e.to_string())?;
-        for (slug, v) in synth::catalog(n, 42) {
-            std::fs::write(
-                schemas.join(format!("{slug}.json")),
-                flora_codegen::cli::schema_text(&v)?,
-            )
-            .map_err(|e| e.to_string())?;
-        }
+        write_synth_schemas(&schemas, n)?;
         let out = self.ws.join("flora-api/src/techniques");
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
@@ -404,17 +413,13 @@ impl CompileTree {
         if !status.success() {
             return Err(format!("{} generate failed", exe.display()));
         }
-        let mut lines = 0;
+        let mut files = std::collections::BTreeMap::new();
         for entry in std::fs::read_dir(&out).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.file_name().is_some_and(|f| f != "mod.rs") {
-                lines += std::fs::read_to_string(&path)
-                    .map_err(|e| e.to_string())?
-                    .lines()
-                    .count();
-            }
+            let entry = entry.map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+            files.insert(entry.file_name().to_string_lossy().into_owned(), text);
         }
-        Ok(lines)
+        Ok(technique_lines(&files))
     }
 
     fn build(&self, features: &[&str], env: &[(&str, &str)]) -> Result<Duration, String> {
@@ -473,12 +478,13 @@ fn baseline_tree(rev: &str) -> Result<CompileTree, String> {
         &[],
     )?;
     let (ws, _) = scratch::workspace_from(&src, "bench-baseline")?;
+    // Everything needed is copied or built; leave no worktree registered in the repository.
+    git(&["worktree", "remove", "--force", &src.to_string_lossy()])?;
     Ok(CompileTree {
         label: format!("baseline {}", &commit[..commit.len().min(10)]),
         ws,
         target: base.join("target"),
-        generator: Some(gen_target.join("debug/flora-codegen")),
-        floor: false,
+        source: CodeSource::Baseline(gen_target.join("debug/flora-codegen")),
     })
 }
 
@@ -498,8 +504,7 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
         label: "this checkout".to_owned(),
         ws,
         target,
-        generator: None,
-        floor: false,
+        source: CodeSource::ThisCheckout,
     });
     if opts.floor {
         // Its own target directory, for the same reason as the baseline's.
@@ -508,8 +513,7 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
             label: "floor: structs + derives only".to_owned(),
             ws,
             target: crate::workspace_root().join("target/scratch/floor-target"),
-            generator: None,
-            floor: true,
+            source: CodeSource::Floor,
         });
     }
     let mut out = String::from(
