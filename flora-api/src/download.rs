@@ -12,12 +12,14 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::assets::{Progress, strip_query};
-use crate::client::{Client, is_https_or_loopback};
+use crate::client::{Client, Exchange, Failure, Verdict, Watch, failure_error};
+use crate::connector::Origin;
 use crate::content::{self, safe_file_stem};
-use crate::error::Error;
+use crate::error::{Error, root_causes};
+use crate::policy::retryable_status;
 use crate::technique::TechniqueRun;
-use crate::transport::{backoff, retryable_status};
+use crate::upload::Progress;
+use crate::urls::{is_https_or_loopback, strip_query};
 use crate::wire::{MediaType, RunOutput};
 
 /// Settings of one download.
@@ -58,14 +60,6 @@ enum Dest {
     File(PathBuf),
     /// A name chosen in this directory.
     Dir(PathBuf),
-}
-
-/// What the last attempt left.
-struct Progressed {
-    written: u64,
-    total: Option<u64>,
-    resumable: bool,
-    content_type: Option<String>,
 }
 
 impl Client {
@@ -153,33 +147,26 @@ impl Client {
             .as_file()
             .try_clone()
             .map_err(|e| io("open", tmp.path(), e))?;
-        let mut file = tokio::fs::File::from_std(std_file);
+        let file = tokio::fs::File::from_std(std_file);
 
-        let inner = &self.inner;
-        let mut delays = backoff(inner.backoff_min, inner.backoff_max, inner.max_retries);
-        let mut state = Progressed {
+        let mut fetch = Fetch {
+            url: parsed,
+            shown,
+            file,
+            tmp_path: tmp.path().to_path_buf(),
             written: 0,
             total: None,
             resumable: false,
             content_type: None,
+            progress: options.progress.clone(),
         };
-        loop {
-            let retry = match self
-                .download_attempt(&parsed, &shown, &mut file, tmp.path(), &mut state, options)
-                .await
-            {
-                Ok(()) => break,
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retry(e)) => e,
-            };
-            match delays.next() {
-                Some(d) => {
-                    tracing::debug!(url = %shown, error = %retry, ?d, "download attempt failed; retrying");
-                    tokio::time::sleep(d).await;
-                }
-                None => return Err(retry),
-            }
-        }
+        self.exchange(&mut fetch).await?;
+        let Fetch {
+            url: parsed,
+            mut file,
+            content_type,
+            ..
+        } = fetch;
         file.flush().await.map_err(|e| io("write", tmp.path(), e))?;
         file.sync_all()
             .await
@@ -195,13 +182,13 @@ impl Client {
                         .and_then(|mut s| s.next_back().map(str::to_owned))
                         .unwrap_or_default();
                     let last = percent_decode(&last);
-                    match (Path::new(&last).file_stem(), state.content_type.is_some()) {
+                    match (Path::new(&last).file_stem(), content_type.is_some()) {
                         (Some(s), true) => s.to_string_lossy().into_owned(),
                         _ => last,
                     }
                 });
                 let stem = safe_file_stem(&stem);
-                let name = match state.content_type.as_deref().and_then(content::extension) {
+                let name = match content_type.as_deref().and_then(content::extension) {
                     Some(ext) => format!("{stem}.{ext}"),
                     None => stem,
                 };
@@ -212,122 +199,179 @@ impl Client {
             .map_err(|e| io("move the download into", &path, e.error))?;
         Ok(path)
     }
+}
 
-    async fn download_attempt(
-        &self,
-        url: &url::Url,
-        shown: &str,
-        file: &mut tokio::fs::File,
-        tmp_path: &Path,
-        state: &mut Progressed,
-        options: &DownloadOptions,
-    ) -> Result<(), Attempt> {
-        let io = |e| {
-            Attempt::Fatal(Error::Io {
-                action: "write",
-                path: tmp_path.to_path_buf(),
-                source: e,
-            })
-        };
-        let mut request = self.inner.media_http.get(url.clone());
-        let resuming = state.written > 0 && state.resumable;
-        if resuming {
-            request = request.header(RANGE, format!("bytes={}-", state.written));
+/// One download to a temporary file; across attempts it keeps what was written, so a broken
+/// transfer resumes with `Range` where the host allows.
+struct Fetch {
+    url: url::Url,
+    /// The URL without its query, for messages.
+    shown: String,
+    file: tokio::fs::File,
+    tmp_path: PathBuf,
+    written: u64,
+    total: Option<u64>,
+    resumable: bool,
+    content_type: Option<String>,
+    progress: Option<Progress>,
+}
+
+impl Fetch {
+    fn problem(&self, problem: String) -> Error {
+        Error::Download {
+            url: self.shown.clone(),
+            problem,
         }
-        let sent = match request.build() {
-            Ok(r) => self.execute(r, true).await,
-            Err(e) => Err(e),
+    }
+
+    /// Truncates the temporary file to `len` and writes on from there. Also after an attempt
+    /// cut off mid-write, whose last bytes were never counted.
+    async fn rewind(&mut self, len: u64) -> Result<(), Error> {
+        self.written = len;
+        let io = |source| Error::Io {
+            action: "write",
+            path: self.tmp_path.clone(),
+            source,
         };
-        let resp = sent.map_err(|e| {
-            Attempt::Retry(Error::Download {
-                url: shown.to_owned(),
-                problem: crate::error::root_causes(&e.without_url()),
-            })
-        })?;
-        let status = resp.status();
+        self.file.set_len(len).await.map_err(io)?;
+        self.file
+            .seek(std::io::SeekFrom::Start(len))
+            .await
+            .map(drop)
+            .map_err(io)
+    }
+
+    async fn receive(&mut self, response: reqwest::Response, watch: &Watch) -> Verdict<()> {
+        let resuming = self.written > 0 && self.resumable;
+        let status = response.status();
         match status {
             StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
-                return Err(Attempt::Fatal(Error::MediaGone {
-                    url: shown.to_owned(),
+                return Verdict::Fail(Error::MediaGone {
+                    url: self.shown.clone(),
                     status: status.as_u16(),
-                }));
+                });
             }
             StatusCode::PARTIAL_CONTENT if resuming => {
-                let start = resp
+                let start = response
                     .headers()
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("bytes "))
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                if start != Some(state.written) {
+                if start != Some(self.written) {
                     // Not the range asked for: start over without ranges.
-                    state.resumable = false;
-                    return Err(Attempt::Retry(Error::Download {
-                        url: shown.to_owned(),
-                        problem: "the host answered another range than asked".to_owned(),
-                    }));
+                    self.resumable = false;
+                    return Verdict::retry(
+                        self.problem("the host answered another range than asked".to_owned()),
+                    );
+                }
+                if let Err(e) = self.rewind(self.written).await {
+                    return Verdict::Fail(e);
                 }
             }
             s if s.is_success() => {
                 // A full body: start the file over.
-                if state.written > 0 {
-                    file.set_len(0).await.map_err(io)?;
-                    file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
-                    state.written = 0;
+                if let Err(e) = self.rewind(0).await {
+                    return Verdict::Fail(e);
                 }
-                state.total = resp.content_length();
-                state.resumable = resp
-                    .headers()
+                let headers = response.headers();
+                self.total = response.content_length();
+                self.resumable = headers
                     .get(ACCEPT_RANGES)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
-                state.content_type = resp
-                    .headers()
+                self.content_type = headers
                     .get(CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(content::normalise)
                     .filter(|ct| ct != "application/octet-stream");
             }
             s => {
-                let err = Error::Download {
-                    url: shown.to_owned(),
-                    problem: format!("HTTP {}", s.as_u16()),
-                };
-                return Err(if retryable_status(s) {
-                    Attempt::Retry(err)
+                let err = self.problem(format!("HTTP {}", s.as_u16()));
+                return if retryable_status(s) {
+                    Verdict::retry(err)
                 } else {
-                    Attempt::Fatal(err)
+                    Verdict::Fail(err)
+                };
+            }
+        }
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    return Verdict::retry(self.problem(format!(
+                        "the connection broke after {} bytes: {}",
+                        self.written,
+                        root_causes(&e.without_url())
+                    )));
+                }
+            };
+            if let Err(source) = self.file.write_all(&chunk).await {
+                return Verdict::Fail(Error::Io {
+                    action: "write",
+                    path: self.tmp_path.clone(),
+                    source,
                 });
             }
-        }
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                Attempt::Retry(Error::Download {
-                    url: shown.to_owned(),
-                    problem: format!(
-                        "the connection broke after {} bytes: {}",
-                        state.written,
-                        crate::error::root_causes(&e.without_url())
-                    ),
-                })
-            })?;
-            file.write_all(&chunk).await.map_err(io)?;
-            state.written += chunk.len() as u64;
-            if let Some(p) = &options.progress {
-                p(state.written, state.total);
+            self.written += chunk.len() as u64;
+            watch.moved(chunk.len() as u64);
+            if let Some(p) = &self.progress {
+                p(self.written, self.total);
             }
         }
-        if let Some(total) = state.total
-            && state.written != total
-        {
-            return Err(Attempt::Retry(Error::Download {
-                url: shown.to_owned(),
-                problem: format!("received {} of {total} bytes", state.written),
-            }));
+        match self.total {
+            Some(total) if self.written != total => {
+                Verdict::retry(self.problem(format!("received {} of {total} bytes", self.written)))
+            }
+            _ => Verdict::Done(()),
         }
-        Ok(())
+    }
+}
+
+impl Exchange for Fetch {
+    type Output = ();
+
+    fn origin(&self) -> Origin {
+        Origin::Foreign
+    }
+
+    fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    fn endpoint(&self) -> String {
+        format!("the download of {}", self.shown)
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn request(
+        &mut self,
+        shaper: &reqwest::Client,
+        _watch: &Watch,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let request = shaper.get(self.url.clone());
+        Ok(if self.written > 0 && self.resumable {
+            request.header(RANGE, format!("bytes={}-", self.written))
+        } else {
+            request
+        })
+    }
+
+    async fn answer(&mut self, response: reqwest::Response, watch: &Watch) -> Verdict<()> {
+        self.receive(response, watch).await
+    }
+
+    fn failed(&self, failure: Failure, attempts: u32, per_attempt: std::time::Duration) -> Error {
+        match failure {
+            Failure::Connection(e) => self.problem(root_causes(&e)),
+            // Stalled or timed out: the shared error names the host and the bytes.
+            other => failure_error(self, other, attempts, per_attempt),
+        }
     }
 }
 
@@ -341,11 +385,6 @@ fn file_builder() -> tempfile::Builder<'static, 'static> {
         b.permissions(std::fs::Permissions::from_mode(0o644));
     }
     b
-}
-
-enum Attempt {
-    Retry(Error),
-    Fatal(Error),
 }
 
 fn percent_decode(s: &str) -> String {

@@ -7,13 +7,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::client::Client;
+use crate::client::{Body, Call, Client};
 use crate::error::Error;
 use crate::futures::{RunFuture, StartFuture};
 use crate::pages::{ListRequest, Page};
 use crate::poll::{RunHandle, RunState};
 use crate::technique::{RunInput, Technique, Untyped};
-use crate::transport::{Body, Call};
 use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
 
 /// Filters for listing techniques.
@@ -246,12 +245,9 @@ impl Client {
             }
             body["callback_url"] = Value::String(cb);
         }
-        let call = Call {
-            method: Method::POST,
-            url: self.url(&["techniques", slug_or_id, "runs"])?,
-            body: Some(Body::Json(body)),
-            idempotency_key: Some(key),
-        };
+        let call = Call::new(Method::POST, self.url(&["techniques", slug_or_id, "runs"])?)
+            .body(Body::Json(body))
+            .idempotency_key(key);
         let run: Run = self.send_json(call).await?;
         tracing::info!(technique = slug_or_id, run_id = %run.run_id, status = %run.status, "run started");
         Ok(RunState::nested(self.clone(), slug_or_id, run))
@@ -387,14 +383,11 @@ impl Client {
             ));
         }
         let key = idempotency_key(options.idempotency_key.as_deref())?;
-        let call = Call {
-            method: Method::POST,
-            url: self.url(&["runs", "technique"])?,
-            body: Some(Body::Json(
+        let call = Call::new(Method::POST, self.url(&["runs", "technique"])?)
+            .body(Body::Json(
                 json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs }),
-            )),
-            idempotency_key: Some(key),
-        };
+            ))
+            .idempotency_key(key);
         let created: CreatedRun = self.send_json(call).await?;
         let handle = RunState::top_level(
             self.clone(),

@@ -185,6 +185,26 @@ pub enum Error {
         per_attempt: Duration,
     },
 
+    /// A streamed transfer (upload bytes, a download) moved no byte for the per-attempt
+    /// timeout, in every attempt. A transfer that keeps moving is never cut, however long.
+    #[error(
+        "{endpoint} on {host} made no progress for {idle:?} after {bytes} bytes, in each of \
+         {attempts} attempt(s); check the network, or raise `ClientBuilder::timeout` if the \
+         host is slow"
+    )]
+    Stalled {
+        /// What was being transferred.
+        endpoint: String,
+        /// The host (and port), never the signed URL.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Bytes moved in the last attempt before it stalled.
+        bytes: u64,
+        /// How long nothing moved (the per-attempt timeout).
+        idle: Duration,
+    },
+
     /// A 2xx body did not decode.
     #[error("could not decode the answer to {endpoint}: {source}; body starts: {snippet}")]
     Decode {
@@ -388,7 +408,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(api) => matches!(api.status, 408 | 429 | 500 | 502 | 503 | 504),
-            Error::Connection { .. } | Error::Timeout { .. } => true,
+            Error::Connection { .. } | Error::Timeout { .. } | Error::Stalled { .. } => true,
             Error::RunFailed { code, .. } => matches!(code, Some(RunErrorCode::ModelTimeout)),
             _ => false,
         }

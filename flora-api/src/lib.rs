@@ -26,24 +26,36 @@
 // crate and in codegen's fixture tests.
 extern crate self as flora_api;
 
-mod assets;
-mod client;
-mod content;
-mod download;
+// The modules, floor by floor: each imports only from floors below it (`python3
+// ../shared/tools/module-layers.py flora-api` checks it in CI).
+// floor 0, data:
 mod drift;
 mod durations;
-mod endpoints;
+mod urls;
+mod wire;
+// floor 1, values:
 mod error;
-mod futures;
 mod media;
+mod policy;
+// floor 2, contracts and the seam:
+mod connector;
+mod content;
+mod technique;
+// floor 3, the client and its one `send`:
+mod client;
+// floor 4, the API:
+mod endpoints;
+mod futures;
 mod pages;
 mod poll;
-mod technique;
+// floor 5, files and checks:
+mod download;
+mod upload;
+mod verify;
+pub mod webhooks;
+// top: the fake, which implements the connector; nothing imports it.
 #[cfg(feature = "test-util")]
 pub mod testing;
-mod transport;
-pub mod webhooks;
-mod wire;
 
 /// Generated technique structs, one module per technique (`cargo xtask regen`).
 #[cfg(feature = "techniques")]
@@ -72,10 +84,9 @@ macro_rules! include_techniques {
 /// The `reqwest` this crate is built on, for [`ClientBuilder::http_client`].
 pub use reqwest;
 
-pub use assets::{DEFAULT_ASSET_DEADLINE, DIRECT_UPLOAD_MAX, Progress, Upload, UploadOptions};
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
-    ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID,
+    ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID, IDEMPOTENCY_HEADER,
 };
 pub use download::DownloadOptions;
 pub use drift::Drift;
@@ -84,12 +95,13 @@ pub use error::{ApiError, ApiErrorCode, Error, FieldError};
 pub use futures::{RunFuture, StartFuture};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
-pub use poll::{PollPolicy, RunHandle};
+pub use policy::PollPolicy;
+pub use poll::RunHandle;
 pub use technique::{
     InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique, TechniqueInfo,
     TechniqueRun, Untyped,
 };
-pub use transport::IDEMPOTENCY_HEADER;
+pub use upload::{DEFAULT_ASSET_DEADLINE, DIRECT_UPLOAD_MAX, Progress, Upload, UploadOptions};
 pub use wire::{
     Asset, AssetStatus, CreatedRun, Extra, MediaType, Run, RunErrorCode, RunOutput, RunStatus,
     Slot, TechniqueSchema, UploadTarget, UploadedVia, Workspace,

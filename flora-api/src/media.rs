@@ -103,7 +103,7 @@ fn validate(kind: &'static str, upload: &str, input: &str) -> Result<String, Med
     match url.scheme() {
         "https" => {}
         // Local test servers (FakeFlora, wiremock) serve media over plain http on loopback.
-        "http" if crate::client::is_loopback(&url) => {}
+        "http" if crate::urls::is_loopback(&url) => {}
         "http" => {
             return fail(
                 "scheme `http` is not allowed; FLORA only fetches media over https:// \

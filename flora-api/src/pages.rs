@@ -6,9 +6,8 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::{Call, Client};
 use crate::error::{Error, snippet};
-use crate::transport::Call;
 use crate::wire::Meta;
 
 /// One page of a list endpoint.

@@ -2,104 +2,16 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use futures_util::FutureExt;
 
 use tokio::time::Instant;
 use url::Url;
 
-use crate::client::Client;
-use crate::durations::scale;
+use crate::client::{Call, Client};
 use crate::error::Error;
 use crate::technique::{Technique, TechniqueRun};
-use crate::transport::Call;
 use crate::wire::{Run, RunStatus};
-
-/// When to poll a run and when to give up.
-///
-/// The default polls first after 2 s, then every 2 s growing by 1.5× to at most 5 s
-/// (the 2–5 s FLORA recommends), and gives up after 30 min.
-///
-/// ```
-/// use std::time::Duration;
-/// let fast = flora_api::PollPolicy::default()
-///     .initial_delay(Duration::from_millis(10))
-///     .interval(Duration::from_millis(10))
-///     .max_interval(Duration::from_millis(50))
-///     .deadline(Duration::from_secs(5));
-/// assert_eq!(fast.delays().take(3).count(), 3);
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct PollPolicy {
-    initial_delay: Duration,
-    interval: Duration,
-    max_interval: Duration,
-    multiplier: f64,
-    deadline: Duration,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        PollPolicy {
-            initial_delay: Duration::from_secs(2),
-            interval: Duration::from_secs(2),
-            max_interval: Duration::from_secs(5),
-            multiplier: 1.5,
-            deadline: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-impl PollPolicy {
-    /// Wait before the first poll.
-    pub fn initial_delay(mut self, d: Duration) -> Self {
-        self.initial_delay = d;
-        self
-    }
-    /// Wait between the first and second poll; later waits grow from here.
-    pub fn interval(mut self, d: Duration) -> Self {
-        self.interval = d;
-        self
-    }
-    /// The longest wait between polls.
-    pub fn max_interval(mut self, d: Duration) -> Self {
-        self.max_interval = d;
-        self
-    }
-    /// Growth factor of the wait per poll (values below 1 are treated as 1).
-    pub fn multiplier(mut self, m: f64) -> Self {
-        self.multiplier = m;
-        self
-    }
-    /// Overall limit of one `wait()`, poll requests and their retries included. A deadline
-    /// too far away to represent (e.g. `Duration::MAX`) means "no deadline".
-    pub fn deadline(mut self, d: Duration) -> Self {
-        self.deadline = d;
-        self
-    }
-    /// The overall limit of one `wait()`.
-    pub fn deadline_duration(&self) -> Duration {
-        self.deadline
-    }
-
-    /// The waits before each poll, in order (endless).
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        let factor = if self.multiplier.is_finite() && self.multiplier > 1.0 {
-            self.multiplier
-        } else {
-            1.0
-        };
-        let max = self.max_interval.max(Duration::from_millis(1));
-        let first = self.initial_delay;
-        let mut next = self.interval.min(max);
-        std::iter::once(first).chain(std::iter::from_fn(move || {
-            let now = next;
-            next = scale(next, factor).min(max);
-            Some(now)
-        }))
-    }
-}
 
 /// Which route a run is polled on.
 #[derive(Debug, Clone)]
@@ -383,7 +295,7 @@ fn finish(run: Run) -> Result<Run, Error> {
 /// `poll_url` if it is on the same scheme, host and port as the base URL.
 fn same_origin(client: &Client, poll_url: Option<&str>) -> Option<Url> {
     let url = Url::parse(poll_url?).ok()?;
-    if url.origin() == client.base_url().origin() {
+    if crate::urls::same_origin(&url, client.base_url()) {
         Some(url)
     } else {
         tracing::warn!(
@@ -397,32 +309,6 @@ fn same_origin(client: &Client, poll_url: Option<&str>) -> Option<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_policy_polls_at_most_nine_times_in_thirty_seconds() {
-        let mut t = Duration::ZERO;
-        let mut polls = 0;
-        for d in PollPolicy::default().delays() {
-            t += d;
-            if t > Duration::from_secs(30) {
-                break;
-            }
-            polls += 1;
-        }
-        assert!(polls <= 9, "{polls}");
-        let first: Vec<_> = PollPolicy::default().delays().take(5).collect();
-        assert_eq!(first[0], Duration::from_secs(2));
-        assert_eq!(first[4], Duration::from_secs(5));
-    }
-
-    #[test]
-    fn odd_multipliers_do_not_break_the_schedule() {
-        for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let p = PollPolicy::default().multiplier(m);
-            let d: Vec<_> = p.delays().take(4).collect();
-            assert!(d.iter().all(|d| *d <= Duration::from_secs(5)), "{m}: {d:?}");
-        }
-    }
 
     #[test]
     fn foreign_poll_url_is_ignored() {

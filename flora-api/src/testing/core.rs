@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::Fault;
 use super::multipart;
+use crate::connector::{Connector, Origin, Sending};
 use crate::technique::{RunInput, SlotInfo};
 use crate::wire::{MediaType, TechniqueSchema};
 
@@ -289,7 +290,7 @@ impl Core {
         self.with(|st| st.media.get(&path).map(|(b, _)| b.clone()))
     }
 
-    /// The in-process seam: one reqwest request in, one reqwest response out.
+    /// One reqwest request in, one reqwest response out.
     pub async fn handle(&self, mut request: reqwest::Request) -> reqwest::Response {
         let body = match request.body_mut().take() {
             Some(b) => match b.collect().await {
@@ -816,5 +817,17 @@ fn to_reqwest(resp: FakeResponse) -> reqwest::Response {
     match built {
         Ok(r) => reqwest::Response::from(r),
         Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(Bytes::new()))),
+    }
+}
+
+/// The in-process seam: the client sends every request, of every origin, here.
+impl Connector for Core {
+    fn send(&self, request: reqwest::Request, _origin: Origin) -> Sending<'_> {
+        Box::pin(async move { Ok(self.handle(request).await) })
+    }
+
+    /// Answers come at once; a timer under a paused test clock would only fire spuriously.
+    fn timeouts_apply(&self) -> bool {
+        false
     }
 }

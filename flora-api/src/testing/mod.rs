@@ -142,7 +142,7 @@ impl FakeFlora {
             .api_key("sk_fake_flora")
             .base_url(FAKE_BASE_URL)
             .workspace_id(FAKE_WORKSPACE_ID)
-            .fake(self.core.clone())
+            .connector(self.core.clone())
     }
 
     /// Starts a rule for technique `T` (and registers its schema with the fake).

@@ -1,4 +1,4 @@
-//! `Client`, its builder, and the configuration checks that run before any request.
+//! `ClientBuilder`: every setting of a client, checked once in `build` before any request.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,189 +6,15 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use url::{Host, Url};
+use url::Url;
 
+use super::{
+    Client, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_CUSTOM_HEADERS, Inner,
+};
+use crate::connector::{Connector, ReqwestConnector};
 use crate::error::Error;
-use crate::poll::PollPolicy;
-
-/// The production API.
-pub const DEFAULT_BASE_URL: &str = "https://app.flora.ai/api/v1";
-/// Environment variable holding the API key.
-pub const ENV_API_KEY: &str = "FLORA_API_KEY";
-/// Environment variable overriding the base URL.
-pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
-/// Environment variable with extra headers, one `Name: value` per line (as the official SDKs).
-pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
-/// Environment variable with the default workspace (`ws_…`), e.g. for uploads.
-pub const ENV_WORKSPACE_ID: &str = "FLORA_WORKSPACE_ID";
-
-/// Default cap on concurrent requests per client.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
-
-pub(crate) const USER_AGENT: &str = concat!("flora-api-rust/", env!("CARGO_PKG_VERSION"));
-
-/// A FLORA API client. Cheap to clone (one `Arc`); share it across tasks.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), flora_api::Error> {
-/// let client = flora_api::Client::from_env()?;
-/// let technique = client.technique("cctv-cam").await?;
-/// println!("{} costs {:?} USD per run", technique.name, technique.run_cost);
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Client {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
-    pub(crate) base: Url,
-    pub(crate) api_key: SecretString,
-    pub(crate) timeout: Duration,
-    pub(crate) max_retries: u32,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) poll: PollPolicy,
-    pub(crate) headers: HeaderMap,
-    pub(crate) workspace_id: Option<String>,
-    /// Caps requests in flight at once (held per attempt, not while waiting between polls).
-    pub(crate) in_flight: tokio::sync::Semaphore,
-    /// For other origins (upload targets, media hosts): no key, no custom headers, redirects
-    /// only to https (or loopback http).
-    pub(crate) media_http: reqwest::Client,
-    /// The one workspace `GET /workspaces` returned, when uploads needed it.
-    pub(crate) workspace_cache: tokio::sync::OnceCell<String>,
-    /// Where requests go: the network, or an in-process fake.
-    pub(crate) backend: Backend,
-}
-
-/// The seam below retries, idempotency and polling: "send one built HTTP request".
-pub(crate) enum Backend {
-    /// reqwest over the network.
-    Http,
-    /// `flora_api::testing::FakeFlora`, answering in-process.
-    #[cfg(feature = "test-util")]
-    Fake(Arc<crate::testing::Core>),
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("Client")
-            .field("base_url", &i.base.as_str())
-            .field("api_key", &"[redacted]")
-            .field("timeout", &i.timeout)
-            .field("max_retries", &i.max_retries)
-            .field("poll", &i.poll)
-            .field("workspace_id", &i.workspace_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// Starts a builder with the defaults: production base URL, 60 s per attempt,
-    /// 2 retries, the default [`PollPolicy`].
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// Builds a client from `FLORA_API_KEY` (required) and `FLORA_BASE_URL` (optional),
-    /// plus `FLORA_CUSTOM_HEADERS` (optional, `Name: value` lines) and `FLORA_WORKSPACE_ID`
-    /// (optional default workspace).
-    pub fn from_env() -> Result<Client, Error> {
-        Self::builder_from_env()?.build()
-    }
-
-    /// Like [`Client::from_env`] but returns the builder, to change more settings.
-    pub fn builder_from_env() -> Result<ClientBuilder, Error> {
-        let key = std::env::var(ENV_API_KEY).unwrap_or_default();
-        if key.trim().is_empty() {
-            return Err(Error::Config(format!(
-                "{ENV_API_KEY} is not set or empty; create an API key in FLORA \
-                 (workspace settings) and export {ENV_API_KEY}=sk_..."
-            )));
-        }
-        let mut b = Client::builder().api_key(key);
-        if let Ok(base) = std::env::var(ENV_BASE_URL)
-            && !base.trim().is_empty()
-        {
-            b = b.base_url(base.trim());
-        }
-        if let Ok(ws) = std::env::var(ENV_WORKSPACE_ID)
-            && !ws.trim().is_empty()
-        {
-            b = b.workspace_id(ws.trim());
-        }
-        if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
-            for (name, value) in parse_custom_headers(&lines)? {
-                b = b.header(name, value);
-            }
-        }
-        Ok(b)
-    }
-
-    /// The base URL requests go to.
-    pub fn base_url(&self) -> &Url {
-        &self.inner.base
-    }
-
-    /// The poll policy `wait()` uses.
-    pub fn poll_policy(&self) -> &PollPolicy {
-        &self.inner.poll
-    }
-
-    /// The default workspace id, if one was configured.
-    pub fn workspace_id(&self) -> Option<&str> {
-        self.inner.workspace_id.as_deref()
-    }
-
-    /// `base` + path segments, each percent-encoded as one segment. `.` and `..` are
-    /// refused: URL normalisation would drop them and change the endpoint.
-    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
-        if let Some(bad) = segments.iter().find(|s| **s == "." || **s == "..") {
-            return Err(Error::InvalidInput(format!(
-                "{bad:?} is not an id (a path segment `.` or `..` would change the endpoint)"
-            )));
-        }
-        let mut url = self.inner.base.clone();
-        {
-            let mut path = url
-                .path_segments_mut()
-                .map_err(|()| Error::Config("the base URL cannot take path segments".to_owned()))?;
-            path.pop_if_empty().extend(segments);
-        }
-        Ok(url)
-    }
-
-    /// Sends one built request, to the API (`external == false`) or to another origin
-    /// (upload and media hosts, on the key-less client), or to the in-process fake.
-    pub(crate) async fn execute(
-        &self,
-        request: reqwest::Request,
-        external: bool,
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        match &self.inner.backend {
-            Backend::Http if external => self.inner.media_http.execute(request).await,
-            Backend::Http => self.inner.http.execute(request).await,
-            #[cfg(feature = "test-util")]
-            Backend::Fake(core) => Ok(core.handle(request).await),
-        }
-    }
-
-    /// The bearer header, marked sensitive so `Debug` of requests never shows it.
-    pub(crate) fn auth_header(&self) -> Result<HeaderValue, Error> {
-        let mut v =
-            HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose_secret()))
-                .map_err(|_| {
-                    Error::Config(
-                        "the API key contains characters not allowed in a header".to_owned(),
-                    )
-                })?;
-        v.set_sensitive(true);
-        Ok(v)
-    }
-}
+use crate::policy::{PollPolicy, RetryPolicy};
+use crate::urls::{API_PATH, is_loopback};
 
 /// Configures a [`Client`]. Every setting has a sane default except the API key.
 #[derive(Default)]
@@ -203,8 +29,7 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     workspace_id: Option<String>,
     max_in_flight: Option<usize>,
-    #[cfg(feature = "test-util")]
-    fake: Option<Arc<crate::testing::Core>>,
+    connector: Option<Arc<dyn Connector>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -305,17 +130,15 @@ impl ClientBuilder {
         self
     }
 
-    /// Answers every request in-process from a fake (`flora_api::testing`).
-    #[cfg(feature = "test-util")]
-    pub(crate) fn fake(mut self, core: Arc<crate::testing::Core>) -> Self {
-        self.fake = Some(core);
+    /// Sends every request through `connector` instead of the network (the in-process fake).
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+    pub(crate) fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
         self
     }
 
     /// Checks the configuration and builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        #[cfg(feature = "test-util")]
-        let fake = self.fake.clone();
         let api_key = match self.api_key {
             Some(k) if !k.expose_secret().trim().is_empty() => k,
             _ => {
@@ -366,74 +189,32 @@ impl ClientBuilder {
         if max_in_flight == 0 || max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(Error::Config("max_in_flight must be at least 1".to_owned()));
         }
-        let http = match self.http {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                // Never follow redirects: the key must only ever go to the configured origin.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?,
+        let (requests, connector): (_, Arc<dyn Connector>) = match self.connector {
+            Some(c) => (ReqwestConnector::request_shaper()?, c),
+            None => {
+                let net = ReqwestConnector::new(self.http)?;
+                (net.api_client().clone(), Arc::new(net))
+            }
         };
-        let media_http = media_client()?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                requests,
+                connector,
                 base,
                 api_key,
                 timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
-                max_retries: self.max_retries.unwrap_or(2),
-                backoff_min,
-                backoff_max,
+                retry: RetryPolicy {
+                    max_retries: self.max_retries.unwrap_or(2),
+                    backoff_min,
+                    backoff_max,
+                },
                 poll: self.poll.unwrap_or_default(),
                 headers,
                 workspace_id: self.workspace_id,
                 in_flight: tokio::sync::Semaphore::new(max_in_flight),
-                media_http,
                 workspace_cache: tokio::sync::OnceCell::new(),
-                #[cfg(feature = "test-util")]
-                backend: match fake {
-                    Some(core) => Backend::Fake(core),
-                    None => Backend::Http,
-                },
-                #[cfg(not(feature = "test-util"))]
-                backend: Backend::Http,
             }),
         })
-    }
-}
-
-/// The client for other origins. Redirects are followed (storage and CDN hosts use them) but
-/// only to `https://` or loopback `http://`. A read timeout bounds a stalled transfer without
-/// limiting how long a large one may take.
-fn media_client() -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= 10 {
-                attempt.error("more than 10 redirects")
-            } else if is_https_or_loopback(attempt.url()) {
-                attempt.follow()
-            } else {
-                attempt.error("refusing a redirect to a non-https URL")
-            }
-        }))
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))
-}
-
-/// `https://`, or `http://` on a loopback host: the URLs sent to upload and media hosts.
-pub(crate) fn is_https_or_loopback(url: &Url) -> bool {
-    url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`: the only hosts plain `http://` is allowed for.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -464,7 +245,7 @@ fn check_not_owned(name: &HeaderName) -> Result<(), Error> {
 
 /// `FLORA_CUSTOM_HEADERS`: one `Name: value` per line, blank lines ignored. Errors name the
 /// line number and never its text, which may hold a token.
-fn parse_custom_headers(lines: &str) -> Result<Vec<(&str, &str)>, Error> {
+pub(super) fn parse_custom_headers(lines: &str) -> Result<Vec<(&str, &str)>, Error> {
     let mut out = Vec::new();
     for (i, line) in lines.lines().enumerate() {
         if line.trim().is_empty() {
@@ -528,9 +309,6 @@ fn parse_base_url(input: &str) -> Result<Url, Error> {
     }
     Ok(url)
 }
-
-/// Where FLORA serves its API on a host.
-pub(crate) const API_PATH: &str = "/api/v1";
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,178 @@
+//! `Client`: configuration (checked by [`ClientBuilder`]) and the one `send` every request
+//! goes through (`send.rs`: per-attempt timeout, in-flight permit, retries with backoff and
+//! `Retry-After`, idempotency keys reused across attempts).
+
+mod builder;
+mod send;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::connector::Connector;
+use crate::error::Error;
+use crate::policy::{PollPolicy, RetryPolicy};
+
+pub use builder::ClientBuilder;
+use builder::parse_custom_headers;
+pub use send::IDEMPOTENCY_HEADER;
+pub(crate) use send::{
+    Body, Call, Exchange, Failure, FormFn, Verdict, Watch, failure_error, read_capped,
+};
+
+/// The production API.
+pub const DEFAULT_BASE_URL: &str = "https://app.flora.ai/api/v1";
+/// Environment variable holding the API key.
+pub const ENV_API_KEY: &str = "FLORA_API_KEY";
+/// Environment variable overriding the base URL.
+pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
+/// Environment variable with extra headers, one `Name: value` per line (as the official SDKs).
+pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
+/// Environment variable with the default workspace (`ws_…`), e.g. for uploads.
+pub const ENV_WORKSPACE_ID: &str = "FLORA_WORKSPACE_ID";
+
+/// Default cap on concurrent requests per client.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+pub(crate) const USER_AGENT: &str = concat!("flora-api-rust/", env!("CARGO_PKG_VERSION"));
+
+/// A FLORA API client. Cheap to clone (one `Arc`); share it across tasks.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), flora_api::Error> {
+/// let client = flora_api::Client::from_env()?;
+/// let technique = client.technique("cctv-cam").await?;
+/// println!("{} costs {:?} USD per run", technique.name, technique.run_cost);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Shapes requests (headers, multipart bodies) before the connector sends them.
+    pub(crate) requests: reqwest::Client,
+    /// Where every request leaves the process.
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) base: Url,
+    pub(crate) api_key: SecretString,
+    /// One attempt's limit: in total, or without progress for streamed bodies.
+    pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) poll: PollPolicy,
+    pub(crate) headers: HeaderMap,
+    pub(crate) workspace_id: Option<String>,
+    /// Caps requests in flight at once, every kind: held from before a request is built until
+    /// its answer is consumed (not while waiting between attempts or polls).
+    pub(crate) in_flight: tokio::sync::Semaphore,
+    /// The one workspace `GET /workspaces` returned, when uploads needed it.
+    pub(crate) workspace_cache: tokio::sync::OnceCell<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Client")
+            .field("base_url", &i.base.as_str())
+            .field("api_key", &"[redacted]")
+            .field("timeout", &i.timeout)
+            .field("max_retries", &i.retry.max_retries)
+            .field("poll", &i.poll)
+            .field("workspace_id", &i.workspace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts a builder with the defaults: production base URL, 60 s per attempt,
+    /// 2 retries, the default [`PollPolicy`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Builds a client from `FLORA_API_KEY` (required) and `FLORA_BASE_URL` (optional),
+    /// plus `FLORA_CUSTOM_HEADERS` (optional, `Name: value` lines) and `FLORA_WORKSPACE_ID`
+    /// (optional default workspace).
+    pub fn from_env() -> Result<Client, Error> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// Like [`Client::from_env`] but returns the builder, to change more settings.
+    pub fn builder_from_env() -> Result<ClientBuilder, Error> {
+        let key = std::env::var(ENV_API_KEY).unwrap_or_default();
+        if key.trim().is_empty() {
+            return Err(Error::Config(format!(
+                "{ENV_API_KEY} is not set or empty; create an API key in FLORA \
+                 (workspace settings) and export {ENV_API_KEY}=sk_..."
+            )));
+        }
+        let mut b = Client::builder().api_key(key);
+        if let Ok(base) = std::env::var(ENV_BASE_URL)
+            && !base.trim().is_empty()
+        {
+            b = b.base_url(base.trim());
+        }
+        if let Ok(ws) = std::env::var(ENV_WORKSPACE_ID)
+            && !ws.trim().is_empty()
+        {
+            b = b.workspace_id(ws.trim());
+        }
+        if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
+            for (name, value) in parse_custom_headers(&lines)? {
+                b = b.header(name, value);
+            }
+        }
+        Ok(b)
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The poll policy `wait()` uses.
+    pub fn poll_policy(&self) -> &PollPolicy {
+        &self.inner.poll
+    }
+
+    /// The default workspace id, if one was configured.
+    pub fn workspace_id(&self) -> Option<&str> {
+        self.inner.workspace_id.as_deref()
+    }
+
+    /// `base` + path segments, each percent-encoded as one segment. `.` and `..` are
+    /// refused: URL normalisation would drop them and change the endpoint.
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        if let Some(bad) = segments.iter().find(|s| **s == "." || **s == "..") {
+            return Err(Error::InvalidInput(format!(
+                "{bad:?} is not an id (a path segment `.` or `..` would change the endpoint)"
+            )));
+        }
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config("the base URL cannot take path segments".to_owned()))?;
+            path.pop_if_empty().extend(segments);
+        }
+        Ok(url)
+    }
+
+    /// The bearer header, marked sensitive so `Debug` of requests never shows it.
+    pub(crate) fn auth_header(&self) -> Result<HeaderValue, Error> {
+        let mut v =
+            HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose_secret()))
+                .map_err(|_| {
+                    Error::Config(
+                        "the API key contains characters not allowed in a header".to_owned(),
+                    )
+                })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}

@@ -1,0 +1,548 @@
+//! `Client::exchange`: the one loop every request goes through.
+//!
+//! Each kind of request (an API call, the bytes of a signed upload, a download) is an
+//! [`Exchange`]: it builds each attempt's request (bodies are rebuilt, so replayable), reads
+//! and judges the answer (which statuses retry, what a partial download resumes from), and
+//! names its failures. The loop owns what every kind shares, written once: the in-flight
+//! permit (held until the answer's body is consumed), the per-attempt timeout (in total, or on
+//! no progress for a streamed body), retries with backoff and `Retry-After`, the headers the
+//! client owns, and tracing. Run creation is retried only because it always carries an
+//! idempotency key, and the same key goes out on every attempt, so a retry after a lost answer
+//! replays the first run instead of starting (and billing) a second one.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use super::{Client, USER_AGENT as UA};
+use crate::connector::Origin;
+use crate::error::{ApiError, ApiErrorCode, Error, snippet};
+use crate::policy::{MAX_RETRY_AFTER, MIN_RATE_LIMIT_WAIT, retryable_status, server_delay};
+use crate::urls::{API_PATH, host};
+
+/// Header carrying the idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// Largest successful body read; a larger one is refused ([`Error::ResponseTooLarge`]).
+pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Largest error body read; the rest is not downloaded.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What went wrong below HTTP in an attempt.
+pub(crate) enum Failure {
+    /// A transport error: connect, reset, TLS, DNS, or a body that broke off.
+    Connection(reqwest::Error),
+    /// No complete answer within the per-attempt timeout.
+    Timeout,
+    /// A streamed transfer moved no byte for the per-attempt timeout, after `bytes` bytes.
+    Stalled {
+        /// Bytes moved in the attempt before it stalled.
+        bytes: u64,
+    },
+}
+
+/// How an attempt ended.
+pub(crate) enum Verdict<T> {
+    /// The exchange is done.
+    Done(T),
+    /// Worth another attempt (if any is left); else `error` is the result.
+    Retry {
+        /// The error to report when no attempt is left.
+        error: Error,
+        /// The server's `Retry-After`, if it gave one.
+        hint: Option<Duration>,
+        /// A 429 without a hint still waits at least [`MIN_RATE_LIMIT_WAIT`].
+        rate_limited: bool,
+    },
+    /// Failed below HTTP; retried like a connection error.
+    Below(Failure),
+    /// Not worth another attempt.
+    Fail(Error),
+}
+
+impl<T> Verdict<T> {
+    /// A failed answer the status says is worth retrying.
+    pub(crate) fn retry(error: Error) -> Self {
+        Verdict::Retry {
+            error,
+            hint: None,
+            rate_limited: false,
+        }
+    }
+
+    /// A transport error while reading an answer.
+    pub(crate) fn broke(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Verdict::Below(Failure::Timeout)
+        } else {
+            Verdict::Below(Failure::Connection(e.without_url()))
+        }
+    }
+}
+
+/// One kind of request: what [`Client::exchange`] needs to build, time, judge and retry it.
+pub(crate) trait Exchange: Send {
+    /// What a successful exchange yields.
+    type Output: Send;
+
+    /// Which kind of host it goes to (the key and custom headers go only to [`Origin::Api`]).
+    fn origin(&self) -> Origin;
+
+    /// The URL asked (for the host in messages).
+    fn url(&self) -> &Url;
+
+    /// What the request is, for messages and spans (`POST /runs/technique`); never a query.
+    fn endpoint(&self) -> String;
+
+    /// Whether the body or the answer streams a file: the attempt is then bounded by
+    /// progress (no byte moved for the per-attempt timeout), not in total.
+    fn streams(&self) -> bool {
+        false
+    }
+
+    /// The request of one attempt, body rebuilt. Report streamed bytes to `watch`.
+    fn request(
+        &mut self,
+        shaper: &reqwest::Client,
+        watch: &Watch,
+    ) -> Result<reqwest::RequestBuilder, Error>;
+
+    /// Reads and judges one answer. The in-flight permit is held until this returns, so read
+    /// the body here. Report streamed bytes to `watch`.
+    fn answer(
+        &mut self,
+        response: reqwest::Response,
+        watch: &Watch,
+    ) -> impl Future<Output = Verdict<Self::Output>> + Send;
+
+    /// The error to report when the last attempt failed below HTTP.
+    fn failed(&self, failure: Failure, attempts: u32, per_attempt: Duration) -> Error {
+        failure_error(self, failure, attempts, per_attempt)
+    }
+}
+
+/// The usual error for a failure below HTTP: `Connection`, `Timeout` or `Stalled`, naming the
+/// exchange and its host.
+pub(crate) fn failure_error<E: Exchange + ?Sized>(
+    exchange: &E,
+    failure: Failure,
+    attempts: u32,
+    per_attempt: Duration,
+) -> Error {
+    let (endpoint, host) = (exchange.endpoint(), host(exchange.url()));
+    match failure {
+        Failure::Connection(source) => Error::Connection {
+            endpoint,
+            host,
+            attempts,
+            source,
+        },
+        Failure::Timeout => Error::Timeout {
+            endpoint,
+            host,
+            attempts,
+            per_attempt,
+        },
+        Failure::Stalled { bytes } => Error::Stalled {
+            endpoint,
+            host,
+            attempts,
+            bytes,
+            idle: per_attempt,
+        },
+    }
+}
+
+/// Progress of one attempt's streamed bytes: when the last one moved, and how many moved.
+#[derive(Clone)]
+pub(crate) struct Watch(Arc<Mutex<Moved>>);
+
+struct Moved {
+    at: Instant,
+    bytes: u64,
+}
+
+impl Watch {
+    fn new() -> Self {
+        Watch(Arc::new(Mutex::new(Moved {
+            at: Instant::now(),
+            bytes: 0,
+        })))
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&mut Moved) -> R) -> R {
+        // A panic elsewhere while holding the lock leaves the counters usable.
+        let mut moved = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut moved)
+    }
+
+    /// `n` more bytes moved now.
+    pub(crate) fn moved(&self, n: u64) {
+        self.read(|m| {
+            m.at = Instant::now();
+            m.bytes += n;
+        });
+    }
+
+    fn bytes(&self) -> u64 {
+        self.read(|m| m.bytes)
+    }
+
+    /// Runs `fut` until it ends or no byte moved for `idle`; then `Err(bytes moved)`.
+    async fn bound<F: Future>(&self, idle: Duration, fut: F) -> Result<F::Output, u64> {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let Some(limit) = self.read(|m| m.at.checked_add(idle)) else {
+                return Ok(fut.await); // too far away to represent: no limit
+            };
+            tokio::select! {
+                biased;
+                out = &mut fut => return Ok(out),
+                () = tokio::time::sleep_until(limit) => {
+                    if self.read(|m| m.at) + idle <= Instant::now() {
+                        return Err(self.bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Runs `exchange` to its end: attempts, judged answers, retries. The exchange keeps its
+    /// own state across attempts (a download's offset).
+    pub(crate) async fn exchange<E: Exchange>(&self, exchange: &mut E) -> Result<E::Output, Error> {
+        let inner = &self.inner;
+        let endpoint = exchange.endpoint();
+        let mut delays = inner.retry.delays();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let span = tracing::debug_span!(
+                "flora.request",
+                endpoint = %endpoint,
+                attempt,
+                status = tracing::field::Empty,
+            );
+            let verdict = self
+                .attempt(exchange, &span)
+                .instrument(span.clone())
+                .await?;
+            let (hint, rate_limited, last) = match verdict {
+                Verdict::Done(out) => return Ok(out),
+                Verdict::Fail(e) => return Err(e),
+                Verdict::Retry {
+                    error,
+                    hint,
+                    rate_limited,
+                } => {
+                    if hint.is_some_and(|h| h > MAX_RETRY_AFTER) {
+                        // The server asked for a longer pause than we sleep through: say so now.
+                        return Err(error);
+                    }
+                    (hint, rate_limited, error)
+                }
+                Verdict::Below(failure) => (
+                    None,
+                    false,
+                    exchange.failed(failure, attempt, inner.timeout),
+                ),
+            };
+            let Some(delay) = delays.next() else {
+                return Err(last);
+            };
+            let delay = match hint {
+                Some(h) => h,
+                None if rate_limited => delay.max(MIN_RATE_LIMIT_WAIT),
+                None => delay,
+            };
+            tracing::debug!(parent: &span, ?delay, error = %last, "retrying {endpoint}");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt: permit, request, send, answer, all within the attempt's time bound.
+    async fn attempt<E: Exchange>(
+        &self,
+        exchange: &mut E,
+        span: &tracing::Span,
+    ) -> Result<Verdict<E::Output>, Error> {
+        let inner = &self.inner;
+        // Closed only if the client is dropped mid-call, which cannot happen here. Taken
+        // before the body is built: a queued upload holds no file open and reads nothing.
+        let _permit = inner.in_flight.acquire().await.ok();
+        let watch = Watch::new();
+        let origin = exchange.origin();
+        let mut builder = exchange
+            .request(&inner.requests, &watch)?
+            .header(USER_AGENT, UA);
+        if origin == Origin::Api {
+            builder = builder
+                .headers(inner.headers.clone())
+                .header(AUTHORIZATION, self.auth_header()?);
+        }
+        // A request that cannot be built (a header value with a newline, ...) is the caller's
+        // mistake: report it before any attempt, never as a retryable connection failure.
+        let request = builder.build().map_err(|e| {
+            Error::InvalidInput(format!(
+                "could not build the request for {}: {}",
+                exchange.endpoint(),
+                e.without_url()
+            ))
+        })?;
+        let streams = exchange.streams();
+        let bounded = inner.connector.timeouts_apply();
+        let watch_ = watch.clone();
+        let run = async move {
+            match inner.connector.send(request, origin).await {
+                Ok(response) => {
+                    span.record("status", response.status().as_u16());
+                    exchange.answer(response, &watch_).await
+                }
+                Err(e) => Verdict::broke(e),
+            }
+        };
+        Ok(match (bounded, streams) {
+            (false, _) => run.await,
+            (true, true) => watch
+                .bound(inner.timeout, run)
+                .await
+                .unwrap_or_else(|bytes| Verdict::Below(Failure::Stalled { bytes })),
+            (true, false) => tokio::time::timeout(inner.timeout, run)
+                .await
+                .unwrap_or(Verdict::Below(Failure::Timeout)),
+        })
+    }
+
+    /// Sends an API call and decodes a 2xx JSON body into `T`.
+    pub(crate) async fn send_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
+        let endpoint = call.endpoint();
+        let body = self.send(call).await?;
+        serde_json::from_str(&body).map_err(|source| Error::Decode {
+            endpoint,
+            snippet: snippet(&body),
+            source,
+        })
+    }
+
+    /// Sends an API call with retries; returns the body of the first 2xx answer.
+    pub(crate) async fn send(&self, mut call: Call) -> Result<String, Error> {
+        call.base_path_suspect = !self
+            .inner
+            .base
+            .path()
+            .trim_end_matches('/')
+            .ends_with(API_PATH);
+        self.exchange(&mut call).await
+    }
+}
+
+/// Builds a multipart form anew for each attempt (a `Form` is consumed by sending it).
+pub(crate) type FormFn = Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>;
+
+/// A request body of an API call.
+pub(crate) enum Body {
+    /// Sent as `application/json`.
+    Json(serde_json::Value),
+    /// Sent as `multipart/form-data`, rebuilt for every attempt.
+    Multipart(FormFn),
+}
+
+/// One API call: JSON answers, FLORA's error bodies, the API's retry statuses.
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<Body>,
+    pub idempotency_key: Option<String>,
+    /// The base URL does not end in `/api/v1`: a 404 says so.
+    base_path_suspect: bool,
+}
+
+impl Call {
+    pub fn new(method: Method, url: Url) -> Self {
+        Call {
+            method,
+            url,
+            body: None,
+            idempotency_key: None,
+            base_path_suspect: false,
+        }
+    }
+
+    pub fn get(url: Url) -> Self {
+        Call::new(Method::GET, url)
+    }
+
+    /// With this body.
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// With this idempotency key (the same on every attempt).
+    pub fn idempotency_key(mut self, key: String) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    fn api_error(&self, status: StatusCode, headers: &HeaderMap, body: &str) -> Error {
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut api = ApiError::from_response(self.endpoint(), status.as_u16(), request_id, body);
+        api.retry_after = server_delay(headers);
+        api.base_path_suspect = self.base_path_suspect;
+        let api = Box::new(api);
+        match (&self.idempotency_key, &api.code) {
+            (Some(key), ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict) => {
+                Error::Idempotency {
+                    key: key.clone(),
+                    api,
+                }
+            }
+            _ => Error::Api(api),
+        }
+    }
+}
+
+impl Exchange for Call {
+    type Output = String;
+
+    fn origin(&self) -> Origin {
+        Origin::Api
+    }
+
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.url.path())
+    }
+
+    fn request(
+        &mut self,
+        shaper: &reqwest::Client,
+        _watch: &Watch,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let mut builder = shaper
+            .request(self.method.clone(), self.url.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(key) = &self.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_HEADER, key);
+        }
+        Ok(match &self.body {
+            Some(Body::Json(v)) => {
+                let bytes = serde_json::to_vec(v).map_err(|e| {
+                    Error::InvalidInput(format!("could not encode the request body: {e}"))
+                })?;
+                builder.header(CONTENT_TYPE, "application/json").body(bytes)
+            }
+            Some(Body::Multipart(form)) => builder.multipart(form()),
+            None => builder,
+        })
+    }
+
+    async fn answer(&mut self, response: reqwest::Response, _watch: &Watch) -> Verdict<String> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let limit = if status.is_success() {
+            MAX_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let (text, cut) = match read_capped(response, limit).await {
+            Ok((bytes, cut)) => (
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                cut,
+            ),
+            Err(e) => return Verdict::broke(e),
+        };
+        if status.is_success() {
+            return if cut {
+                Verdict::Fail(Error::ResponseTooLarge {
+                    endpoint: self.endpoint(),
+                    limit: MAX_BODY,
+                })
+            } else {
+                Verdict::Done(text)
+            };
+        }
+        let error = self.api_error(status, &headers, &text);
+        if !retryable_status(status) {
+            return Verdict::Fail(error);
+        }
+        Verdict::Retry {
+            error,
+            hint: server_delay(&headers),
+            rate_limited: status == StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of the body; the flag says whether more was left unread (the
+/// rest is never downloaded: dropping the answer drops the connection).
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let announced = resp.content_length().unwrap_or(0);
+    let mut buf = Vec::with_capacity(usize::try_from(announced).unwrap_or(limit).min(limit));
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok((buf, true));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((buf, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_bounds_idle_time_not_total_time() {
+        let idle = Duration::from_secs(1);
+        // Moves a byte every 0.5 s for 10 s: ten times the limit in total, never idle.
+        let watch = Watch::new();
+        let w = watch.clone();
+        let steady = async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                w.moved(1);
+            }
+            "done"
+        };
+        assert_eq!(watch.bound(idle, steady).await, Ok("done"));
+
+        // Moves 3 bytes, then nothing: ends one `idle` after the last byte.
+        let watch = Watch::new();
+        let w = watch.clone();
+        let start = Instant::now();
+        let stalls = async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                w.moved(1);
+            }
+            std::future::pending::<()>().await;
+        };
+        assert_eq!(watch.bound(idle, stalls).await, Err(3));
+        assert_eq!(start.elapsed(), Duration::from_millis(900) + idle);
+
+        // No limit at all for a duration too large to add.
+        let watch = Watch::new();
+        assert_eq!(watch.bound(Duration::MAX, async { 7 }).await, Ok(7));
+    }
+}

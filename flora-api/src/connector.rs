@@ -1,0 +1,113 @@
+//! The one seam where a request leaves the process.
+//!
+//! [`Client`](crate::Client)'s `send` hands every built request, to the API or to another
+//! origin (signed upload hosts, media hosts), to one [`Connector`]. Production uses
+//! [`ReqwestConnector`]; `flora_api::testing::FakeFlora` implements the trait to answer
+//! in-process, below the client's retries, idempotency keys, permits and timeouts, so a test
+//! runs the production code paths. Timeouts are not the connector's job: `send` applies them
+//! around it (a total per attempt, or no-progress for streamed bodies).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::urls::is_https_or_loopback;
+
+/// Which kind of host a request goes to; it decides which HTTP settings apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The FLORA API at the base URL: carries the key; redirects are never followed.
+    Api,
+    /// Another origin (upload target, media host): no key, no custom headers; redirects are
+    /// followed to `https://` (or loopback `http://`) only.
+    Foreign,
+}
+
+/// What a connector's send returns: the answer's head (its body streams on), or a transport
+/// error (connection refused, reset, TLS, DNS).
+pub(crate) type Sending<'a> =
+    Pin<Box<dyn Future<Output = Result<reqwest::Response, reqwest::Error>> + Send + 'a>>;
+
+/// Sends one built HTTP request and returns its answer. No retries, no timeouts: those are
+/// `Client::send`'s, written once above this seam.
+pub(crate) trait Connector: Send + Sync + 'static {
+    /// Sends `request` to a host of the given kind.
+    fn send(&self, request: reqwest::Request, origin: Origin) -> Sending<'_>;
+
+    /// Whether `send`'s per-attempt timeouts apply. An in-process fake answers at once, and
+    /// under a paused test clock a timer would fire while a file is read on a blocking thread.
+    fn timeouts_apply(&self) -> bool {
+        true
+    }
+}
+
+/// reqwest over the network: one client for the API, one key-less client for other origins.
+pub(crate) struct ReqwestConnector {
+    api: reqwest::Client,
+    foreign: reqwest::Client,
+}
+
+impl ReqwestConnector {
+    /// `api` is the user's client (`ClientBuilder::http_client`) or ours, which never follows
+    /// redirects: the key must only ever go to the configured origin.
+    pub(crate) fn new(api: Option<reqwest::Client>) -> Result<Self, Error> {
+        let api = match api {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(build_failed)?,
+        };
+        Ok(ReqwestConnector {
+            api,
+            foreign: foreign_client()?,
+        })
+    }
+
+    /// A client used only to shape requests (its builder), when another connector sends them.
+    pub(crate) fn request_shaper() -> Result<reqwest::Client, Error> {
+        reqwest::Client::builder().build().map_err(build_failed)
+    }
+
+    /// The client whose builder shapes requests (multipart bodies, headers) before `send`.
+    pub(crate) fn api_client(&self) -> &reqwest::Client {
+        &self.api
+    }
+}
+
+impl Connector for ReqwestConnector {
+    fn send(&self, request: reqwest::Request, origin: Origin) -> Sending<'_> {
+        let client = match origin {
+            Origin::Api => &self.api,
+            Origin::Foreign => &self.foreign,
+        };
+        Box::pin(client.execute(request))
+    }
+}
+
+fn build_failed(e: reqwest::Error) -> Error {
+    Error::Config(format!("could not build the HTTP client: {e}"))
+}
+
+/// The client for other origins. Redirects are followed (storage and CDN hosts use them) but
+/// only to `https://` or loopback `http://`. No read or total timeout here: `send` bounds an
+/// attempt by its progress, so a large upload may take as long as it keeps moving.
+fn foreign_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if is_https_or_loopback(attempt.url()) {
+                attempt.follow()
+            } else {
+                attempt.error("refusing a redirect to a non-https URL")
+            }
+        }))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .map_err(build_failed)
+}
+
+/// Connecting to another origin gives up after this long (each attempt; then `send` retries).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

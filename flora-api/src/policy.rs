@@ -1,0 +1,282 @@
+//! Policy values: when to retry a request, how long to back off, when to poll a run.
+//!
+//! Values and pure functions only; the loop that applies them is `Client`'s one `send`
+//! (`client/send.rs`), and the run wait is in `poll.rs`.
+
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use crate::durations::{from_secs_saturating, scale};
+
+/// Longest server-requested wait we sleep through. A longer `Retry-After` ends the retries at
+/// once: sleeping for minutes inside a call surprises callers, and retrying sooner than asked
+/// only collects more refusals. The error keeps the hint ([`ApiError::retry_after`]).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// A 429 without `Retry-After` waits at least this long (above the configured backoff).
+pub(crate) const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// Random share taken off each backoff delay (as the official SDKs do), so clients that failed
+/// together do not retry together, and the configured maximum stays a maximum.
+const JITTER: f64 = 0.25;
+
+/// How often and how patiently one request is retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay.
+    pub backoff_min: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+}
+
+impl RetryPolicy {
+    /// The delays before each retry, in order; as many as `max_retries`.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        backoff(self.backoff_min, self.backoff_max, self.max_retries)
+    }
+}
+
+pub(crate) fn retryable_status(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Our own delays between attempts: exponential from `min` doubling to `max`, each less a
+/// random share of up to [`JITTER`], never below `min` nor above `max`.
+///
+/// (backon's own jitter is not used: it adds up to 100 % after clamping, so a delay could
+/// reach twice the configured maximum.)
+pub(crate) fn backoff(
+    min: Duration,
+    max: Duration,
+    retries: u32,
+) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_max_times(retries as usize)
+        .build()
+        .map(move |d| scale(d, 1.0 - JITTER * fastrand::f64()).clamp(min, max))
+}
+
+/// `retry-after-ms`, else `Retry-After` as seconds or an HTTP date. Any number is accepted
+/// (RFC 9110 sets no maximum); values too large for a `Duration` saturate, never panic.
+pub(crate) fn server_delay(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms >= 0.0
+    {
+        return Some(from_secs_saturating(ms / 1000.0));
+    }
+    let v = text("retry-after")?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs >= 0.0).then(|| from_secs_saturating(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// When to poll a run and when to give up.
+///
+/// The default polls first after 2 s, then every 2 s growing by 1.5× to at most 5 s
+/// (the 2–5 s FLORA recommends), and gives up after 30 min.
+///
+/// ```
+/// use std::time::Duration;
+/// let fast = flora_api::PollPolicy::default()
+///     .initial_delay(Duration::from_millis(10))
+///     .interval(Duration::from_millis(10))
+///     .max_interval(Duration::from_millis(50))
+///     .deadline(Duration::from_secs(5));
+/// assert_eq!(fast.delays().take(3).count(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    pub(crate) initial_delay: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) max_interval: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) deadline: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            initial_delay: Duration::from_secs(2),
+            interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(5),
+            multiplier: 1.5,
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl PollPolicy {
+    /// Wait before the first poll.
+    pub fn initial_delay(mut self, d: Duration) -> Self {
+        self.initial_delay = d;
+        self
+    }
+    /// Wait between the first and second poll; later waits grow from here.
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+    /// The longest wait between polls.
+    pub fn max_interval(mut self, d: Duration) -> Self {
+        self.max_interval = d;
+        self
+    }
+    /// Growth factor of the wait per poll (values below 1 are treated as 1).
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.multiplier = m;
+        self
+    }
+    /// Overall limit of one `wait()`, poll requests and their retries included. A deadline
+    /// too far away to represent (e.g. `Duration::MAX`) means "no deadline".
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+    /// The overall limit of one `wait()`.
+    pub fn deadline_duration(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The waits before each poll, in order (endless).
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        let factor = if self.multiplier.is_finite() && self.multiplier > 1.0 {
+            self.multiplier
+        } else {
+            1.0
+        };
+        let max = self.max_interval.max(Duration::from_millis(1));
+        let first = self.initial_delay;
+        let mut next = self.interval.min(max);
+        std::iter::once(first).chain(std::iter::from_fn(move || {
+            let now = next;
+            next = scale(next, factor).min(max);
+            Some(now)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(
+            server_delay(&headers(&[("retry-after-ms", "250")])),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            server_delay(&headers(&[("retry-after", "3")])),
+            Some(Duration::from_secs(3))
+        );
+        let later = SystemTime::now() + Duration::from_secs(30);
+        let d = server_delay(&headers(&[(
+            "retry-after",
+            &httpdate::fmt_http_date(later),
+        )]))
+        .unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(
+            server_delay(&headers(&[("retry-after-ms", "100"), ("retry-after", "9")])),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(server_delay(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(server_delay(&headers(&[("retry-after", "-1")])), None);
+        assert_eq!(server_delay(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn huge_retry_after_values_saturate_instead_of_panicking() {
+        for (name, value) in [
+            ("retry-after", "99999999999999999999"),
+            ("retry-after", "1e300"),
+            ("retry-after-ms", "1e30"),
+            ("retry-after-ms", "inf"),
+        ] {
+            assert_eq!(
+                server_delay(&headers(&[(name, value)])),
+                Some(Duration::MAX),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(server_delay(&headers(&[("retry-after-ms", "NaN")])), None);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_configured_bounds() {
+        let ms = Duration::from_millis;
+        let d: Vec<_> = backoff(ms(200), ms(200), 1000).collect();
+        assert_eq!(d.len(), 1000);
+        assert!(d.iter().all(|d| *d == ms(200)), "{d:?}");
+        let (min, max) = (ms(500), Duration::from_secs(8));
+        for _ in 0..200 {
+            let d: Vec<_> = backoff(min, max, 10).collect();
+            assert!(d.iter().all(|d| (min..=max).contains(d)), "{d:?}");
+            // Still exponential: the tail sits near the cap, not at the floor.
+            assert!(d[9] >= max.mul_f64(1.0 - JITTER), "{d:?}");
+        }
+        // Values too large to multiply saturate.
+        let d: Vec<_> = backoff(Duration::MAX, Duration::MAX, 3).collect();
+        assert_eq!(d, vec![Duration::MAX; 3]);
+    }
+
+    #[test]
+    fn retry_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 402, 403, 404, 409, 422, 501] {
+            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+
+    #[test]
+    fn default_policy_polls_at_most_nine_times_in_thirty_seconds() {
+        let mut t = Duration::ZERO;
+        let mut polls = 0;
+        for d in PollPolicy::default().delays() {
+            t += d;
+            if t > Duration::from_secs(30) {
+                break;
+            }
+            polls += 1;
+        }
+        assert!(polls <= 9, "{polls}");
+        let first: Vec<_> = PollPolicy::default().delays().take(5).collect();
+        assert_eq!(first[0], Duration::from_secs(2));
+        assert_eq!(first[4], Duration::from_secs(5));
+    }
+
+    #[test]
+    fn odd_multipliers_do_not_break_the_schedule() {
+        for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let p = PollPolicy::default().multiplier(m);
+            let d: Vec<_> = p.delays().take(4).collect();
+            assert!(d.iter().all(|d| *d <= Duration::from_secs(5)), "{m}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Files in: upload a path, bytes or a URL as a FLORA asset, typed by media kind.
+//!
+//! FLORA's three paths, as its own SDK takes them: a URL is re-hosted (`POST /assets
+//! {source: url}`); a file of at most 4 MiB goes in one multipart `POST /assets`; a larger one
+//! reserves a signed target, sends the bytes there (streamed from disk with a known
+//! `Content-Length`, never with the FLORA key), then completes. Every path ends by polling the
+//! asset until `ready`.
+
+mod local;
+mod options;
+mod protocols;
+mod source;
+mod wait;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::client::{Body, Call, Client};
+use crate::content::{self, Family};
+use crate::endpoints::{check_path_id, idempotency_key};
+use crate::error::Error;
+use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
+use crate::urls::strip_query;
+use crate::wire::Asset;
+use local::{Local, prepare, prepare_file};
+use protocols::UploadCtx;
+use source::Source;
+
+pub use options::{Progress, UploadOptions};
+pub use source::Upload;
+
+/// Files up to this size (inclusive) go in one multipart `POST /assets`; larger ones take
+/// the signed-upload path. FLORA's SDK uses the same split (4 × 1024 × 1024 bytes).
+pub const DIRECT_UPLOAD_MAX: u64 = 4 * 1024 * 1024;
+
+/// Default wait for an uploaded asset to become `ready` (as FLORA's SDK).
+pub const DEFAULT_ASSET_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Time between asset status checks (the first is immediate).
+const ASSET_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes read from disk per chunk of a streamed upload: large enough to keep up with curl on
+/// loopback (bench 7), small enough that memory stays flat.
+const CHUNK: usize = 512 * 1024;
+
+impl Client {
+    /// Uploads a file, bytes or a URL and waits until the asset is `ready`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+    /// use flora_api::{Upload, UploadOptions};
+    /// let asset = client.upload(Upload::path("deck.pdf"), UploadOptions::default()).await?;
+    /// println!("{} is at {:?}", asset.asset_id, asset.url);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload(
+        &self,
+        source: impl Into<Upload>,
+        options: UploadOptions,
+    ) -> Result<Asset, Error> {
+        self.upload_family(source.into(), options, None).await
+    }
+
+    /// Uploads an image and returns its URL, ready for an `imageUrl` input.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+    /// let face: flora_api::ImageUrl = client.upload_image("photos/face.png").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_image(&self, source: impl Into<Upload>) -> Result<ImageUrl, Error> {
+        self.upload_image_with(source, UploadOptions::default())
+            .await
+    }
+
+    /// [`upload_image`](Self::upload_image) with options.
+    pub async fn upload_image_with(
+        &self,
+        source: impl Into<Upload>,
+        options: UploadOptions,
+    ) -> Result<ImageUrl, Error> {
+        let asset = self
+            .upload_family(source.into(), options, Some(Family::Image))
+            .await?;
+        Ok(ImageUrl::parse(ready_url(&asset)?)?)
+    }
+
+    /// Uploads a video and returns its URL, ready for a `videoUrl` input.
+    pub async fn upload_video(&self, source: impl Into<Upload>) -> Result<VideoUrl, Error> {
+        self.upload_video_with(source, UploadOptions::default())
+            .await
+    }
+
+    /// [`upload_video`](Self::upload_video) with options.
+    pub async fn upload_video_with(
+        &self,
+        source: impl Into<Upload>,
+        options: UploadOptions,
+    ) -> Result<VideoUrl, Error> {
+        let asset = self
+            .upload_family(source.into(), options, Some(Family::Video))
+            .await?;
+        Ok(VideoUrl::parse(ready_url(&asset)?)?)
+    }
+
+    /// Uploads an audio file and returns its URL, ready for an `audioUrl` input.
+    pub async fn upload_audio(&self, source: impl Into<Upload>) -> Result<AudioUrl, Error> {
+        self.upload_audio_with(source, UploadOptions::default())
+            .await
+    }
+
+    /// [`upload_audio`](Self::upload_audio) with options.
+    pub async fn upload_audio_with(
+        &self,
+        source: impl Into<Upload>,
+        options: UploadOptions,
+    ) -> Result<AudioUrl, Error> {
+        let asset = self
+            .upload_family(source.into(), options, Some(Family::Audio))
+            .await?;
+        Ok(AudioUrl::parse(ready_url(&asset)?)?)
+    }
+
+    /// Uploads a document (PDF) and returns its URL, ready for a `documentUrl` input.
+    pub async fn upload_document(&self, source: impl Into<Upload>) -> Result<DocumentUrl, Error> {
+        self.upload_document_with(source, UploadOptions::default())
+            .await
+    }
+
+    /// [`upload_document`](Self::upload_document) with options.
+    pub async fn upload_document_with(
+        &self,
+        source: impl Into<Upload>,
+        options: UploadOptions,
+    ) -> Result<DocumentUrl, Error> {
+        let asset = self
+            .upload_family(source.into(), options, Some(Family::Document))
+            .await?;
+        Ok(DocumentUrl::parse(ready_url(&asset)?)?)
+    }
+
+    /// `GET /assets/{asset_id}`.
+    pub async fn asset(&self, asset_id: &str) -> Result<Asset, Error> {
+        check_path_id("asset id", asset_id)?;
+        self.send_json(Call::get(self.url(&["assets", asset_id])?))
+            .await
+    }
+
+    /// The workspace for an upload: explicit, else the client's, else the only one the key
+    /// sees (asked once, then cached).
+    async fn upload_workspace(&self, explicit: Option<&str>) -> Result<String, Error> {
+        if let Some(ws) = explicit.or(self.inner.workspace_id.as_deref()) {
+            if !ws.starts_with("ws_") || ws.len() == 3 {
+                return Err(Error::InvalidInput(format!(
+                    "workspace id {ws:?} must start with `ws_`"
+                )));
+            }
+            return Ok(ws.to_owned());
+        }
+        self.inner
+            .workspace_cache
+            .get_or_try_init(|| async {
+                let all = self.workspaces().await?;
+                match all.as_slice() {
+                    [one] => Ok(one.workspace_id.clone()),
+                    [] => Err(Error::InvalidInput(
+                        "uploads need a workspace, and the API key sees none; check the key"
+                            .to_owned(),
+                    )),
+                    many => Err(Error::InvalidInput(format!(
+                        "uploads need a workspace and the API key sees {}: {}; pass \
+                         `UploadOptions::workspace_id`, or set `ClientBuilder::workspace_id` \
+                         or FLORA_WORKSPACE_ID",
+                        many.len(),
+                        many.iter()
+                            .map(|w| match &w.name {
+                                Some(n) => format!("{} ({n})", w.workspace_id),
+                                None => w.workspace_id.clone(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    async fn upload_family(
+        &self,
+        source: Upload,
+        options: UploadOptions,
+        family: Option<Family>,
+    ) -> Result<Asset, Error> {
+        let explicit = options.content_type.as_deref().map(content::normalise);
+        // Everything that can be checked locally is checked before any request.
+        let prepared = match &source.source {
+            Source::UrlAsPath(u) => {
+                return Err(Error::InvalidInput(format!(
+                    "{:?} was given as a file path but is a URL; to have FLORA fetch it, pass \
+                     `Upload::url(..)?`",
+                    strip_query(u)
+                )));
+            }
+            Source::Url(u) => {
+                let guessed = explicit.clone().or_else(|| {
+                    let path = url::Url::parse(u).ok()?.path().to_owned();
+                    mime_guess::from_path(path)
+                        .first()
+                        .map(|m| content::normalise(m.essence_str()))
+                });
+                // Without a type the server decides; a clear mismatch is refused here.
+                if let Some(ct) = &guessed
+                    && family.is_some()
+                {
+                    content::check(&strip_query(u), ct, family, true)?;
+                }
+                None
+            }
+            Source::Path(path) => {
+                Some(prepare_file(path, &options, explicit.as_deref(), family).await?)
+            }
+            Source::Bytes { bytes, file_name } => {
+                let name = options
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| file_name.clone());
+                Some(prepare(
+                    Local::Memory(bytes.clone()),
+                    bytes.len() as u64,
+                    &bytes[..bytes.len().min(8192)],
+                    &name,
+                    explicit.as_deref(),
+                    family,
+                )?)
+            }
+        };
+        let workspace = self
+            .upload_workspace(options.workspace_id.as_deref())
+            .await?;
+        let key_base = idempotency_key(options.idempotency_key.as_deref())?;
+        let ctx = UploadCtx {
+            workspace,
+            options,
+            key_base,
+        };
+        let created = match (&source.source, prepared) {
+            (Source::Url(u), _) => {
+                let mut body = ctx.fields();
+                body.insert("source".into(), Value::String(u.clone()));
+                if !body.contains_key("file_name") {
+                    let last = url::Url::parse(u)
+                        .ok()
+                        .and_then(|p| p.path_segments()?.next_back().map(str::to_owned))
+                        .filter(|s| !s.is_empty());
+                    if let Some(last) = last {
+                        body.insert("file_name".into(), Value::String(last));
+                    }
+                }
+                self.create_asset(Body::Json(Value::Object(body)), &ctx)
+                    .await?
+            }
+            (_, Some(p)) if p.len <= DIRECT_UPLOAD_MAX => self.upload_direct(&p, &ctx).await?,
+            (_, Some(p)) => self.upload_signed(&p, &ctx).await?,
+            (_, None) => {
+                return Err(Error::InvalidInput("nothing to upload".to_owned()));
+            }
+        };
+        tracing::info!(asset_id = %created.asset_id, status = %created.status, "asset created");
+        let deadline = ctx.options.poll_deadline.unwrap_or(DEFAULT_ASSET_DEADLINE);
+        self.wait_for_asset(&created.asset_id, deadline).await
+    }
+}
+
+fn ready_url(asset: &Asset) -> Result<&str, Error> {
+    asset.url.as_deref().ok_or_else(|| Error::AssetFailed {
+        asset_id: asset.asset_id.clone(),
+        message: Some("the asset is ready but has no url".to_owned()),
+    })
+}
