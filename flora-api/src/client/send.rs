@@ -11,8 +11,12 @@
 //! replays the first run instead of starting (and billing) a second one.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
+
+use http_body::Body as _;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, USER_AGENT};
 use reqwest::{Method, StatusCode};
@@ -107,7 +111,8 @@ pub(crate) trait Exchange: Send {
         false
     }
 
-    /// The request of one attempt, body rebuilt. Report streamed bytes to `watch`.
+    /// The request of one attempt, body rebuilt. For an exchange that [`streams`](Self::streams),
+    /// `send` reports the body's bytes to the attempt's watch as they go out.
     fn request(
         &mut self,
         shaper: &reqwest::Client,
@@ -298,6 +303,10 @@ impl Client {
             ))
         })?;
         let streams = exchange.streams();
+        let mut request = request;
+        if streams {
+            watch_body(&mut request, &watch);
+        }
         let bounded = inner.connector.timeouts_apply();
         let watch_ = watch.clone();
         let run = async move {
@@ -342,6 +351,30 @@ impl Client {
             .ends_with(API_PATH);
         self.exchange(&mut call).await
     }
+}
+
+/// Reports the request body's bytes to `watch` as the connector takes them (multipart framing
+/// included: every byte that moves is progress). `Content-Length`, set by the exchange, stays.
+fn watch_body(request: &mut reqwest::Request, watch: &Watch) {
+    let Some(mut body) = request.body_mut().take() else {
+        return;
+    };
+    let watch = watch.clone();
+    let frames = futures_util::stream::poll_fn(move |cx| {
+        loop {
+            let frame = match std::task::ready!(Pin::new(&mut body).poll_frame(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(frame)) => frame,
+            };
+            // Trailers carry no bytes of the body: look at the next frame.
+            if let Ok(data) = frame.into_data() {
+                watch.moved(data.len() as u64);
+                return Poll::Ready(Some(Ok(data)));
+            }
+        }
+    });
+    *request.body_mut() = Some(reqwest::Body::wrap_stream(frames));
 }
 
 /// Builds a multipart form anew for each attempt (a `Form` is consumed by sending it).

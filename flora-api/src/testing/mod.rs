@@ -24,6 +24,8 @@
 mod core;
 mod multipart;
 mod serve;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use std::fmt;

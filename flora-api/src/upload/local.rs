@@ -7,7 +7,6 @@ use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::{CHUNK, Progress, UploadOptions};
-use crate::client::Watch;
 use crate::content::{self, Family};
 use crate::error::Error;
 
@@ -27,13 +26,12 @@ pub(super) struct Prepared {
 }
 
 impl Local {
-    /// A body for one attempt, in chunks of [`CHUNK`], each reported to `watch` (the attempt's
-    /// no-progress timer) and to `progress` as it goes out. Rebuilt per attempt.
+    /// A body for one attempt, in chunks of [`CHUNK`], each reported to `progress` as it goes
+    /// out. Rebuilt per attempt.
     pub(super) fn body(
         &self,
         len: u64,
         progress: Option<Progress>,
-        watch: &Watch,
     ) -> Result<reqwest::Body, Error> {
         let chunks = match self {
             Local::Memory(bytes) => {
@@ -52,12 +50,10 @@ impl Local {
                 read_ahead(file).boxed()
             }
         };
-        let watch = watch.clone();
         let mut done = 0u64;
         let stream = chunks.map(move |chunk| {
             if let Ok(c) = &chunk {
                 done += c.len() as u64;
-                watch.moved(c.len() as u64);
                 if let Some(p) = &progress {
                     p(done, Some(len));
                 }

@@ -204,10 +204,10 @@ impl Exchange for SignedBytes<'_> {
     fn request(
         &mut self,
         shaper: &reqwest::Client,
-        watch: &Watch,
+        _watch: &Watch,
     ) -> Result<reqwest::RequestBuilder, Error> {
         let p = self.prepared;
-        let body = p.local.body(p.len, self.progress.clone(), watch)?;
+        let body = p.local.body(p.len, self.progress.clone())?;
         Ok(match self.form {
             Some(t) => {
                 let method = t

@@ -1,0 +1,239 @@
+//! The client's one `send` seen through the fake: connectors that wrap the fake's core to
+//! slow a host down or count what is open, with a paused clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::core::Core;
+use super::{FAKE_BASE_URL, FAKE_WORKSPACE_ID};
+use crate::connector::{Connector, Origin, Sending};
+use crate::{Client, Error, Upload, UploadOptions};
+
+/// A storage host that takes the bytes of a signed upload slowly: one body chunk every
+/// `per_chunk`, and once it holds `stall_after` bytes none at all. Everything else is the fake's.
+struct SlowUploadHost {
+    core: Core,
+    per_chunk: Duration,
+    stall_after: Option<u64>,
+    upload_attempts: AtomicUsize,
+    /// Bytes taken in the latest attempt.
+    taken: AtomicU64,
+}
+
+impl SlowUploadHost {
+    fn new(per_chunk: Duration, stall_after: Option<u64>) -> Self {
+        SlowUploadHost {
+            core: Core::new(),
+            per_chunk,
+            stall_after,
+            upload_attempts: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Connector for SlowUploadHost {
+    fn send(&self, mut request: reqwest::Request, origin: Origin) -> Sending<'_> {
+        Box::pin(async move {
+            if origin == Origin::Foreign && request.url().path().starts_with("/media/upload/") {
+                self.upload_attempts.fetch_add(1, Ordering::SeqCst);
+                let mut body = request.body_mut().take().unwrap_or_default();
+                let mut received = Vec::new();
+                while let Some(frame) = body.frame().await {
+                    let frame = frame?;
+                    if let Ok(data) = frame.into_data() {
+                        received.extend_from_slice(&data);
+                        self.taken.store(received.len() as u64, Ordering::SeqCst);
+                    }
+                    if self.stall_after.is_some_and(|n| received.len() as u64 >= n) {
+                        std::future::pending::<()>().await;
+                    }
+                    tokio::time::sleep(self.per_chunk).await;
+                }
+                *request.body_mut() = Some(reqwest::Body::from(received));
+            }
+            Ok(self.core.handle(request).await)
+        })
+    }
+}
+
+fn client_with(connector: Arc<dyn Connector>, timeout: Duration, max_in_flight: usize) -> Client {
+    Client::builder()
+        .api_key("sk_fake_flora")
+        .base_url(FAKE_BASE_URL)
+        .workspace_id(FAKE_WORKSPACE_ID)
+        .timeout(timeout)
+        .max_in_flight(max_in_flight)
+        .connector(connector)
+        .build()
+        .unwrap()
+}
+
+/// A 6 MiB image: over the direct-upload limit, so it takes the signed path in 12 chunks.
+fn big_png() -> Upload {
+    let mut bytes = vec![0u8; 6 * 1024 * 1024];
+    bytes[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
+    Upload::bytes(bytes, "big.png")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_signed_upload_longer_than_the_timeout_succeeds_in_one_attempt() {
+    let host = Arc::new(SlowUploadHost::new(Duration::from_millis(400), None));
+    let client = client_with(host.clone(), Duration::from_secs(1), 64);
+    let start = Instant::now();
+    let asset = client
+        .upload(big_png(), UploadOptions::default())
+        .await
+        .unwrap();
+    // 12 chunks (and the multipart frames) at 0.4 s each: over 5 s in all, five times the
+    // per-attempt timeout, and never 1 s without a byte.
+    assert!(
+        start.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(host.upload_attempts.load(Ordering::SeqCst), 1);
+    let url = asset.url.unwrap();
+    assert_eq!(host.core.media(&url).unwrap().len(), 6 * 1024 * 1024);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_signed_upload_fails_after_the_timeout_naming_the_host_and_bytes() {
+    // The multipart head and two chunks of the file, then nothing.
+    let host = Arc::new(SlowUploadHost::new(
+        Duration::from_millis(100),
+        Some(2 * 512 * 1024),
+    ));
+    let client = Client::builder()
+        .api_key("sk_fake_flora")
+        .base_url(FAKE_BASE_URL)
+        .workspace_id(FAKE_WORKSPACE_ID)
+        .timeout(Duration::from_secs(1))
+        .max_retries(1)
+        .connector(host.clone())
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = client
+        .upload(big_png(), UploadOptions::default())
+        .await
+        .unwrap_err();
+    let Error::Stalled {
+        host: h,
+        bytes,
+        attempts,
+        idle,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(h, "media.fake.invalid:443");
+    assert_eq!(*attempts, 2);
+    assert_eq!(*idle, Duration::from_secs(1));
+    // Exactly what the host took: the multipart head and two 512 KiB chunks of the file.
+    let taken = host.taken.load(Ordering::SeqCst);
+    assert!(
+        taken > 2 * 512 * 1024 && taken < 2 * 512 * 1024 + 1024,
+        "{taken}"
+    );
+    assert_eq!(*bytes, taken);
+    assert_eq!(host.upload_attempts.load(Ordering::SeqCst), 2);
+    let text = err.to_string();
+    assert!(text.contains("media.fake.invalid:443"), "{text}");
+    assert!(text.contains(&format!("{taken} bytes")), "{text}");
+    assert!(
+        !text.contains("/media/upload/"),
+        "no signed URL in messages: {text}"
+    );
+    // Each attempt ends one timeout after its last byte; no attempt is cut while moving.
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.is_retryable());
+}
+
+/// Counts requests from the moment they are sent until their answer's body is dropped.
+struct CountOpen {
+    core: Core,
+    open: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    sent: AtomicUsize,
+}
+
+/// Decrements the open count when the answer's body is done with.
+struct Closes(Arc<AtomicUsize>);
+
+impl Drop for Closes {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Connector for CountOpen {
+    fn send(&self, request: reqwest::Request, _origin: Origin) -> Sending<'_> {
+        Box::pin(async move {
+            let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            let closes = Closes(self.open.clone());
+            // Take some time, so that requests overlap if nothing stops them.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let answer = http::Response::from(self.core.handle(request).await);
+            let (head, body) = answer.into_parts();
+            let body = body.into_data_stream().map(move |chunk| {
+                let _held = &closes;
+                chunk
+            });
+            Ok(reqwest::Response::from(http::Response::from_parts(
+                head,
+                reqwest::Body::wrap_stream(body),
+            )))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_bounds_every_request_uploads_and_downloads_included() {
+    let counter = Arc::new(CountOpen {
+        core: Core::new(),
+        open: Arc::new(AtomicUsize::new(0)),
+        most: Arc::new(AtomicUsize::new(0)),
+        sent: AtomicUsize::new(0),
+    });
+    let client = client_with(counter.clone(), Duration::from_secs(60), 2);
+    let uploads = (0..8).map(|_| client.upload(big_png(), UploadOptions::default()));
+    let assets = futures_util::future::try_join_all(uploads).await.unwrap();
+    // Each signed upload is four requests: create, bytes, complete, asset check.
+    assert!(counter.sent.load(Ordering::SeqCst) >= 8 * 4);
+    assert_eq!(
+        counter.most.load(Ordering::SeqCst),
+        2,
+        "at most 2 open, and 2 used"
+    );
+
+    counter.most.store(0, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = assets.iter().enumerate().map(|(i, a)| {
+        let url = a.url.clone().unwrap();
+        let dest = dir.path().join(format!("{i}.png"));
+        let client = client.clone();
+        async move { client.download(url, dest).await }
+    });
+    futures_util::future::try_join_all(downloads).await.unwrap();
+    assert_eq!(counter.most.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        counter.open.load(Ordering::SeqCst),
+        0,
+        "every answer was consumed"
+    );
+    let saved = std::fs::read(dir.path().join("7.png")).unwrap();
+    assert_eq!(saved.len(), 6 * 1024 * 1024);
+}
