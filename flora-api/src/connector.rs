@@ -2,7 +2,7 @@
 //!
 //! [`Client`](crate::Client)'s `send` hands every built request, to the API or to another
 //! origin (signed upload hosts, media hosts), to one [`Connector`]. Production uses
-//! [`ReqwestConnector`]; `flora_api::testing::FakeFlora` implements the trait to answer
+//! [`ReqwestConnector`]; the fake (`FakeFlora`, feature `test-util`) implements it to answer
 //! in-process, below the client's retries, idempotency keys, permits and timeouts, so a test
 //! runs the production code paths. Timeouts are not the connector's job: `send` applies them
 //! around it (a total per attempt, or no-progress for streamed bodies).

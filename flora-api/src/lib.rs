@@ -8,6 +8,7 @@
 //! - The dynamic layer ([`Client::start_run`], [`RunInput`]) works without generated code.
 //!
 //! ```no_run
+//! # #[cfg(feature = "techniques")]
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use flora_api::{Client, ImageUrl, techniques::CctvCam};
 //!
@@ -40,6 +41,8 @@ mod policy;
 // floor 2, contracts and the seam:
 mod connector;
 mod content;
+#[cfg(feature = "test-util")]
+mod fake_contract;
 mod technique;
 // floor 3, the client and its one `send`:
 mod client;
@@ -92,6 +95,10 @@ pub use download::DownloadOptions;
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
+/// The fake's contract, named by generated code (`flora_api::testing` is where users find it).
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub use fake_contract::{FakeTechnique, WireInputs, WireOutputs};
 pub use futures::{RunFuture, StartFuture};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;

@@ -1,5 +1,7 @@
 //! Misusing a generated technique is a compile error, with the message pinned here.
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p flora-api --test compile_fail`.
+// The cases misuse the generated techniques, which exist only with the `techniques` feature.
+#![cfg(feature = "techniques")]
 
 #[test]
 fn misuse_of_generated_techniques_does_not_compile() {

@@ -301,7 +301,8 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
 }
 
 /// `flora_api::testing` support (wire inputs back to the struct, outputs to the wire), only
-/// under the test-util feature, so other builds do not compile it.
+/// under the test-util feature, so other builds do not compile it. The contract is named at
+/// the runtime's root, never through `testing`: the fake sits on top and nothing imports it.
 fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
@@ -328,15 +329,15 @@ fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
     };
     quote! {
         #[cfg(feature = #feature)]
-        impl ::flora_api::testing::FakeTechnique for #name {
+        impl ::flora_api::FakeTechnique for #name {
             fn from_wire(
-                #inputs_arg: &::flora_api::testing::WireInputs<'_>,
+                #inputs_arg: &::flora_api::WireInputs<'_>,
             ) -> ::core::result::Result<Self, ::std::string::String> {
                 ::core::result::Result::Ok(Self { #(#gets)* })
             }
             fn outputs_to_wire(
                 #value_arg: &#outputs,
-                #outputs_arg: &mut ::flora_api::testing::WireOutputs,
+                #outputs_arg: &mut ::flora_api::WireOutputs,
             ) {
                 #(#puts)*
             }

@@ -131,7 +131,7 @@ impl ClientBuilder {
     }
 
     /// Sends every request through `connector` instead of the network (the in-process fake).
-    #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub(crate) fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
         self.connector = Some(connector);
         self

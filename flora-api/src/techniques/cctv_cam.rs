@@ -66,18 +66,15 @@ impl ::flora_api::Technique for CctvCam {
     }
 }
 #[cfg(feature = "test-util")]
-impl ::flora_api::testing::FakeTechnique for CctvCam {
+impl ::flora_api::FakeTechnique for CctvCam {
     fn from_wire(
-        inputs: &::flora_api::testing::WireInputs<'_>,
+        inputs: &::flora_api::WireInputs<'_>,
     ) -> ::core::result::Result<Self, ::std::string::String> {
         ::core::result::Result::Ok(Self {
             input_image: inputs.get("input_image")?,
         })
     }
-    fn outputs_to_wire(
-        value: &CctvCamOutputs,
-        outputs: &mut ::flora_api::testing::WireOutputs,
-    ) {
+    fn outputs_to_wire(value: &CctvCamOutputs, outputs: &mut ::flora_api::WireOutputs) {
         outputs.put("output_image", "imageUrl", &value.output_image);
     }
 }

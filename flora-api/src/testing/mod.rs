@@ -26,7 +26,6 @@ mod multipart;
 mod serve;
 #[cfg(test)]
 mod tests;
-mod wire;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -35,23 +34,14 @@ use std::time::Duration;
 
 pub(crate) use self::core::Core;
 pub use self::serve::Served;
-pub use self::wire::{FromWireInput, IntoWireOutput, WireInputs, WireOutputs};
+// The contract generated code implements lives below this module (generated code never
+// names `testing`); these are its paths for users.
+pub use crate::fake_contract::{
+    FakeTechnique, FromWireInput, IntoWireOutput, WireInputs, WireOutputs,
+};
 
 use crate::client::Client;
-use crate::technique::{RunInput, Technique};
-
-/// Implemented by generated techniques (under the crate feature `test-util`): the typed
-/// inputs back from the wire, for [`RuleBuilder::when`] and [`FakeFlora::runs`], and the
-/// typed outputs to the wire, for [`RuleBuilder::returns`].
-///
-/// Both directions are on the technique (one impl per technique, not one more for its
-/// outputs type) because every generated impl costs compile time (BENCHMARKS.md §2).
-pub trait FakeTechnique: Technique + Sized {
-    /// Rebuilds the typed inputs from a run request's inputs.
-    fn from_wire(inputs: &WireInputs<'_>) -> Result<Self, String>;
-    /// Writes every output of `value`.
-    fn outputs_to_wire(value: &Self::Outputs, outputs: &mut WireOutputs);
-}
+use crate::technique::RunInput;
 
 /// A failure to inject into the next requests ([`FakeFlora::fail_next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,26 @@
-//! Typed values to and from the wire, for generated `FakeTechnique` impls.
+//! The contract generated techniques implement for the fake (cargo feature `test-util`):
+//! typed inputs back from the wire, typed outputs to the wire. It sits with the `Technique`
+//! contract, below `testing`, so generated code never names `testing` and the fake stays on
+//! top, imported by nothing. Users find these in the `testing` module, which re-exports them.
 
 use serde_json::{Value, json};
 
 use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
-use crate::technique::{InputValue, RawOutput, RunInput};
+use crate::technique::{InputValue, RawOutput, RunInput, Technique};
 use crate::wire::MediaType;
+
+/// Implemented by generated techniques (under the crate feature `test-util`): the typed
+/// inputs back from the wire, for `RuleBuilder::when` and `FakeFlora::runs`, and the typed
+/// outputs to the wire, for `RuleBuilder::returns`.
+///
+/// Both directions are on the technique (one impl per technique, not one more for its
+/// outputs type) because every generated impl costs compile time (BENCHMARKS.md §2).
+pub trait FakeTechnique: Technique + Sized {
+    /// Rebuilds the typed inputs from a run request's inputs.
+    fn from_wire(inputs: &WireInputs<'_>) -> Result<Self, String>;
+    /// Writes every output of `value`.
+    fn outputs_to_wire(value: &Self::Outputs, outputs: &mut WireOutputs);
+}
 
 /// A run request's inputs, read back by id.
 #[derive(Debug, Clone, Copy)]
