@@ -48,10 +48,31 @@ pub(crate) struct ReqwestConnector {
     foreign: reqwest::Client,
 }
 
+/// Makes ring the process's rustls crypto provider, unless one is installed already (then it
+/// is left in place). flora-api builds reqwest without a provider of its own (aws-lc-rs is a
+/// C build), and reqwest panics building a client when none is installed: every client this
+/// crate builds calls this first.
+///
+/// Call it yourself before building a `reqwest::Client` of your own with
+/// [`flora_api::reqwest`](crate::reqwest) (for [`ClientBuilder::http_client`]) ahead of any
+/// [`Client`](crate::Client). Calling it again does nothing.
+///
+/// [`ClientBuilder::http_client`]: crate::ClientBuilder::http_client
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // `Err`: another thread installed one meanwhile, which is all we need.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    });
+}
+
 impl ReqwestConnector {
     /// `api` is the user's client (`ClientBuilder::http_client`) or ours, which never follows
     /// redirects: the key must only ever go to the configured origin.
     pub(crate) fn new(api: Option<reqwest::Client>) -> Result<Self, Error> {
+        install_crypto_provider();
         let api = match api {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -67,6 +88,7 @@ impl ReqwestConnector {
 
     /// A client used only to shape requests (its builder), when another connector sends them.
     pub(crate) fn request_shaper() -> Result<reqwest::Client, Error> {
+        install_crypto_provider();
         reqwest::Client::builder().build().map_err(build_failed)
     }
 

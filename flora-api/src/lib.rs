@@ -91,6 +91,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
     ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID, IDEMPOTENCY_HEADER,
 };
+pub use connector::install_crypto_provider;
 pub use download::DownloadOptions;
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};

@@ -51,6 +51,8 @@ impl flora_api::reqwest::dns::Resolve for NoDns {
 
 #[tokio::test]
 async fn dns_failure_names_host_and_cause() {
+    // A reqwest client of one's own needs the TLS provider first, as the docs say.
+    flora_api::install_crypto_provider();
     let http = flora_api::reqwest::Client::builder()
         .dns_resolver(Arc::new(NoDns))
         .build()

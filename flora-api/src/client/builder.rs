@@ -92,7 +92,11 @@ impl ClientBuilder {
     /// Build it with the `reqwest` this crate uses, re-exported as [`flora_api::reqwest`]
     /// (`cargo add reqwest` may pick another major version, whose `Client` is another type):
     ///
+    /// Your client needs a TLS crypto provider installed first (flora-api's reqwest has none of
+    /// its own): [`flora_api::install_crypto_provider`](crate::install_crypto_provider).
+    ///
     /// ```
+    /// flora_api::install_crypto_provider();
     /// let http = flora_api::reqwest::Client::builder()
     ///     .redirect(flora_api::reqwest::redirect::Policy::none())
     ///     .build()
