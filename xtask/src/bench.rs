@@ -22,11 +22,12 @@ pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
     /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`,
-    /// `buildrs`, `files`);
+    /// `buildrs`, `files`, `userbuild`);
     /// empty: all.
     pub only: Vec<String>,
-    /// Also build this git revision's generated code in the compile bench, in turns with
-    /// this checkout's (before/after in one run).
+    /// Also build this git revision's generated code in the compile bench, and a user crate
+    /// on its flora-api in the user-build bench, in turns with this checkout's
+    /// (before/after in one run).
     pub baseline: Option<String>,
     /// Also build, in the compile bench, generated code cut down to its two structs and
     /// their derives: the cost of the user-facing contract alone.
@@ -39,7 +40,7 @@ impl BenchOptions {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
@@ -93,6 +94,9 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
     }
     if opts.wants("files") {
         out += &crate::bench_files::run(opts.quick).await?;
+    }
+    if opts.wants("userbuild") {
+        out += &crate::bench_user_build::run(opts.quick, opts.baseline.as_deref())?;
     }
     Ok(out)
 }
@@ -431,55 +435,26 @@ impl CompileTree {
 /// own target directories: its crates have the same names and relative paths as ours, so
 /// sharing one would make each build overwrite the other's artifacts.
 fn baseline_tree(rev: &str) -> Result<CompileTree, String> {
-    let root = crate::workspace_root();
-    let base = root.join("target/scratch/baseline");
-    let src = base.join("src");
-    let git = |args: &[&str]| -> Result<String, String> {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&root)
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(format!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    };
-    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
-    let _ = git(&["worktree", "remove", "--force", &src.to_string_lossy()]);
-    let _ = std::fs::remove_dir_all(&src);
-    let _ = git(&["worktree", "prune"]);
-    git(&[
-        "worktree",
-        "add",
-        "--detach",
-        &src.to_string_lossy(),
-        &commit,
-    ])?;
+    let base = crate::workspace_root().join("target/scratch/baseline");
     let gen_target = base.join("gen-target");
-    scratch::cargo(
-        &src,
-        &gen_target,
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "flora-codegen",
-            "--features",
-            "cli",
-            "--bin",
-            "flora-codegen",
-        ],
-        &[],
-    )?;
-    let (ws, _) = scratch::workspace_from(&src, "bench-baseline")?;
-    // Everything needed is copied or built; leave no worktree registered in the repository.
-    git(&["worktree", "remove", "--force", &src.to_string_lossy()])?;
+    let (ws, commit) = scratch::with_worktree(rev, &base.join("src"), |src| {
+        scratch::cargo(
+            src,
+            &gen_target,
+            &[
+                "build",
+                "--quiet",
+                "-p",
+                "flora-codegen",
+                "--features",
+                "cli",
+                "--bin",
+                "flora-codegen",
+            ],
+            &[],
+        )?;
+        Ok(scratch::workspace_from(src, "bench-baseline")?.0)
+    })?;
     Ok(CompileTree {
         label: format!("baseline {}", &commit[..commit.len().min(10)]),
         ws,

@@ -32,11 +32,13 @@ enum Command {
         /// Smallest size of each bench only (a smoke test).
         #[arg(long)]
         quick: bool,
-        /// Only these benches: codegen, compile, client, scale, poll, fetch, buildrs, files.
+        /// Only these benches: codegen, compile, client, scale, poll, fetch, buildrs, files,
+        /// userbuild.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
-        /// Compile bench: also build the generated code of this git revision, in turns
-        /// with this checkout's (before/after in one run), e.g. `--baseline 2da3362`.
+        /// Compile bench: also build the generated code of this git revision; user-build
+        /// bench: a user crate on its flora-api. In turns with this checkout's
+        /// (before/after in one run), e.g. `--baseline 2da3362`.
         #[arg(long, value_name = "REV")]
         baseline: Option<String>,
         /// Compile bench: also build the generated code cut down to its two structs and

@@ -42,6 +42,42 @@ pub fn workspace_from(root: &Path, name: &str) -> Result<(PathBuf, PathBuf), Str
     Ok((ws, base.join("target")))
 }
 
+/// Checks out `rev` as a detached git worktree at `dir`, runs `f` on it, and removes the
+/// worktree again (whatever `f` returns): no worktree stays registered in the repository.
+/// Returns `f`'s value and the full commit id.
+pub fn with_worktree<T>(
+    rev: &str,
+    dir: &Path,
+    f: impl FnOnce(&Path) -> Result<T, String>,
+) -> Result<(T, String), String> {
+    let root = crate::workspace_root();
+    let git = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let dir_s = dir.to_string_lossy();
+    let _ = git(&["worktree", "remove", "--force", &dir_s]);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = git(&["worktree", "prune"]);
+    git(&["worktree", "add", "--detach", &dir_s, &commit])?;
+    let out = f(dir);
+    git(&["worktree", "remove", "--force", &dir_s])?;
+    Ok((out?, commit))
+}
+
 /// Replaces the scratch copy's generated techniques with `files`.
 pub fn write_techniques(
     ws: &Path,
