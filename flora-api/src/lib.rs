@@ -19,6 +19,16 @@
 //! println!("output: {}", done.outputs.output_image);
 //! # Ok(()) }
 //! ```
+//!
+//! # How requests are made
+//!
+//! Every request (API calls, the bytes of signed uploads, downloads) goes through one `send`
+//! in [`Client`]: it takes an in-flight permit ([`ClientBuilder::max_in_flight`]) held until
+//! the answer is read, bounds each attempt ([`ClientBuilder::timeout`]: in total, or on no
+//! progress for a streamed file, [`Error::Stalled`]), retries with backoff and `Retry-After`,
+//! and hands the request to one connector (reqwest over rustls with ring in production; the
+//! in-process fake in `testing`). Each kind of request only says how to build an attempt and
+//! how to judge its answer, so a new retry rule is written once, in that `send`.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
