@@ -50,7 +50,12 @@ impl UserCrate {
     fn clean_build(&self) -> Result<Duration, String> {
         let _ = std::fs::remove_dir_all(&self.target);
         let t = Instant::now();
-        scratch::cargo(&self.dir, &self.target, &["build", "--quiet", "--offline"], &[])?;
+        scratch::cargo(
+            &self.dir,
+            &self.target,
+            &["build", "--quiet", "--offline"],
+            &[],
+        )?;
         Ok(t.elapsed())
     }
 
@@ -65,7 +70,11 @@ impl UserCrate {
 pub fn run(quick: bool, baseline: Option<&str>) -> Result<String, String> {
     let runs = if quick { 1 } else { 2 };
     let (ws, _) = scratch::workspace("userbuild")?;
-    let mut crates = vec![UserCrate::new("this checkout".to_owned(), &ws, "userbuild")?];
+    let mut crates = vec![UserCrate::new(
+        "this checkout".to_owned(),
+        &ws,
+        "userbuild",
+    )?];
     if let Some(rev) = baseline {
         let base = crate::workspace_root().join("target/scratch/userbuild-baseline");
         let (ws, commit) = scratch::with_worktree(rev, &base.join("src"), |src| {
