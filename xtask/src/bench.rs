@@ -3,6 +3,8 @@
 //! Nothing here is a timed test: it measures and prints. `--quick` runs the smallest size of
 //! each bench as a smoke test (CI uses it); budgets are checked only in the full run.
 
+mod user_build;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -96,7 +98,7 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
         out += &crate::bench_files::run(opts.quick).await?;
     }
     if opts.wants("userbuild") {
-        out += &crate::bench_user_build::run(opts.quick, opts.baseline.as_deref())?;
+        out += &user_build::run(opts.quick, opts.baseline.as_deref())?;
     }
     Ok(out)
 }

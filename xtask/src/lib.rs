@@ -8,7 +8,6 @@
 
 pub mod bench;
 pub mod bench_files;
-pub mod bench_user_build;
 pub mod doc_fixtures;
 pub mod regen;
 pub mod sandbox;

@@ -95,7 +95,7 @@ pub fn run(quick: bool, baseline: Option<&str>) -> Result<String, String> {
          {runs}, trees in turns)\n\n| flora-api from | crates in the lock | clean build |\n\
          |---|---:|---:|\n"
     );
-    let medians: Vec<Duration> = times.into_iter().map(crate::bench::median).collect();
+    let medians: Vec<Duration> = times.into_iter().map(super::median).collect();
     for (c, m) in crates.iter().zip(&medians) {
         let _ = writeln!(
             out,
