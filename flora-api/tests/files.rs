@@ -807,3 +807,138 @@ async fn save_outputs_writes_media_and_text() {
     assert_eq!(std::fs::read_to_string(&saved[1]).unwrap(), "a sharp cat");
     assert!(!dir.path().join("escape.txt").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 19: regressions, each named after its defect.
+
+fn key_of(r: &Request) -> String {
+    r.headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Defect 4: a refused direct create falls back to the signed reserve, another body, so it
+/// goes under another idempotency key; retries of one request keep theirs.
+#[tokio::test]
+async fn defect_04_the_signed_fallback_has_its_own_idempotency_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(1024 * 1024));
+    let s = signed_setup(json!({"upload": {"url": "x", "form_fields": {}}}), 204).await;
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .and(wiremock::matchers::header_regex(
+            "content-type",
+            "^multipart/form-data",
+        ))
+        .respond_with(
+            ResponseTemplate::new(413).set_body_json(
+                json!({"error": {"code": "payload_too_large", "message": "over 4 MB"}}),
+            ),
+        )
+        .with_priority(1)
+        .mount(&s.api)
+        .await;
+    // The reserve is lost once (503), so it is retried: with the same key.
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .and(wiremock::matchers::header(
+            "content-type",
+            "application/json",
+        ))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&s.api)
+        .await;
+    let c = client(&s.api);
+    c.upload_image_with(&file, UploadOptions::default().idempotency_key("up-1"))
+        .await
+        .unwrap();
+    let creates = requests(&s.api, "POST", "/assets").await;
+    let keys: Vec<String> = creates.iter().map(key_of).collect();
+    assert_eq!(
+        keys,
+        ["up-1:create", "up-1:create-signed", "up-1:create-signed"],
+        "direct create, then the signed reserve and its retry"
+    );
+    assert!(find(&creates[0].body, b"name=\"file\"").is_some());
+    let reserve: Value = serde_json::from_slice(&creates[2].body).unwrap();
+    assert_eq!(reserve["source"], "signed-url");
+}
+
+/// Defect 5: every create carries the checked, normalised name and type, never the caller's
+/// raw spelling beside them.
+#[tokio::test]
+async fn defect_05_creates_send_the_checked_content_type_and_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = [&b"\xff\xd8\xff\xe0\0\x10JFIF\0"[..], &[7u8; 2048]].concat();
+    let file = write_file(dir.path(), "face", &jpeg);
+    let api = api_with_ready_asset("asset_d", 0).await;
+    Mock::given(method("POST"))
+        .and(path("/assets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(asset(
+            "asset_d",
+            "ready",
+            "https://ik.imagekit.io/flora/asset_d.jpg",
+        )))
+        .mount(&api)
+        .await;
+    let c = client(&api);
+    let options = UploadOptions::default()
+        .content_type("image/jpg")
+        .file_name("face");
+    c.upload_image_with(&file, options.clone()).await.unwrap();
+    let direct = &requests(&api, "POST", "/assets").await[0];
+    let body = &direct.body;
+    assert!(
+        find(body, b"name=\"content_type\"\r\n\r\nimage/jpeg\r\n").is_some(),
+        "{}",
+        String::from_utf8_lossy(&body[..400.min(body.len())])
+    );
+    assert!(find(body, b"name=\"file_name\"\r\n\r\nface.jpg\r\n").is_some());
+    assert!(
+        find(body, b"image/jpg\r\n").is_none(),
+        "no raw type anywhere"
+    );
+    assert!(
+        find(body, b"\r\n\r\nface\r\n").is_none(),
+        "no raw name anywhere"
+    );
+    assert!(find(body, b"filename=\"face.jpg\"").is_some());
+
+    // The URL create: the same rules in JSON.
+    c.upload_image_with(
+        Upload::url("https://example.com/pics/face").unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
+    let url_create: Value =
+        serde_json::from_slice(&requests(&api, "POST", "/assets").await[1].body).unwrap();
+    assert_eq!(url_create["content_type"], "image/jpeg");
+    assert_eq!(url_create["file_name"], "face.jpg");
+}
+
+/// Defect 6: a FIFO (or any non-regular file) is refused at once, before it is opened.
+#[cfg(unix)]
+#[tokio::test]
+async fn defect_06_a_fifo_is_refused_promptly_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.png");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let api = MockServer::start().await;
+    let c = client(&api);
+    let err = tokio::time::timeout(Duration::from_secs(10), c.upload_image(&fifo))
+        .await
+        .expect("a FIFO upload must not hang")
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(api.received_requests().await.unwrap().is_empty());
+}

@@ -110,6 +110,15 @@ pub(super) async fn prepare_file(
             path.display()
         )));
     }
+    // A FIFO, socket or device would block the read below (forever, for a FIFO no one
+    // writes to) or never end: only regular files are uploaded.
+    if !meta.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a regular file (a FIFO, socket or device?); upload a file, or read the \
+             data yourself and pass `Upload::bytes`",
+            path.display()
+        )));
+    }
     let mut head = vec![0u8; 8192];
     let mut file = tokio::fs::File::open(path)
         .await

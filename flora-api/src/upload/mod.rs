@@ -247,22 +247,25 @@ impl Client {
         };
         let created = match (&source.source, prepared) {
             (Source::Url(u), _) => {
-                let mut body = ctx.fields();
-                body.insert("source".into(), Value::String(u.clone()));
-                if !body.contains_key("file_name") {
-                    let last = url::Url::parse(u)
+                // The name given, else the URL's last segment (as FLORA's SDK); with the
+                // extension of the content type given, as checked.
+                let name = ctx.options.file_name.clone().or_else(|| {
+                    url::Url::parse(u)
                         .ok()
                         .and_then(|p| p.path_segments()?.next_back().map(str::to_owned))
-                        .filter(|s| !s.is_empty());
-                    if let Some(last) = last {
-                        body.insert("file_name".into(), Value::String(last));
-                    }
-                }
-                self.create_asset(Body::Json(Value::Object(body)), &ctx)
+                        .filter(|s| !s.is_empty())
+                });
+                let name = match (name, explicit.as_deref()) {
+                    (Some(n), Some(ct)) => Some(content::with_extension(&n, ct)),
+                    (n, _) => n,
+                };
+                let mut body = ctx.fields(name.as_deref(), explicit.as_deref());
+                body.insert("source".into(), Value::String(u.clone()));
+                self.create_asset(Body::Json(Value::Object(body)), &ctx, "create")
                     .await?
             }
             (_, Some(p)) if p.len <= DIRECT_UPLOAD_MAX => self.upload_direct(&p, &ctx).await?,
-            (_, Some(p)) => self.upload_signed(&p, &ctx).await?,
+            (_, Some(p)) => self.upload_signed(&p, &ctx, "create").await?,
             (_, None) => {
                 return Err(Error::InvalidInput("nothing to upload".to_owned()));
             }

@@ -29,7 +29,8 @@ pub struct UploadOptions {
     pub file_name: Option<String>,
     /// Project to attach the asset to.
     pub project_id: Option<String>,
-    /// Base of the idempotency keys (`<key>:create`, `<key>:complete`, `<key>:retry`);
+    /// Base of the idempotency keys (`<key>:create`, `<key>:complete`, `<key>:retry`, and
+    /// `<key>:create-signed` when a refused direct create falls back to the signed path);
     /// a fresh UUID per upload when `None`.
     pub idempotency_key: Option<String>,
     /// Called with `(bytes sent, total)` while the bytes go out.

@@ -19,10 +19,16 @@ use crate::urls::{host, is_https_or_loopback};
 use crate::wire::{Asset, UploadTarget};
 
 impl Client {
-    pub(super) async fn create_asset(&self, body: Body, ctx: &UploadCtx) -> Result<Asset, Error> {
+    /// `POST /assets` under the idempotency key `<base>:<step>`: one step per distinct body.
+    pub(super) async fn create_asset(
+        &self,
+        body: Body,
+        ctx: &UploadCtx,
+        step: &str,
+    ) -> Result<Asset, Error> {
         let call = Call::new(Method::POST, self.url(&["assets"])?)
             .body(body)
-            .idempotency_key(ctx.key("create"));
+            .idempotency_key(ctx.key(step));
         self.send_json(call).await
     }
 
@@ -43,7 +49,13 @@ impl Client {
                 })?)
             }
         };
-        let fields = ctx.fields();
+        // The caller's name and type go as fields only when given, as FLORA's SDK sends them,
+        // but always as checked here (`image/jpeg`, `face.jpg`, not `image/jpg`, `face`).
+        let given = &ctx.options;
+        let fields = ctx.fields(
+            given.file_name.as_ref().map(|_| p.file_name.as_str()),
+            given.content_type.as_ref().map(|_| p.content_type.as_str()),
+        );
         let (name, ct) = (p.file_name.clone(), p.content_type.clone());
         let form_bytes = bytes.clone();
         let form: FormFn = Arc::new(move || {
@@ -62,7 +74,10 @@ impl Client {
         if let Some(progress) = &ctx.options.progress {
             progress(0, Some(p.len));
         }
-        match self.create_asset(Body::Multipart(form), ctx).await {
+        match self
+            .create_asset(Body::Multipart(form), ctx, "create")
+            .await
+        {
             Ok(asset) => {
                 if let Some(progress) = &ctx.options.progress {
                     progress(p.len, Some(p.len));
@@ -77,24 +92,26 @@ impl Client {
                     content_type: p.content_type.clone(),
                     file_name: p.file_name.clone(),
                 };
-                self.upload_signed(&memory, ctx).await
+                // Another body than the refused create's: another key (FLORA answers a reused
+                // key with another body `idempotency_conflict`).
+                self.upload_signed(&memory, ctx, "create-signed").await
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Reserve, send the bytes to the storage host, complete.
+    /// Reserve (under the key step `create_step`), send the bytes to the storage host,
+    /// complete.
     pub(super) async fn upload_signed(
         &self,
         p: &Prepared,
         ctx: &UploadCtx,
+        create_step: &str,
     ) -> Result<Asset, Error> {
-        let mut body = ctx.fields();
+        let mut body = ctx.fields(Some(&p.file_name), Some(&p.content_type));
         body.insert("source".into(), json!("signed-url"));
-        body.insert("content_type".into(), json!(p.content_type));
-        body.insert("file_name".into(), json!(p.file_name));
         let reserved = self
-            .create_asset(Body::Json(Value::Object(body)), ctx)
+            .create_asset(Body::Json(Value::Object(body)), ctx, create_step)
             .await?;
         let asset_id = reserved.asset_id.clone();
         check_path_id("asset id", &asset_id)?;
@@ -278,15 +295,21 @@ impl UploadCtx {
     }
 
     /// The fields every create sends.
-    pub(super) fn fields(&self) -> Map<String, Value> {
+    /// The fields every create sends, with the file name and content type as checked (never
+    /// the caller's raw spelling).
+    pub(super) fn fields(
+        &self,
+        file_name: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("workspace_id".into(), json!(self.workspace));
         let o = &self.options;
         for (k, v) in [
-            ("folder", &o.folder),
-            ("project_id", &o.project_id),
-            ("file_name", &o.file_name),
-            ("content_type", &o.content_type),
+            ("folder", o.folder.as_deref()),
+            ("project_id", o.project_id.as_deref()),
+            ("file_name", file_name),
+            ("content_type", content_type),
         ] {
             if let Some(v) = v {
                 m.insert(k.into(), json!(v));
