@@ -79,6 +79,8 @@ struct State {
     run_order: Vec<String>,
     run_keys: HashMap<String, String>,
     journal: Vec<(String, Vec<RunInput>)>,
+    /// Signed upload targets renewed so far (each renewal's form differs).
+    renewals: u64,
     assets: HashMap<String, AssetState>,
     asset_keys: HashMap<String, String>,
     media: HashMap<String, (Bytes, String)>,
@@ -369,7 +371,7 @@ impl Core {
             ("POST", ["api", "v1", "assets"]) => self.create_asset(&req, key),
             ("GET", ["api", "v1", "assets", id]) => self.asset(id),
             ("POST", ["api", "v1", "assets", id, "complete"]) => self.complete_asset(id),
-            ("POST", ["api", "v1", "assets", id, "retry"]) => self.asset(id),
+            ("POST", ["api", "v1", "assets", id, "retry"]) => self.renew_target(id),
             _ => error(
                 404,
                 "not_found",
@@ -506,7 +508,8 @@ impl Core {
             Some(run) => {
                 if run.polls_left > 0 {
                     // The first half of the pending polls say `pending`, the rest `running`.
-                    let status = if run.polls_left * 2 > run.polls_total {
+                    // In u64: `pending_polls(u32::MAX)` must not overflow.
+                    let status = if u64::from(run.polls_left) * 2 > u64::from(run.polls_total) {
                         "pending"
                     } else {
                         "running"
@@ -655,6 +658,35 @@ impl Core {
             Some(a) => {
                 a.json["status"] = json!("ready");
                 json_answer(200, &a.json)
+            }
+        })
+    }
+
+    /// `POST /assets/{id}/retry`: like FLORA, a fresh signed upload reservation for an asset
+    /// still waiting for its bytes.
+    fn renew_target(&self, id: &str) -> FakeResponse {
+        let media_base = self.media_base();
+        self.with(|st| {
+            st.renewals += 1;
+            let renewal = st.renewals;
+            match st.assets.get(id) {
+                None => error(404, "not_found", "asset not found", &[]),
+                Some(a) if a.json["status"] != "pending_upload" => error(
+                    409,
+                    "conflict",
+                    "the asset is not waiting for an upload",
+                    &[],
+                ),
+                Some(a) => {
+                    let mut answer = a.json.clone();
+                    answer["upload"] = json!({
+                        "url": format!("{media_base}/media/upload/{id}"),
+                        "method": "POST",
+                        "file_field": "file",
+                        "form_fields": {"key": id, "renewal": renewal.to_string()},
+                    });
+                    json_answer(200, &answer)
+                }
             }
         })
     }

@@ -237,3 +237,145 @@ async fn max_in_flight_bounds_every_request_uploads_and_downloads_included() {
     let saved = std::fs::read(dir.path().join("7.png")).unwrap();
     assert_eq!(saved.len(), 6 * 1024 * 1024);
 }
+
+/// A storage host that refuses the bytes with an endless error body, counting what is read.
+struct EndlessRefusal {
+    core: Core,
+    served: Arc<AtomicU64>,
+}
+
+impl Connector for EndlessRefusal {
+    fn send(&self, request: reqwest::Request, origin: Origin) -> Sending<'_> {
+        Box::pin(async move {
+            if origin != Origin::Foreign || !request.url().path().starts_with("/media/upload/") {
+                return Ok(self.core.handle(request).await);
+            }
+            let served = self.served.clone();
+            let endless = futures_util::stream::repeat_with(move || {
+                served.fetch_add(1024, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 1024]))
+            });
+            let answer = http::Response::builder()
+                .status(400)
+                .body(reqwest::Body::wrap_stream(endless))
+                .unwrap();
+            Ok(reqwest::Response::from(answer))
+        })
+    }
+}
+
+/// Issue 19, defect 2: a refusing upload host's error body is read a few KiB at most, then the
+/// connection is dropped (here: an endless body, which a whole read would never finish).
+#[tokio::test]
+async fn defect_02_an_upload_hosts_error_body_is_read_bounded() {
+    let served = Arc::new(AtomicU64::new(0));
+    let host = Arc::new(EndlessRefusal {
+        core: Core::new(),
+        served: served.clone(),
+    });
+    let client = client_with(host, Duration::from_secs(60), 64);
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.upload(big_png(), UploadOptions::default()),
+    )
+    .await
+    .expect("an endless error body must not be read to its end")
+    .unwrap_err();
+    let Error::UploadHost { status, body, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*status, 400);
+    assert!(body.len() <= 500 && body.starts_with("xxx"), "{body}");
+    // The refusal is not retried (400), and renewing the target once reads one more: two
+    // bodies, each cut at 4 KiB (a chunk or two of read-ahead at most).
+    let read = served.load(Ordering::SeqCst);
+    assert!(read <= 2 * 8 * 1024, "{read} bytes of error body read");
+}
+
+/// Issue 19, defect 16: `pending_polls(u32::MAX)` runs (and the user's wait times out), never
+/// an overflow panic.
+#[tokio::test(start_paused = true)]
+async fn defect_16_pending_polls_u32_max_does_not_overflow() {
+    use crate::PollPolicy;
+    let fake = super::FakeFlora::new();
+    let schema: crate::TechniqueSchema = serde_json::from_value(serde_json::json!({
+        "technique_id": "t_1", "slug": "slow", "name": "Slow", "run_cost": 0.0,
+        "inputs": [], "outputs": [{"id": "o", "type": "text"}]
+    }))
+    .unwrap();
+    fake.completes_untyped(&schema);
+    fake.core
+        .add_rule("slow", super::core::Rule::completes(u32::MAX));
+    let client = fake
+        .client_builder()
+        .poll_policy(PollPolicy::default().deadline(Duration::from_secs(20)))
+        .build()
+        .unwrap();
+    let mut handle = client
+        .start_run("slow", Vec::new(), crate::StartOptions::default())
+        .await
+        .unwrap();
+    let err = handle.wait_run().await.unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
+}
+
+/// A storage host that refuses the first `refusals` uploads with 403 (an expired target).
+struct ExpiringHost {
+    core: Core,
+    refusals: AtomicUsize,
+}
+
+impl Connector for ExpiringHost {
+    fn send(&self, request: reqwest::Request, origin: Origin) -> Sending<'_> {
+        Box::pin(async move {
+            let upload =
+                origin == Origin::Foreign && request.url().path().starts_with("/media/upload/");
+            if upload
+                && self
+                    .refusals
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                let answer = http::Response::builder()
+                    .status(403)
+                    .body(reqwest::Body::from("Request has expired"))
+                    .unwrap();
+                return Ok(reqwest::Response::from(answer));
+            }
+            Ok(self.core.handle(request).await)
+        })
+    }
+}
+
+/// Issue 19, defect 14: `POST /assets/{id}/retry` gives a fresh upload target, so a client
+/// whose target expired uploads again and succeeds.
+#[tokio::test]
+async fn defect_14_a_renewed_target_is_fresh_and_usable() {
+    let host = Arc::new(ExpiringHost {
+        core: Core::new(),
+        refusals: AtomicUsize::new(1),
+    });
+    let client = client_with(host.clone(), Duration::from_secs(60), 64);
+    let asset = client
+        .upload(big_png(), UploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        host.core.media(&asset.url.unwrap()).unwrap().len(),
+        6 * 1024 * 1024
+    );
+    // A second expiry after the renewal is the caller's error to see (renewed once only).
+    let host = Arc::new(ExpiringHost {
+        core: Core::new(),
+        refusals: AtomicUsize::new(2),
+    });
+    let client = client_with(host, Duration::from_secs(60), 64);
+    let err = client
+        .upload(big_png(), UploadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UploadHost { status: 403, .. }),
+        "{err:?}"
+    );
+}
