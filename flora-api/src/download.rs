@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use reqwest::header::{
+    ACCEPT_ENCODING, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE,
+    LAST_MODIFIED, RANGE,
+};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::client::{Client, Exchange, Failure, Verdict, Watch, failure_error};
@@ -157,6 +160,7 @@ impl Client {
             written: 0,
             total: None,
             resumable: false,
+            validator: None,
             content_type: None,
             progress: options.progress.clone(),
         };
@@ -212,6 +216,9 @@ struct Fetch {
     written: u64,
     total: Option<u64>,
     resumable: bool,
+    /// The first answer's strong `ETag`, else its `Last-Modified`: a resumed range must come
+    /// from the same version of the resource (`If-Range`, and checked on the 206).
+    validator: Option<String>,
     content_type: Option<String>,
     progress: Option<Progress>,
 }
@@ -252,23 +259,45 @@ impl Fetch {
                 });
             }
             StatusCode::PARTIAL_CONTENT if resuming => {
-                let start = response
+                // The range asked for, of the resource of the first answer: the start where
+                // the file stands, and the total length the first answer gave.
+                let range = response
                     .headers()
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                if start != Some(self.written) {
-                    // Not the range asked for: start over without ranges.
-                    self.resumable = false;
-                    return Verdict::retry(
-                        self.problem("the host answered another range than asked".to_owned()),
-                    );
+                    .and_then(parse_content_range);
+                let total_matches = |total: Option<u64>| match (total, self.total) {
+                    (Some(now), Some(first)) => now == first,
+                    _ => true,
+                };
+                let same_version = match (&self.validator, validator(response.headers())) {
+                    (Some(first), Some(now)) => *first == now,
+                    _ => true,
+                };
+                match range {
+                    Some((start, total))
+                        if start == self.written && total_matches(total) && same_version => {}
+                    _ => {
+                        // Not the range asked for: start over without ranges.
+                        self.resumable = false;
+                        return Verdict::retry(
+                            self.problem("the host answered another range than asked".to_owned()),
+                        );
+                    }
                 }
                 if let Err(e) = self.rewind(self.written).await {
                     return Verdict::Fail(e);
                 }
+            }
+            StatusCode::PARTIAL_CONTENT => {
+                // Only a 200 answers a request for the whole file.
+                self.resumable = false;
+                return Verdict::retry(
+                    self.problem(
+                        "the host answered 206 Partial Content to a request for the whole file"
+                            .to_owned(),
+                    ),
+                );
             }
             s if s.is_success() => {
                 // A full body: start the file over.
@@ -277,6 +306,7 @@ impl Fetch {
                 }
                 let headers = response.headers();
                 self.total = response.content_length();
+                self.validator = validator(headers);
                 self.resumable = headers
                     .get(ACCEPT_RANGES)
                     .and_then(|v| v.to_str().ok())
@@ -295,6 +325,18 @@ impl Fetch {
                     Verdict::Fail(err)
                 };
             }
+        }
+        // `identity` was asked: encoded bytes would not be the media.
+        if let Some(encoding) = response
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .filter(|e| !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Verdict::Fail(self.problem(format!(
+                "the host sent `{encoding}`-encoded bytes although `identity` was asked; \
+                 saving them would not give the media file"
+            )));
         }
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
@@ -354,12 +396,20 @@ impl Exchange for Fetch {
         shaper: &reqwest::Client,
         _watch: &Watch,
     ) -> Result<reqwest::RequestBuilder, Error> {
-        let request = shaper.get(self.url.clone());
-        Ok(if self.written > 0 && self.resumable {
-            request.header(RANGE, format!("bytes={}-", self.written))
-        } else {
-            request
-        })
+        // The bytes on disk must be the media: no transfer encoding (`gzip`, …) is accepted.
+        let request = shaper
+            .get(self.url.clone())
+            .header(ACCEPT_ENCODING, "identity");
+        Ok(
+            match (&self.validator, self.written > 0 && self.resumable) {
+                // A changed resource answers 200 with all of it, not a range of the new version.
+                (Some(v), true) => request
+                    .header(RANGE, format!("bytes={}-", self.written))
+                    .header(IF_RANGE, v.as_str()),
+                (None, true) => request.header(RANGE, format!("bytes={}-", self.written)),
+                (_, false) => request,
+            },
+        )
     }
 
     async fn answer(&mut self, response: reqwest::Response, watch: &Watch) -> Verdict<()> {
@@ -385,6 +435,27 @@ fn file_builder() -> tempfile::Builder<'static, 'static> {
         b.permissions(std::fs::Permissions::from_mode(0o644));
     }
     b
+}
+
+/// What identifies a version of a resource for `If-Range`: a strong `ETag` (a weak one may
+/// not be used there), else `Last-Modified`.
+fn validator(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    text(ETAG)
+        .filter(|e| !e.starts_with("W/"))
+        .or_else(|| text(LAST_MODIFIED))
+        .map(str::to_owned)
+}
+
+/// `bytes START-END/TOTAL` (TOTAL may be `*`): the start and, when known, the total length.
+fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start, total))
 }
 
 fn percent_decode(s: &str) -> String {

@@ -942,3 +942,144 @@ async fn defect_06_a_fifo_is_refused_promptly_not_read_forever() {
     assert!(err.to_string().contains("not a regular file"), "{err}");
     assert!(api.received_requests().await.unwrap().is_empty());
 }
+
+/// A media host whose resource changes from `v1` to `v2` after the first answer (cut in the
+/// middle). `honours_if_range`: a range asked with a stale `If-Range` gets all of `v2`;
+/// otherwise the host ignores `If-Range` and sends the range of `v2` (with its new ETag).
+async fn changing_host(
+    v1: Vec<u8>,
+    v2: Vec<u8>,
+    honours_if_range: bool,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            n += 1;
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while find(&head, b"\r\n\r\n").is_none() {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            log2.lock().unwrap().push(head.clone());
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            let common = "Accept-Ranges: bytes\r\nContent-Type: image/png\r\nConnection: close";
+            if n == 1 {
+                let len = v1.len();
+                let hdr = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nETag: \"v1\"\r\n{common}\r\n\r\n"
+                );
+                let _ = sock.write_all(hdr.as_bytes()).await;
+                let _ = sock.write_all(&v1[..len / 2]).await;
+                let _ = sock.shutdown().await;
+                continue;
+            }
+            let len = v2.len();
+            let start =
+                header("range: bytes=").and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
+            let stale = header("if-range:").is_some_and(|v| v != "\"v2\"");
+            let (status, body, range) = match start {
+                Some(s) if !(honours_if_range && stale) => (
+                    "206 Partial Content",
+                    &v2[s..],
+                    format!("Content-Range: bytes {s}-{}/{len}\r\n", len - 1),
+                ),
+                _ => ("200 OK", &v2[..], String::new()),
+            };
+            let hdr = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{range}ETag: \"v2\"\r\n{common}\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(hdr.as_bytes()).await;
+            let _ = sock.write_all(body).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    (base, log)
+}
+
+/// Defect 8: a resumed range must be of the same version: `If-Range` with the first answer's
+/// ETag, and a 206 of another version restarts from byte 0. Never v1's half glued to v2's.
+#[tokio::test]
+async fn defect_08_a_resume_never_splices_two_versions() {
+    for honours in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = png_bytes(200_000);
+        let v2: Vec<u8> = v1.iter().map(|b| b.wrapping_add(1)).collect();
+        let (base, log) = changing_host(v1, v2.clone(), honours).await;
+        let got = client(&MockServer::start().await)
+            .download(format!("{base}/o.png"), dir.path().join("o.png"))
+            .await
+            .unwrap();
+        assert!(
+            std::fs::read(&got).unwrap() == v2,
+            "honours If-Range: {honours}"
+        );
+        let log = log.lock().unwrap();
+        assert!(log[1].contains("range: bytes=100000-"), "{}", log[1]);
+        assert!(log[1].contains("if-range: \"v1\""), "{}", log[1]);
+        // A host that ignores If-Range sent v2's range: refused, then all of v2 from byte 0.
+        assert_eq!(log.len(), if honours { 2 } else { 3 }, "{log:?}");
+    }
+}
+
+/// Defect 9: only a 200 answers a plain GET; a 206 to it is never saved as the whole file.
+#[tokio::test]
+async fn defect_09_a_206_to_a_plain_get_is_not_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(206)
+                .insert_header("content-range", "bytes 0-99/1000")
+                .insert_header("content-type", "image/png")
+                .set_body_bytes(png_bytes(100)),
+        )
+        .mount(&host)
+        .await;
+    let dest = dir.path().join("o.png");
+    let err = client(&MockServer::start().await)
+        .download(format!("{}/o.png", host.uri()), &dest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Download { .. }), "{err:?}");
+    assert!(err.to_string().contains("206"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Defect 10: downloads ask for `identity`, and encoded bytes are refused, never saved as
+/// the media.
+#[tokio::test]
+async fn defect_10_downloads_ask_for_identity_and_refuse_encoded_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-encoding", "gzip")
+                .insert_header("content-type", "image/png")
+                .set_body_bytes(b"\x1f\x8b\x08\0\0\0\0\0".to_vec()),
+        )
+        .mount(&host)
+        .await;
+    let dest = dir.path().join("o.png");
+    let err = client(&MockServer::start().await)
+        .download(format!("{}/o.png", host.uri()), &dest)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`gzip`-encoded"), "{err}");
+    assert!(!dest.exists());
+    let asked = &host.received_requests().await.unwrap()[0];
+    assert_eq!(asked.headers.get("accept-encoding").unwrap(), "identity");
+}
