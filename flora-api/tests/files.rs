@@ -1083,3 +1083,60 @@ async fn defect_10_downloads_ask_for_identity_and_refuse_encoded_bytes() {
     let asked = &host.received_requests().await.unwrap()[0];
     assert_eq!(asked.headers.get("accept-encoding").unwrap(), "identity");
 }
+
+/// Defect 7: the asset wait behaves like the run wait. Transient errors while checking (here
+/// 503s that outlast `send`'s own retries) are tried again until the deadline, and the
+/// deadline bounds a check that hangs.
+#[tokio::test]
+async fn defect_07_the_asset_wait_retries_transient_errors_and_its_deadline_bounds_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(1000));
+    let api = direct_api(asset("asset_w", "ready", "https://x/y.png")).await;
+    // Four 503s: more than one check's three attempts (`fast` has 2 retries).
+    Mock::given(method("GET"))
+        .and(path("/assets/asset_w"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(4)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    let url = client(&api).upload_image(&file).await.unwrap();
+    assert_eq!(url.as_str(), "https://x/y.png");
+    assert_eq!(requests(&api, "GET", "/assets/asset_w").await.len(), 5);
+
+    // A check that takes 4 s (within the 5 s per-attempt timeout) against a 0.5 s deadline.
+    let api = direct_api(asset("asset_h", "ready", "https://x/y.png")).await;
+    Mock::given(method("GET"))
+        .and(path("/assets/asset_h"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(asset("asset_h", "ready", "https://x/y.png"))
+                .set_delay(Duration::from_secs(4)),
+        )
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    let started = std::time::Instant::now();
+    let err = client(&api)
+        .upload_image_with(
+            &file,
+            UploadOptions::default().poll_deadline(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    match &err {
+        Error::AssetTimeout { last_status, .. } => {
+            assert_eq!(
+                last_status.as_str(),
+                "pending_upload",
+                "the create's status"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

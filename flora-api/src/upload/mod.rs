@@ -272,7 +272,8 @@ impl Client {
         };
         tracing::info!(asset_id = %created.asset_id, status = %created.status, "asset created");
         let deadline = ctx.options.poll_deadline.unwrap_or(DEFAULT_ASSET_DEADLINE);
-        self.wait_for_asset(&created.asset_id, deadline).await
+        self.wait_for_asset(&created.asset_id, created.status, deadline)
+            .await
     }
 }
 
