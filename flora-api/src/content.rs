@@ -16,6 +16,19 @@ pub(crate) enum Family {
 }
 
 impl Family {
+    /// The family of a technique output's kind; `None` for text and kinds this crate does
+    /// not know.
+    pub(crate) fn of_output(kind: &crate::wire::MediaType) -> Option<Family> {
+        use crate::wire::MediaType;
+        match kind {
+            MediaType::ImageUrl => Some(Family::Image),
+            MediaType::VideoUrl => Some(Family::Video),
+            MediaType::AudioUrl => Some(Family::Audio),
+            MediaType::DocumentUrl => Some(Family::Document),
+            _ => None,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Family::Image => "an image",
@@ -93,6 +106,24 @@ pub(crate) fn extension(content_type: &str) -> Option<&'static str> {
         "text/plain" => Some("txt"),
         "application/json" => Some("json"),
         _ => mime_guess::get_mime_extensions_str(&ct).and_then(|e| e.first().copied()),
+    }
+}
+
+/// The extension a downloaded file gets from the type its host announced: one of FLORA's
+/// media extensions (of `kind`'s family, when the output's kind is known), `txt` or `json` for
+/// a download of unknown kind, else the neutral `bin`. Never an executable or page type
+/// (`.bat`, `.hta`, `.htm`), whatever the host says.
+pub(crate) fn saved_extension(content_type: &str, kind: Option<Family>) -> &'static str {
+    let ct = normalise(content_type);
+    let media = ALLOWED
+        .iter()
+        .find(|(t, _)| *t == ct)
+        .filter(|_| kind.is_none_or(|k| Family::of(&ct) == Some(k)));
+    match (media, kind, ct.as_str()) {
+        (Some((_, ext)), _, _) => ext,
+        (None, None, "text/plain") => "txt",
+        (None, None, "application/json") => "json",
+        _ => "bin",
     }
 }
 

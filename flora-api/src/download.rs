@@ -17,7 +17,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::client::{Client, Exchange, Failure, Verdict, Watch, failure_error};
 use crate::connector::Origin;
-use crate::content::{self, safe_file_stem};
+use crate::content::{self, Family, safe_file_stem};
 use crate::error::{Error, root_causes};
 use crate::policy::retryable_status;
 use crate::technique::TechniqueRun;
@@ -58,11 +58,44 @@ impl DownloadOptions {
 }
 
 /// Where a download goes.
-enum Dest {
+enum Dest<'a> {
     /// Exactly this file.
     File(PathBuf),
     /// A name chosen in this directory.
     Dir(PathBuf),
+    /// One output of `save_outputs`: named `<stem>.<ext>` with an extension of the output's
+    /// kind, on a path no other output of the same call has claimed.
+    Output {
+        dir: PathBuf,
+        stem: String,
+        kind: Option<Family>,
+        claimed: &'a Claimed,
+    },
+}
+
+/// The file names one `save_outputs` has given (lowercased): no two outputs share a path.
+type Claimed = std::sync::Mutex<std::collections::HashSet<String>>;
+
+/// `<stem>.<ext>` (or `<stem>` without `ext`), else `<stem>-2.<ext>`, `-3`, …: the first
+/// that no other output of the call has claimed.
+fn claim(claimed: &Claimed, stem: &str, ext: Option<&str>) -> String {
+    let name = |n: usize| {
+        let stem = if n == 1 {
+            stem.to_owned()
+        } else {
+            format!("{stem}-{n}")
+        };
+        match ext {
+            Some(e) => format!("{stem}.{e}"),
+            None => stem,
+        }
+    };
+    let mut taken = claimed.lock().unwrap_or_else(|p| p.into_inner());
+    let mut n = 1;
+    while !taken.insert(name(n).to_ascii_lowercase()) {
+        n += 1;
+    }
+    name(n)
 }
 
 impl Client {
@@ -113,7 +146,7 @@ impl Client {
     async fn download_to(
         &self,
         url: &str,
-        dest: Dest,
+        dest: Dest<'_>,
         options: &DownloadOptions,
     ) -> Result<PathBuf, Error> {
         let shown = strip_query(url);
@@ -126,7 +159,7 @@ impl Client {
             )));
         }
         let dir = match &dest {
-            Dest::Dir(d) => d.clone(),
+            Dest::Dir(d) | Dest::Output { dir: d, .. } => d.clone(),
             Dest::File(f) => match f.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -192,11 +225,22 @@ impl Client {
                     }
                 });
                 let stem = safe_file_stem(&stem);
-                let name = match content_type.as_deref().and_then(content::extension) {
-                    Some(ext) => format!("{stem}.{ext}"),
+                let name = match content_type.as_deref() {
+                    Some(ct) => format!("{stem}.{}", content::saved_extension(ct, None)),
                     None => stem,
                 };
                 d.join(name)
+            }
+            Dest::Output {
+                dir,
+                stem,
+                kind,
+                claimed,
+            } => {
+                let ext = content_type
+                    .as_deref()
+                    .map_or("bin", |ct| content::saved_extension(ct, kind));
+                dir.join(claim(claimed, &stem, Some(ext)))
             }
         };
         tmp.persist(&path)
@@ -505,6 +549,12 @@ impl<O> TechniqueRun<O> {
     }
 }
 
+/// A media output whose value is a URL to download (else it is saved as text).
+fn is_media_url(o: &RunOutput) -> bool {
+    o.kind != MediaType::Text
+        && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+}
+
 async fn save_all(
     client: &Client,
     outputs: &[RunOutput],
@@ -517,35 +567,36 @@ async fn save_all(
             path: dir.to_path_buf(),
             source,
         })?;
-    let mut used = std::collections::HashSet::new();
+    let claimed = Claimed::default();
+    // Text outputs' names are known now: claimed first, so they do not depend on which
+    // download finishes first. Media names are claimed when their type is known.
+    let text_paths: Vec<Option<PathBuf>> = outputs
+        .iter()
+        .map(|o| {
+            (!is_media_url(o))
+                .then(|| dir.join(claim(&claimed, &safe_file_stem(&o.output_id), Some("txt"))))
+        })
+        .collect();
+    let claimed = &claimed;
     let mut jobs = Vec::new();
-    for o in outputs {
-        // Two ids that sanitise alike (`a b`, `a_b`) get distinct names.
-        let base = safe_file_stem(&o.output_id);
-        let mut stem = base.clone();
-        let mut n = 2;
-        while !used.insert(stem.to_ascii_lowercase()) {
-            stem = format!("{base}-{n}");
-            n += 1;
-        }
-        let is_media_url = o.kind != MediaType::Text
-            && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+    for (o, text_path) in outputs.iter().zip(text_paths) {
         jobs.push(async move {
-            if is_media_url {
-                client
-                    .download_to(
-                        &o.url,
-                        Dest::Dir(dir.to_path_buf()),
-                        &DownloadOptions {
-                            progress: None,
-                            file_stem: Some(stem),
-                        },
-                    )
-                    .await
-            } else {
-                let path = dir.join(format!("{stem}.txt"));
-                write_text(&path, &o.url).await?;
-                Ok(path)
+            match text_path {
+                Some(path) => {
+                    write_text(&path, &o.url).await?;
+                    Ok(path)
+                }
+                None => {
+                    let dest = Dest::Output {
+                        dir: dir.to_path_buf(),
+                        stem: safe_file_stem(&o.output_id),
+                        kind: Family::of_output(&o.kind),
+                        claimed,
+                    };
+                    client
+                        .download_to(&o.url, dest, &DownloadOptions::default())
+                        .await
+                }
             }
         });
     }

@@ -1140,3 +1140,133 @@ async fn defect_07_the_asset_wait_retries_transient_errors_and_its_deadline_boun
         other => panic!("{other:?}"),
     }
 }
+
+/// A media host serving `bytes` at each `(path, content type)`.
+async fn typed_media_host(files: &[(&str, &str)], bytes: Vec<u8>) -> MockServer {
+    let host = MockServer::start().await;
+    for (p, ct) in files {
+        Mock::given(method("GET"))
+            .and(path(*p))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", *ct)
+                    .set_body_bytes(bytes.clone()),
+            )
+            .mount(&host)
+            .await;
+    }
+    host
+}
+
+/// A run of `upscale()` whose outputs are `outputs` and its own two (`output_image` from
+/// `image_url`, and `caption`), saved into `dir/out`.
+async fn save(outputs: Value, image_url: String, dir: &Path) -> Vec<PathBuf> {
+    let api = MockServer::start().await;
+    let mut done = completed_json("run_1");
+    let mut outputs = outputs;
+    outputs
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"output_id": "output_image", "type": "imageUrl", "url": image_url}));
+    outputs
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"output_id": "caption", "type": "text", "url": "a caption"}));
+    done["outputs"] = outputs;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(done))
+        .mount(&api)
+        .await;
+    let c = client(&api);
+    let run = c.run(&upscale()).await.unwrap();
+    run.save_outputs(&c, dir.join("out")).await.unwrap()
+}
+
+/// Defect 11: no two outputs map to one path, also when the clash appears only with the
+/// extensions (a text output `notes` and a document output `notes` served as text).
+#[tokio::test]
+async fn defect_11_no_two_outputs_are_saved_to_one_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = typed_media_host(
+        &[("/notes", "text/plain"), ("/img", "image/png")],
+        b"the document".to_vec(),
+    )
+    .await;
+    let saved = save(
+        json!([
+            {"output_id": "notes", "type": "text", "url": "the text"},
+            {"output_id": "notes", "type": "documentUrl", "url": format!("{}/notes", host.uri())},
+            {"output_id": "Notes", "type": "text", "url": "more text"}
+        ]),
+        format!("{}/img", host.uri()),
+        dir.path(),
+    )
+    .await;
+    let unique: std::collections::HashSet<String> = saved
+        .iter()
+        .map(|p| p.to_string_lossy().to_ascii_lowercase())
+        .collect();
+    assert_eq!(unique.len(), 5, "{saved:?}");
+    assert_eq!(std::fs::read_to_string(&saved[0]).unwrap(), "the text");
+    assert_eq!(std::fs::read(&saved[1]).unwrap(), b"the document");
+    assert_eq!(std::fs::read_to_string(&saved[2]).unwrap(), "more text");
+    assert_eq!(saved[0].file_name().unwrap(), "notes.txt");
+    assert_eq!(saved[2].file_name().unwrap(), "Notes-2.txt");
+}
+
+/// Defect 12: a saved output's extension is one of its kind's media extensions or `.bin`,
+/// never what a host's content type would make executable or a page.
+#[tokio::test]
+async fn defect_12_an_outputs_extension_never_comes_from_a_hostile_content_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = typed_media_host(
+        &[
+            ("/a", "application/x-msdownload"),
+            ("/b", "application/hta"),
+            ("/c", "text/html"),
+            ("/d", "image/webp"),
+            ("/e", "video/mp4"),
+            ("/img", "image/png"),
+        ],
+        png_bytes(100),
+    )
+    .await;
+    let u = |p: &str| format!("{}{p}", host.uri());
+    let saved = save(
+        json!([
+            {"output_id": "a", "type": "imageUrl", "url": u("/a")},
+            {"output_id": "b", "type": "imageUrl", "url": u("/b")},
+            {"output_id": "c", "type": "documentUrl", "url": u("/c")},
+            {"output_id": "d", "type": "imageUrl", "url": u("/d")},
+            {"output_id": "e", "type": "imageUrl", "url": u("/e")}
+        ]),
+        u("/img"),
+        dir.path(),
+    )
+    .await;
+    let names: Vec<String> = saved
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // A video type for an image output is not the image's: neutral, too.
+    assert_eq!(
+        names,
+        [
+            "a.bin",
+            "b.bin",
+            "c.bin",
+            "d.webp",
+            "e.bin",
+            "output_image.png",
+            "caption.txt"
+        ]
+    );
+
+    // A plain download into a directory: FLORA's media types, text, else `.bin`.
+    let c = client(&MockServer::start().await);
+    let got = c
+        .download(u("/a"), dir.path().join("plain/"))
+        .await
+        .unwrap();
+    assert_eq!(got.file_name().unwrap(), "a.bin");
+}
