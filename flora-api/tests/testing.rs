@@ -321,3 +321,72 @@ async fn serve_answers_on_a_real_socket() {
         .unwrap();
     assert!(bytes.starts_with(b"\x89PNG"));
 }
+
+/// Issue 19, defect 15: one idempotency key with two different run bodies is refused with
+/// FLORA's 422 `idempotency_conflict`; the same body is replayed as one run.
+#[tokio::test(start_paused = true)]
+async fn defect_15_one_key_for_two_bodies_is_an_idempotency_conflict() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let client = fake.client();
+    let start = |image: ImageUrl| {
+        let client = client.clone();
+        async move {
+            client
+                .start_run(
+                    "cctv-cam",
+                    vec![RunInput::new("input_image", "imageUrl", image.as_str())],
+                    StartOptions::idempotency_key("order-1"),
+                )
+                .await
+        }
+    };
+    let first = start(face()).await.unwrap();
+    let again = start(face()).await.unwrap();
+    assert_eq!(first.run_id(), again.run_id());
+    let err = start(other_face()).await.unwrap_err();
+    assert!(matches!(err, Error::Idempotency { .. }), "{err:?}");
+    let api = err.api().unwrap();
+    assert_eq!(
+        (api.status, api.code.as_str()),
+        (422, "idempotency_conflict")
+    );
+    assert_eq!(fake.run_count(), 1);
+    assert_eq!(
+        fake.runs::<CctvCam>(),
+        vec![CctvCam {
+            input_image: face()
+        }]
+    );
+}
+
+/// Issue 19, defect 22: through `fake.client()`, a host the fake does not serve is
+/// unreachable (a connection error), not a 404 "the URL may have expired".
+#[tokio::test(start_paused = true)]
+async fn defect_22_a_host_the_fake_does_not_serve_is_unreachable() {
+    let fake = FakeFlora::new();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let err = client
+        .download(
+            "https://cdn.elsewhere.invalid/o.png",
+            dir.path().join("o.png"),
+        )
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, Error::MediaGone { .. }), "{err:?}");
+    assert!(matches!(err, Error::Download { .. }), "{err:?}");
+    assert!(err.to_string().contains("connection"), "{err}");
+    // The fake's own hosts still answer.
+    let small = client
+        .upload_image(flora_api::Upload::bytes(
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+            "s.png",
+        ))
+        .await
+        .unwrap();
+    client
+        .download(&small, dir.path().join("back.png"))
+        .await
+        .unwrap();
+}

@@ -77,7 +77,8 @@ struct State {
     techniques: BTreeMap<String, Entry>,
     runs: HashMap<String, RunState>,
     run_order: Vec<String>,
-    run_keys: HashMap<String, String>,
+    /// Idempotency key -> (run id, the request it started: technique and inputs).
+    run_keys: HashMap<String, (String, Value)>,
     journal: Vec<(String, Vec<RunInput>)>,
     /// Signed upload targets renewed so far (each renewal's form differs).
     renewals: u64,
@@ -192,6 +193,15 @@ impl Core {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    /// Whether `url` is on the fake's API host or its media host (scheme, host and port).
+    fn serves(&self, url: &url::Url) -> bool {
+        let media = self.media_base();
+        [super::FAKE_BASE_URL, media.as_str()]
+            .iter()
+            .filter_map(|base| url::Url::parse(base).ok())
+            .any(|base| base.origin() == url.origin())
     }
 
     pub fn set_media_base(&self, base: String) {
@@ -447,8 +457,18 @@ impl Core {
             })
             .unwrap_or_default();
         let media_base = self.media_base();
+        let request = json!({"technique": slug, "inputs": body["inputs"]});
         self.with(|st| {
-            if let Some(id) = key.as_ref().and_then(|k| st.run_keys.get(k)).cloned() {
+            if let Some((id, first)) = key.as_ref().and_then(|k| st.run_keys.get(k)).cloned() {
+                // The same key with another request is refused, as FLORA documents.
+                if first != request {
+                    return error(
+                        422,
+                        "idempotency_conflict",
+                        "this idempotency key was used with a different request body",
+                        &[],
+                    );
+                }
                 // The same key is the same run (a retry after a lost answer).
                 return json_answer(
                     201,
@@ -481,7 +501,7 @@ impl Core {
             );
             st.run_order.push(id.clone());
             if let Some(k) = key {
-                st.run_keys.insert(k, id.clone());
+                st.run_keys.insert(k, (id.clone(), request));
             }
             st.journal.push((slug, inputs));
             json_answer(
@@ -852,10 +872,16 @@ fn to_reqwest(resp: FakeResponse) -> reqwest::Response {
     }
 }
 
-/// The in-process seam: the client sends every request, of every origin, here.
+/// The in-process seam: the client sends every request, of every origin, here. A host the
+/// fake does not serve (neither its API nor its media host) is unreachable, as in production.
 impl Connector for Core {
     fn send(&self, request: reqwest::Request, _origin: Origin) -> Sending<'_> {
-        Box::pin(async move { Ok(self.handle(request).await) })
+        Box::pin(async move {
+            if !self.serves(request.url()) {
+                return Ok(to_reqwest(FakeResponse::Broken));
+            }
+            Ok(self.handle(request).await)
+        })
     }
 
     /// Answers come at once; a timer under a paused test clock would only fire spuriously.

@@ -14,7 +14,9 @@
 //!   (deterministic placeholder outputs on `.invalid` hosts). Later rules win over earlier
 //!   ones. A run of a technique without a matching rule is refused (fail closed), with an
 //!   error naming the rule to add.
-//! - Like the real API: the same idempotency key returns the same run; inputs are validated
+//! - Like the real API: the same idempotency key returns the same run (and with another
+//!   request body, 422 `idempotency_conflict`); a host the fake does not serve (neither its
+//!   API nor its media host) is unreachable, a connection error; inputs are validated
 //!   against the technique's generated schema (400 `input_validation_error` with field
 //!   errors); the dynamic layer (`technique`, `techniques`, `start_run`, `get_run`) works;
 //!   uploads and downloads work with bytes kept in memory.
