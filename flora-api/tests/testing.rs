@@ -390,3 +390,42 @@ async fn defect_22_a_host_the_fake_does_not_serve_is_unreachable() {
         .await
         .unwrap();
 }
+
+/// Issue 19, defect 13: a lost answer on a signed reserve is replayed as it was, upload
+/// target included, so the client's retry can upload.
+#[tokio::test(start_paused = true)]
+async fn defect_13_a_replayed_reserve_keeps_its_upload_target() {
+    let fake = FakeFlora::new();
+    let client = fake.client();
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(std::iter::repeat_n(7u8, 5 * 1024 * 1024)); // > 4 MiB: the signed path
+    fake.fail_next(1, Fault::LostAnswer);
+    let url = client
+        .upload_image(flora_api::Upload::bytes(png.clone(), "big.png"))
+        .await
+        .unwrap();
+    assert_eq!(fake.media(url.as_str()).unwrap(), png);
+}
+
+/// Issue 19, defect 19: the fake stores only the types FLORA accepts; others are refused as
+/// FLORA refuses them (also when the client's own check was skipped with an explicit type).
+#[tokio::test(start_paused = true)]
+async fn defect_19_the_fake_refuses_types_flora_refuses() {
+    let fake = FakeFlora::new();
+    let client = fake.client();
+    for len in [1_000, 5 * 1024 * 1024] {
+        let mut bmp = b"BM".to_vec();
+        bmp.resize(len, 0);
+        let err = client
+            .upload(
+                flora_api::Upload::bytes(bmp, "x.bmp"),
+                flora_api::UploadOptions::default().content_type("image/bmp"),
+            )
+            .await
+            .unwrap_err();
+        let api = err.api().unwrap_or_else(|| panic!("{err:?}"));
+        assert_eq!(api.status, 400, "{len}: {err}");
+        assert_eq!(api.code.as_str(), "input_validation_error");
+        assert!(err.to_string().contains("image/bmp"), "{err}");
+    }
+}

@@ -79,6 +79,8 @@ struct State {
     run_order: Vec<String>,
     /// Idempotency key -> (run id, the request it started: technique and inputs).
     run_keys: HashMap<String, (String, Value)>,
+    /// Idempotency key -> the first answer of `POST /assets` under it.
+    asset_answers: HashMap<String, Value>,
     journal: Vec<(String, Vec<RunInput>)>,
     /// Signed upload targets renewed so far (each renewal's form differs).
     renewals: u64,
@@ -572,15 +574,33 @@ impl Core {
         json
     }
 
+    /// `POST /assets`. A key seen before replays its first answer as it was (a signed
+    /// reserve's with its upload target), as FLORA replays.
     fn create_asset(&self, req: &FakeRequest, key: Option<String>) -> FakeResponse {
+        if let Some(first) = key
+            .as_ref()
+            .and_then(|k| self.with(|st| st.asset_answers.get(k).cloned()))
+        {
+            return json_answer(201, &first);
+        }
+        let answer = self.new_asset_from(req, key.clone());
+        if let (
+            Some(k),
+            FakeResponse::Answer {
+                status: 201, body, ..
+            },
+        ) = (key, &answer)
+            && let Ok(first) = serde_json::from_slice::<Value>(body)
+        {
+            self.with(|st| st.asset_answers.insert(k, first));
+        }
+        answer
+    }
+
+    fn new_asset_from(&self, req: &FakeRequest, key: Option<String>) -> FakeResponse {
         let media_base = self.media_base();
         let ct = req.content_type();
         self.with(|st| {
-            if let Some(id) = key.as_ref().and_then(|k| st.asset_keys.get(k)).cloned()
-                && let Some(a) = st.assets.get(&id)
-            {
-                return json_answer(201, &a.json);
-            }
             if ct.starts_with("multipart/form-data") {
                 let Some(form) = multipart::parse(&ct, &req.body) else {
                     return error(400, "input_validation_error", "malformed multipart body", &[]);
@@ -590,6 +610,9 @@ impl Core {
                 };
                 let name = file.file_name.clone().unwrap_or_else(|| "upload".to_owned());
                 let content_type = file.content_type.clone().unwrap_or_default();
+                if let Some(refused) = refuse_type(&content_type) {
+                    return refused;
+                }
                 let a = self.new_asset(st, key, json!({"status": "ready", "uploaded_via": "direct", "name": name, "content_type": content_type, "size_bytes": file.data.len()}));
                 let id = a["asset_id"].as_str().unwrap_or("").to_owned();
                 let path = format!("/media/assets/{id}/{name}");
@@ -607,6 +630,9 @@ impl Core {
             };
             match body["source"].as_str() {
                 Some("signed-url") => {
+                    if let Some(refused) = body["content_type"].as_str().and_then(refuse_type) {
+                        return refused;
+                    }
                     let name = body["file_name"].as_str().unwrap_or("upload").to_owned();
                     let mut a = self.new_asset(st, key, json!({"status": "pending_upload", "uploaded_via": "signed_url", "name": name, "content_type": body["content_type"]}));
                     let id = a["asset_id"].as_str().unwrap_or("").to_owned();
@@ -732,6 +758,28 @@ impl Core {
             },
         })
     }
+}
+
+/// FLORA stores only the types it lists (jpeg, png, webp, gif, avif, heic, heif, mp4, webm,
+/// quicktime, mpeg, wav, ogg, pdf); the fake refuses the others as a 400 on `content_type`.
+fn refuse_type(content_type: &str) -> Option<FakeResponse> {
+    let ct = crate::content::normalise(content_type);
+    if crate::content::ALLOWED.iter().any(|(t, _)| *t == ct) {
+        return None;
+    }
+    let allowed: Vec<&str> = crate::content::ALLOWED.iter().map(|(t, _)| *t).collect();
+    Some(error(
+        400,
+        "input_validation_error",
+        &format!(
+            "unsupported content type `{ct}`; allowed: {}",
+            allowed.join(", ")
+        ),
+        &[(
+            "content_type".to_owned(),
+            "unsupported content type".to_owned(),
+        )],
+    ))
 }
 
 /// The fail-closed message: a technique unknown to the fake, or known without a rule.
