@@ -429,3 +429,32 @@ async fn defect_19_the_fake_refuses_types_flora_refuses() {
         assert!(err.to_string().contains("image/bmp"), "{err}");
     }
 }
+
+/// Issue 19, defect 17: asset URLs carry the file name percent-encoded: valid `ImageUrl`s
+/// that `fake.media(url)` and downloads resolve, for names with spaces or `#`.
+#[tokio::test(start_paused = true)]
+async fn defect_17_asset_urls_percent_encode_file_names() {
+    let fake = FakeFlora::new();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    for (name, len) in [
+        ("IMG 0001.png", 1000),
+        ("a#b.png", 1000),
+        ("big one.png", 5 << 20),
+    ] {
+        let mut bytes = png.clone();
+        bytes.resize(len, 9);
+        let url = client
+            .upload_image(flora_api::Upload::bytes(bytes.clone(), name))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!url.as_str().contains(' '), "{url}");
+        assert_eq!(fake.media(url.as_str()).unwrap(), bytes, "{name}");
+        let saved = client
+            .download(&url, dir.path().join("x.png"))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(saved).unwrap(), bytes, "{name}");
+    }
+}

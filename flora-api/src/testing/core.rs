@@ -615,9 +615,8 @@ impl Core {
                 }
                 let a = self.new_asset(st, key, json!({"status": "ready", "uploaded_via": "direct", "name": name, "content_type": content_type, "size_bytes": file.data.len()}));
                 let id = a["asset_id"].as_str().unwrap_or("").to_owned();
-                let path = format!("/media/assets/{id}/{name}");
-                st.media.insert(path.clone(), (file.data.clone(), content_type));
-                let url = format!("{media_base}{path}");
+                let (url, path) = asset_url(&media_base, &id, &name);
+                st.media.insert(path, (file.data.clone(), content_type));
                 if let Some(s) = st.assets.get_mut(&id) {
                     s.json["url"] = json!(url);
                 }
@@ -636,7 +635,7 @@ impl Core {
                     let name = body["file_name"].as_str().unwrap_or("upload").to_owned();
                     let mut a = self.new_asset(st, key, json!({"status": "pending_upload", "uploaded_via": "signed_url", "name": name, "content_type": body["content_type"]}));
                     let id = a["asset_id"].as_str().unwrap_or("").to_owned();
-                    a["url"] = json!(format!("{media_base}/media/assets/{id}/{name}"));
+                    a["url"] = json!(asset_url(&media_base, &id, &name).0);
                     a["upload"] = json!({"url": format!("{media_base}/media/upload/{id}"), "method": "POST", "file_field": "file", "form_fields": {"key": id}});
                     if let Some(s) = st.assets.get_mut(&id) {
                         s.json["url"] = a["url"].clone();
@@ -757,6 +756,28 @@ impl Core {
                 body: Bytes::from_static(b"not found"),
             },
         })
+    }
+}
+
+/// The URL of an asset's bytes on the media host, and its path (the key the bytes are kept
+/// under): the file name percent-encoded as one segment, so `IMG 0001.png` or `a#b.png` give
+/// valid URLs that resolve to the bytes.
+fn asset_url(media_base: &str, id: &str, name: &str) -> (String, String) {
+    match url::Url::parse(media_base) {
+        Ok(mut u) => {
+            if let Ok(mut segments) = u.path_segments_mut() {
+                segments
+                    .pop_if_empty()
+                    .extend(["media", "assets", id, name]);
+            }
+            let path = u.path().to_owned();
+            (u.into(), path)
+        }
+        // The media base is the fake's own (a constant or `serve()`'s address): valid.
+        Err(_) => {
+            let path = format!("/media/assets/{id}/upload");
+            (format!("{media_base}{path}"), path)
+        }
     }
 }
 

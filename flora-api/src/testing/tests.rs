@@ -82,7 +82,7 @@ fn big_png() -> Upload {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_steady_signed_upload_longer_than_the_timeout_succeeds_in_one_attempt() {
+async fn defect_01_a_steady_signed_upload_longer_than_the_timeout_succeeds_in_one_attempt() {
     let host = Arc::new(SlowUploadHost::new(Duration::from_millis(400), None));
     let client = client_with(host.clone(), Duration::from_secs(1), 64);
     let start = Instant::now();
@@ -201,7 +201,7 @@ impl Connector for CountOpen {
 }
 
 #[tokio::test(start_paused = true)]
-async fn max_in_flight_bounds_every_request_uploads_and_downloads_included() {
+async fn defect_03_max_in_flight_bounds_every_request_uploads_and_downloads_included() {
     let counter = Arc::new(CountOpen {
         core: Core::new(),
         open: Arc::new(AtomicUsize::new(0)),
