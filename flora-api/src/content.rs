@@ -96,6 +96,33 @@ pub(crate) fn detect(head: &[u8], file_name: Option<&str>) -> Option<String> {
     ext_guess.map(|m| normalise(m.essence_str()))
 }
 
+/// The type of the bytes of a typed upload (`upload_image`, …): from their signature only. A
+/// file whose bytes match no type is refused, whatever its extension says (a text file named
+/// `face.png` is not an image); `UploadOptions::content_type` is the way out.
+pub(crate) fn detect_typed(head: &[u8], name: &str, family: Family) -> Result<String, Error> {
+    match infer::get(head) {
+        Some(t) => Ok(normalise(t.mime_type())),
+        None => {
+            let accepted: Vec<&str> = ALLOWED
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| Family::of(t) == Some(family))
+                .collect();
+            let named = mime_guess::from_path(name)
+                .first()
+                .map(|m| format!(" (its name says `{}`)", normalise(m.essence_str())))
+                .unwrap_or_default();
+            Err(Error::InvalidInput(format!(
+                "the bytes of {name}{named} are not {} FLORA accepts ({}): they match no \
+                 known file signature, and a name's extension alone is not trusted; if it is \
+                 one, set `UploadOptions::content_type`",
+                family.name(),
+                accepted.join(", ")
+            )))
+        }
+    }
+}
+
 /// The extension to give a file of this type (`png` for `image/png`).
 pub(crate) fn extension(content_type: &str) -> Option<&'static str> {
     let ct = normalise(content_type);

@@ -1270,3 +1270,25 @@ async fn defect_12_an_outputs_extension_never_comes_from_a_hostile_content_type(
         .unwrap();
     assert_eq!(got.file_name().unwrap(), "a.bin");
 }
+
+/// Defect 24: a typed upload needs bytes that match an accepted type of its kind: a text file
+/// named `face.png` is refused before any request, and `content_type` is the way out.
+#[tokio::test]
+async fn defect_24_a_typed_upload_needs_matching_bytes_not_just_an_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockServer::start().await;
+    let c = client(&api);
+    let text = write_file(dir.path(), "face.png", b"hello, I am not an image at all");
+    let err = c.upload_image(&text).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("face.png"), "{msg}");
+    assert!(msg.contains("not an image"), "{msg}");
+    assert!(msg.contains("UploadOptions::content_type"), "{msg}");
+    let err = c
+        .upload_audio(Upload::bytes(b"not audio".to_vec(), "a.mp3"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audio/mpeg"), "{err}");
+    assert!(api.received_requests().await.unwrap().is_empty());
+}

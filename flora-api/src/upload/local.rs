@@ -167,9 +167,10 @@ pub(super) fn prepare(
             "{name} is empty (0 bytes); there is nothing to upload"
         )));
     }
-    let content_type = match explicit {
-        Some(ct) => ct.to_owned(),
-        None => content::detect(head, Some(name)).ok_or_else(|| {
+    let content_type = match (explicit, family) {
+        (Some(ct), _) => ct.to_owned(),
+        (None, Some(family)) => content::detect_typed(head, name, family)?,
+        (None, None) => content::detect(head, Some(name)).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "cannot tell the type of {name} from its bytes or extension; set \
                  `UploadOptions::content_type`"
