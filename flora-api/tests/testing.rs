@@ -458,3 +458,28 @@ async fn defect_17_asset_urls_percent_encode_file_names() {
         assert_eq!(std::fs::read(saved).unwrap(), bytes, "{name}");
     }
 }
+
+/// Issue 19, defect 23: a registered schema is served as given: a hand-written name and
+/// description (and fields the fake does not model) survive a fetch from the fake.
+#[tokio::test(start_paused = true)]
+async fn defect_23_a_registered_schema_is_served_as_given() {
+    let fake = FakeFlora::new();
+    let schema: flora_api::TechniqueSchema = serde_json::from_value(serde_json::json!({
+        "technique_id": "tech_vd", "slug": "video-dub", "name": "Video Dub",
+        "description": "Dubs a video. Written by hand.", "run_cost": 0.5,
+        "category": "video",
+        "inputs": [{"id": "video", "name": "Video", "type": "videoUrl", "optional": false}],
+        "outputs": [{"id": "dubbed", "name": "Dubbed", "type": "videoUrl"}]
+    }))
+    .unwrap();
+    fake.completes_untyped(&schema);
+    let client = fake.client();
+    let live = client.technique("video-dub").await.unwrap();
+    assert_eq!(live.name, "Video Dub");
+    assert_eq!(
+        live.description.as_deref(),
+        Some("Dubs a video. Written by hand.")
+    );
+    assert_eq!(live.raw()["category"], "video");
+    assert_eq!(live.inputs.unwrap()[0].name.as_deref(), Some("Video"));
+}

@@ -58,6 +58,9 @@ struct Entry {
     inputs: Vec<Slot>,
     outputs: Vec<Slot>,
     rules: Vec<Rule>,
+    /// The schema as registered (`completes_untyped`), served as given: names, descriptions
+    /// and fields the fake does not model stay as the user wrote them.
+    given: Option<Value>,
 }
 
 struct RunState {
@@ -240,6 +243,7 @@ impl Core {
                     inputs: slots(inputs),
                     outputs: slots(outputs),
                     rules: Vec::new(),
+                    given: None,
                 });
         });
     }
@@ -265,6 +269,11 @@ impl Core {
                     inputs: slots(&schema.inputs),
                     outputs: slots(&schema.outputs),
                     rules: Vec::new(),
+                    given: Some(match schema.raw() {
+                        Value::Object(_) => schema.raw().clone(),
+                        // Built in code rather than parsed: its serialised form.
+                        _ => serde_json::to_value(schema).unwrap_or(Value::Null),
+                    }),
                 });
         });
     }
@@ -394,6 +403,13 @@ impl Core {
     }
 
     fn schema_json(slug: &str, e: &Entry) -> Value {
+        if let Some(given @ Value::Object(_)) = &e.given {
+            let mut given = given.clone();
+            if given.get("slug").is_none() {
+                given["slug"] = json!(slug);
+            }
+            return given;
+        }
         let slots = |s: &[Slot]| -> Vec<Value> {
             s.iter()
                 .map(|i| json!({"id": i.id, "name": i.id, "type": i.kind, "optional": i.optional}))
