@@ -483,3 +483,38 @@ async fn defect_23_a_registered_schema_is_served_as_given() {
     assert_eq!(live.raw()["category"], "video");
     assert_eq!(live.inputs.unwrap()[0].name.as_deref(), Some("Video"));
 }
+
+/// Issue 19, defect 21: a fake can require a key and answers others with FLORA's 401
+/// `unauthorized`; an injected status carries the code FLORA sends with it.
+#[tokio::test(start_paused = true)]
+async fn defect_21_a_wrong_key_and_injected_statuses_look_like_flora() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.require_key("sk_right");
+    let err = fake.client().technique("cctv-cam").await.unwrap_err();
+    let api = err.api().unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!((api.status, api.code.as_str()), (401, "unauthorized"));
+    let right = fake.client_builder().api_key("sk_right").build().unwrap();
+    right.technique("cctv-cam").await.unwrap();
+    for (status, code) in [
+        (401, "unauthorized"),
+        (402, "insufficient_credits"),
+        (403, "forbidden"),
+        (404, "not_found"),
+        (429, "rate_limited"),
+        (500, "internal_error"),
+        (503, "service_unavailable"),
+    ] {
+        // Retryable statuses are tried three times (two retries), the others once.
+        let attempts = if matches!(status, 429 | 500 | 503) {
+            3
+        } else {
+            1
+        };
+        fake.fail_next(attempts, Fault::Status(status));
+        let err = right.technique("cctv-cam").await.unwrap_err();
+        let api = err.api().unwrap_or_else(|| panic!("{status}: {err:?}"));
+        assert_eq!((api.status, api.code.as_str()), (status, code), "{err}");
+        right.technique("cctv-cam").await.unwrap();
+    }
+}

@@ -82,6 +82,8 @@ struct State {
     run_order: Vec<String>,
     /// Idempotency key -> (run id, the request it started: technique and inputs).
     run_keys: HashMap<String, (String, Value)>,
+    /// The API key the API part answers (`FakeFlora::require_key`); any key when `None`.
+    required_key: Option<String>,
     /// Idempotency key -> the first answer of `POST /assets` under it.
     asset_answers: HashMap<String, Value>,
     journal: Vec<(String, Vec<RunInput>)>,
@@ -304,6 +306,10 @@ impl Core {
         self.with(|st| st.requests)
     }
 
+    pub fn require_key(&self, key: String) {
+        self.with(|st| st.required_key = Some(key));
+    }
+
     pub fn push_faults(&self, n: usize, fault: Fault) {
         self.with(|st| st.faults.extend(std::iter::repeat_n(fault, n)));
     }
@@ -339,7 +345,7 @@ impl Core {
         });
         match fault {
             Some(Fault::Status(s)) => {
-                return error(s, "service_unavailable", "injected by FakeFlora", &[]);
+                return error(s, code_for_status(s), "injected by FakeFlora", &[]);
             }
             Some(Fault::RateLimited { retry_after }) => {
                 return FakeResponse::Answer {
@@ -370,6 +376,17 @@ impl Core {
 
     fn route(&self, req: FakeRequest) -> FakeResponse {
         let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        // The API checks the key (when the test asked for one); the media host never sees it.
+        if let (Some(wanted), ["api", ..]) = (self.with(|st| st.required_key.clone()), &segs[..]) {
+            let sent = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if sent != Some(wanted.as_str()) {
+                return error(401, "unauthorized", "invalid or missing API key", &[]);
+            }
+        }
         let key = req
             .headers
             .get("idempotency-key")
@@ -772,6 +789,22 @@ impl Core {
                 body: Bytes::from_static(b"not found"),
             },
         })
+    }
+}
+
+/// The error code FLORA sends with an HTTP status, for injected failures.
+fn code_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "input_validation_error",
+        401 => "unauthorized",
+        402 => "insufficient_credits",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "idempotency_duplicate",
+        422 => "idempotency_conflict",
+        429 => "rate_limited",
+        503 => "service_unavailable",
+        _ => "internal_error",
     }
 }
 

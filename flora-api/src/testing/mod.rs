@@ -49,7 +49,9 @@ use crate::technique::RunInput;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Answer with this status (and the error envelope) without handling the request.
+    /// Answer with this status and the error code FLORA sends with it (401 `unauthorized`,
+    /// 402 `insufficient_credits`, 429 `rate_limited`, 503 `service_unavailable`, …),
+    /// without handling the request.
     Status(u16),
     /// Answer 429 with `Retry-After`.
     RateLimited {
@@ -188,6 +190,13 @@ impl FakeFlora {
     /// How many requests reached the fake (retries included).
     pub fn request_count(&self) -> usize {
         self.core.request_count()
+    }
+
+    /// Answers the API only for this key, and any other (or none) with FLORA's 401
+    /// `unauthorized`, to test what a program does with a wrong key. [`client`](Self::client)
+    /// sends `sk_fake_flora`; set the key with [`client_builder`](Self::client_builder)`.api_key(..)`.
+    pub fn require_key(&self, key: impl Into<String>) {
+        self.core.require_key(key.into());
     }
 
     /// Makes each of the next `n` requests fail with `fault`; the client's own retries see
