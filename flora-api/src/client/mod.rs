@@ -3,6 +3,7 @@
 //! `Retry-After`, idempotency keys reused across attempts).
 
 mod builder;
+mod call;
 mod send;
 
 use std::fmt;
@@ -19,10 +20,9 @@ use crate::policy::{PollPolicy, RetryPolicy};
 
 pub use builder::ClientBuilder;
 use builder::parse_custom_headers;
+pub(crate) use call::{Body, Call, FormFn};
 pub use send::IDEMPOTENCY_HEADER;
-pub(crate) use send::{
-    Body, Call, Exchange, Failure, FormFn, Verdict, Watch, failure_error, read_capped,
-};
+pub(crate) use send::{Exchange, Failure, Verdict, Watch, failure_error, read_capped};
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://app.flora.ai/api/v1";

@@ -1,0 +1,185 @@
+//! `Call`: one API request as an [`Exchange`]: JSON or multipart bodies, FLORA's error
+//! envelope, the API's retry statuses and `Retry-After`.
+
+use std::sync::Arc;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::send::{Exchange, MAX_BODY, MAX_ERROR_BODY, Verdict, Watch, read_capped};
+use super::{Client, IDEMPOTENCY_HEADER};
+use crate::connector::Origin;
+use crate::error::{ApiError, ApiErrorCode, Error, snippet};
+use crate::policy::{retryable_status, server_delay};
+use crate::urls::API_PATH;
+
+/// Builds a multipart form anew for each attempt (a `Form` is consumed by sending it).
+pub(crate) type FormFn = Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>;
+
+/// A request body of an API call.
+pub(crate) enum Body {
+    /// Sent as `application/json`.
+    Json(serde_json::Value),
+    /// Sent as `multipart/form-data`, rebuilt for every attempt.
+    Multipart(FormFn),
+}
+
+/// One API call: JSON answers, FLORA's error bodies, the API's retry statuses.
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<Body>,
+    pub idempotency_key: Option<String>,
+    /// The base URL does not end in `/api/v1`: a 404 says so.
+    base_path_suspect: bool,
+}
+
+impl Call {
+    pub fn new(method: Method, url: Url) -> Self {
+        Call {
+            method,
+            url,
+            body: None,
+            idempotency_key: None,
+            base_path_suspect: false,
+        }
+    }
+
+    pub fn get(url: Url) -> Self {
+        Call::new(Method::GET, url)
+    }
+
+    /// With this body.
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// With this idempotency key (the same on every attempt).
+    pub fn idempotency_key(mut self, key: String) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    fn api_error(&self, status: StatusCode, headers: &HeaderMap, body: &str) -> Error {
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut api = ApiError::from_response(self.endpoint(), status.as_u16(), request_id, body);
+        api.retry_after = server_delay(headers);
+        api.base_path_suspect = self.base_path_suspect;
+        let api = Box::new(api);
+        match (&self.idempotency_key, &api.code) {
+            (Some(key), ApiErrorCode::IdempotencyDuplicate | ApiErrorCode::IdempotencyConflict) => {
+                Error::Idempotency {
+                    key: key.clone(),
+                    api,
+                }
+            }
+            _ => Error::Api(api),
+        }
+    }
+}
+
+impl Exchange for Call {
+    type Output = String;
+
+    fn origin(&self) -> Origin {
+        Origin::Api
+    }
+
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.url.path())
+    }
+
+    fn request(
+        &mut self,
+        shaper: &reqwest::Client,
+        _watch: &Watch,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let mut builder = shaper
+            .request(self.method.clone(), self.url.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(key) = &self.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_HEADER, key);
+        }
+        Ok(match &self.body {
+            Some(Body::Json(v)) => {
+                let bytes = serde_json::to_vec(v).map_err(|e| {
+                    Error::InvalidInput(format!("could not encode the request body: {e}"))
+                })?;
+                builder.header(CONTENT_TYPE, "application/json").body(bytes)
+            }
+            Some(Body::Multipart(form)) => builder.multipart(form()),
+            None => builder,
+        })
+    }
+
+    async fn answer(&mut self, response: reqwest::Response, _watch: &Watch) -> Verdict<String> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let limit = if status.is_success() {
+            MAX_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let (text, cut) = match read_capped(response, limit).await {
+            Ok((bytes, cut)) => (
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                cut,
+            ),
+            Err(e) => return Verdict::broke(e),
+        };
+        if status.is_success() {
+            return if cut {
+                Verdict::Fail(Error::ResponseTooLarge {
+                    endpoint: self.endpoint(),
+                    limit: MAX_BODY,
+                })
+            } else {
+                Verdict::Done(text)
+            };
+        }
+        let error = self.api_error(status, &headers, &text);
+        if !retryable_status(status) {
+            return Verdict::Fail(error);
+        }
+        Verdict::Retry {
+            error,
+            hint: server_delay(&headers),
+            rate_limited: status == StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+}
+
+impl Client {
+    /// Sends an API call and decodes a 2xx JSON body into `T`.
+    pub(crate) async fn send_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
+        let endpoint = call.endpoint();
+        let body = self.send(call).await?;
+        serde_json::from_str(&body).map_err(|source| Error::Decode {
+            endpoint,
+            snippet: snippet(&body),
+            source,
+        })
+    }
+
+    /// Sends an API call with retries; returns the body of the first 2xx answer.
+    pub(crate) async fn send(&self, mut call: Call) -> Result<String, Error> {
+        call.base_path_suspect = !self
+            .inner
+            .base
+            .path()
+            .trim_end_matches('/')
+            .ends_with(API_PATH);
+        self.exchange(&mut call).await
+    }
+}

@@ -1,0 +1,239 @@
+//! Files out: streamed, atomic downloads of output URLs, and `save_outputs`.
+//!
+//! FLORA's output URLs are "long-lived but not permanent; download to keep". A download goes
+//! to a temporary file in the destination directory and is renamed into place only when
+//! complete (length checked against `Content-Length`), so `dest` never holds a partial file.
+//! Media hosts are other origins: the FLORA key and custom headers never go there.
+
+use std::path::{Path, PathBuf};
+
+mod fetch;
+mod save;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::client::Client;
+use crate::content::{self, Family, safe_file_stem};
+use crate::error::Error;
+use crate::upload::Progress;
+use crate::urls::{is_https_or_loopback, strip_query};
+use fetch::Fetch;
+use save::{Claimed, claim};
+
+/// Settings of one download.
+#[derive(Clone, Default)]
+pub struct DownloadOptions {
+    /// Called with `(bytes received, total if known)`.
+    pub progress: Option<Progress>,
+    /// File name (without extension) to use when the destination is a directory; else the
+    /// sanitised last segment of the URL.
+    pub file_stem: Option<String>,
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .field("file_stem", &self.file_stem)
+            .finish()
+    }
+}
+
+impl DownloadOptions {
+    /// Sets [`progress`](Self::progress).
+    pub fn progress(mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+    /// Sets [`file_stem`](Self::file_stem).
+    pub fn file_stem(mut self, stem: impl Into<String>) -> Self {
+        self.file_stem = Some(stem.into());
+        self
+    }
+}
+
+/// Where a download goes.
+enum Dest<'a> {
+    /// Exactly this file.
+    File(PathBuf),
+    /// A name chosen in this directory.
+    Dir(PathBuf),
+    /// One output of `save_outputs`: named `<stem>.<ext>` with an extension of the output's
+    /// kind, on a path no other output of the same call has claimed.
+    Output {
+        dir: PathBuf,
+        stem: String,
+        kind: Option<Family>,
+        claimed: &'a Claimed,
+    },
+}
+
+impl Client {
+    /// Downloads `url` to `dest` and returns the path written.
+    ///
+    /// `dest` is a file path (parent directories are created), or an existing directory (or a
+    /// path ending in `/`), in which case the file is named after the URL's last segment with
+    /// an extension from the content type. Connection errors and 5xx are retried, resuming
+    /// with `Range` when the host supports it. A failed download never leaves a partial file
+    /// at `dest` and never replaces an existing file. Only `https://` (or loopback `http://`)
+    /// URLs are fetched, without the FLORA key.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client, url: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// let path = client.download(&url, "out/result.png").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn download(
+        &self,
+        url: impl AsRef<str>,
+        dest: impl AsRef<Path>,
+    ) -> Result<PathBuf, Error> {
+        self.download_with(url, dest, DownloadOptions::default())
+            .await
+    }
+
+    /// [`download`](Self::download) with progress and naming options.
+    pub async fn download_with(
+        &self,
+        url: impl AsRef<str>,
+        dest: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let dest = dest.as_ref();
+        let ends_with_sep = dest
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(['/', std::path::MAIN_SEPARATOR]);
+        let is_dir = ends_with_sep || tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir());
+        let target = if is_dir {
+            Dest::Dir(dest.to_path_buf())
+        } else {
+            Dest::File(dest.to_path_buf())
+        };
+        self.download_to(url.as_ref(), target, &options).await
+    }
+
+    async fn download_to(
+        &self,
+        url: &str,
+        dest: Dest<'_>,
+        options: &DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let shown = strip_query(url);
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::InvalidInput(format!("{shown:?} is not a URL ({e})")))?;
+        if !is_https_or_loopback(&parsed) {
+            return Err(Error::InvalidInput(format!(
+                "{shown} is not an https:// URL; only https:// (or http:// on loopback) is \
+                 downloaded"
+            )));
+        }
+        let dir = match &dest {
+            Dest::Dir(d) | Dest::Output { dir: d, .. } => d.clone(),
+            Dest::File(f) => match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
+        let io = |action, path: &Path, source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| io("create", &dir, e))?;
+        // Dropped (and deleted) on every error path: no partial file is ever left behind.
+        let tmp = file_builder()
+            .prefix(".flora-download-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(|e| io("create a temporary file in", &dir, e))?;
+        let std_file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| io("open", tmp.path(), e))?;
+        let file = tokio::fs::File::from_std(std_file);
+
+        let mut fetch = Fetch {
+            url: parsed,
+            shown,
+            file,
+            tmp_path: tmp.path().to_path_buf(),
+            written: 0,
+            total: None,
+            resumable: false,
+            validator: None,
+            content_type: None,
+            progress: options.progress.clone(),
+        };
+        self.exchange(&mut fetch).await?;
+        let Fetch {
+            url: parsed,
+            mut file,
+            content_type,
+            ..
+        } = fetch;
+        file.flush().await.map_err(|e| io("write", tmp.path(), e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io("write", tmp.path(), e))?;
+        drop(file);
+
+        let path = match dest {
+            Dest::File(f) => f,
+            Dest::Dir(d) => {
+                let stem = options.file_stem.clone().unwrap_or_else(|| {
+                    let last = parsed
+                        .path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_owned))
+                        .unwrap_or_default();
+                    let last = percent_decode(&last);
+                    match (Path::new(&last).file_stem(), content_type.is_some()) {
+                        (Some(s), true) => s.to_string_lossy().into_owned(),
+                        _ => last,
+                    }
+                });
+                let stem = safe_file_stem(&stem);
+                let name = match content_type.as_deref() {
+                    Some(ct) => format!("{stem}.{}", content::saved_extension(ct, None)),
+                    None => stem,
+                };
+                d.join(name)
+            }
+            Dest::Output {
+                dir,
+                stem,
+                kind,
+                claimed,
+            } => {
+                let ext = content_type
+                    .as_deref()
+                    .map_or("bin", |ct| content::saved_extension(ct, kind));
+                dir.join(claim(claimed, &stem, Some(ext)))
+            }
+        };
+        tmp.persist(&path)
+            .map_err(|e| io("move the download into", &path, e.error))?;
+        Ok(path)
+    }
+}
+
+/// Temporary files become the user's files: give them ordinary permissions (tempfile's
+/// default is owner-only), as a plain `File::create` would under a usual umask.
+pub(super) fn file_builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    b
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
+}

@@ -1,0 +1,492 @@
+//! The fake's state and its answers, shared by the in-process seam and `serve()`.
+//!
+//! Requests are routed by path: `/api/v1/...` is the API, `/media/...` the media host (and
+//! the signed-upload target). Answers use the real wire format, so the client's decoding,
+//! retries and polling run as in production.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use serde_json::{Value, json};
+
+mod assets;
+mod runs;
+
+use super::Fault;
+use super::multipart;
+use crate::connector::{Connector, Origin, Sending};
+use crate::technique::{RunInput, SlotInfo};
+use crate::wire::{MediaType, TechniqueSchema};
+
+/// Decides whether a rule applies to a run's inputs.
+pub(crate) type Matcher = Box<dyn Fn(&[RunInput]) -> bool + Send + Sync>;
+
+/// How a run ends.
+pub(crate) enum Ending {
+    Outputs(Vec<Value>),
+    Fails { code: String, message: String },
+    Placeholders,
+}
+
+pub(crate) struct Rule {
+    pub matcher: Option<Matcher>,
+    pub pending_polls: u32,
+    pub ending: Ending,
+}
+
+impl Rule {
+    pub fn completes(pending_polls: u32) -> Self {
+        Rule {
+            matcher: None,
+            pending_polls,
+            ending: Ending::Placeholders,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Slot {
+    id: String,
+    kind: String,
+    optional: bool,
+}
+
+struct Entry {
+    technique_id: String,
+    name: String,
+    run_cost: f64,
+    inputs: Vec<Slot>,
+    outputs: Vec<Slot>,
+    rules: Vec<Rule>,
+    /// The schema as registered (`completes_untyped`), served as given: names, descriptions
+    /// and fields the fake does not model stay as the user wrote them.
+    given: Option<Value>,
+}
+
+struct RunState {
+    slug: String,
+    polls_left: u32,
+    polls_total: u32,
+    /// The final run fields (`status`, `outputs`/`error_*`, `charged_cost`).
+    last: Value,
+}
+
+struct AssetState {
+    json: Value,
+}
+
+#[derive(Default)]
+struct State {
+    techniques: BTreeMap<String, Entry>,
+    runs: HashMap<String, RunState>,
+    run_order: Vec<String>,
+    /// Idempotency key -> (run id, the request it started: technique and inputs).
+    run_keys: HashMap<String, (String, Value)>,
+    /// The API key the API part answers (`FakeFlora::require_key`); any key when `None`.
+    required_key: Option<String>,
+    /// Idempotency key -> the first answer of `POST /assets` under it.
+    asset_answers: HashMap<String, Value>,
+    journal: Vec<(String, Vec<RunInput>)>,
+    /// Signed upload targets renewed so far (each renewal's form differs).
+    renewals: u64,
+    assets: HashMap<String, AssetState>,
+    asset_keys: HashMap<String, String>,
+    media: HashMap<String, (Bytes, String)>,
+    faults: VecDeque<Fault>,
+    next_id: u64,
+    requests: usize,
+}
+
+/// A request as the fake sees it.
+pub(crate) struct FakeRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl FakeRequest {
+    /// The `Content-Type` header, or `""`.
+    fn content_type(&self) -> String {
+        self.headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// An answer, or a broken connection.
+pub(crate) enum FakeResponse {
+    Answer {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+    },
+    Broken,
+}
+
+fn json_answer(status: u16, v: &Value) -> FakeResponse {
+    FakeResponse::Answer {
+        status,
+        headers: vec![("content-type", "application/json".to_owned())],
+        body: Bytes::from(v.to_string()),
+    }
+}
+
+fn error(status: u16, code: &str, message: &str, fields: &[(String, String)]) -> FakeResponse {
+    let mut e = json!({"error": {"code": code, "message": message}});
+    if !fields.is_empty() {
+        e["error"]["fields"] = Value::Array(
+            fields
+                .iter()
+                .map(|(f, m)| json!({"field": f, "message": m}))
+                .collect(),
+        );
+    }
+    json_answer(status, &e)
+}
+
+/// Bytes served for placeholder media: a valid signature of each kind, then a short tail.
+fn placeholder_bytes(kind: &MediaType) -> (Bytes, &'static str, &'static str) {
+    match kind {
+        MediaType::VideoUrl => (
+            Bytes::from_static(b"\0\0\0\x18ftypmp42\0\0\0\0mp42isomFAKE"),
+            "video/mp4",
+            "mp4",
+        ),
+        MediaType::AudioUrl => (
+            Bytes::from_static(b"ID3\x04\0\0\0\0\0\0FAKE"),
+            "audio/mpeg",
+            "mp3",
+        ),
+        MediaType::DocumentUrl => (
+            Bytes::from_static(b"%PDF-1.4\n%FAKE\n"),
+            "application/pdf",
+            "pdf",
+        ),
+        _ => (
+            Bytes::from_static(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRFAKE"),
+            "image/png",
+            "png",
+        ),
+    }
+}
+
+pub(crate) struct Core {
+    state: Mutex<State>,
+    media_base: Mutex<String>,
+}
+
+impl Core {
+    pub fn new() -> Self {
+        Core {
+            state: Mutex::new(State::default()),
+            media_base: Mutex::new("https://media.fake.invalid".to_owned()),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        // A panic inside the lock (a user's `when` closure) must not poison every later test.
+        let mut guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    fn media_base(&self) -> String {
+        match self.media_base.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether `url` is on the fake's API host or its media host (scheme, host and port).
+    fn serves(&self, url: &url::Url) -> bool {
+        let media = self.media_base();
+        [super::FAKE_BASE_URL, media.as_str()]
+            .iter()
+            .filter_map(|base| url::Url::parse(base).ok())
+            .any(|base| base.origin() == url.origin())
+    }
+
+    pub fn set_media_base(&self, base: String) {
+        match self.media_base.lock() {
+            Ok(mut g) => *g = base,
+            Err(p) => *p.into_inner() = base,
+        }
+    }
+
+    pub fn register(
+        &self,
+        slug: &str,
+        technique_id: &str,
+        run_cost: f64,
+        inputs: &[SlotInfo],
+        outputs: &[SlotInfo],
+    ) {
+        let slots = |s: &[SlotInfo]| {
+            s.iter()
+                .map(|i| Slot {
+                    id: i.id.to_owned(),
+                    kind: i.kind.to_owned(),
+                    optional: i.optional,
+                })
+                .collect()
+        };
+        self.with(|st| {
+            st.techniques
+                .entry(slug.to_owned())
+                .or_insert_with(|| Entry {
+                    technique_id: technique_id.to_owned(),
+                    name: slug.to_owned(),
+                    run_cost,
+                    inputs: slots(inputs),
+                    outputs: slots(outputs),
+                    rules: Vec::new(),
+                    given: None,
+                });
+        });
+    }
+
+    pub fn register_schema(&self, schema: &TechniqueSchema) {
+        let slots = |s: &Option<Vec<crate::Slot>>| {
+            s.iter()
+                .flatten()
+                .map(|i| Slot {
+                    id: i.id.clone(),
+                    kind: i.kind.as_str().to_owned(),
+                    optional: i.optional,
+                })
+                .collect()
+        };
+        self.with(|st| {
+            st.techniques
+                .entry(schema.slug_or_derived().to_owned())
+                .or_insert_with(|| Entry {
+                    technique_id: schema.technique_id.clone(),
+                    name: schema.name.clone(),
+                    run_cost: schema.run_cost.unwrap_or(0.0),
+                    inputs: slots(&schema.inputs),
+                    outputs: slots(&schema.outputs),
+                    rules: Vec::new(),
+                    given: Some(match schema.raw() {
+                        Value::Object(_) => schema.raw().clone(),
+                        // Built in code rather than parsed: its serialised form.
+                        _ => serde_json::to_value(schema).unwrap_or(Value::Null),
+                    }),
+                });
+        });
+    }
+
+    pub fn add_rule(&self, slug: &str, rule: Rule) {
+        self.with(|st| {
+            if let Some(e) = st.techniques.get_mut(slug) {
+                e.rules.push(rule);
+            }
+        });
+    }
+
+    pub fn journal(&self, slug: &str) -> Vec<Vec<RunInput>> {
+        self.with(|st| {
+            st.journal
+                .iter()
+                .filter(|(s, _)| s == slug)
+                .map(|(_, i)| i.clone())
+                .collect()
+        })
+    }
+
+    pub fn run_count(&self) -> usize {
+        self.with(|st| st.runs.len())
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.with(|st| st.requests)
+    }
+
+    pub fn require_key(&self, key: String) {
+        self.with(|st| st.required_key = Some(key));
+    }
+
+    pub fn push_faults(&self, n: usize, fault: Fault) {
+        self.with(|st| st.faults.extend(std::iter::repeat_n(fault, n)));
+    }
+
+    pub fn media(&self, url: &str) -> Option<Bytes> {
+        let path = url::Url::parse(url).ok()?.path().to_owned();
+        self.with(|st| st.media.get(&path).map(|(b, _)| b.clone()))
+    }
+
+    /// One reqwest request in, one reqwest response out.
+    pub async fn handle(&self, mut request: reqwest::Request) -> reqwest::Response {
+        let body = match request.body_mut().take() {
+            Some(b) => match b.collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => Bytes::new(),
+            },
+            None => Bytes::new(),
+        };
+        let req = FakeRequest {
+            method: request.method().as_str().to_owned(),
+            path: request.url().path().to_owned(),
+            headers: request.headers().clone(),
+            body,
+        };
+        to_reqwest(self.respond(req))
+    }
+
+    /// Answers one request.
+    pub fn respond(&self, req: FakeRequest) -> FakeResponse {
+        let fault = self.with(|st| {
+            st.requests += 1;
+            st.faults.pop_front()
+        });
+        match fault {
+            Some(Fault::Status(s)) => {
+                return error(s, code_for_status(s), "injected by FakeFlora", &[]);
+            }
+            Some(Fault::RateLimited { retry_after }) => {
+                return FakeResponse::Answer {
+                    status: 429,
+                    headers: vec![
+                        ("content-type", "application/json".to_owned()),
+                        ("retry-after-ms", retry_after.as_millis().to_string()),
+                    ],
+                    body: Bytes::from_static(
+                        br#"{"error":{"code":"rate_limited","message":"injected by FakeFlora"}}"#,
+                    ),
+                };
+            }
+            Some(Fault::Connection) => return FakeResponse::Broken,
+            Some(Fault::LostAnswer) => {
+                let _ = self.route(req);
+                return error(
+                    500,
+                    "internal_error",
+                    "answer lost (injected by FakeFlora)",
+                    &[],
+                );
+            }
+            None => {}
+        }
+        self.route(req)
+    }
+
+    fn route(&self, req: FakeRequest) -> FakeResponse {
+        let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        // The API checks the key (when the test asked for one); the media host never sees it.
+        if let (Some(wanted), ["api", ..]) = (self.with(|st| st.required_key.clone()), &segs[..]) {
+            let sent = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if sent != Some(wanted.as_str()) {
+                return error(401, "unauthorized", "invalid or missing API key", &[]);
+            }
+        }
+        let key = req
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match (req.method.as_str(), segs.as_slice()) {
+            (_, ["media", "upload", id]) => self.receive_upload(id, &req),
+            ("GET", ["media", ..]) => self.serve_media(&req.path),
+            ("GET", ["api", "v1", "techniques"]) => self.list_techniques(),
+            ("GET", ["api", "v1", "techniques", slug]) => self.schema(slug),
+            ("POST", ["api", "v1", "techniques", slug, "runs"]) => self.start(slug, &req.body, key),
+            ("GET", ["api", "v1", "techniques", _, "runs", id] | ["api", "v1", "runs", id]) => {
+                self.poll(id)
+            }
+            ("GET", ["api", "v1", "technique-runs"]) => self.history(),
+            ("GET", ["api", "v1", "workspaces"]) => json_answer(
+                200,
+                &json!({"workspaces": [{"workspace_id": super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),
+            ),
+            ("POST", ["api", "v1", "assets"]) => self.create_asset(&req, key),
+            ("GET", ["api", "v1", "assets", id]) => self.asset(id),
+            ("POST", ["api", "v1", "assets", id, "complete"]) => self.complete_asset(id),
+            ("POST", ["api", "v1", "assets", id, "retry"]) => self.renew_target(id),
+            _ => error(
+                404,
+                "not_found",
+                &format!("FakeFlora does not serve {} {}", req.method, req.path),
+                &[],
+            ),
+        }
+    }
+}
+
+/// The error code FLORA sends with an HTTP status, for injected failures.
+fn code_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "input_validation_error",
+        401 => "unauthorized",
+        402 => "insufficient_credits",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "idempotency_duplicate",
+        422 => "idempotency_conflict",
+        429 => "rate_limited",
+        503 => "service_unavailable",
+        _ => "internal_error",
+    }
+}
+
+fn to_reqwest(resp: FakeResponse) -> reqwest::Response {
+    let built = match resp {
+        FakeResponse::Answer {
+            status,
+            headers,
+            body,
+        } => {
+            let mut b = http::Response::builder().status(status);
+            b = b.header("content-length", body.len());
+            for (k, v) in headers {
+                b = b.header(k, v);
+            }
+            b.body(reqwest::Body::from(body))
+        }
+        FakeResponse::Broken => {
+            // The only way to hand the client a transport error: a body that fails to read,
+            // which the client treats like a dropped connection.
+            let stream = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset (injected by FakeFlora)",
+                ))
+            });
+            http::Response::builder()
+                .status(200)
+                .body(reqwest::Body::wrap_stream(stream))
+        }
+    };
+    match built {
+        Ok(r) => reqwest::Response::from(r),
+        Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(Bytes::new()))),
+    }
+}
+
+/// The in-process seam: the client sends every request, of every origin, here. A host the
+/// fake does not serve (neither its API nor its media host) is unreachable, as in production.
+impl Connector for Core {
+    fn send(&self, request: reqwest::Request, _origin: Origin) -> Sending<'_> {
+        Box::pin(async move {
+            if !self.serves(request.url()) {
+                return Ok(to_reqwest(FakeResponse::Broken));
+            }
+            Ok(self.handle(request).await)
+        })
+    }
+
+    /// Answers come at once; a timer under a paused test clock would only fire spuriously.
+    fn timeouts_apply(&self) -> bool {
+        false
+    }
+}

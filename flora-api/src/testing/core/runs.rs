@@ -1,0 +1,288 @@
+//! The fake's techniques and runs: schemas, listing, starting (with rules and input
+//! validation, as FLORA validates) and polling.
+
+use super::*;
+
+impl Core {
+    pub(super) fn schema_json(slug: &str, e: &Entry) -> Value {
+        if let Some(given @ Value::Object(_)) = &e.given {
+            let mut given = given.clone();
+            if given.get("slug").is_none() {
+                given["slug"] = json!(slug);
+            }
+            return given;
+        }
+        let slots = |s: &[Slot]| -> Vec<Value> {
+            s.iter()
+                .map(|i| json!({"id": i.id, "name": i.id, "type": i.kind, "optional": i.optional}))
+                .collect()
+        };
+        json!({
+            "technique_id": e.technique_id, "slug": slug, "name": e.name, "run_cost": e.run_cost,
+            "inputs": slots(&e.inputs), "outputs": slots(&e.outputs),
+        })
+    }
+
+    pub(super) fn list_techniques(&self) -> FakeResponse {
+        let list: Vec<Value> = self.with(|st| {
+            st.techniques
+                .iter()
+                .map(|(s, e)| Self::schema_json(s, e))
+                .collect()
+        });
+        json_answer(
+            200,
+            &json!({"techniques": list, "meta": {"next_cursor": null}}),
+        )
+    }
+
+    pub(super) fn find<'a>(st: &'a mut State, slug_or_id: &str) -> Option<(String, &'a mut Entry)> {
+        let slug = st
+            .techniques
+            .iter()
+            .find(|(s, e)| *s == slug_or_id || e.technique_id == slug_or_id)
+            .map(|(s, _)| s.clone())?;
+        st.techniques.get_mut(&slug).map(|e| (slug, e))
+    }
+
+    pub(super) fn schema(&self, slug: &str) -> FakeResponse {
+        self.with(|st| match Self::find(st, slug) {
+            Some((s, e)) => json_answer(200, &Self::schema_json(&s, e)),
+            None => error(
+                404,
+                "not_found",
+                &format!("technique `{slug}` is not registered with FakeFlora"),
+                &[],
+            ),
+        })
+    }
+
+    pub(super) fn start(
+        &self,
+        slug: &str,
+        body: &[u8],
+        header_key: Option<String>,
+    ) -> FakeResponse {
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            return error(400, "invalid_json", "the body is not JSON", &[]);
+        };
+        let key = header_key.or_else(|| body["idempotency_key"].as_str().map(str::to_owned));
+        let inputs: Vec<RunInput> = body["inputs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| {
+                        RunInput::new(
+                            i["id"].as_str().unwrap_or("").to_owned(),
+                            i["type"].as_str().unwrap_or("").to_owned(),
+                            i["value"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let media_base = self.media_base();
+        let request = json!({"technique": slug, "inputs": body["inputs"]});
+        self.with(|st| {
+            if let Some((id, first)) = key.as_ref().and_then(|k| st.run_keys.get(k)).cloned() {
+                // The same key with another request is refused, as FLORA documents.
+                if first != request {
+                    return error(
+                        422,
+                        "idempotency_conflict",
+                        "this idempotency key was used with a different request body",
+                        &[],
+                    );
+                }
+                // The same key is the same run (a retry after a lost answer).
+                return json_answer(
+                    201,
+                    &json!({"run_id": id, "status": "pending", "progress": 0, "created_at": 0}),
+                );
+            }
+            let decided = match Self::find(st, slug) {
+                None => Err(error(404, "not_found", &no_rule(slug), &[])),
+                Some((slug, entry)) => {
+                    decide(&slug, entry, &inputs, &media_base).map(|d| (slug, d))
+                }
+            };
+            let (slug, (final_fields, polls, media)) = match decided {
+                Ok(d) => d,
+                Err(answer) => return answer,
+            };
+            for (path, bytes, ct) in media {
+                st.media.insert(path, (bytes, ct));
+            }
+            st.next_id += 1;
+            let id = format!("run_fake{:04}", st.next_id);
+            st.runs.insert(
+                id.clone(),
+                RunState {
+                    slug: slug.clone(),
+                    polls_left: polls,
+                    polls_total: polls,
+                    last: final_fields,
+                },
+            );
+            st.run_order.push(id.clone());
+            if let Some(k) = key {
+                st.run_keys.insert(k, (id.clone(), request));
+            }
+            st.journal.push((slug, inputs));
+            json_answer(
+                201,
+                &json!({"run_id": id, "status": "pending", "progress": 0, "created_at": 1}),
+            )
+        })
+    }
+
+    pub(super) fn run_json(id: &str, run: &RunState, status: Option<&str>) -> Value {
+        let mut v = match status {
+            Some(s) => json!({"status": s, "progress": 50}),
+            None => run.last.clone(),
+        };
+        v["run_id"] = json!(id);
+        v["created_at"] = json!(1);
+        v["technique"] = json!({"slug": run.slug});
+        v
+    }
+
+    pub(super) fn poll(&self, id: &str) -> FakeResponse {
+        self.with(|st| match st.runs.get_mut(id) {
+            None => error(404, "not_found", &format!("run `{id}` not found"), &[]),
+            Some(run) => {
+                if run.polls_left > 0 {
+                    // The first half of the pending polls say `pending`, the rest `running`.
+                    // In u64: `pending_polls(u32::MAX)` must not overflow.
+                    let status = if u64::from(run.polls_left) * 2 > u64::from(run.polls_total) {
+                        "pending"
+                    } else {
+                        "running"
+                    };
+                    run.polls_left -= 1;
+                    json_answer(200, &Self::run_json(id, run, Some(status)))
+                } else {
+                    json_answer(200, &Self::run_json(id, run, None))
+                }
+            }
+        })
+    }
+
+    pub(super) fn history(&self) -> FakeResponse {
+        let list: Vec<Value> = self.with(|st| {
+            st.run_order
+                .iter()
+                .rev()
+                .filter_map(|id| st.runs.get(id).map(|r| Self::run_json(id, r, None)))
+                .collect()
+        });
+        json_answer(
+            200,
+            &json!({"technique_runs": list, "meta": {"next_cursor": null}}),
+        )
+    }
+}
+
+/// The fail-closed message: a technique unknown to the fake, or known without a rule.
+fn no_rule(slug: &str) -> String {
+    format!(
+        "FakeFlora: technique `{slug}` has no rule; add one before running it, e.g. \
+         `fake.technique::<YourTechnique>().completes()` (or `.returns(..)` / `.fails(..)`)"
+    )
+}
+
+/// Media placeholders to store: `(path, bytes, content type)`.
+type Media = Vec<(String, Bytes, String)>;
+
+/// Validates a run's inputs and picks its rule: the final run fields, the pending polls and
+/// the placeholder media to store; or the error answer.
+fn decide(
+    slug: &str,
+    entry: &Entry,
+    inputs: &[RunInput],
+    media_base: &str,
+) -> Result<(Value, u32, Media), FakeResponse> {
+    let problems = validate(&entry.inputs, inputs);
+    if !problems.is_empty() {
+        let summary = problems
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(error(400, "input_validation_error", &summary, &problems));
+    }
+    let Some(rule) = entry
+        .rules
+        .iter()
+        .rev()
+        .find(|r| r.matcher.as_ref().is_none_or(|m| m(inputs)))
+    else {
+        let message = if entry.rules.is_empty() {
+            no_rule(slug)
+        } else {
+            format!(
+                "FakeFlora: no rule of technique `{slug}` matches these inputs ({} rule(s) \
+                 with `.when(..)` tried); add a rule without `.when` or one that matches",
+                entry.rules.len()
+            )
+        };
+        return Err(error(404, "not_found", &message, &[]));
+    };
+    let mut media = Vec::new();
+    let fields = match &rule.ending {
+        Ending::Outputs(o) => json!({
+            "status": "completed", "progress": 100, "outputs": o,
+            "charged_cost": entry.run_cost, "completed_at": 2
+        }),
+        Ending::Fails { code, message } => json!({
+            "status": "failed", "error_code": code, "error_message": message,
+            "charged_cost": 0, "completed_at": 2
+        }),
+        Ending::Placeholders => {
+            let mut outs = Vec::new();
+            for o in &entry.outputs {
+                let kind = MediaType::from(o.kind.as_str());
+                let url = if kind == MediaType::Text {
+                    format!("placeholder text for `{}`", o.id)
+                } else {
+                    let (bytes, ct, ext) = placeholder_bytes(&kind);
+                    let path = format!("/media/placeholder/{slug}/{}.{ext}", o.id);
+                    media.push((path.clone(), bytes, ct.to_owned()));
+                    format!("{media_base}{path}")
+                };
+                outs.push(json!({"output_id": o.id, "type": o.kind, "url": url}));
+            }
+            json!({
+                "status": "completed", "progress": 100, "outputs": outs,
+                "charged_cost": entry.run_cost, "completed_at": 2
+            })
+        }
+    };
+    Ok((fields, rule.pending_polls, media))
+}
+
+/// Unknown ids, wrong types and missing required inputs, as `(field, message)`.
+fn validate(slots: &[Slot], inputs: &[RunInput]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match slots.iter().find(|s| s.id == input.id) {
+            None => problems.push((
+                format!("inputs.{i}.id"),
+                format!("unknown input `{}`", input.id),
+            )),
+            Some(s) if MediaType::from(s.kind.as_str()) != MediaType::from(&*input.kind) => {
+                problems.push((
+                    format!("inputs.{i}.type"),
+                    format!("input `{}` is `{}`, not `{}`", s.id, s.kind, input.kind),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for s in slots.iter().filter(|s| !s.optional) {
+        if !inputs.iter().any(|i| i.id == s.id) {
+            problems.push((s.id.clone(), "Required".to_owned()));
+        }
+    }
+    problems
+}
