@@ -30,11 +30,50 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
+/// The value of parameter `key` in a header value (`form-data; name="file"; filename="a;b.png"`),
+/// RFC 7578 / RFC 2045 style: values are tokens or quoted strings, in which `;` is data and
+/// `\"` and `\\` are escapes.
 fn param(header: &str, key: &str) -> Option<String> {
-    header.split(';').find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().trim_matches('"').to_owned())
-    })
+    // `boundary=` in a Content-Type and the parameters of a disposition alike follow a `;`.
+    let mut rest = header.split_once(';')?.1;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        if rest.is_empty() {
+            return None;
+        }
+        let (name, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, escaped)) = chars.next() {
+                                value.push(escaped);
+                            }
+                        }
+                        '"' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end?..])
+            }
+            None => {
+                let (v, next) = after.split_once(';').unwrap_or((after, ""));
+                (v.trim().to_owned(), next)
+            }
+        };
+        if name.trim().eq_ignore_ascii_case(key) {
+            return Some(value);
+        }
+        rest = next;
+    }
 }
 
 /// Parses `body` sent with `content_type` (`multipart/form-data; boundary=…`).
@@ -110,5 +149,24 @@ PNGDATA\r\n--XX--\r\n",
             );
         }
         assert!(parse("multipart/form-data", &body).is_none());
+    }
+
+    /// Issue 19, defect 18: quoted parameter values are read as RFC 7578 says: a `;` inside
+    /// quotes is part of the value, and `\"` / `\\` are escapes.
+    #[test]
+    fn defect_18_quoted_parameters_keep_semicolons_and_unescape() {
+        let cd = r#" form-data; name="file"; filename="a;b \"c\" \\ d.png""#;
+        assert_eq!(param(cd, "name").as_deref(), Some("file"));
+        assert_eq!(param(cd, "filename").as_deref(), Some(r#"a;b "c" \ d.png"#));
+        assert_eq!(
+            param("form-data; name=plain; x=1", "name").as_deref(),
+            Some("plain")
+        );
+        assert_eq!(param("form-data; name=\"unterminated", "name"), None);
+        assert_eq!(param("form-data", "name"), None);
+        assert_eq!(
+            param("multipart/form-data; boundary=XX", "boundary").as_deref(),
+            Some("XX")
+        );
     }
 }
