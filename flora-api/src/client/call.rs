@@ -99,11 +99,7 @@ impl Exchange for Call {
         format!("{} {}", self.method, self.url.path())
     }
 
-    fn request(
-        &mut self,
-        shaper: &reqwest::Client,
-        _watch: &Watch,
-    ) -> Result<reqwest::RequestBuilder, Error> {
+    fn request(&mut self, shaper: &reqwest::Client) -> Result<reqwest::RequestBuilder, Error> {
         let mut builder = shaper
             .request(self.method.clone(), self.url.clone())
             .header(ACCEPT, "application/json");

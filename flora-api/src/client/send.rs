@@ -111,11 +111,7 @@ pub(crate) trait Exchange: Send {
 
     /// The request of one attempt, body rebuilt. For an exchange that [`streams`](Self::streams),
     /// `send` reports the body's bytes to the attempt's watch as they go out.
-    fn request(
-        &mut self,
-        shaper: &reqwest::Client,
-        watch: &Watch,
-    ) -> Result<reqwest::RequestBuilder, Error>;
+    fn request(&mut self, shaper: &reqwest::Client) -> Result<reqwest::RequestBuilder, Error>;
 
     /// Reads and judges one answer. The in-flight permit is held until this returns, so read
     /// the body here. Report streamed bytes to `watch`.
@@ -283,9 +279,7 @@ impl Client {
         let _permit = inner.in_flight.acquire().await.ok();
         let watch = Watch::new();
         let origin = exchange.origin();
-        let mut builder = exchange
-            .request(&inner.requests, &watch)?
-            .header(USER_AGENT, UA);
+        let mut builder = exchange.request(&inner.requests)?.header(USER_AGENT, UA);
         if origin == Origin::Api {
             builder = builder
                 .headers(inner.headers.clone())
@@ -293,7 +287,7 @@ impl Client {
         }
         // A request that cannot be built (a header value with a newline, ...) is the caller's
         // mistake: report it before any attempt, never as a retryable connection failure.
-        let request = builder.build().map_err(|e| {
+        let mut request = builder.build().map_err(|e| {
             Error::InvalidInput(format!(
                 "could not build the request for {}: {}",
                 exchange.endpoint(),
@@ -301,7 +295,6 @@ impl Client {
             ))
         })?;
         let streams = exchange.streams();
-        let mut request = request;
         if streams {
             watch_body(&mut request, &watch);
         }

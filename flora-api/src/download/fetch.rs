@@ -204,11 +204,7 @@ impl Exchange for Fetch {
         true
     }
 
-    fn request(
-        &mut self,
-        shaper: &reqwest::Client,
-        _watch: &Watch,
-    ) -> Result<reqwest::RequestBuilder, Error> {
+    fn request(&mut self, shaper: &reqwest::Client) -> Result<reqwest::RequestBuilder, Error> {
         // The bytes on disk must be the media: no transfer encoding (`gzip`, …) is accepted.
         let request = shaper
             .get(self.url.clone())

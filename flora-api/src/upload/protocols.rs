@@ -218,11 +218,7 @@ impl Exchange for SignedBytes<'_> {
         true
     }
 
-    fn request(
-        &mut self,
-        shaper: &reqwest::Client,
-        _watch: &Watch,
-    ) -> Result<reqwest::RequestBuilder, Error> {
+    fn request(&mut self, shaper: &reqwest::Client) -> Result<reqwest::RequestBuilder, Error> {
         let p = self.prepared;
         let body = p.local.body(p.len, self.progress.clone())?;
         Ok(match self.form {

@@ -4,7 +4,7 @@
 use super::*;
 
 impl Core {
-    pub(super) fn new_asset(&self, st: &mut State, key: Option<String>, json: Value) -> Value {
+    pub(super) fn new_asset(&self, st: &mut State, json: Value) -> Value {
         st.next_id += 1;
         let id = format!("asset_fake{:04}", st.next_id);
         let mut json = json;
@@ -13,9 +13,6 @@ impl Core {
         json["visibility"] = json!("workspace");
         st.assets
             .insert(id.clone(), AssetState { json: json.clone() });
-        if let Some(k) = key {
-            st.asset_keys.insert(k, id);
-        }
         json
     }
 
@@ -28,7 +25,7 @@ impl Core {
         {
             return json_answer(201, &first);
         }
-        let answer = self.new_asset_from(req, key.clone());
+        let answer = self.new_asset_from(req);
         if let (
             Some(k),
             FakeResponse::Answer {
@@ -42,7 +39,7 @@ impl Core {
         answer
     }
 
-    pub(super) fn new_asset_from(&self, req: &FakeRequest, key: Option<String>) -> FakeResponse {
+    pub(super) fn new_asset_from(&self, req: &FakeRequest) -> FakeResponse {
         let media_base = self.media_base();
         let ct = req.content_type();
         self.with(|st| {
@@ -58,7 +55,7 @@ impl Core {
                 if let Some(refused) = refuse_type(&content_type) {
                     return refused;
                 }
-                let a = self.new_asset(st, key, json!({"status": "ready", "uploaded_via": "direct", "name": name, "content_type": content_type, "size_bytes": file.data.len()}));
+                let a = self.new_asset(st, json!({"status": "ready", "uploaded_via": "direct", "name": name, "content_type": content_type, "size_bytes": file.data.len()}));
                 let id = a["asset_id"].as_str().unwrap_or("").to_owned();
                 let (url, path) = asset_url(&media_base, &id, &name);
                 st.media.insert(path, (file.data.clone(), content_type));
@@ -78,7 +75,7 @@ impl Core {
                         return refused;
                     }
                     let name = body["file_name"].as_str().unwrap_or("upload").to_owned();
-                    let mut a = self.new_asset(st, key, json!({"status": "pending_upload", "uploaded_via": "signed_url", "name": name, "content_type": body["content_type"]}));
+                    let mut a = self.new_asset(st, json!({"status": "pending_upload", "uploaded_via": "signed_url", "name": name, "content_type": body["content_type"]}));
                     let id = a["asset_id"].as_str().unwrap_or("").to_owned();
                     a["url"] = json!(asset_url(&media_base, &id, &name).0);
                     a["upload"] = json!({"url": format!("{media_base}/media/upload/{id}"), "method": "POST", "file_field": "file", "form_fields": {"key": id}});
@@ -88,7 +85,7 @@ impl Core {
                     json_answer(201, &a)
                 }
                 Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                    let a = self.new_asset(st, key, json!({"status": "ready", "uploaded_via": "url", "url": url}));
+                    let a = self.new_asset(st, json!({"status": "ready", "uploaded_via": "url", "url": url}));
                     json_answer(201, &a)
                 }
                 _ => error(

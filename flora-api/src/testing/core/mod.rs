@@ -93,7 +93,6 @@ struct State {
     /// Signed upload targets renewed so far (each renewal's form differs).
     renewals: u64,
     assets: HashMap<String, AssetState>,
-    asset_keys: HashMap<String, String>,
     media: HashMap<String, (Bytes, String)>,
     faults: VecDeque<Fault>,
     next_id: u64,
