@@ -322,6 +322,29 @@ async fn serve_answers_on_a_real_socket() {
     assert!(bytes.starts_with(b"\x89PNG"));
 }
 
+/// Issue 19, defect 20: dropping `Served` closes the connections already open (a pooled
+/// keep-alive one included), so a "server went away" test sees the server go away.
+#[tokio::test]
+async fn defect_20_dropping_served_closes_open_connections() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let url = format!("{}/techniques/cctv-cam", served.base_url());
+    flora_api::install_crypto_provider();
+    // One client, so the second request would reuse the first one's pooled connection.
+    let http = reqwest::Client::new();
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    first.bytes().await.unwrap();
+    drop(served);
+    let second = http.get(&url).send().await;
+    assert!(
+        second.is_err(),
+        "a dropped server still answered: {:?}",
+        second.map(|r| r.status())
+    );
+}
+
 /// Issue 19, defect 15: one idempotency key with two different run bodies is refused with
 /// FLORA's 422 `idempotency_conflict`; the same body is replayed as one run.
 #[tokio::test(start_paused = true)]

@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Full};
 use super::core::{Core, FakeRequest, FakeResponse};
 use crate::error::Error;
 
-/// A running loopback server; stops when dropped.
+/// A running loopback server. Dropping it stops accepting and closes every connection it has
+/// open (pooled keep-alive ones too), as a server that went away would.
 #[derive(Debug)]
 pub struct Served {
     addr: SocketAddr,
@@ -85,15 +86,26 @@ pub(super) async fn serve(core: Arc<Core>, port: u16) -> Result<Served, Error> {
         .local_addr()
         .map_err(|e| Error::Config(format!("FakeFlora::serve: {e}")))?;
     core.set_media_base(format!("http://{addr}"));
+    // Connections live in a `JoinSet` the accept task owns: aborting that task (drop of
+    // `Served`) drops the set, which aborts every connection still open, pooled keep-alive
+    // ones included, so a "server went away" test sees the server go away.
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let core = core.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(core.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { break };
+                    let core = core.clone();
+                    connections.spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| answer(core.clone(), req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+                // Reap finished connections so the set does not grow with every one served.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
         }
     });
     Ok(Served { addr, task })
