@@ -61,7 +61,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Timeout of one attempt, connect to last body byte (default 60 s).
+    /// Timeout of one attempt (default 60 s). An API call must finish within it, connect to
+    /// last body byte. A request that moves a file (upload bytes, a download) is bounded by
+    /// *progress* instead: it fails with [`Error::Stalled`](crate::Error::Stalled) only when no
+    /// byte moved for this long, so a steady transfer of any length succeeds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
