@@ -139,7 +139,7 @@ pub fn parse(module: &str, text: &str) -> Option<Surface> {
                 let is_technique = imp
                     .trait_
                     .as_ref()
-                    .and_then(|(_, p, _)| p.segments.last())
+                    .and_then(|(p, _)| p.segments.last())
                     .is_some_and(|s| s.ident == "Technique");
                 if !is_technique {
                     continue;
