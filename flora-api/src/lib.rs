@@ -45,6 +45,7 @@ mod durations;
 mod urls;
 mod wire;
 // floor 1, values:
+mod codegen_contract;
 mod error;
 mod media;
 mod policy;
@@ -106,6 +107,12 @@ pub use download::DownloadOptions;
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
+/// The contract version generated code checks at compile time, and the slot-type table
+/// flora-codegen's tests check against its own.
+#[doc(hidden)]
+pub mod __codegen {
+    pub use crate::codegen_contract::{CONTRACT, expect_contract, rust_type, slot_types};
+}
 /// The fake's contract, named by generated code (`flora_api::testing` is where users find it).
 #[cfg(feature = "test-util")]
 #[doc(hidden)]

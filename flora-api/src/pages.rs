@@ -20,6 +20,11 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Empty pages in a row (each with a new cursor) after which a listing is given up: servers
+/// filter after paging, so a few empty pages are normal, but a listing that only ever
+/// answers "nothing yet, try this cursor" would otherwise be followed forever.
+pub(crate) const MAX_EMPTY_PAGES: u32 = 100;
+
 /// A list request: path, query and the JSON key holding the items.
 #[derive(Debug, Clone)]
 pub(crate) struct ListRequest {
@@ -102,6 +107,8 @@ impl Client {
             /// would otherwise page forever.
             seen: HashSet<String>,
             started: bool,
+            /// Empty pages in a row.
+            empty: u32,
         }
         let state = State {
             client: self.clone(),
@@ -110,6 +117,7 @@ impl Client {
             cursor: first_cursor,
             buffer: VecDeque::new(),
             started: false,
+            empty: 0,
         };
         futures_util::stream::try_unfold(state, |mut s| async move {
             loop {
@@ -121,19 +129,31 @@ impl Client {
                 }
                 s.started = true;
                 let page: Page<T> = s.client.page(&s.req, s.cursor.as_deref()).await?;
+                let endless = |why: String| Error::Decode {
+                    endpoint: format!("GET /{}", s.req.segments.join("/")),
+                    snippet: String::new(),
+                    source: <serde_json::Error as serde::de::Error>::custom(why),
+                };
                 // An empty page with a cursor is followed: servers filter after paging, so an
-                // empty page does not mean the end.
-                if let Some(next) = &page.next_cursor
-                    && !s.seen.insert(next.clone())
-                {
-                    return Err(Error::Decode {
-                        endpoint: format!("GET /{}", s.req.segments.join("/")),
-                        snippet: String::new(),
-                        source: <serde_json::Error as serde::de::Error>::custom(format!(
+                // empty page does not mean the end; but not forever.
+                s.empty = if page.items.is_empty() {
+                    s.empty + 1
+                } else {
+                    0
+                };
+                if let Some(next) = &page.next_cursor {
+                    if !s.seen.insert(next.clone()) {
+                        return Err(endless(format!(
                             "the server returned cursor {next:?} a second time in one \
                              listing; stopping to avoid a loop"
-                        )),
-                    });
+                        )));
+                    }
+                    if s.empty >= MAX_EMPTY_PAGES {
+                        return Err(endless(format!(
+                            "the server returned {MAX_EMPTY_PAGES} empty pages in a row, each \
+                             with a new cursor; stopping, as the listing does not seem to end"
+                        )));
+                    }
                 }
                 s.cursor = page.next_cursor;
                 s.buffer.extend(page.items);

@@ -31,6 +31,12 @@ macro_rules! open_enum {
         }
 
         impl $name {
+            /// Every spelling this version knows, aliases included, with its value.
+            #[doc(hidden)]
+            pub const SPELLINGS: &'static [(&'static str, Self)] = &[
+                $( ($wire, Self::$variant), $( ($alias, Self::$variant), )* )+
+            ];
+
             /// The wire spelling.
             pub fn as_str(&self) -> &str {
                 match self {

@@ -20,7 +20,7 @@ fn generated_fake_impls_round_trip_the_fixtures() {
             ));
         }
     }
-    let generated = flora_codegen::generate(&files).unwrap();
+    let generated = flora_codegen::generate(&files, &flora_codegen::Config::flora_api()).unwrap();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-fixtures");
     let gen_dir = dir.join("techniques");
     let _ = std::fs::remove_dir_all(&gen_dir);

@@ -8,7 +8,8 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Diagnostics, Options, SchemaFile};
+use crate::schema_dir::{self, ReadError};
+use crate::{Config, Diagnostics, SchemaFile};
 
 /// The default file written into `OUT_DIR` (what `include_techniques!()` includes).
 pub const DEFAULT_OUT_FILE: &str = "flora_techniques.rs";
@@ -29,9 +30,7 @@ pub struct Build {
     schemas_dir: Option<PathBuf>,
     out_dir: Option<PathBuf>,
     out_file: Option<String>,
-    deny_warnings: bool,
-    module_path: Option<String>,
-    test_util_feature: Option<String>,
+    config: Config,
 }
 
 /// Why a build-script generation failed. `Display` lists every problem with its file, JSON
@@ -43,6 +42,10 @@ pub enum BuildError {
     NoSchemasDir,
     /// Neither `out_dir` nor the `OUT_DIR` variable (set by cargo for build scripts).
     NoOutDir,
+    /// A setting is invalid (a module or runtime path that is not a Rust path).
+    Config(Diagnostics),
+    /// `out_file` is not a plain file name.
+    OutFile(String),
     /// A file or directory could not be read or written.
     Io {
         /// The path.
@@ -67,6 +70,13 @@ impl fmt::Display for BuildError {
                 "flora_codegen::Build: OUT_DIR is not set (run it from a build script, or call \
                  `.out_dir(..)`)",
             ),
+            BuildError::Config(d) => write!(f, "flora_codegen::Build: invalid setting:\n{d}"),
+            BuildError::OutFile(name) => write!(
+                f,
+                "flora_codegen::Build: `out_file` {name:?} is not a plain file name (no path \
+                 separators, not `.` or `..`); it names a file in OUT_DIR, e.g. \
+                 \"my_techniques.rs\""
+            ),
             BuildError::Io { path, source } => {
                 write!(f, "flora_codegen::Build: {}: {source}", path.display())
             }
@@ -88,7 +98,9 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Io { source, .. } => Some(source),
-            BuildError::Schemas(d) | BuildError::DeniedWarnings(d) => Some(d),
+            BuildError::Schemas(d) | BuildError::DeniedWarnings(d) | BuildError::Config(d) => {
+                Some(d)
+            }
             _ => None,
         }
     }
@@ -121,14 +133,22 @@ impl Build {
 
     /// Fail the build on warnings (a slot type this flora-codegen does not know, ...).
     pub fn deny_warnings(mut self, deny: bool) -> Self {
-        self.deny_warnings = deny;
+        self.config = self.config.deny_warnings(deny);
         self
     }
 
     /// The path users name the module by (`my_crate::techniques`): the struct docs'
     /// examples then become compiled doctests. Without it they are shown, not compiled.
     pub fn module_path(mut self, path: impl Into<String>) -> Self {
-        self.module_path = Some(path.into());
+        self.config = self.config.module_path(path);
+        self
+    }
+
+    /// The path generated code names the runtime by (default `::flora_api`): `"::flora"`
+    /// when your Cargo.toml renames the dependency (`flora = { package = "flora-api", .. }`),
+    /// `"::my_facade::flora"` when a facade crate re-exports it. See [`Config::runtime_path`].
+    pub fn runtime_path(mut self, path: impl Into<String>) -> Self {
+        self.config = self.config.runtime_path(path);
         self
     }
 
@@ -136,7 +156,13 @@ impl Build {
     /// with these techniques), under `#[cfg(feature = "<feature>")]`. Declare that feature
     /// in your crate as `<feature> = ["flora-api/test-util"]` and enable it for tests.
     pub fn test_util_feature(mut self, feature: impl Into<String>) -> Self {
-        self.test_util_feature = Some(feature.into());
+        self.config = self.config.test_util_feature(feature);
+        self
+    }
+
+    /// Every generation setting at once (replacing those set before).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
         self
     }
 
@@ -163,42 +189,36 @@ impl Build {
         let line = |cargo: &mut dyn Write, text: String| {
             writeln!(cargo, "{text}").map_err(io(Path::new("<stdout>")))
         };
+        self.config.validate().map_err(BuildError::Config)?;
+        let out_file = self.out_file.as_deref().unwrap_or(DEFAULT_OUT_FILE);
+        if !is_plain_file_name(out_file) {
+            return Err(BuildError::OutFile(out_file.to_owned()));
+        }
         line(cargo, format!("cargo:rerun-if-changed={}", dir.display()))?;
-        let shown = dir
-            .display()
-            .to_string()
-            .trim_end_matches(['/', '\\'])
-            .to_owned();
-        let mut files = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(io(dir))?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
-            .collect();
-        paths.sort();
-        for path in paths {
-            line(cargo, format!("cargo:rerun-if-changed={}", path.display()))?;
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        let schemas = schema_dir::read(dir, "json").map_err(|e| match e {
+            ReadError::Io { path, source } => BuildError::Io { path, source },
+            ReadError::Names(d) => BuildError::Schemas(d),
+        })?;
+        let shown = schema_dir::shown_name(dir);
+        let mut files = Vec::with_capacity(schemas.len());
+        for (name, text) in schemas {
+            line(
+                cargo,
+                format!("cargo:rerun-if-changed={}", dir.join(&name).display()),
+            )?;
             files.push(SchemaFile::new(format!("{shown}/{name}"), text));
         }
-        let options = Options {
-            module_path: self.module_path.clone(),
-            test_util_feature: self.test_util_feature.clone(),
+        let generated = match crate::generate(&files, &self.config) {
+            Ok(g) => g,
+            Err(d) if !d.has_errors() => return Err(BuildError::DeniedWarnings(d)),
+            Err(d) => return Err(BuildError::Schemas(d)),
         };
-        let generated = crate::generate_with(&files, &options).map_err(BuildError::Schemas)?;
         for w in &generated.warnings.0 {
             for text in w.to_string().lines() {
                 line(cargo, format!("cargo:warning={text}"))?;
             }
         }
-        if self.deny_warnings && !generated.warnings.is_empty() {
-            return Err(BuildError::DeniedWarnings(generated.warnings));
-        }
-        let out = out_dir.join(self.out_file.as_deref().unwrap_or(DEFAULT_OUT_FILE));
+        let out = out_dir.join(out_file);
         let text = generated.single_file();
         // Unchanged output keeps its mtime, so the crate is not rebuilt for nothing.
         if std::fs::read_to_string(&out).ok().as_deref() != Some(text.as_str()) {
@@ -206,6 +226,14 @@ impl Build {
         }
         Ok(out)
     }
+}
+
+/// A name for a file inside the output directory: one normal path component.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(parts.next(), Some(std::path::Component::Normal(n)) if n == name)
+        && parts.next().is_none()
+        && !name.contains(['/', '\\', ':'])
 }
 
 #[cfg(test)]
@@ -313,5 +341,110 @@ mod tests {
             .generate_to(&mut Vec::new())
             .unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    /// Issue 20, defect 8: `out_file` names a file in the output directory, nothing else.
+    #[test]
+    fn defect_08_out_file_is_a_plain_file_name() {
+        let (tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
+        for bad in [
+            "../escaped.rs",
+            "/tmp/abs.rs",
+            "sub/x.rs",
+            "..",
+            ".",
+            "",
+            "C:x.rs",
+            "a\\b.rs",
+        ] {
+            let err = Build::new()
+                .schemas_dir(&s)
+                .out_dir(&o)
+                .out_file(bad)
+                .generate_to(&mut Vec::new())
+                .unwrap_err();
+            assert!(matches!(err, BuildError::OutFile(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("plain file name"), "{err}");
+        }
+        assert!(!tmp.path().join("escaped.rs").exists());
+        let path = Build::new()
+            .schemas_dir(&s)
+            .out_dir(&o)
+            .out_file("mine.rs")
+            .generate_to(&mut Vec::new())
+            .unwrap();
+        assert_eq!(path, o.join("mine.rs"));
+    }
+
+    /// Issue 20, defect 7: a module or runtime path must be a Rust path; anything else (code,
+    /// newlines, a code fence) is refused before anything is written.
+    #[test]
+    fn defect_07_paths_that_are_not_rust_paths_are_refused() {
+        let (_tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
+        let hostile = "crate::x; fn evil(){}\n```\nfn more() {}\n```";
+        let err = Build::new()
+            .schemas_dir(&s)
+            .out_dir(&o)
+            .module_path(hostile)
+            .generate_to(&mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Config(_)), "{err}");
+        assert!(err.to_string().contains("`module_path`"), "{err}");
+        let err = Build::new()
+            .schemas_dir(&s)
+            .out_dir(&o)
+            .runtime_path("::flora_api; fn evil(){}")
+            .generate_to(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("`runtime_path`"), "{err}");
+        assert!(
+            std::fs::read_dir(&o).unwrap().next().is_none(),
+            "nothing written"
+        );
+    }
+
+    /// Issue 20, B: the runtime path reaches every runtime name in generated code.
+    #[test]
+    fn the_runtime_path_names_the_runtime_everywhere() {
+        let (_tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
+        let path = Build::new()
+            .schemas_dir(&s)
+            .out_dir(&o)
+            .runtime_path("::my_facade::flora")
+            .module_path("my_app::techniques")
+            .test_util_feature("test-util")
+            .generate_to(&mut Vec::new())
+            .unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains("flora_api"), "{text}");
+        assert!(
+            text.contains("impl ::my_facade::flora::Technique for CctvCam"),
+            "{text}"
+        );
+        assert!(
+            text.contains("::my_facade::flora::__codegen::expect_contract("),
+            "{text}"
+        );
+        assert!(
+            text.contains("my_facade::flora::Client::from_env()"),
+            "{text}"
+        );
+    }
+
+    /// Issue 20, defect 10: a schema file whose name is not UTF-8 is refused by name, as
+    /// `generate` and `fetch` refuse it (one reader, `schema_dir::read`).
+    #[cfg(unix)]
+    #[test]
+    fn defect_10_a_schema_name_that_is_not_utf8_is_refused_by_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let (_tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
+        std::fs::write(s.join(std::ffi::OsStr::from_bytes(b"caf\xe9.json")), CCTV).unwrap();
+        let err = Build::new()
+            .schemas_dir(&s)
+            .out_dir(&o)
+            .generate_to(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("caf\u{FFFD}.json"), "{err}");
+        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
     }
 }

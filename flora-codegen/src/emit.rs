@@ -4,12 +4,13 @@
 //! every crate that depends on the generated code (BENCHMARKS.md §2): add one only when a
 //! user needs it.
 //!
-//! Every path is absolute (`::flora_api::…`, `::core::…`, `::std::…`) so a technique named
-//! `Result` or `Client` cannot shadow anything.
+//! Every path is absolute (the runtime path, `::flora_api` by default, `::core::…`,
+//! `::std::…`) so a technique named `Result` or `Client` cannot shadow anything.
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::Config;
 use crate::docs;
 use crate::ir::{Kind, SlotSpec, TechniqueSpec};
 use crate::naming;
@@ -26,11 +27,32 @@ fn doc_attrs(lines: &[String]) -> TokenStream {
     quote! { #( #[doc = #lines] )* }
 }
 
-fn ty(kind: Kind) -> TokenStream {
+/// The runtime path as tokens (`::flora_api`). `Config::validate` has checked it is a path.
+fn runtime(config: &Config) -> TokenStream {
+    config
+        .runtime()
+        .parse()
+        .unwrap_or_else(|_| quote!(::flora_api))
+}
+
+/// The runtime path as a doctest names it: a doctest is another crate, so a `crate::` path is
+/// spelled through the crate the module path starts with.
+fn doc_runtime(config: &Config) -> String {
+    let rt = config.runtime();
+    match (rt.strip_prefix("crate"), config.module()) {
+        (Some(rest), Some(module)) => {
+            let krate = module.split("::").next().unwrap_or(module);
+            format!("{krate}{rest}")
+        }
+        _ => rt.trim_start_matches("::").to_owned(),
+    }
+}
+
+fn ty(kind: Kind, rt: &TokenStream) -> TokenStream {
     let name = format_ident!("{}", kind.type_name());
     match kind {
         Kind::Text | Kind::Unknown => quote!(::std::string::String),
-        _ => quote!(::flora_api::#name),
+        _ => quote!(#rt::#name),
     }
 }
 
@@ -92,26 +114,35 @@ fn slot_doc(slot: &SlotSpec, is_input: bool) -> Vec<String> {
     lines
 }
 
-fn example_value(slot: &SlotSpec) -> String {
-    let v = match slot.kind {
-        Kind::Image => {
-            "::flora_api::ImageUrl::parse(\"https://example.com/input.png\")?".to_owned()
-        }
-        Kind::Video => {
-            "::flora_api::VideoUrl::parse(\"https://example.com/input.mp4\")?".to_owned()
-        }
-        Kind::Audio => {
-            "::flora_api::AudioUrl::parse(\"https://example.com/input.mp3\")?".to_owned()
-        }
-        Kind::Document => {
-            "::flora_api::DocumentUrl::parse(\"https://example.com/input.pdf\")?".to_owned()
-        }
-        Kind::Text | Kind::Raw | Kind::Unknown => "\"...\".to_owned()".to_owned(),
+fn example_value(slot: &SlotSpec, rt: &str) -> String {
+    let file = match slot.kind {
+        Kind::Image => "input.png",
+        Kind::Video => "input.mp4",
+        Kind::Audio => "input.mp3",
+        Kind::Document => "input.pdf",
+        Kind::Text | Kind::Raw | Kind::Unknown => return text_example(slot),
     };
-    if slot.optional { "None".to_owned() } else { v }
+    if slot.optional {
+        return "None".to_owned();
+    }
+    format!(
+        "::{rt}::{}::parse(\"https://example.com/{file}\")?",
+        slot.kind.type_name()
+    )
 }
 
-fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
+fn text_example(slot: &SlotSpec) -> String {
+    if slot.optional {
+        "None"
+    } else {
+        "\"...\".to_owned()"
+    }
+    .to_owned()
+}
+
+fn struct_doc(t: &TechniqueSpec, config: &Config) -> Vec<String> {
+    let module_path = config.module();
+    let rt = doc_runtime(config);
     let mut lines = docs::text_lines(&t.display_name);
     if let Some(desc) = &t.description {
         let text = docs::text_lines(desc);
@@ -136,8 +167,10 @@ fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
         }
         .to_owned(),
     );
-    lines.push("# async fn example() -> Result<(), flora_api::Error> {".to_owned());
-    lines.push("let client = flora_api::Client::from_env()?;".to_owned());
+    lines.push(format!(
+        "# async fn example() -> Result<(), {rt}::Error> {{"
+    ));
+    lines.push(format!("let client = {rt}::Client::from_env()?;"));
     let path = format!(
         "{}::{}",
         module_path.unwrap_or("techniques"),
@@ -148,7 +181,7 @@ fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
     } else {
         lines.push(format!("let done = {path} {{"));
         for i in &t.inputs {
-            lines.push(format!("    {}: {},", i.name.rust, example_value(i)));
+            lines.push(format!("    {}: {},", i.name.rust, example_value(i, &rt)));
         }
         lines.push("}".to_owned());
         lines.push(".run(&client)".to_owned());
@@ -161,11 +194,11 @@ fn struct_doc(t: &TechniqueSpec, module_path: Option<&str>) -> Vec<String> {
 }
 
 /// The tokens of one technique's file.
-pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
-    let module_path = options.module_path.as_deref();
+pub fn technique(t: &TechniqueSpec, config: &Config) -> TokenStream {
+    let rt = runtime(config);
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
-    let doc = doc_attrs(&struct_doc(t, module_path));
+    let doc = doc_attrs(&struct_doc(t, config));
     // `struct@`: a technique named `Debug` or `Clone` would otherwise make the link
     // ambiguous with the derive macro of that name.
     let out_doc = doc_attrs(&[format!(
@@ -183,7 +216,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
     let in_fields = t.inputs.iter().map(|i| {
         let f = ident(&i.name.rust);
         let d = doc_attrs(&slot_doc(i, true));
-        let ty = ty(i.kind);
+        let ty = ty(i.kind, &rt);
         let ty = if i.optional {
             quote!(::core::option::Option<#ty>)
         } else {
@@ -195,7 +228,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
         let f = ident(&i.name.rust);
         let id = &i.name.wire;
         let wt = &i.wire_type;
-        quote! { ::flora_api::RunInput::push(&mut inputs, #id, #wt, &self.#f); }
+        quote! { #rt::RunInput::push(&mut inputs, #id, #wt, &self.#f); }
     });
     let n_inputs = Literal::usize_unsuffixed(t.inputs.len());
     let inputs_body = if t.inputs.is_empty() {
@@ -211,7 +244,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
     let out_fields = t.outputs.iter().map(|o| {
         let f = ident(&o.name.rust);
         let d = doc_attrs(&slot_doc(o, false));
-        let ty = ty(o.kind);
+        let ty = ty(o.kind, &rt);
         quote! { #d pub #f: #ty, }
     });
     let takes = t.outputs.iter().map(|o| {
@@ -231,14 +264,14 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
     let slot_infos = |slots: &[SlotSpec]| {
         let items = slots.iter().map(|s| {
             let (id, wt, opt) = (&s.name.wire, &s.wire_type, s.optional);
-            quote!(::flora_api::SlotInfo::new(#id, #wt, #opt))
+            quote!(#rt::SlotInfo::new(#id, #wt, #opt))
         });
         quote!(&[#(#items),*])
     };
     let input_infos = slot_infos(&t.inputs);
     let output_infos = slot_infos(&t.outputs);
-    let fake_impls = match &options.test_util_feature {
-        Some(feature) => fake_impls(t, feature),
+    let fake_impls = match config.test_util() {
+        Some(feature) => fake_impls(t, feature, &rt),
         None => TokenStream::new(),
     };
 
@@ -255,8 +288,8 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             #(#out_fields)*
         }
 
-        impl ::flora_api::Technique for #name {
-            const INFO: ::flora_api::TechniqueInfo = ::flora_api::TechniqueInfo::new(
+        impl #rt::Technique for #name {
+            const INFO: #rt::TechniqueInfo = #rt::TechniqueInfo::new(
                 #slug,
                 #tid,
                 #cost,
@@ -265,13 +298,13 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             );
             type Outputs = #outputs;
             #[inline]
-            fn inputs(&self) -> ::std::vec::Vec<::flora_api::RunInput> {
+            fn inputs(&self) -> ::std::vec::Vec<#rt::RunInput> {
                 #inputs_body
             }
             #[inline]
             fn parse_outputs(
-                #outputs_arg: &mut ::flora_api::OutputSet,
-            ) -> ::core::result::Result<#outputs, ::flora_api::Error> {
+                #outputs_arg: &mut #rt::OutputSet,
+            ) -> ::core::result::Result<#outputs, #rt::Error> {
                 ::core::result::Result::Ok(#outputs { #(#takes)* })
             }
         }
@@ -283,8 +316,8 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             #[inline]
             pub fn run<'a>(
                 &self,
-                client: &'a ::flora_api::Client,
-            ) -> ::flora_api::RunFuture<'a, Self> {
+                client: &'a #rt::Client,
+            ) -> #rt::RunFuture<'a, Self> {
                 client.run(self)
             }
 
@@ -292,8 +325,8 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
             #[inline]
             pub fn start<'a>(
                 &self,
-                client: &'a ::flora_api::Client,
-            ) -> ::flora_api::StartFuture<'a, Self> {
+                client: &'a #rt::Client,
+            ) -> #rt::StartFuture<'a, Self> {
                 client.start(self)
             }
         }
@@ -303,7 +336,7 @@ pub fn technique(t: &TechniqueSpec, options: &crate::Options) -> TokenStream {
 /// `flora_api::testing` support (wire inputs back to the struct, outputs to the wire), only
 /// under the test-util feature, so other builds do not compile it. The contract is named at
 /// the runtime's root, never through `testing`: the fake sits on top and nothing imports it.
-fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
+fn fake_impls(t: &TechniqueSpec, feature: &str, rt: &TokenStream) -> TokenStream {
     let name = ident(&t.struct_name.rust);
     let outputs = format_ident!("{}", t.outputs_name);
     let gets = t.inputs.iter().map(|i| {
@@ -329,15 +362,15 @@ fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
     };
     quote! {
         #[cfg(feature = #feature)]
-        impl ::flora_api::FakeTechnique for #name {
+        impl #rt::FakeTechnique for #name {
             fn from_wire(
-                #inputs_arg: &::flora_api::WireInputs<'_>,
+                #inputs_arg: &#rt::WireInputs<'_>,
             ) -> ::core::result::Result<Self, ::std::string::String> {
                 ::core::result::Result::Ok(Self { #(#gets)* })
             }
             fn outputs_to_wire(
                 #value_arg: &#outputs,
-                #outputs_arg: &mut ::flora_api::WireOutputs,
+                #outputs_arg: &mut #rt::WireOutputs,
             ) {
                 #(#puts)*
             }
@@ -346,7 +379,9 @@ fn fake_impls(t: &TechniqueSpec, feature: &str) -> TokenStream {
 }
 
 /// The tokens of `mod.rs`: one module per technique, re-exported.
-pub fn module_index(specs: &[TechniqueSpec]) -> TokenStream {
+pub fn module_index(specs: &[TechniqueSpec], config: &Config) -> TokenStream {
+    let rt = runtime(config);
+    let contract = Literal::u32_unsuffixed(crate::CONTRACT);
     let items = specs.iter().map(|t| {
         let m = ident(&t.module.rust);
         let s = ident(&t.struct_name.rust);
@@ -364,5 +399,10 @@ pub fn module_index(specs: &[TechniqueSpec]) -> TokenStream {
             pub use #m::{#s, #o};
         }
     });
-    quote! { #(#items)* }
+    // The runtime checks, at compile time, that it speaks the contract this code was
+    // generated for; a mismatch fails with a message that says to regenerate.
+    quote! {
+        const _: () = #rt::__codegen::expect_contract(#contract);
+        #(#items)*
+    }
 }

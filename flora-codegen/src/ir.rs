@@ -110,3 +110,38 @@ pub struct TechniqueSpec {
     /// Outputs in schema order.
     pub outputs: Vec<SlotSpec>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    /// Issue 20, C: the generator's slot-type table and the runtime's are one table, checked
+    /// both ways: every wire type the generator maps is parsed by the runtime to a value whose
+    /// Rust type is the one the generator emits, and every spelling the runtime parses is
+    /// one the generator maps (so no media type falls back to `String` by omission).
+    #[test]
+    fn generator_and_runtime_spell_every_slot_type_alike() {
+        use flora_api::__codegen::{rust_type, slot_types};
+        for (wire, kind) in Kind::WIRE {
+            let parsed = flora_api::MediaType::from(*wire);
+            assert_eq!(
+                rust_type(&parsed),
+                Some(kind.type_name()),
+                "`{wire}`: the generator emits {} but the runtime reads it as {parsed:?}",
+                kind.type_name()
+            );
+        }
+        for (wire, value) in slot_types() {
+            let kind = Kind::from_wire(wire)
+                .unwrap_or_else(|| panic!("the runtime parses `{wire}`, the generator does not"));
+            assert_eq!(Some(kind.type_name()), rust_type(value), "`{wire}`");
+        }
+        assert_eq!(Kind::WIRE.len(), slot_types().len());
+    }
+
+    /// The version generated code checks is the runtime's.
+    #[test]
+    fn the_contract_versions_agree() {
+        assert_eq!(crate::CONTRACT, flora_api::__codegen::CONTRACT);
+    }
+}

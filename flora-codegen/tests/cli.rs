@@ -153,7 +153,8 @@ async fn fetch_into_a_fresh_directory_then_check_and_generate() {
     assert!(code["sticker_maker.rs"].contains("pub photo: ::flora_api::ImageUrl"));
     let o = run(tmp.path(), &[&gen_args[..], &["--check"]].concat(), None);
     assert!(o.status.success(), "{}", text(&o));
-    std::fs::write(tmp.path().join("src/techniques/clip.rs"), "// edited\n").unwrap();
+    let clip = tmp.path().join("src/techniques/clip.rs");
+    std::fs::write(&clip, format!("{}// edited\n", code["clip.rs"])).unwrap();
     let o = run(tmp.path(), &[&gen_args[..], &["--check"]].concat(), None);
     assert!(!o.status.success());
     assert!(
@@ -161,6 +162,16 @@ async fn fetch_into_a_fresh_directory_then_check_and_generate() {
         "{}",
         text(&o)
     );
+    // Without its `@generated` header the file is the user's: refused, not overwritten.
+    std::fs::write(&clip, "// mine now\n").unwrap();
+    let o = run(tmp.path(), &gen_args, None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("refusing to overwrite src/techniques/clip.rs"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&clip).unwrap(), "// mine now\n");
 }
 
 #[tokio::test]

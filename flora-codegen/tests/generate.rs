@@ -3,7 +3,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use flora_codegen::{SchemaFile, generate};
+use flora_codegen::{Config, SchemaFile, generate};
+
+/// The settings of flora-api's own techniques, which the snapshots show.
+fn cfg() -> Config {
+    Config::flora_api()
+}
+
+/// rustc's `text_direction_codepoint_in_comment` characters, and the invisible marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
 
 fn fixtures(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +49,7 @@ fn valid() -> Vec<SchemaFile> {
 
 #[test]
 fn snapshots_of_valid_fixtures() {
-    let out = generate(&valid()).unwrap_or_else(|d| panic!("{d}"));
+    let out = generate(&valid(), &cfg()).unwrap_or_else(|d| panic!("{d}"));
     for (name, text) in &out.files {
         insta::assert_snapshot!(name.as_str(), text);
     }
@@ -52,7 +62,7 @@ fn snapshots_of_valid_fixtures() {
 
 #[test]
 fn every_file_has_the_generated_header() {
-    let out = generate(&valid()).unwrap();
+    let out = generate(&valid(), &cfg()).unwrap();
     for (name, text) in &out.files {
         let first = text.lines().next().unwrap();
         assert!(
@@ -74,7 +84,7 @@ fn diagnostics_of_invalid_fixtures() {
     for entry in entries {
         let name = entry.file_stem().unwrap().to_str().unwrap().to_owned();
         let files = load(&entry);
-        let diags = match generate(&files) {
+        let diags = match generate(&files, &cfg()) {
             Ok(_) => panic!("{name}: expected diagnostics"),
             Err(d) => d,
         };
@@ -93,9 +103,9 @@ fn diagnostics_of_invalid_fixtures() {
 fn invalid_schema_among_valid_ones_fails_the_whole_generation() {
     let mut files = valid();
     let bad = load(&fixtures("invalid").join("missing-id.json"));
-    let alone = generate(&bad).unwrap_err().errors();
+    let alone = generate(&bad, &cfg()).unwrap_err().errors();
     files.extend(bad);
-    let err = generate(&files).unwrap_err();
+    let err = generate(&files, &cfg()).unwrap_err();
     assert_eq!(err.errors(), alone, "{err}");
 }
 
@@ -103,7 +113,7 @@ fn invalid_schema_among_valid_ones_fails_the_whole_generation() {
 /// never fail the generation.
 #[test]
 fn unknown_slot_types_are_warnings() {
-    let out = generate(&valid()).unwrap();
+    let out = generate(&valid(), &cfg()).unwrap();
     let warnings = out.warnings.to_string();
     insta::assert_snapshot!("warnings", warnings);
     assert_eq!(out.warnings.len(), 4, "{warnings}");
@@ -147,7 +157,7 @@ fn dangerous_slugs_are_refused() {
         "trailing.",
     ] {
         let path = format!("schemas/{slug}.json");
-        let err = generate(&[SchemaFile::new(&path, body)]).unwrap_err();
+        let err = generate(&[SchemaFile::new(&path, body)], &cfg()).unwrap_err();
         assert!(err.has_errors(), "{slug:?}");
         assert!(
             err.0.iter().any(|d| d.file == path && d.is_error()),
@@ -160,10 +170,10 @@ fn dangerous_slugs_are_refused() {
 /// overrides (rustc denies them); the fixture compile test builds `debug.json` too.
 #[test]
 fn generated_code_has_no_bidi_overrides_in_comments() {
-    let out = generate(&valid()).unwrap();
+    let out = generate(&valid(), &cfg()).unwrap();
     for (name, text) in &out.files {
         assert!(
-            !text.chars().any(flora_codegen::docs::is_bidi_control),
+            !text.chars().any(is_bidi_control),
             "{name} contains a raw bidirectional control character"
         );
     }
@@ -175,17 +185,17 @@ fn generated_code_has_no_bidi_overrides_in_comments() {
 #[test]
 fn output_does_not_depend_on_input_order() {
     let files = valid();
-    let first = generate(&files).unwrap();
+    let first = generate(&files, &cfg()).unwrap();
     let mut reversed = files.clone();
     reversed.reverse();
     // A fixed rotation as well, so the test does not rely on one particular shuffle.
     let mut rotated = files.clone();
     rotated.rotate_left(3);
     for other in [reversed, rotated] {
-        assert_eq!(generate(&other).unwrap().files, first.files);
+        assert_eq!(generate(&other, &cfg()).unwrap().files, first.files);
     }
     assert_eq!(
-        generate(&files).unwrap().files,
+        generate(&files, &cfg()).unwrap().files,
         first.files,
         "same input, same bytes"
     );
@@ -194,13 +204,13 @@ fn output_does_not_depend_on_input_order() {
 #[test]
 fn adding_a_technique_never_renames_another() {
     let files = valid();
-    let before = generate(&files).unwrap();
+    let before = generate(&files, &cfg()).unwrap();
     let mut more = files.clone();
     more.push(SchemaFile::new(
         "schemas/all-media-2.json",
         r#"{"technique_id": "tech_all-media-2", "name": "x", "run_cost": 0, "inputs": [], "outputs": []}"#,
     ));
-    let after = generate(&more).unwrap();
+    let after = generate(&more, &cfg()).unwrap();
     for (name, text) in &before.files {
         if name != "mod.rs" {
             assert_eq!(&after.files[name], text, "{name} changed");
@@ -228,7 +238,10 @@ fn never_panics_on_odd_json() {
         "\"\\ud800\"",
     ];
     for (i, text) in odd.iter().enumerate() {
-        let r = generate(&[SchemaFile::new(format!("schemas/odd-{i}.json"), *text)]);
+        let r = generate(
+            &[SchemaFile::new(format!("schemas/odd-{i}.json"), *text)],
+            &cfg(),
+        );
         assert!(r.is_err(), "{text:?} should be rejected");
     }
     for name in [
@@ -237,10 +250,13 @@ fn never_panics_on_odd_json() {
         "schemas/---.json",
         "schemas/日本.json",
     ] {
-        let r = generate(&[SchemaFile::new(
-            name,
-            r#"{"technique_id": "tech_x", "run_cost": 0, "inputs": [], "outputs": []}"#,
-        )]);
+        let r = generate(
+            &[SchemaFile::new(
+                name,
+                r#"{"technique_id": "tech_x", "run_cost": 0, "inputs": [], "outputs": []}"#,
+            )],
+            &cfg(),
+        );
         if name.ends_with("日本.json") {
             assert!(r.is_ok(), "{name}");
         } else {
@@ -252,7 +268,7 @@ fn never_panics_on_odd_json() {
 /// Builds every generated fixture against the real `flora_api` runtime, with warnings denied.
 #[test]
 fn generated_fixture_code_compiles() {
-    let out = generate(&valid()).unwrap();
+    let out = generate(&valid(), &cfg()).unwrap();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-fixtures");
     let gen_dir = dir.join("techniques");
     let _ = fs::remove_dir_all(&gen_dir);

@@ -139,11 +139,8 @@ fn build_script_mode(opts: &BenchOptions) -> Result<String, String> {
         with_script.push(build(&ws)?);
     }
     // Committed code: the same techniques as files in src/, no build script.
-    let files = flora_codegen::generate_with(
-        &synth::schema_files(n, 42),
-        &flora_codegen::Options::default(),
-    )
-    .map_err(|d| d.to_string())?;
+    let files = flora_codegen::generate(&synth::schema_files(n, 42), &flora_codegen::Config::new())
+        .map_err(|d| d.to_string())?;
     let dir = krate.join("src/techniques");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for (name, text) in &files.files {
@@ -229,7 +226,7 @@ async fn fetch_catalog(opts: &BenchOptions) -> Result<String, String> {
     let levels: &[usize] = if opts.quick { &[8] } else { &[1, 8] };
     for &concurrency in levels {
         let t = Instant::now();
-        let fetched = flora_codegen::cli::fetch::fetch(&flora_codegen::cli::fetch::FetchOptions {
+        let fetched = flora_codegen::cli::fetch(&flora_codegen::cli::FetchOptions {
             api_key: "sk_bench".into(),
             base_url: Some(format!("{}/", server.uri())),
             concurrency,
@@ -272,7 +269,8 @@ fn codegen(opts: &BenchOptions) -> Result<String, String> {
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let generated = flora_codegen::generate(&files).map_err(|d| d.to_string())?;
+            let generated = flora_codegen::generate(&files, &flora_codegen::Config::flora_api())
+                .map_err(|d| d.to_string())?;
             times.push(t.elapsed());
             std::hint::black_box(generated);
         }
@@ -304,8 +302,11 @@ pub fn tree(n: usize) -> Result<std::path::PathBuf, String> {
 }
 
 fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
-    let generated =
-        flora_codegen::generate(&synth::schema_files(n, 42)).map_err(|d| d.to_string())?;
+    let generated = flora_codegen::generate(
+        &synth::schema_files(n, 42),
+        &flora_codegen::Config::flora_api(),
+    )
+    .map_err(|d| d.to_string())?;
     scratch::write_techniques(ws, &generated.files)?;
     Ok(technique_lines(&generated.files))
 }
@@ -387,8 +388,11 @@ impl CompileTree {
         let exe = match &self.source {
             CodeSource::ThisCheckout => return write_generated(&self.ws, n),
             CodeSource::Floor => {
-                let mut generated = flora_codegen::generate(&synth::schema_files(n, 42))
-                    .map_err(|d| d.to_string())?;
+                let mut generated = flora_codegen::generate(
+                    &synth::schema_files(n, 42),
+                    &flora_codegen::Config::flora_api(),
+                )
+                .map_err(|d| d.to_string())?;
                 for (name, text) in generated.files.iter_mut() {
                     if name != "mod.rs"
                         && let Some(at) = text.find("impl ::flora_api::Technique for")

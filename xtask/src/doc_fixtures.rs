@@ -14,14 +14,15 @@ pub fn run() -> Result<String, String> {
         root.join("flora-codegen/tests/fixtures/valid"),
         root.join("schemas"),
     ] {
-        for (name, text) in crate::regen::read_dir(&dir, "json")? {
+        for (name, text) in crate::regen::read_schemas(&dir)? {
             files.push(flora_codegen::SchemaFile::new(
                 format!("schemas/{name}"),
                 text,
             ));
         }
     }
-    let generated = flora_codegen::generate(&files).map_err(|d| d.to_string())?;
+    let generated = flora_codegen::generate(&files, &flora_codegen::Config::flora_api())
+        .map_err(|d| d.to_string())?;
     let (ws, target) = scratch::workspace("doc-fixtures")?;
     scratch::write_techniques(&ws, &generated.files)?;
     scratch::cargo(
@@ -38,6 +39,6 @@ pub fn run() -> Result<String, String> {
     )?;
     Ok(format!(
         "{} techniques (codegen fixtures + schemas/): `cargo doc -D warnings` clean, doctests pass",
-        generated.techniques.len()
+        generated.technique_count()
     ))
 }

@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The fetch flags are flora-codegen's binary's own (clap types stay out of its library).
+#[path = "../../flora-codegen/src/bin/flora-codegen/fetch_args.rs"]
+mod fetch_args;
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -24,7 +28,7 @@ enum Command {
         #[arg(long)]
         offline: bool,
         #[command(flatten)]
-        fetch: flora_codegen::cli::FetchArgs,
+        fetch: fetch_args::FetchArgs,
     },
     /// Measure codegen throughput, compile cost, client overhead, scale and poll economy
     /// (see BENCHMARKS.md). Use `cargo xtask-release bench` for the documented figures.
@@ -105,7 +109,8 @@ async fn main() -> ExitCode {
             } else {
                 "cargo xtask regen"
             };
-            let layout = flora_codegen::cli::Layout::workspace(&xtask::workspace_root());
+            let mut layout = flora_codegen::cli::Layout::workspace(&xtask::workspace_root());
+            layout.codegen = fetch.config(layout.codegen);
             flora_codegen::cli::run_and_print(&layout, &opts, rerun).await
         }
         Command::Bench {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-pub use flora_codegen::cli::{Layout, Options, Outcome, read_dir, schema_text};
+pub use flora_codegen::cli::{Layout, Options, Outcome, read_schemas, schema_text};
 
 /// Runs regen on the workspace at `root`.
 pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {

@@ -60,6 +60,25 @@ fn bar(progress: bool) -> indicatif::ProgressBar {
     }
 }
 
+/// Checks that a retrieved schema is the technique the listing named: stored under the
+/// listed slug, another technique's schema would run the wrong technique.
+fn same_technique(listed: &TechniqueSchema, full: &TechniqueSchema) -> Result<(), String> {
+    let (slug, got_slug) = (listed.slug_or_derived(), full.slug_or_derived());
+    // A retrieved schema without a slug of its own is named by the listing's.
+    let other_slug = full
+        .slug
+        .as_deref()
+        .is_some_and(|s| !s.is_empty() && s != slug);
+    if full.technique_id != listed.technique_id || other_slug {
+        return Err(format!(
+            "GET /techniques/{} answered with technique `{}` (slug `{got_slug}`), not the listed \
+             `{}` (slug `{slug}`); refusing to store it as {slug}.json",
+            listed.technique_id, full.technique_id, listed.technique_id
+        ));
+    }
+    Ok(())
+}
+
 /// Fetches every technique visible to the key: slug → raw technique object as retrieved.
 pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, String> {
     let client = client(opts)?;
@@ -152,6 +171,7 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Strin
                     .technique(&t.technique_id)
                     .await
                     .map_err(api_message)?;
+                same_technique(t, &full)?;
                 retrieving.inc(1);
                 Ok::<_, String>((t.slug_or_derived().to_owned(), full.raw().clone()))
             }

@@ -4,76 +4,44 @@
 //! The generator core (`generate`, [`Build`](crate::Build)) stays free of network and CLI
 //! dependencies; everything here is behind the feature.
 
-pub mod fetch;
-pub mod regen;
-pub mod report;
-pub mod surface;
-pub mod write;
+mod fetch;
+mod regen;
+mod report;
+mod surface;
+mod write;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use regen::{Layout, Options, Outcome, read_dir, regen, schema_text};
+pub use fetch::{DEFAULT_CONCURRENCY, FetchOptions, fetch};
+pub use regen::{Layout, Options, Outcome, read_schemas, regen, schema_text};
 
-/// The fetch flags shared by `cargo xtask regen` and `flora-codegen fetch`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FetchArgs {
-    /// Write nothing; fail with a diff if anything would change.
-    #[arg(long)]
-    pub check: bool,
-    /// API base URL (default: FLORA_BASE_URL, else the production API).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// List the techniques of this workspace (ws_…); private techniques need it.
-    #[arg(long)]
-    pub workspace_id: Option<String>,
-    /// Only fetch and update these slugs (others stay as they are). A slug the server does
-    /// not list is an error.
-    #[arg(long, num_args = 1..)]
-    pub only: Vec<String>,
-    /// Fail on warnings (e.g. a slot type this flora-codegen does not know), for CI.
-    #[arg(long)]
-    pub deny_warnings: bool,
-    /// Keep local schemas of techniques the server no longer lists.
-    #[arg(long)]
-    pub keep_local: bool,
-    /// Allow a fetch to delete every local technique, or more than half of them.
-    #[arg(long)]
-    pub allow_mass_removal: bool,
-    /// Schemas retrieved at once.
-    #[arg(long, default_value_t = fetch::DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
-}
-
-impl FetchArgs {
-    /// The regen options these flags ask for (key from `FLORA_API_KEY`).
-    pub fn options(&self, offline: bool) -> Options {
-        Options {
-            offline,
-            check: self.check,
-            api_key: std::env::var("FLORA_API_KEY").ok(),
-            base_url: self.base_url.clone(),
-            workspace_id: self.workspace_id.clone(),
-            only: self.only.clone(),
-            progress: std::io::stderr().is_terminal(),
-            deny_warnings: self.deny_warnings,
-            keep_local: self.keep_local,
-            allow_mass_removal: self.allow_mass_removal,
-            concurrency: self.concurrency,
-        }
+/// Replaces every occurrence of the API key in `text`: nothing the commands print may carry
+/// it, even when a server or proxy echoes the `Authorization` header back in an error body.
+pub fn redact(text: &str, api_key: Option<&str>) -> String {
+    match api_key.map(str::trim).filter(|k| k.len() >= 4) {
+        Some(key) => text.replace(key, "[redacted API key]"),
+        None => text.to_owned(),
     }
 }
 
 /// Runs regen and prints its outcome; `rerun` is the command that updates stale files.
+/// Messages name [`Layout::command`]; the API key is redacted from everything printed.
 pub async fn run_and_print(layout: &Layout, opts: &Options, rerun: &str) -> ExitCode {
+    let key = opts.api_key.as_deref();
     let outcome = match regen(layout, opts).await {
         Ok(o) => o,
         Err(e) => {
             // The message ends with what happened to the tree (nothing, or which files changed).
-            eprintln!("{e}");
-            eprintln!("regen failed");
+            eprintln!("{}", redact(&e, key));
+            eprintln!("{} failed", layout.command);
             return ExitCode::FAILURE;
         }
+    };
+    let outcome = Outcome {
+        source: redact(&outcome.source, key),
+        report: redact(&outcome.report, key),
+        diff: redact(&outcome.diff, key),
+        ..outcome
     };
     println!("{}", outcome.source);
     print!("{}", outcome.report);

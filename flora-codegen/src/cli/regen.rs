@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::fetch::{self, FetchOptions};
 use super::write::{self, Plan};
 use super::{report, surface};
-use crate::SchemaFile;
+use crate::schema_dir;
+use crate::{Config, SchemaFile};
 
 /// What `regen` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -34,8 +35,6 @@ pub struct Options {
     pub only: Vec<String>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
-    /// Treat warnings (unknown slot types, ...) as errors.
-    pub deny_warnings: bool,
     /// Keep local schemas of techniques the server no longer lists.
     pub keep_local: bool,
     /// Allow a fetch to remove every technique, or more than half of them.
@@ -70,19 +69,27 @@ impl Outcome {
     }
 }
 
-/// The directories regen works on, and how they are named in messages and headers.
+/// The directories regen works on, how they are named in messages, and the generation
+/// settings.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// The command running, as messages name it (`flora-codegen generate`).
+    pub command: String,
+    /// Whether the command fetches (with a key); `flora-codegen generate` never does, and a
+    /// missing schema directory is then an error rather than an empty catalog.
+    pub fetches: bool,
     /// The schema directory.
     pub schemas: PathBuf,
-    /// How the schema directory is shown (and named in generated headers), e.g. `schemas`.
+    /// How the schema directory is shown in messages, e.g. `schemas`. (Generated headers
+    /// name it by its own name, however it was typed.)
     pub schemas_shown: String,
     /// Where generated code goes, if anywhere (`flora-codegen fetch` writes schemas only).
+    /// Files in it without the `@generated` header are the user's: never replaced or deleted.
     pub generated: Option<PathBuf>,
     /// How the generated directory is shown.
     pub generated_shown: String,
-    /// Code shape (doc example paths).
-    pub codegen: crate::Options,
+    /// How code is generated.
+    pub codegen: Config,
     /// Rewrite hand-written schema files normalised (sorted keys, pretty).
     pub normalise_schemas: bool,
 }
@@ -91,38 +98,22 @@ impl Layout {
     /// This repository: `schemas/` and `flora-api/src/techniques/` under `root`.
     pub fn workspace(root: &Path) -> Self {
         Layout {
+            command: "cargo xtask regen".to_owned(),
+            fetches: true,
             schemas: root.join("schemas"),
             schemas_shown: "schemas".to_owned(),
             generated: Some(root.join("flora-api").join("src").join("techniques")),
             generated_shown: "flora-api/src/techniques".to_owned(),
-            codegen: crate::Options::flora_api(),
+            codegen: Config::flora_api(),
             normalise_schemas: true,
         }
     }
 }
 
-/// Reads `dir/*.<ext>` into name → contents (missing dir: empty).
-pub fn read_dir(dir: &Path, ext: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if path.extension().and_then(|e| e.to_str()) != Some(ext) || !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        out.insert(name.to_owned(), text);
-    }
-    Ok(out)
+/// Reads the `*.json` schema files of `dir` (name → text). A file name that is not UTF-8 is
+/// an error naming it.
+pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+    schema_dir::read(dir, "json").map_err(|e| e.to_string())
 }
 
 /// Pretty JSON with sorted keys and a trailing newline.
@@ -170,6 +161,29 @@ fn normalise(text: &str) -> String {
         .unwrap_or_else(|| text.to_owned())
 }
 
+/// Refuses to write where a file of the user's stands: generated output only ever replaces
+/// or deletes files that carry the `@generated` header.
+fn refuse_to_replace(
+    theirs: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    shown: &str,
+) -> Result<(), String> {
+    let clashing: Vec<String> = new
+        .keys()
+        .filter(|name| theirs.contains_key(*name))
+        .map(|name| format!("{shown}/{name}"))
+        .collect();
+    if clashing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to overwrite {}: not written by flora-codegen (no `@generated` header). \
+         Generate into a directory of its own (e.g. `--out src/techniques`), or move the file \
+         away if it really is an old generated file",
+        clashing.join(", ")
+    ))
+}
+
 /// Refuses a fetch that would delete every local technique, or more than half of them.
 fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), String> {
     if allowed || removed.is_empty() || (removed.len() * 2 <= old && removed.len() < old) {
@@ -213,11 +227,28 @@ pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, String> {
 
 /// Everything before writing: fetch or read, generate, report, plan (and diff with `--check`).
 async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), String> {
-    let old_schemas = read_dir(&layout.schemas, "json")?;
     let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
+    let fetching = layout.fetches && !opts.offline && key.is_some();
+    let old_schemas = match schema_dir::read(&layout.schemas, "json") {
+        Ok(files) => files,
+        // A first fetch creates the directory; anything else needs the schemas.
+        Err(e) if e.is_missing_dir() && fetching => BTreeMap::new(),
+        Err(e) if e.is_missing_dir() => {
+            return Err(format!(
+                "the schema directory {} does not exist; check the path (`--schemas`){}",
+                layout.schemas_shown,
+                if layout.fetches {
+                    ", or fetch it with FLORA_API_KEY set"
+                } else {
+                    ", or fetch schemas first (`flora-codegen fetch --schemas DIR`)"
+                }
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let mut absent_upstream = Vec::new();
     let (new_schemas, source) = match key {
-        Some(api_key) if !opts.offline => {
+        Some(api_key) if fetching => {
             let fetched = fetch::fetch(&FetchOptions {
                 api_key,
                 base_url: opts.base_url.clone(),
@@ -252,17 +283,19 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
             (m, source)
         }
         _ => {
-            let why = if opts.offline {
-                "--offline"
+            let n = old_schemas.len();
+            let shown = &layout.schemas_shown;
+            let mut source = if !layout.fetches {
+                format!("Generating code from the {n} schema(s) in {shown}/.")
             } else {
-                "no FLORA_API_KEY"
+                let why = if opts.offline {
+                    "--offline"
+                } else {
+                    "no FLORA_API_KEY"
+                };
+                format!("Offline ({why}): regenerating code from the {n} schema(s) in {shown}/.")
             };
-            let mut source = format!(
-                "Offline ({why}): regenerating code from the {} schema(s) in {}/.",
-                old_schemas.len(),
-                layout.schemas_shown
-            );
-            if !opts.only.is_empty() {
+            if layout.fetches && !opts.only.is_empty() {
                 source.push_str(" (--only selects what to fetch; offline, every schema is used.)");
             }
             let normalised = if layout.normalise_schemas {
@@ -277,35 +310,45 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
         }
     };
 
+    // Headers name the directory by its own name, so the bytes do not depend on how the
+    // path was typed.
+    let header_dir = schema_dir::shown_name(&layout.schemas);
     let schema_files = |schemas: &BTreeMap<String, String>| -> Vec<SchemaFile> {
         schemas
             .iter()
-            .map(|(name, text)| {
-                SchemaFile::new(format!("{}/{name}", layout.schemas_shown), text.clone())
-            })
+            .map(|(name, text)| SchemaFile::new(format!("{header_dir}/{name}"), text.clone()))
             .collect()
     };
-    let generated = crate::generate_with(&schema_files(&new_schemas), &layout.codegen)
-        .map_err(|d| d.to_string())?;
+    let generated = match crate::generate(&schema_files(&new_schemas), &layout.codegen) {
+        Ok(g) => g,
+        Err(d) if !d.has_errors() => {
+            return Err(format!("{d}, denied by --deny-warnings"));
+        }
+        Err(d) => return Err(d.to_string()),
+    };
     let warnings: Vec<String> = generated
         .warnings
         .0
         .iter()
         .map(ToString::to_string)
         .collect();
-    if opts.deny_warnings && !warnings.is_empty() {
-        return Err(format!(
-            "{}\n{} warning(s), denied by --deny-warnings",
-            warnings.join("\n"),
-            warnings.len()
-        ));
-    }
 
     // The old surface: the generated files as they are, or (without a generated directory)
     // what the old schemas generate; schemas that no longer generate count as absent.
     let old_generated = match &layout.generated {
-        Some(dir) => read_dir(dir, "rs")?,
-        None => crate::generate_with(&schema_files(&old_schemas), &layout.codegen)
+        Some(dir) => {
+            let all = match schema_dir::read(dir, "rs") {
+                Ok(files) => files,
+                Err(e) if e.is_missing_dir() => BTreeMap::new(),
+                Err(e) => return Err(e.to_string()),
+            };
+            let (ours, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) = all
+                .into_iter()
+                .partition(|(_, text)| crate::is_generated(text));
+            refuse_to_replace(&theirs, &generated.files, &layout.generated_shown)?;
+            ours
+        }
+        None => crate::generate(&schema_files(&old_schemas), &layout.codegen)
             .map(|g| g.files)
             .unwrap_or_default(),
     };
@@ -315,7 +358,7 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
     );
     let mut outcome = Outcome {
         source,
-        report: report::render(&changes, generated.techniques.len(), &warnings),
+        report: report::render(&changes, generated.technique_count(), &warnings),
         breaking: changes.iter().any(|c| c.breaking),
         absent_upstream,
         ..Outcome::default()

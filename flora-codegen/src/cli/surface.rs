@@ -216,8 +216,11 @@ mod tests {
           "inputs": [{"id": "inputImage", "type": "imageUrl"},
                      {"id": "type", "type": "text", "optional": true}],
           "outputs": [{"id": "o", "type": "meshUrl"}]}"#;
-        let out =
-            crate::generate(&[crate::SchemaFile::new("schemas/cctv-cam.json", schema)]).unwrap();
+        let out = crate::generate(
+            &[crate::SchemaFile::new("schemas/cctv-cam.json", schema)],
+            &crate::Config::flora_api(),
+        )
+        .unwrap();
         let s = parse("cctv_cam", &out.files["cctv_cam.rs"]).unwrap();
         assert_eq!(s.struct_name, "CctvCam");
         assert_eq!(s.slug, "cctv-cam");
@@ -253,8 +256,11 @@ mod tests {
         let schema = r#"{"technique_id": "tech_cctv-cam", "name": "CCTV", "run_cost": 0.05,
           "inputs": [{"id": "input_image", "type": "imageUrl"}],
           "outputs": [{"id": "output_image", "type": "imageUrl"}]}"#;
-        let out =
-            crate::generate(&[crate::SchemaFile::new("schemas/cctv-cam.json", schema)]).unwrap();
+        let out = crate::generate(
+            &[crate::SchemaFile::new("schemas/cctv-cam.json", schema)],
+            &crate::Config::flora_api(),
+        )
+        .unwrap();
         let new = parse("cctv_cam", &out.files["cctv_cam.rs"]).unwrap();
         assert_eq!(parse("cctv_cam", old).unwrap(), new);
     }

@@ -1,7 +1,8 @@
 //! All-or-nothing file updates: stage everything, then swap, rolling back on failure.
 //!
-//! 1. Stage: each new text goes to `<file>.regen-tmp` beside its target. A failure removes
-//!    every staged file; nothing else was touched.
+//! 1. Stage: each new text goes to a new file `.<file>.<random>.regen-tmp` beside its target,
+//!    created exclusively (never an existing path, never through a symlink). A failure
+//!    removes every staged file; nothing else was touched.
 //! 2. Swap: each existing target is renamed to `<file>.regen-bak`, then its staged file is
 //!    renamed into place; files to remove are renamed to their backup. A failure undoes every
 //!    step in reverse. If undoing fails too, the error names exactly which files changed.
@@ -52,6 +53,28 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Writes `text` to a fresh, exclusively created file beside `path` and returns its path.
+fn stage(path: &Path, text: &str) -> std::io::Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(TMP_SUFFIX)
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    // From here on the staged file is ours to rename or remove, not the guard's.
+    file.into_temp_path()
+        .keep()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// A step of the swap, to undo in reverse.
 enum Done {
     /// The target did not exist; the staged file now stands there.
@@ -66,23 +89,18 @@ pub fn apply(plans: &[Plan]) -> Result<(), String> {
     let mut staged: Vec<(PathBuf, &Path)> = Vec::new();
     for plan in plans {
         if let Plan::Write(path, text) = plan {
-            let tmp = with_suffix(path, TMP_SUFFIX);
-            let written = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&tmp, text));
-            if let Err(e) = written {
-                // A failed write may still have created the file.
-                let _ = std::fs::remove_file(&tmp);
-                for (t, _) in &staged {
-                    let _ = std::fs::remove_file(t);
+            match stage(path, text) {
+                Ok(tmp) => staged.push((tmp, path)),
+                Err(e) => {
+                    for (t, _) in &staged {
+                        let _ = std::fs::remove_file(t);
+                    }
+                    return Err(format!(
+                        "cannot stage {}: {e}\nno file was changed",
+                        path.display()
+                    ));
                 }
-                return Err(format!(
-                    "cannot write {}: {e}\nno file was changed",
-                    tmp.display()
-                ));
             }
-            staged.push((tmp, path));
         }
     }
     // 2. Swap.
@@ -209,20 +227,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.json");
         std::fs::write(&a, "old a").unwrap();
-        // A directory where the staged file of `b` would go.
-        std::fs::create_dir(dir.path().join(format!("b.json{TMP_SUFFIX}"))).unwrap();
-        let plans = [
+        // A name too long for the filesystem fails at staging, after `a` was staged.
+        let long = dir.path().join(format!("{}.json", "x".repeat(250)));
+        let err = apply(&[
             Plan::Write(a.clone(), "new a".into()),
-            Plan::Write(dir.path().join("b.json"), "new b".into()),
-        ];
-        let err = apply(&plans).unwrap_err();
+            Plan::Write(long, "x".into()),
+        ])
+        .unwrap_err();
         assert!(err.contains("no file was changed"), "{err}");
         assert_eq!(read(&a).as_deref(), Some("old a"));
-        assert_eq!(leftovers(dir.path()), [format!("b.json{TMP_SUFFIX}")]);
-        // A name too long for the filesystem fails at staging as well.
-        let long = dir.path().join(format!("{}.json", "x".repeat(250)));
-        let err = apply(&[Plan::Write(long, "x".into())]).unwrap_err();
-        assert!(err.contains("no file was changed"), "{err}");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+    }
+
+    /// Issue 20, defect 2: a symlink where an older version staged (`<file>.regen-tmp`) is
+    /// never written through; the target ends up a regular file.
+    #[cfg(unix)]
+    #[test]
+    fn defect_02_staging_never_follows_an_existing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "precious").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join(format!("mod.rs{TMP_SUFFIX}"))).unwrap();
+        let target = out.join("mod.rs");
+        apply(&[Plan::Write(target.clone(), "generated".into())]).unwrap();
+        assert_eq!(read(&outside).as_deref(), Some("precious"));
+        let meta = std::fs::symlink_metadata(&target).unwrap();
+        assert!(meta.file_type().is_file(), "mod.rs is a regular file");
+        assert_eq!(read(&target).as_deref(), Some("generated"));
     }
 
     #[test]

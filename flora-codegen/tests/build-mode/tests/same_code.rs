@@ -29,9 +29,9 @@ fn build_mode_output_is_the_generated_files() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let included =
         std::fs::read_to_string(concat!(env!("OUT_DIR"), "/flora_techniques.rs")).unwrap();
-    let generated = flora_codegen::generate_with(
+    let generated = flora_codegen::generate(
         &schema_files(&manifest.join("flora-schemas"), "flora-schemas"),
-        &flora_codegen::Options::default(),
+        &flora_codegen::Config::new(),
     )
     .unwrap();
     assert_eq!(included, generated.single_file());

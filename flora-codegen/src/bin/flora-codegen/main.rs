@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flora_codegen::cli::{FetchArgs, Layout, run_and_print};
+use flora_codegen::Config;
+use flora_codegen::cli::{Layout, run_and_print};
+
+mod fetch_args;
+use fetch_args::FetchArgs;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +61,10 @@ enum Command {
         /// `#[cfg(feature = "NAME")]`; declare `NAME = ["flora-api/test-util"]` in your crate.
         #[arg(long, value_name = "NAME")]
         test_util_feature: Option<String>,
+        /// The path generated code names the runtime by (default `::flora_api`): `::flora`
+        /// when Cargo.toml renames the dependency, `::my_facade::flora` for a re-export.
+        #[arg(long, value_name = "PATH")]
+        runtime_path: Option<String>,
     },
 }
 
@@ -76,11 +84,13 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let layout = Layout {
+                command: "flora-codegen fetch".to_owned(),
+                fetches: true,
                 schemas_shown: shown(&schemas),
                 schemas,
                 generated: None,
                 generated_shown: String::new(),
-                codegen: flora_codegen::Options::default(),
+                codegen: fetch.config(Config::new()),
                 normalise_schemas: true,
             };
             let rerun = format!("flora-codegen fetch --schemas {}", layout.schemas_shown);
@@ -93,22 +103,31 @@ async fn main() -> ExitCode {
             deny_warnings,
             module_path,
             test_util_feature,
+            runtime_path,
         } => {
+            let mut config = Config::new().deny_warnings(deny_warnings);
+            if let Some(path) = module_path {
+                config = config.module_path(path);
+            }
+            if let Some(feature) = test_util_feature {
+                config = config.test_util_feature(feature);
+            }
+            if let Some(path) = runtime_path {
+                config = config.runtime_path(path);
+            }
             let layout = Layout {
+                command: "flora-codegen generate".to_owned(),
+                fetches: false,
                 schemas_shown: shown(&schemas),
                 schemas,
                 generated_shown: shown(&out),
                 generated: Some(out),
-                codegen: flora_codegen::Options {
-                    module_path,
-                    test_util_feature,
-                },
+                codegen: config,
                 normalise_schemas: false,
             };
             let opts = flora_codegen::cli::Options {
                 offline: true,
                 check,
-                deny_warnings,
                 ..Default::default()
             };
             let rerun = format!(
