@@ -447,6 +447,25 @@ fn slots(cx: &mut Ctx<'_>, obj: &Map<String, Value>, key: &str, is_input: bool) 
 
 /// Reports techniques whose Rust names clash (struct, outputs struct or module).
 pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) {
+    // Schema files are named by slug: two that differ only by case are one file on macOS
+    // and Windows (`FooBar.json`, `foobar.json`), even where their Rust names differ.
+    let mut folded: BTreeMap<String, &TechniqueSpec> = BTreeMap::new();
+    for spec in specs {
+        if let Some(other) = folded.insert(spec.module.wire.to_lowercase(), spec)
+            && other.module.wire != spec.module.wire
+        {
+            diags.push(Diagnostic::new(
+                &spec.file,
+                "",
+                format!(
+                    "the slug `{}` differs from `{}` ({}) only by case: the two schema files \
+                     are one file on macOS and Windows",
+                    spec.module.wire, other.module.wire, other.file
+                ),
+                "remove or rename one of the schema files",
+            ));
+        }
+    }
     // Every generated name in the `techniques` namespace -> the file that produced it.
     let mut owners: BTreeMap<(&'static str, String), (&str, &'static str)> = BTreeMap::new();
     for spec in specs {
@@ -473,8 +492,7 @@ pub fn check_collisions(specs: &[TechniqueSpec], diags: &mut Diagnostics) {
                         "the {what} `{name}` generated for this technique clashes with the \
                          {other_what} of the same name generated for {other}"
                     ),
-                    "two slugs map to one Rust name; remove one of the schema files \
-                     (or use `cargo xtask regen --only`)",
+                    "two slugs map to one Rust name; remove or rename one of the schema files",
                 ));
             } else {
                 owners.insert(key, (&spec.file, what));
