@@ -15,6 +15,17 @@ use crate::wire::MediaType;
 ///
 /// Both directions are on the technique (one impl per technique, not one more for its
 /// outputs type) because every generated impl costs compile time (BENCHMARKS.md §2).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `FakeFlora` support compiled in",
+    label = "`FakeFlora` needs this technique's test impls",
+    note = "techniques generated in your crate (build.rs or `flora-codegen generate`) get them \
+            with `Build::test_util_feature(\"test-util\")` / `--test-util-feature test-util`, \
+            under your crate's own feature: declare `test-util = [\"flora-api/test-util\"]` in \
+            [features] and run `cargo test --features test-util`",
+    note = "to enable it for every `cargo test`, add your crate to its own dev-dependencies \
+            with the feature: `[dev-dependencies] my-crate = {{ path = \".\", features = \
+            [\"test-util\"] }}`"
+)]
 pub trait FakeTechnique: Technique + Sized {
     /// Rebuilds the typed inputs from a run request's inputs.
     fn from_wire(inputs: &WireInputs<'_>) -> Result<Self, String>;

@@ -1,12 +1,5 @@
 //! A typed, retry-safe client for [FLORA](https://app.flora.ai) techniques.
 //!
-//! - [`Client`] talks to the API: list and retrieve technique schemas, start runs, poll them.
-//!   Every run creation carries an idempotency key that is reused on retries, so a lost
-//!   response never starts (and bills) a second run.
-//! - [`techniques`] (cargo feature `techniques`, on by default) holds one generated struct per
-//!   technique; a wrong input id, a wrong media type or a missing input is a compile error.
-//! - The dynamic layer ([`Client::start_run`], [`RunInput`]) works without generated code.
-//!
 //! ```no_run
 //! # #[cfg(feature = "techniques")]
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,6 +12,32 @@
 //! println!("output: {}", done.outputs.output_image);
 //! # Ok(()) }
 //! ```
+//!
+//! # Where things are
+//!
+//! - **Typed techniques**: [`techniques`] (feature `techniques`, on by default) holds one
+//!   struct per technique; a wrong input id, a wrong media type or a missing input is a
+//!   compile error. [`Client::run`] starts a run and waits for its typed outputs,
+//!   [`Client::start`] returns a [`RunHandle`] to wait on later. Your own techniques get the
+//!   same structs through `flora-codegen` (`Build` in build.rs, or committed code).
+//! - **The dynamic API**, without generated code: [`Client::start_run`] with [`RunInput`]s,
+//!   [`Client::techniques`] / [`Client::technique`] for schemas, [`Client::get_run`],
+//!   [`Client::runs`].
+//! - **Uploads**: a local file to a FLORA asset URL of the right type,
+//!   [`Client::upload_image`] (and `_video`, `_audio`, `_document`; `_with` for
+//!   [`UploadOptions`]): streamed, sniffed, checked against what FLORA accepts.
+//! - **Downloads**: [`Client::download`] (atomic: a temporary file renamed into place, resumed
+//!   with `Range` where it can) and [`TechniqueRun::save_outputs`] for every output of a run.
+//! - **Drift checks**: [`Client::verify`] compares a generated technique with the live schema
+//!   before you spend money on a run.
+//! - **Webhooks**: [`webhooks::verify`] checks a delivery's signature.
+//! - **Testing**: [`testing::FakeFlora`](testing/struct.FakeFlora.html) (feature
+//!   `test-util`), an in-process fake FLORA with typed rules, injected faults and paused-time
+//!   polling, for your own tests.
+//! - **Retries that never double-bill**: every run creation carries an idempotency key that is
+//!   reused on its retries, so a lost answer never starts (and bills) a second run.
+//! - **Errors**: one [`Error`]; its `Display` says what failed, where, the root cause and the
+//!   fix, and [`Error::is_retryable`] says whether trying again can help.
 //!
 //! # How requests are made
 //!

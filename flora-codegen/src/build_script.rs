@@ -70,7 +70,11 @@ impl fmt::Display for BuildError {
                 "flora_codegen::Build: OUT_DIR is not set (run it from a build script, or call \
                  `.out_dir(..)`)",
             ),
-            BuildError::Config(d) => write!(f, "flora_codegen::Build: invalid setting:\n{d}"),
+            BuildError::Config(d) => write!(
+                f,
+                "flora_codegen::Build: invalid setting:\n{}",
+                crate::config::describe(d)
+            ),
             BuildError::OutFile(name) => write!(
                 f,
                 "flora_codegen::Build: `out_file` {name:?} is not a plain file name (no path \

@@ -104,7 +104,8 @@ impl Config {
     }
 
     /// Checks the settings that become code: each path must be a plain Rust path, so no
-    /// setting can add code or docs of its own.
+    /// setting can add code or docs of its own. [`generate`](crate::generate) checks this
+    /// first; the `Err` holds one diagnostic per bad setting.
     pub fn validate(&self) -> Result<(), Diagnostics> {
         let mut diags = Diagnostics::default();
         if let Some(path) = &self.module_path
@@ -119,12 +120,25 @@ impl Config {
     }
 }
 
+/// The settings' problems, one per line with its fix (no schema summary line).
+pub(crate) fn describe(diags: &Diagnostics) -> String {
+    diags
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn config_error(setting: &str, value: &str, why: &str) -> Diagnostic {
     let shown: String = value.escape_debug().take(120).collect();
     Diagnostic::new(
         "flora-codegen configuration",
         format!("/{setting}"),
-        format!("`{setting}` \"{shown}\" is not a Rust path: {why}"),
+        format!(
+            "`{setting}` (--{}) \"{shown}\" is not a Rust path: {why}",
+            setting.replace('_', "-")
+        ),
         "write a path such as `my_crate::techniques` (or `::flora_api` for the runtime)",
     )
 }

@@ -21,6 +21,7 @@ pub(crate) enum ReadError {
 }
 
 impl ReadError {
+    #[cfg(any(feature = "cli", test))]
     pub(crate) fn is_missing_dir(&self) -> bool {
         matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }

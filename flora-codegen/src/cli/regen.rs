@@ -227,6 +227,10 @@ pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, String> {
 
 /// Everything before writing: fetch or read, generate, report, plan (and diff with `--check`).
 async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), String> {
+    layout
+        .codegen
+        .validate()
+        .map_err(|d| crate::config::describe(&d))?;
     let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
     let fetching = layout.fetches && !opts.offline && key.is_some();
     let old_schemas = match schema_dir::read(&layout.schemas, "json") {

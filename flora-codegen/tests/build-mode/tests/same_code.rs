@@ -103,8 +103,7 @@ async fn generated_techniques_are_usable() {
 /// The facade build names the runtime only through `::my_facade::flora`.
 #[test]
 fn the_facade_build_names_only_the_facade() {
-    let text =
-        std::fs::read_to_string(concat!(env!("OUT_DIR"), "/facade_techniques.rs")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/facade_techniques.rs")).unwrap();
     assert!(!text.contains("flora_api"), "{text}");
     assert!(text.contains("impl ::my_facade::flora::Technique for StickerMaker"));
 }
