@@ -6,12 +6,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "extras")]
 pub mod bench;
+#[cfg(feature = "extras")]
 pub mod bench_files;
 pub mod doc_fixtures;
 pub mod regen;
+#[cfg(feature = "extras")]
 pub mod sandbox;
 pub mod scratch;
+#[cfg(feature = "extras")]
 pub mod synth;
 
 use std::path::{Path, PathBuf};

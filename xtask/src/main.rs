@@ -113,6 +113,55 @@ async fn main() -> ExitCode {
             layout.codegen = fetch.config(layout.codegen);
             flora_codegen::cli::run_and_print(&layout, &opts, rerun).await
         }
+        Command::DocFixtures => match xtask::doc_fixtures::run() {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("doc-fixtures failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        other => extras(other).await,
+    }
+}
+
+/// Without the `extras` feature: runs this same command again with it, so `cargo xtask
+/// regen` on a fresh clone never builds the bench's servers and the fake.
+#[cfg(not(feature = "extras"))]
+async fn extras(_: Command) -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--features",
+        "extras",
+    ]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    cmd.arg("--").args(std::env::args_os().skip(1));
+    match cmd.status() {
+        Ok(status) => match status.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::FAILURE,
+        },
+        Err(e) => {
+            eprintln!("cannot rerun xtask with its `extras` feature: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The commands that need the `extras` feature.
+#[cfg(feature = "extras")]
+async fn extras(command: Command) -> ExitCode {
+    match command {
         Command::Bench {
             quick,
             only,
@@ -144,16 +193,6 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("bench-tree failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::DocFixtures => match xtask::doc_fixtures::run() {
-            Ok(msg) => {
-                println!("{msg}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("doc-fixtures failed: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -199,5 +238,6 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Regen { .. } | Command::DocFixtures => ExitCode::FAILURE,
     }
 }
