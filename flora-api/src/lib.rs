@@ -48,6 +48,7 @@
 //! and hands the request to one connector (reqwest over rustls with ring in production; the
 //! in-process fake in `testing`). Each kind of request only says how to build an attempt and
 //! how to judge its answer, so a new retry rule is written once, in that `send`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -88,10 +89,12 @@ mod verify;
 pub mod webhooks;
 // top: the fake, which implements the connector; nothing imports it.
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
 /// Generated technique structs, one module per technique (`cargo xtask regen`).
 #[cfg(feature = "techniques")]
+#[cfg_attr(docsrs, doc(cfg(feature = "techniques")))]
 #[rustfmt::skip]
 pub mod techniques;
 

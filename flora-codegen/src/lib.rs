@@ -9,7 +9,7 @@
 //!
 //! Your team's techniques (private to its workspace) get structs in your crate, from schema
 //! files you commit (`flora-codegen fetch --schemas flora-schemas --workspace-id ws_…`, or
-//! written by hand: the format is in the repository's `schemas/README.md`).
+//! written by hand: the format is in [`schema_format`]).
 //!
 //! **build.rs mode**: nothing generated is committed.
 //!
@@ -75,6 +75,7 @@
 //! and the diagnostics types ([`Diagnostics`], [`Diagnostic`], [`Severity`]), and with the
 //! `cli` feature the functions behind the binary's commands (module `cli`). The IR, naming and
 //! doc-escaping modules are internal: generated code is the contract, not how it is made.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -82,7 +83,8 @@
 use std::collections::BTreeMap;
 
 mod build_script;
-#[cfg(feature = "cli")]
+#[cfg(feature = "regen")]
+#[cfg_attr(docsrs, doc(cfg(feature = "regen")))]
 pub mod cli;
 mod config;
 mod diag;
@@ -93,6 +95,11 @@ mod lower;
 mod naming;
 mod render;
 mod schema_dir;
+
+/// The schema files flora-codegen reads: their names, keys and slot types, with an example.
+/// (Build errors point here.)
+#[doc = include_str!("schema_format.md")]
+pub mod schema_format {}
 
 pub use build_script::{Build, BuildError, DEFAULT_OUT_FILE};
 pub use config::{Config, DEFAULT_RUNTIME_PATH};

@@ -37,7 +37,7 @@ impl SchemaFile {
 }
 
 const REGEN_HINT: &str = "fix the file or fetch it again (`flora-codegen fetch`, or `cargo xtask regen` in flora-codegen's repository)";
-const FORMAT_HINT: &str = "the schema format is described in flora-codegen's schemas/README.md";
+const FORMAT_HINT: &str = "the schema format is in flora-codegen's docs: `flora_codegen::schema_format` (docs.rs/flora-codegen, or flora-codegen/src/schema_format.md)";
 
 struct Ctx<'a> {
     file: &'a str,

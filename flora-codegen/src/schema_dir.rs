@@ -21,7 +21,7 @@ pub(crate) enum ReadError {
 }
 
 impl ReadError {
-    #[cfg(any(feature = "cli", test))]
+    #[cfg(any(feature = "regen", test))]
     pub(crate) fn is_missing_dir(&self) -> bool {
         matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }

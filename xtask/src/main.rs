@@ -104,6 +104,14 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Regen { offline, fetch } => {
             let opts = fetch.options(offline);
+            let wants_fetch = !offline
+                && opts
+                    .api_key
+                    .as_deref()
+                    .is_some_and(|k| !k.trim().is_empty());
+            if wants_fetch && !cfg!(feature = "fetch") {
+                return rerun_with("fetch");
+            }
             let rerun = if offline {
                 "cargo xtask regen --offline"
             } else {
@@ -131,6 +139,12 @@ async fn main() -> ExitCode {
 /// regen` on a fresh clone never builds the bench's servers and the fake.
 #[cfg(not(feature = "extras"))]
 async fn extras(_: Command) -> ExitCode {
+    rerun_with("extras")
+}
+
+/// Runs this same command again through cargo, with xtask's `feature` on: what only some
+/// commands need is built only when one of them runs.
+fn rerun_with(feature: &str) -> ExitCode {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.args([
@@ -139,7 +153,7 @@ async fn extras(_: Command) -> ExitCode {
         "--package",
         "xtask",
         "--features",
-        "extras",
+        feature,
     ]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
@@ -152,7 +166,7 @@ async fn extras(_: Command) -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Err(e) => {
-            eprintln!("cannot rerun xtask with its `extras` feature: {e}");
+            eprintln!("cannot rerun xtask with its `{feature}` feature: {e}");
             ExitCode::FAILURE
         }
     }

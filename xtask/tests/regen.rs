@@ -688,10 +688,13 @@ async fn check_flags_leftover_temporary_files_and_a_write_removes_them() {
     // (`cli::write`): staging now uses fresh random names, so no path here can block it.
 }
 
-/// The example in schemas/README.md is a valid schema that generates what the text says.
+/// The example in flora-codegen's schema format docs is a valid schema that generates what
+/// the text says.
 #[test]
 fn the_documented_schema_example_generates() {
-    let readme = fs::read_to_string(xtask::workspace_root().join("schemas/README.md")).unwrap();
+    let readme =
+        fs::read_to_string(xtask::workspace_root().join("flora-codegen/src/schema_format.md"))
+            .unwrap();
     let json = readme
         .split("```json\n")
         .nth(1)

@@ -9,8 +9,7 @@ use flora_api::{Client, ListTechniques, TechniqueSchema};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-/// Default number of schemas retrieved at once.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+use super::DEFAULT_CONCURRENCY;
 
 /// What to fetch and how.
 #[derive(Debug, Clone, Default)]

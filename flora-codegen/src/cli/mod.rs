@@ -1,9 +1,11 @@
-//! Fetching, reporting and writing (cargo feature `cli`): the one implementation behind
-//! `cargo xtask regen` in this repository and the `flora-codegen` binary in users' crates.
+//! Fetching, reporting and writing: the one implementation behind `cargo xtask regen` in
+//! this repository and the `flora-codegen` binary in users' crates.
 //!
-//! The generator core (`generate`, [`Build`](crate::Build)) stays free of network and CLI
-//! dependencies; everything here is behind the feature.
+//! Feature `regen` gives the offline part (change reports, all-or-nothing writes, `--check`
+//! diffs); feature `cli` adds fetching from the API and the binary. The generator core
+//! (`generate`, [`Build`](crate::Build)) stays free of network and CLI dependencies.
 
+#[cfg(feature = "cli")]
 mod fetch;
 mod regen;
 mod report;
@@ -12,7 +14,12 @@ mod write;
 
 use std::process::ExitCode;
 
-pub use fetch::{DEFAULT_CONCURRENCY, FetchOptions, fetch};
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub use fetch::{FetchOptions, fetch};
+
+/// Default number of schemas retrieved at once.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 pub use regen::{Layout, Options, Outcome, read_schemas, regen, schema_text};
 
 /// Replaces every occurrence of the API key in `text`: nothing the commands print may carry

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::fetch::{self, FetchOptions};
 use super::write::{self, Plan};
 use super::{report, surface};
 use crate::schema_dir;
@@ -161,6 +160,29 @@ fn normalise(text: &str) -> String {
         .unwrap_or_else(|| text.to_owned())
 }
 
+#[cfg(feature = "cli")]
+async fn fetch_all(api_key: String, opts: &Options) -> Result<BTreeMap<String, Value>, String> {
+    super::fetch(&super::FetchOptions {
+        api_key,
+        base_url: opts.base_url.clone(),
+        workspace_id: opts.workspace_id.clone(),
+        only: opts.only.clone(),
+        concurrency: opts.concurrency,
+        progress: opts.progress,
+    })
+    .await
+}
+
+/// Without the network half of the crate, a fetch is refused (before anything is read).
+#[cfg(not(feature = "cli"))]
+async fn fetch_all(_: String, _: &Options) -> Result<BTreeMap<String, Value>, String> {
+    Err(
+        "this build of flora-codegen cannot fetch (built without its `cli` feature): run \
+         offline (`--offline`), or build it with `--features cli`"
+            .to_owned(),
+    )
+}
+
 /// Refuses to write where a file of the user's stands: generated output only ever replaces
 /// or deletes files that carry the `@generated` header.
 fn refuse_to_replace(
@@ -253,15 +275,7 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
     let mut absent_upstream = Vec::new();
     let (new_schemas, source) = match key {
         Some(api_key) if fetching => {
-            let fetched = fetch::fetch(&FetchOptions {
-                api_key,
-                base_url: opts.base_url.clone(),
-                workspace_id: opts.workspace_id.clone(),
-                only: opts.only.clone(),
-                concurrency: opts.concurrency,
-                progress: opts.progress,
-            })
-            .await?;
+            let fetched = fetch_all(api_key, opts).await?;
             let mut m = BTreeMap::new();
             for (name, text) in &old_schemas {
                 let slug = name.strip_suffix(".json").unwrap_or(name);
