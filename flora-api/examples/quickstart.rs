@@ -1,10 +1,24 @@
 //! The README's usage example; `cargo test` builds it, so it cannot rot.
 //! Run it with `FLORA_API_KEY=sk_… cargo run -p flora-api --example quickstart` (costs a run).
 
+use std::process::ExitCode;
+
 use flora_api::{Client, ImageUrl, techniques::CctvCam};
 
 #[tokio::main]
-async fn main() -> Result<(), flora_api::Error> {
+async fn main() -> ExitCode {
+    // `Display`, not the `Debug` dump `main() -> Result` would print: what failed, where, the
+    // root cause and the fix, in one message.
+    match quickstart().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn quickstart() -> Result<(), flora_api::Error> {
     let client = Client::from_env()?; // FLORA_API_KEY; optional FLORA_BASE_URL
     let done = CctvCam {
         input_image: ImageUrl::parse("https://example.com/face.png")?,

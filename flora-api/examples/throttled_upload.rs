@@ -91,7 +91,17 @@ async fn client(base_url: &str, path: &str, timeout_s: u64) -> Res<()> {
 }
 
 #[tokio::main]
-async fn main() -> Res<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--client") {
         let [_, base, path, timeout] = &args[..] else {

@@ -115,6 +115,10 @@ fn push_opt(query: &mut Vec<(&'static str, String)>, key: &'static str, v: Optio
     }
 }
 
+/// # Schemas and runs, without generated code
+///
+/// The dynamic API: list and retrieve technique schemas, start a run from [`RunInput`]s,
+/// poll and list runs. Typed techniques use the same calls underneath.
 impl Client {
     fn default_workspace(&self, ws: Option<String>) -> Option<String> {
         ws.or_else(|| self.inner.workspace_id.clone())
@@ -252,7 +256,13 @@ impl Client {
         tracing::info!(technique = slug_or_id, run_id = %run.run_id, status = %run.status, "run started");
         Ok(RunState::nested(self.clone(), slug_or_id, run))
     }
+}
 
+/// # Typed techniques
+///
+/// `CctvCam { … }.run(&client)` and `.start(&client)` call these: one typed struct in,
+/// typed outputs out, with the run's idempotency key reused on every retry.
+impl Client {
     /// Starts a typed technique run and returns its handle without waiting.
     ///
     /// The inputs are taken when this is called; the returned future does not borrow
@@ -335,7 +345,10 @@ impl Client {
         .instrument(span)
         .await
     }
+}
 
+/// # Schemas and runs, without generated code (continued)
+impl Client {
     /// Polls a run once on `GET /techniques/{slug_or_id}/runs/{run_id}`.
     pub async fn get_run(&self, slug_or_id: &str, run_id: &str) -> Result<Run, Error> {
         check_path_id("technique slug or id", slug_or_id)?;

@@ -71,6 +71,9 @@ pub(crate) fn compare(
     out
 }
 
+/// # Drift checks
+///
+/// Compare generated code with the live schema before spending money on a run.
 impl Client {
     /// Checks that the live schema of `T` still matches the generated code: `Ok(())`, or
     /// [`Error::SchemaDrift`] listing every difference (run `cargo xtask regen` to update).

@@ -8,3 +8,10 @@ fn misuse_of_generated_techniques_does_not_compile() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }
+
+/// `FakeFlora` with a technique that has no fake impls: the message names the feature.
+#[cfg(feature = "test-util")]
+#[test]
+fn fake_flora_without_the_test_impls_names_the_feature() {
+    trybuild::TestCases::new().compile_fail("tests/ui-fake/*.rs");
+}

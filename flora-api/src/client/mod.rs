@@ -88,6 +88,7 @@ impl fmt::Debug for Client {
     }
 }
 
+/// # Building a client
 impl Client {
     /// Starts a builder with the defaults: production base URL, 60 s per attempt,
     /// 2 retries, the default [`PollPolicy`].

@@ -68,6 +68,11 @@ enum Dest<'a> {
     },
 }
 
+/// # Downloads
+///
+/// An output URL to a file, atomically (a temporary file renamed into place), resumed with
+/// `Range` where the host allows it. [`TechniqueRun::save_outputs`](crate::TechniqueRun::save_outputs)
+/// saves every output of a run.
 impl Client {
     /// Downloads `url` to `dest` and returns the path written.
     ///

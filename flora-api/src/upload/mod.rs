@@ -44,6 +44,10 @@ const ASSET_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// loopback (bench 7), small enough that memory stays flat.
 const CHUNK: usize = 512 * 1024;
 
+/// # Uploads
+///
+/// A local file (or bytes) to a FLORA asset URL of the right type: streamed, sniffed and
+/// checked against what FLORA accepts before any request.
 impl Client {
     /// Uploads a file, bytes or a URL and waits until the asset is `ready`.
     ///

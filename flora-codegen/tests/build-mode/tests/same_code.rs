@@ -31,7 +31,7 @@ fn build_mode_output_is_the_generated_files() {
         std::fs::read_to_string(concat!(env!("OUT_DIR"), "/flora_techniques.rs")).unwrap();
     let generated = flora_codegen::generate(
         &schema_files(&manifest.join("flora-schemas"), "flora-schemas"),
-        &flora_codegen::Config::new(),
+        &flora_codegen::Config::new().test_util_feature("test-util"),
     )
     .unwrap();
     assert_eq!(included, generated.single_file());
