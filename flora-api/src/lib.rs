@@ -91,6 +91,10 @@ pub mod webhooks;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+// above the fake: `floret`, the command line (its `sandbox` serves the fake).
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 
 /// Generated technique structs, one module per technique (`cargo xtask regen`).
 #[cfg(feature = "techniques")]

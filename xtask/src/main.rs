@@ -145,6 +145,10 @@ async fn extras(_: Command) -> ExitCode {
 /// Runs this same command again through cargo, with xtask's `feature` on: what only some
 /// commands need is built only when one of them runs.
 fn rerun_with(feature: &str) -> ExitCode {
+    eprintln!(
+        "xtask: rerunning with its `{feature}` feature (the first time, cargo builds what it \
+         needs first)"
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.args([

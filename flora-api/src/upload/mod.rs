@@ -22,8 +22,8 @@ use crate::endpoints::{check_path_id, idempotency_key};
 use crate::error::Error;
 use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
 use crate::urls::strip_query;
-use crate::wire::Asset;
-use local::{Local, prepare, prepare_file};
+use crate::wire::{Asset, MediaType};
+use local::{Local, Prepared, prepare, prepare_file};
 use protocols::UploadCtx;
 use source::Source;
 
@@ -43,6 +43,35 @@ const ASSET_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes read from disk per chunk of a streamed upload: large enough to keep up with curl on
 /// loopback (bench 7), small enough that memory stays flat.
 const CHUNK: usize = 512 * 1024;
+
+impl Upload {
+    /// Checks, without sending anything, everything an upload for a slot of type `kind`
+    /// checks before its first request: a file exists, is a regular non-empty file, and its
+    /// bytes are a type FLORA accepts for that kind; a URL's evident type matches. Returns
+    /// the content type that would be sent (`None` for a URL without one). Check every file
+    /// of a job first, and nothing is uploaded when one of them is wrong.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), flora_api::Error> {
+    /// use flora_api::{MediaType, Upload};
+    /// let ct = Upload::path("face.png").check(&MediaType::ImageUrl).await?;
+    /// assert_eq!(ct.as_deref(), Some("image/png"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self, kind: &MediaType) -> Result<Option<String>, Error> {
+        let family = Family::of_output(kind);
+        let prepared = check_local(self, &UploadOptions::default(), None, family).await?;
+        Ok(match (prepared, &self.source) {
+            (Some(p), _) => Some(p.content_type),
+            (None, Source::Url(u)) => url::Url::parse(u).ok().and_then(|u| {
+                mime_guess::from_path(u.path())
+                    .first()
+                    .map(|m| content::normalise(m.essence_str()))
+            }),
+            (None, _) => None,
+        })
+    }
+}
 
 /// # Uploads
 ///
@@ -199,47 +228,7 @@ impl Client {
     ) -> Result<Asset, Error> {
         let explicit = options.content_type.as_deref().map(content::normalise);
         // Everything that can be checked locally is checked before any request.
-        let prepared = match &source.source {
-            Source::UrlAsPath(u) => {
-                return Err(Error::InvalidInput(format!(
-                    "{:?} was given as a file path but is a URL; to have FLORA fetch it, pass \
-                     `Upload::url(..)?`",
-                    strip_query(u)
-                )));
-            }
-            Source::Url(u) => {
-                let guessed = explicit.clone().or_else(|| {
-                    let path = url::Url::parse(u).ok()?.path().to_owned();
-                    mime_guess::from_path(path)
-                        .first()
-                        .map(|m| content::normalise(m.essence_str()))
-                });
-                // Without a type the server decides; a clear mismatch is refused here.
-                if let Some(ct) = &guessed
-                    && family.is_some()
-                {
-                    content::check(&strip_query(u), ct, family, true)?;
-                }
-                None
-            }
-            Source::Path(path) => {
-                Some(prepare_file(path, &options, explicit.as_deref(), family).await?)
-            }
-            Source::Bytes { bytes, file_name } => {
-                let name = options
-                    .file_name
-                    .clone()
-                    .unwrap_or_else(|| file_name.clone());
-                Some(prepare(
-                    Local::Memory(bytes.clone()),
-                    bytes.len() as u64,
-                    &bytes[..bytes.len().min(8192)],
-                    &name,
-                    explicit.as_deref(),
-                    family,
-                )?)
-            }
-        };
+        let prepared = check_local(&source, &options, explicit.as_deref(), family).await?;
         let workspace = self
             .upload_workspace(options.workspace_id.as_deref())
             .await?;
@@ -285,5 +274,54 @@ fn ready_url(asset: &Asset) -> Result<&str, Error> {
     asset.url.as_deref().ok_or_else(|| Error::AssetFailed {
         asset_id: asset.asset_id.clone(),
         message: Some("the asset is ready but has no url".to_owned()),
+    })
+}
+
+/// Everything an upload checks before its first request; the local bytes, prepared, for a
+/// file or bytes (`None` for a URL, which FLORA fetches).
+async fn check_local(
+    source: &Upload,
+    options: &UploadOptions,
+    explicit: Option<&str>,
+    family: Option<Family>,
+) -> Result<Option<Prepared>, Error> {
+    Ok(match &source.source {
+        Source::UrlAsPath(u) => {
+            return Err(Error::InvalidInput(format!(
+                "{:?} was given as a file path but is a URL; to have FLORA fetch it, pass \
+                 `Upload::url(..)?`",
+                strip_query(u)
+            )));
+        }
+        Source::Url(u) => {
+            let guessed = explicit.map(str::to_owned).or_else(|| {
+                let path = url::Url::parse(u).ok()?.path().to_owned();
+                mime_guess::from_path(path)
+                    .first()
+                    .map(|m| content::normalise(m.essence_str()))
+            });
+            // Without a type the server decides; a clear mismatch is refused here.
+            if let Some(ct) = &guessed
+                && family.is_some()
+            {
+                content::check(&strip_query(u), ct, family, true)?;
+            }
+            None
+        }
+        Source::Path(path) => Some(prepare_file(path, options, explicit, family).await?),
+        Source::Bytes { bytes, file_name } => {
+            let name = options
+                .file_name
+                .clone()
+                .unwrap_or_else(|| file_name.clone());
+            Some(prepare(
+                Local::Memory(bytes.clone()),
+                bytes.len() as u64,
+                &bytes[..bytes.len().min(8192)],
+                &name,
+                explicit,
+                family,
+            )?)
+        }
     })
 }

@@ -1,0 +1,224 @@
+//! The static half of the command line: every command and flag except a technique's own
+//! inputs, which `inputs` adds to `run SLUG` once the schema is known.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `floret`: FLORA techniques from the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "floret",
+    version,
+    about = "Run FLORA techniques from the command line: each technique's inputs are checked \
+             flags, local files are uploaded, outputs are saved atomically.",
+    after_help = EXIT_CODES
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The documented exit codes (also in README).
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes:
+  0    completed
+  1    anything else
+  2    usage or input invalid (nothing was sent)
+  3    the run failed on FLORA's side (its error_code is printed)
+  4    authentication or permission (HTTP 401/403)
+  5    rate limited after retries, or insufficient credits (HTTP 429/402)
+  6    timed out waiting (the run keeps going: `floret wait` picks it up)
+  130  interrupted by Ctrl-C while waiting (the run id and `floret wait` command are printed)
+
+The API key comes from FLORA_API_KEY (or --api-key-stdin), never from a flag value.";
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    /// API base URL (default: FLORA_BASE_URL, else the production API).
+    #[arg(long, global = true, env = "FLORA_BASE_URL", hide_env_values = true)]
+    pub base_url: Option<String>,
+    /// Workspace (ws_…) for listings and uploads.
+    #[arg(
+        long,
+        global = true,
+        env = "FLORA_WORKSPACE_ID",
+        hide_env_values = true
+    )]
+    pub workspace_id: Option<String>,
+    /// Read the API key from the first line of standard input instead of FLORA_API_KEY.
+    #[arg(long, global = true)]
+    pub api_key_stdin: bool,
+    /// Request ids and timings on stderr (-vv: more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct Format {
+    /// One JSON document on stdout; errors as one JSON object on stderr.
+    #[arg(long, conflicts_with_all = ["jsonl", "quiet"])]
+    pub json: bool,
+    /// One JSON event per line on stdout (created, progress, completed/failed, saved).
+    #[arg(long, conflicts_with = "quiet")]
+    pub jsonl: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Where and how outputs are saved.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct Saving {
+    /// Save the outputs: a directory, or a template of {slot}, {index}, {run_id} and {ext}
+    /// (e.g. `out/{run_id}-{slot}.{ext}`). Files are written atomically.
+    #[arg(long, value_name = "DIR|TEMPLATE")]
+    pub download: Option<String>,
+    /// Replace files that already exist (never done otherwise).
+    #[arg(long, requires = "download")]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Every technique the key sees: slug, name, cost, inputs in short.
+    Techniques {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// A technique's inputs and outputs, as the flags `run` takes.
+    Show {
+        /// The technique's slug (or id).
+        slug: String,
+        /// Read `<slug>.json` from this directory instead of asking the API.
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Run a technique: `floret run SLUG --<input> VALUE ...`; `floret run SLUG --help` lists
+    /// that technique's inputs.
+    #[command(disable_help_flag = true)]
+    Run {
+        /// The technique's slug (or id).
+        slug: String,
+        /// The technique's inputs and run's flags, parsed once the schema is known.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<OsString>,
+    },
+    /// A technique's past runs, newest first.
+    Runs {
+        /// The technique's slug (or id).
+        slug: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// One run's current state.
+    Get {
+        /// The run id (run_…).
+        run_id: String,
+        /// The technique the run belongs to.
+        #[arg(long)]
+        technique: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Wait for a run started earlier (after --no-wait, a timeout or Ctrl-C).
+    Wait {
+        /// The run id (run_…).
+        run_id: String,
+        /// The technique the run belongs to.
+        #[arg(long)]
+        technique: String,
+        /// Give up waiting after this long (e.g. 90s, 10m, 1h; default 10m).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        saving: Saving,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Upload files and print their asset URLs.
+    Upload {
+        /// The files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Shell completions: `floret completions bash > ~/.local/share/bash-completion/completions/floret`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// A fake FLORA on loopback (no key, no bill) serving schema files as they are; prints
+    /// the two `export` lines to use it.
+    Sandbox {
+        /// The schema files to serve (default: ./schemas).
+        #[arg(long, value_name = "DIR", default_value = "schemas")]
+        schemas: PathBuf,
+        /// The loopback port (default: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+/// `90`, `90s`, `1500ms`, `10m`, `1h`.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 90s, 10m or 1h"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 7.0 * 86400.0 {
+        return Err(format!(
+            "{text:?} is out of range (more than 0, at most 7 days)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("1500ms").unwrap().as_millis(), 1500);
+        for bad in ["", "s", "-1s", "0", "1y", "inf", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

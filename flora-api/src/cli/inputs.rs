@@ -1,0 +1,519 @@
+//! A technique's inputs as flags of `run SLUG`, and their values checked before any request.
+//!
+//! Schema text is data: an input id becomes a flag only through [`flag_name`] (kebab case,
+//! prefixed where it would shadow one of `run`'s own flags), descriptions reach `--help`
+//! only through [`plain`], and two ids that would share a flag are refused by name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, Command};
+
+use super::args::parse_duration;
+use crate::upload::Upload;
+use crate::wire::{MediaType, Slot, TechniqueSchema};
+
+/// `run`'s own flags (and the global ones it accepts after the slug): an input whose flag
+/// would be one of these gets the `input-` prefix.
+pub(crate) const RUN_FLAGS: &[&str] = &[
+    "help",
+    "json",
+    "jsonl",
+    "quiet",
+    "download",
+    "overwrite",
+    "no-wait",
+    "idempotency-key",
+    "timeout",
+    "schemas",
+    "base-url",
+    "workspace-id",
+    "api-key-stdin",
+    "verbose",
+    "version",
+];
+
+/// One input of the technique and the flag that sets it.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFlag {
+    /// The input id, as sent.
+    pub id: String,
+    /// The flag, without `--`.
+    pub flag: String,
+    /// The slot, as the schema has it.
+    pub slot: Slot,
+    /// The slot allows several values (the flag may repeat).
+    pub multiple: bool,
+}
+
+/// A value given for an input, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputValue {
+    /// Sent as given.
+    Text(String),
+    /// An `https://` URL, sent as given.
+    Url(String),
+    /// A local file, uploaded first; its URL is sent.
+    File(PathBuf),
+}
+
+/// Kebab case of an input id: lowercase letters and digits, words joined by `-`.
+pub(crate) fn kebab(id: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in id.chars() {
+        if c.is_alphanumeric() {
+            // camelCase → camel-case
+            if c.is_uppercase() && prev_lower && !out.ends_with('-') {
+                out.push('-');
+            }
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+            out.extend(c.to_lowercase());
+        } else {
+            prev_lower = false;
+            if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+/// The flag of input number `index` (from 0) with id `id`.
+pub(crate) fn flag_name(id: &str, index: usize) -> String {
+    let name = kebab(id);
+    if name.is_empty() {
+        format!("input-{}", index + 1)
+    } else if RUN_FLAGS.contains(&name.as_str()) {
+        format!("input-{name}")
+    } else {
+        name
+    }
+}
+
+/// Whether a slot allows several values (`allow_multiple`, either casing).
+fn allows_multiple(slot: &Slot) -> bool {
+    ["allow_multiple", "allowMultiple"]
+        .iter()
+        .any(|k| slot.extra.get(*k).and_then(serde_json::Value::as_bool) == Some(true))
+}
+
+/// The flags of a technique's inputs; two ids that would share a flag are refused, both named.
+pub(crate) fn flags(schema: &TechniqueSchema) -> Result<Vec<InputFlag>, String> {
+    let mut out: Vec<InputFlag> = Vec::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    for (i, slot) in schema.inputs.iter().flatten().enumerate() {
+        let flag = flag_name(&slot.id, i);
+        if let Some(other) = taken.insert(flag.clone(), slot.id.clone()) {
+            return Err(format!(
+                "technique `{}`: inputs `{}` and `{}` would both be the flag --{flag}; this \
+                 technique cannot be run from floret (the library's `start_run` can)",
+                schema.slug_or_derived(),
+                plain(&other),
+                plain(&slot.id)
+            ));
+        }
+        out.push(InputFlag {
+            id: slot.id.clone(),
+            flag,
+            multiple: allows_multiple(slot),
+            slot: slot.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Text from a schema as plain, single-line terminal text: escape sequences and control
+/// characters (and bidirectional overrides) removed, whitespace collapsed, at most 400
+/// characters.
+pub(crate) fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            match chars.next() {
+                // CSI: parameters, then one final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (hyperlinks, titles): until BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+        if c.is_whitespace() || c.is_control() || bidi {
+            if !out.is_empty() && !out.ends_with(' ') && (c.is_whitespace() || c == '\u{85}') {
+                out.push(' ');
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    if trimmed.chars().count() > 400 {
+        let mut short: String = trimmed.chars().take(399).collect();
+        short.push('…');
+        short
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// What a value of this slot is, for `--help`.
+fn value_name(kind: &MediaType) -> &'static str {
+    match kind {
+        MediaType::ImageUrl => "IMAGE",
+        MediaType::VideoUrl => "VIDEO",
+        MediaType::AudioUrl => "AUDIO",
+        MediaType::DocumentUrl => "DOCUMENT",
+        _ => "TEXT",
+    }
+}
+
+fn is_media(kind: &MediaType) -> bool {
+    matches!(
+        kind,
+        MediaType::ImageUrl | MediaType::VideoUrl | MediaType::AudioUrl | MediaType::DocumentUrl
+    )
+}
+
+/// `run SLUG`'s full command line: `run`'s own flags and one flag per input.
+pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Command {
+    let slug = schema.slug_or_derived();
+    let mut about = format!("Run `{}`", plain(slug));
+    if !schema.name.is_empty() {
+        about.push_str(&format!(" ({})", plain(&schema.name)));
+    }
+    if let Some(cost) = schema.run_cost {
+        about.push_str(&format!(", {cost} USD per run"));
+    }
+    let mut cmd = Command::new("run")
+        .bin_name(format!("floret run {}", plain(slug)))
+        .about(about.clone())
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .after_help(super::args::EXIT_CODES)
+        .next_help_heading("Inputs");
+    if let Some(d) = schema
+        .description
+        .as_deref()
+        .map(plain)
+        .filter(|d| !d.is_empty())
+    {
+        cmd = cmd.long_about(format!("{about}\n\n{d}"));
+    }
+    for (i, f) in flags.iter().enumerate() {
+        let slot = &f.slot;
+        let mut help = slot
+            .name
+            .as_deref()
+            .map(plain)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| plain(&f.id));
+        if let Some(d) = slot
+            .description
+            .as_deref()
+            .map(plain)
+            .filter(|d| !d.is_empty())
+        {
+            help.push_str(": ");
+            help.push_str(&d);
+        }
+        let mut notes = vec![format!(
+            "id `{}`, {}",
+            plain(&f.id),
+            plain(slot.kind.as_str())
+        )];
+        if is_media(&slot.kind) {
+            notes.push("a local file or an https:// URL".to_owned());
+        }
+        if slot.optional {
+            notes.push("optional".to_owned());
+        }
+        if f.multiple {
+            notes.push("repeatable".to_owned());
+        }
+        help.push_str(&format!(" [{}]", notes.join("; ")));
+        cmd = cmd.arg(
+            Arg::new(format!("input:{i}"))
+                .long(f.flag.clone())
+                .value_name(value_name(&slot.kind))
+                .help(help)
+                .required(!slot.optional)
+                .action(if f.multiple {
+                    ArgAction::Append
+                } else {
+                    ArgAction::Set
+                })
+                .value_parser(clap::builder::NonEmptyStringValueParser::new()),
+        );
+    }
+    cmd = cmd
+        .next_help_heading("Run")
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print this technique's inputs and the run's flags"),
+        )
+        .arg(flag("no-wait", "Start the run, print its id and return"))
+        .arg(
+            Arg::new("idempotency-key")
+                .long("idempotency-key")
+                .value_name("KEY")
+                .help("Retry a run without paying twice: the key printed by an earlier attempt"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("DURATION")
+                .value_parser(parse_duration)
+                .help("Give up waiting after this long (e.g. 90s, 10m; default 10m)"),
+        )
+        .arg(
+            Arg::new("schemas")
+                .long("schemas")
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Read <slug>.json from this directory instead of asking the API"),
+        )
+        .arg(
+            Arg::new("download")
+                .long("download")
+                .value_name("DIR|TEMPLATE")
+                .help(
+                    "Save the outputs: a directory, or a template of {slot} {index} {run_id} {ext}",
+                ),
+        )
+        .arg(flag("overwrite", "Replace files that already exist").requires("download"))
+        .arg(flag("json", "One JSON document on stdout").conflicts_with_all(["jsonl", "quiet"]))
+        .arg(flag("jsonl", "One JSON event per line on stdout").conflicts_with("quiet"))
+        .arg(flag("quiet", "Print nothing but errors").short('q'))
+        .arg(
+            Arg::new("base-url")
+                .long("base-url")
+                .value_name("URL")
+                .help("API base URL (default: FLORA_BASE_URL, else the production API)"),
+        )
+        .arg(
+            Arg::new("workspace-id")
+                .long("workspace-id")
+                .value_name("WS")
+                .help("Workspace (ws_…)"),
+        )
+        .arg(flag(
+            "api-key-stdin",
+            "Read the API key from standard input",
+        ))
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::Count)
+                .help("Request ids and timings on stderr"),
+        );
+    cmd
+}
+
+fn flag(name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .help(help)
+}
+
+/// The values given, per input, in the order of the schema.
+pub(crate) fn values(matches: &clap::ArgMatches, flags: &[InputFlag]) -> Vec<(usize, Vec<String>)> {
+    flags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, _)| {
+            let v: Vec<String> = matches
+                .get_many::<String>(&format!("input:{i}"))?
+                .cloned()
+                .collect();
+            Some((i, v))
+        })
+        .collect()
+}
+
+/// Classifies and checks one value before anything is sent: a URL must be `https://` and of
+/// the slot's kind where its type shows; a path must be a regular, non-empty file whose bytes
+/// are a type FLORA accepts for the slot. The error names the flag.
+pub(crate) async fn check(f: &InputFlag, value: &str) -> Result<InputValue, String> {
+    let kind = &f.slot.kind;
+    if !is_media(kind) {
+        return Ok(InputValue::Text(value.to_owned()));
+    }
+    let what = format!("--{} {}", f.flag, shorten(value));
+    if value.starts_with("https://") {
+        let parsed = match kind {
+            MediaType::ImageUrl => crate::ImageUrl::parse(value).map(|u| u.as_str().to_owned()),
+            MediaType::VideoUrl => crate::VideoUrl::parse(value).map(|u| u.as_str().to_owned()),
+            MediaType::AudioUrl => crate::AudioUrl::parse(value).map(|u| u.as_str().to_owned()),
+            _ => crate::DocumentUrl::parse(value).map(|u| u.as_str().to_owned()),
+        }
+        .map_err(|e| format!("{what}: {e}"))?;
+        let upload = Upload::url(&parsed).map_err(|e| format!("{what}: {}", for_people(&e)))?;
+        upload
+            .check(kind)
+            .await
+            .map_err(|e| format!("{what}: {}", for_people(&e)))?;
+        return Ok(InputValue::Url(parsed));
+    }
+    if value.starts_with("http://") {
+        return Err(format!(
+            "{what}: FLORA fetches inputs over https only; pass an https:// URL or a local file"
+        ));
+    }
+    let path = PathBuf::from(value);
+    match Upload::path(&path).check(kind).await {
+        Ok(_) => Ok(InputValue::File(path)),
+        Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!(
+                "{what}: no such file (this {} input takes a local file or an https:// URL)",
+                kind.as_str()
+            ))
+        }
+        Err(e) => Err(format!("{what}: {}", for_people(&e))),
+    }
+}
+
+/// A library error as the command line says it: no `invalid input:` prefix, no advice about
+/// library options a person cannot set here.
+fn for_people(e: &crate::Error) -> String {
+    e.to_string()
+        .trim_start_matches("invalid input: ")
+        .replace("; if it is one, set `UploadOptions::content_type`", "")
+        .replace(
+            " (set `UploadOptions::content_type` if the detection is wrong)",
+            "",
+        )
+}
+
+fn shorten(value: &str) -> String {
+    let p = plain(value);
+    if p.chars().count() > 80 {
+        let mut s: String = p.chars().take(79).collect();
+        s.push('…');
+        s
+    } else {
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(inputs: serde_json::Value) -> TechniqueSchema {
+        serde_json::from_value(serde_json::json!({
+            "technique_id": "tech_t", "name": "T", "run_cost": 0.1,
+            "inputs": inputs, "outputs": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ids_become_kebab_flags_and_run_flags_are_not_shadowed() {
+        assert_eq!(kebab("input_image"), "input-image");
+        assert_eq!(kebab("inputImage"), "input-image");
+        assert_eq!(kebab("Input Image"), "input-image");
+        assert_eq!(kebab("__a__b__"), "a-b");
+        assert_eq!(flag_name("help", 0), "input-help");
+        assert_eq!(flag_name("json", 0), "input-json");
+        assert_eq!(flag_name("no_wait", 0), "input-no-wait");
+        assert_eq!(flag_name("!!!", 2), "input-3");
+        assert_eq!(flag_name("prompt", 0), "prompt");
+    }
+
+    #[test]
+    fn ids_that_share_a_flag_are_refused_naming_both() {
+        let s = schema(serde_json::json!([
+            {"id": "input_image", "type": "imageUrl"},
+            {"id": "input-image", "type": "imageUrl"}
+        ]));
+        let err = flags(&s).unwrap_err();
+        assert!(err.contains("`input_image` and `input-image`"), "{err}");
+        assert!(err.contains("--input-image"), "{err}");
+    }
+
+    #[test]
+    fn schema_text_reaches_the_terminal_as_plain_text() {
+        assert_eq!(plain("a\u{1b}[31mred\u{1b}[0m b"), "ared b");
+        assert_eq!(
+            plain("x\u{1b}]8;;https://evil\u{7}link\u{1b}]8;;\u{7}y"),
+            "xlinky"
+        );
+        assert_eq!(plain("line\none\r\n\ttwo\u{0}"), "line one two");
+        assert_eq!(plain("a\u{202E}b"), "ab");
+        assert_eq!(plain(&"x".repeat(500)).chars().count(), 400);
+    }
+
+    #[test]
+    fn the_run_command_lists_the_inputs_and_refuses_missing_or_empty_ones() {
+        let s = schema(serde_json::json!([
+            {"id": "input_image", "name": "Input", "description": "The \u{1b}[1mface\u{1b}[0m", "type": "imageUrl"},
+            {"id": "help", "type": "text", "optional": true},
+            {"id": "tags", "type": "text", "optional": true, "allow_multiple": true}
+        ]));
+        let f = flags(&s).unwrap();
+        let mut cmd = run_command(&s, &f);
+        let help = cmd.render_long_help().to_string();
+        assert!(help.contains("--input-image <IMAGE>"), "{help}");
+        assert!(help.contains("The face"), "{help}");
+        assert!(help.contains("--input-help <TEXT>"), "{help}");
+        assert!(!help.contains('\u{1b}'), "{help}");
+        let err = run_command(&s, &f)
+            .try_get_matches_from(["run", "--input-help", "x"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--input-image"), "{err}");
+        let err = run_command(&s, &f)
+            .try_get_matches_from(["run", "--input-image", ""])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let m = run_command(&s, &f)
+            .try_get_matches_from([
+                "run",
+                "--input-image",
+                "a.png",
+                "--tags",
+                "a",
+                "--tags",
+                "b",
+            ])
+            .unwrap();
+        assert_eq!(
+            values(&m, &f),
+            vec![
+                (0, vec!["a.png".to_owned()]),
+                (2, vec!["a".to_owned(), "b".to_owned()])
+            ]
+        );
+        let err = run_command(&s, &f)
+            .try_get_matches_from(["run", "--input-imag", "a.png"])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("--input-image"),
+            "did you mean: {err}"
+        );
+    }
+}

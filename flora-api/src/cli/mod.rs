@@ -1,0 +1,63 @@
+//! `floret`, the command line (cargo feature `cli`): `cargo install --path flora-api
+//! --features cli`. Each technique's inputs are flags checked against its schema before any
+//! paid request; local files are uploaded, runs are waited on with progress, outputs are
+//! saved atomically. Results go to stdout, progress and errors to stderr; exit codes are
+//! documented in `floret --help`.
+//!
+//! The binary is `fn main() { flora_api::cli::main() }`; everything else here is internal.
+
+mod args;
+mod commands;
+mod inputs;
+mod report;
+mod save;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use report::{Exit, Failure, Out};
+
+/// Runs `floret` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    run_with(std::env::args_os().collect())
+}
+
+/// Runs `floret` with `argv` (the program name first).
+pub fn run_with(argv: Vec<OsString>) -> ExitCode {
+    let cli = match args::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        // Help and version print to stdout with 0; usage errors to stderr with 2.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Other.code());
+        }
+    };
+    runtime.block_on(commands::dispatch(cli))
+}
+
+/// The exit code for a result, after printing a failure.
+fn finish(out: &Out, result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            out.failure(&f);
+            ExitCode::from(f.exit.code())
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `--download DIR|TEMPLATE`: every output to a file, atomically, never replacing a file that
+//! exists unless `--overwrite`, each reported with its size and SHA-256.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::report::{Exit, Failure};
+use crate::client::Client;
+use crate::wire::{MediaType, RunOutput};
+
+/// One saved output.
+#[derive(Debug, Clone)]
+pub(crate) struct Saved {
+    pub slot: String,
+    pub index: usize,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Saved {
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "slot": self.slot,
+            "index": self.index,
+            "path": self.path.display().to_string(),
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        })
+    }
+}
+
+/// A directory becomes `DIR/{slot}.{ext}` (`{slot}-{index}` when two outputs share an id);
+/// text with `{` is a template.
+fn template(spec: &str, ids: &[&str]) -> String {
+    if spec.contains('{') {
+        return spec.to_owned();
+    }
+    let dir = spec.trim_end_matches(['/', '\\']);
+    let dir = if dir.is_empty() { "." } else { dir };
+    let shared = ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id));
+    if shared {
+        format!("{dir}/{{slot}}-{{index}}.{{ext}}")
+    } else {
+        format!("{dir}/{{slot}}.{{ext}}")
+    }
+}
+
+/// A slot id as one safe file-name part.
+fn safe(part: &str) -> String {
+    let s: String = part
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('.').to_owned();
+    if s.is_empty() { "output".to_owned() } else { s }
+}
+
+fn fill(template: &str, slot: &str, index: usize, run_id: &str, ext: &str) -> PathBuf {
+    PathBuf::from(
+        template
+            .replace("{slot}", &safe(slot))
+            .replace("{index}", &index.to_string())
+            .replace("{run_id}", &safe(run_id))
+            .replace("{ext}", ext),
+    )
+}
+
+fn is_media_url(o: &RunOutput) -> bool {
+    o.kind != MediaType::Text
+        && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+}
+
+fn io_failure(what: &str, path: &Path, e: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        Exit::Other,
+        "io",
+        format!("cannot {what} {}: {e}", path.display()),
+    )
+}
+
+/// The extensions a saved output of this kind can get.
+fn extensions(kind: &MediaType) -> &'static [&'static str] {
+    match kind {
+        MediaType::ImageUrl => &[
+            "png", "jpg", "jpeg", "webp", "gif", "avif", "heic", "heif", "bin",
+        ],
+        MediaType::VideoUrl => &["mp4", "webm", "mov", "mpeg", "mpg", "bin"],
+        MediaType::AudioUrl => &["mp3", "mpeg", "wav", "ogg", "bin"],
+        MediaType::DocumentUrl => &["pdf", "bin"],
+        MediaType::Text => &["txt"],
+        _ => &["bin", "txt"],
+    }
+}
+
+/// Before the run (nothing paid yet): refuses a destination where a declared output would
+/// land on a file that exists, unless `--overwrite`. Templates naming `{run_id}` cannot
+/// clash with earlier files, so they pass.
+pub(crate) fn precheck(
+    spec: &str,
+    outputs: &[crate::wire::Slot],
+    overwrite: bool,
+) -> Result<(), Failure> {
+    if overwrite || spec.contains("{run_id}") {
+        return Ok(());
+    }
+    let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
+    let template = template(spec, &ids);
+    for (i, o) in outputs.iter().enumerate() {
+        for ext in extensions(&o.kind) {
+            let path = fill(&template, &o.id, i, "", ext);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(Failure::usage(format!(
+                    "--download {spec}: output `{}` would be saved as {}, which already exists; \
+                     floret never replaces a file unless --overwrite (nothing was run)",
+                    o.id,
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Saves every output; refuses, before downloading anything, a template that gives two
+/// outputs one path.
+pub(crate) async fn save_all(
+    client: &Client,
+    run_id: &str,
+    outputs: &[RunOutput],
+    spec: &str,
+    overwrite: bool,
+) -> Result<Vec<Saved>, Failure> {
+    let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
+    let template = template(spec, &ids);
+    // With every extension alike, distinct outputs must get distinct paths.
+    let probe: Vec<PathBuf> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| fill(&template, &o.output_id, i, run_id, "ext"))
+        .collect();
+    for (i, p) in probe.iter().enumerate() {
+        if probe[..i].contains(p) {
+            return Err(Failure::usage(format!(
+                "--download {spec}: two outputs would both be saved as {}; add {{slot}} or \
+                 {{index}} to the template",
+                p.display()
+            )));
+        }
+    }
+    let mut saved = Vec::with_capacity(outputs.len());
+    for (i, o) in outputs.iter().enumerate() {
+        saved.push(save_one(client, run_id, o, i, &template, overwrite).await?);
+    }
+    Ok(saved)
+}
+
+async fn save_one(
+    client: &Client,
+    run_id: &str,
+    o: &RunOutput,
+    index: usize,
+    template: &str,
+    overwrite: bool,
+) -> Result<Saved, Failure> {
+    // The parent of the final path holds the temporary file, so the final step is a rename
+    // or a link within one directory.
+    let parent = fill(template, &o.output_id, index, run_id, "ext")
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent).map_err(|e| io_failure("create", &parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".floret-")
+        .tempdir_in(&parent)
+        .map_err(|e| io_failure("create a temporary directory in", &parent, e))?;
+    let (tmp, ext) = if is_media_url(o) {
+        let mut dir = staging.path().as_os_str().to_owned();
+        dir.push(std::path::MAIN_SEPARATOR_STR);
+        let options = crate::DownloadOptions::default().file_stem("output");
+        let path = client
+            .download_with(&o.url, PathBuf::from(dir), options)
+            .await
+            .map_err(|e| Failure::from(e).run_id(run_id))?;
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bin".to_owned());
+        (path, ext)
+    } else {
+        let path = staging.path().join("output.txt");
+        std::fs::write(&path, &o.url).map_err(|e| io_failure("write", &path, e))?;
+        (path, "txt".to_owned())
+    };
+    let dest = fill(template, &o.output_id, index, run_id, &ext);
+    place(&tmp, &dest, overwrite)?;
+    let (bytes, sha256) = digest(&dest)?;
+    Ok(Saved {
+        slot: o.output_id.clone(),
+        index,
+        path: dest,
+        bytes,
+        sha256,
+    })
+}
+
+/// Moves `tmp` to `dest`: replacing with `overwrite`, else only where nothing exists (a
+/// hard link is created or fails atomically).
+fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), Failure> {
+    if overwrite {
+        return std::fs::rename(tmp, dest).map_err(|e| io_failure("write", dest, e));
+    }
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::new(
+            Exit::Other,
+            "file_exists",
+            format!(
+                "{} already exists; floret never replaces a file unless --overwrite",
+                dest.display()
+            ),
+        )),
+        // A filesystem without hard links: the same check, then a rename.
+        Err(_) if !dest.exists() && std::fs::symlink_metadata(dest).is_err() => {
+            std::fs::rename(tmp, dest).map_err(|e| io_failure("write", dest, e))
+        }
+        Err(e) => Err(io_failure("write", dest, e)),
+    }
+}
+
+fn digest(path: &Path) -> Result<(u64, String), Failure> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_failure("read", path, e))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| io_failure("read", path, e))?;
+    Ok((bytes, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_and_templates_name_each_output() {
+        assert_eq!(template("out/", &["image"]), "out/{slot}.{ext}");
+        assert_eq!(
+            template("out", &["frame", "frame"]),
+            "out/{slot}-{index}.{ext}"
+        );
+        assert_eq!(
+            fill("o/{run_id}-{slot}.{ext}", "a/../b", 0, "run_1", "png"),
+            PathBuf::from("o/run_1-a_.._b.png")
+        );
+    }
+
+    #[test]
+    fn place_never_replaces_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t");
+        let dest = dir.path().join("d");
+        std::fs::write(&tmp, "new").unwrap();
+        std::fs::write(&dest, "mine").unwrap();
+        let err = place(&tmp, &dest, false).unwrap_err();
+        assert_eq!(err.code, "file_exists");
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "mine");
+        place(&tmp, &dest, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
+    }
+}
