@@ -3,6 +3,7 @@
 //! Nothing here is a timed test: it measures and prints. `--quick` runs the smallest size of
 //! each bench as a smoke test (CI uses it); budgets are checked only in the full run.
 
+mod floret_cli;
 mod user_build;
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
     /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`,
-    /// `buildrs`, `files`, `userbuild`);
+    /// `buildrs`, `files`, `userbuild`, `floret`);
     /// empty: all.
     pub only: Vec<String>,
     /// Also build this git revision's generated code in the compile bench, and a user crate
@@ -99,6 +100,9 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
     }
     if opts.wants("userbuild") {
         out += &user_build::run(opts.quick, opts.baseline.as_deref())?;
+    }
+    if opts.wants("floret") {
+        out += &floret_cli::run(opts.quick).await?;
     }
     Ok(out)
 }

@@ -331,6 +331,7 @@ fn has(rest: &[OsString], flag: &str) -> bool {
 }
 
 async fn run(mut global: Global, slug: String, rest: Vec<OsString>) -> ExitCode {
+    let began = Instant::now();
     // The flags that say where the schema comes from are read first.
     if let Some(url) = peek(&rest, "base-url") {
         global.base_url = Some(url);
@@ -365,6 +366,7 @@ async fn run(mut global: Global, slug: String, rest: Vec<OsString>) -> ExitCode 
         Ok(p) => p,
         Err(f) => return finish(&early, Err(f)),
     };
+    let schema_time = began.elapsed();
     let mut argv: Vec<OsString> = vec![OsString::from("run")];
     argv.extend(rest);
     let matches = match inputs::run_command(&schema, &flags).try_get_matches_from(argv) {
@@ -386,7 +388,17 @@ async fn run(mut global: Global, slug: String, rest: Vec<OsString>) -> ExitCode 
         ),
         known_key(&global).as_deref(),
     );
-    let result = run_checked(client, &out, &schema, &flags, &matches).await;
+    let verbose = global.verbose + matches.get_count("verbose");
+    let result = run_checked(
+        client,
+        &out,
+        &schema,
+        &flags,
+        &matches,
+        verbose,
+        schema_time,
+    )
+    .await;
     finish(&out, result)
 }
 
@@ -396,8 +408,11 @@ async fn run_checked(
     schema: &TechniqueSchema,
     flags: &[InputFlag],
     matches: &clap::ArgMatches,
+    verbose: u8,
+    schema_time: Duration,
 ) -> Result<(), Failure> {
     let slug = schema.slug_or_derived().to_owned();
+    let checks_began = Instant::now();
     // 1. Every value checked, every problem reported, before anything is sent.
     let mut planned: Vec<(&InputFlag, InputValue)> = Vec::new();
     let mut problems = Vec::new();
@@ -428,6 +443,7 @@ async fn run_checked(
         let declared: Vec<crate::wire::Slot> = schema.outputs.clone().unwrap_or_default();
         save::precheck(spec, &declared, saving.overwrite)?;
     }
+    let checks_time = checks_began.elapsed();
     // 2. Local files uploaded, each distinct file once.
     let started = Instant::now();
     let mut uploaded: BTreeMap<(PathBuf, String), String> = BTreeMap::new();
@@ -483,7 +499,7 @@ async fn run_checked(
         "created",
         json!({"run_id": run_id, "technique": slug, "idempotency_key": key}),
     );
-    tracing::info!(upload_ms = upload_time.as_millis() as u64, "inputs ready");
+    let run_began = Instant::now();
     if matches.get_flag("no-wait") {
         out.document(&json!({
             "run_id": run_id, "technique": slug, "status": "started", "idempotency_key": key,
@@ -496,7 +512,21 @@ async fn run_checked(
     }
     let waited = wait_and_save(&client, out, handle, &slug, &saving).await?;
     report_done(out, &waited, Some(&key));
+    if verbose > 0 {
+        // Where the time went (start-up is what precedes `schema`); the bench reads this.
+        eprintln!(
+            "floret: timings: schema {:.1} ms, checks {:.1} ms, upload {:.1} ms, run {:.1} ms",
+            ms(schema_time),
+            ms(checks_time),
+            ms(upload_time),
+            ms(run_began.elapsed())
+        );
+    }
     Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 async fn upload_for(
