@@ -355,7 +355,11 @@ async fn run(mut global: Global, slug: String, rest: Vec<OsString>) -> ExitCode 
             (_, Ok(c)) => Some(c),
             // Offline `--help` and checks work without a key; a run needs one later.
             (Some(_), Err(_)) => None,
-            (None, Err(e)) => return Err(e),
+            (None, Err(mut e)) => {
+                e.message
+                    .push_str(" (or read the schema offline with --schemas DIR)");
+                return Err(e);
+            }
         };
         let schema = schema(client.as_ref(), &slug, dir.as_deref()).await?;
         let flags = inputs::flags(&schema).map_err(Failure::usage)?;
@@ -815,7 +819,9 @@ async fn upload(global: &Global, out: &Out, paths: &[PathBuf]) -> Result<(), Fai
 async fn sandbox(dir: &Path, port: u16) -> Result<(), Failure> {
     let files = std::fs::read_dir(dir).map_err(|e| {
         Failure::usage(format!(
-            "--schemas {}: {e} (point it at a directory of <slug>.json schema files)",
+            "--schemas {}: {e}. The sandbox serves technique schema files: pass --schemas DIR, a \
+             directory of <slug>.json (flora-codegen's `schemas/`, or one `flora-codegen fetch` \
+             wrote)",
             dir.display()
         ))
     })?;
