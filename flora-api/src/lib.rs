@@ -84,7 +84,11 @@ mod pages;
 mod poll;
 // floor 5, files and checks:
 mod download;
+#[cfg(any(feature = "cli", feature = "batch"))]
+mod saving;
 mod upload;
+#[cfg(any(feature = "cli", feature = "batch"))]
+mod values;
 mod verify;
 pub mod webhooks;
 // top: the fake, which implements the connector; nothing imports it.

@@ -11,14 +11,15 @@ use serde_json::{Value, json};
 
 use super::args::{Cli, Command, Format, Global, Saving};
 use super::finish;
-use super::inputs::{self, InputFlag, InputValue};
+use super::inputs::{self, InputFlag};
 use super::report::{Exit, Failure, Mode, Out};
-use super::save::{self, Saved};
 use crate::client::Client;
 use crate::endpoints::{ListRuns, ListTechniques, StartOptions};
 use crate::policy::PollPolicy;
 use crate::poll::RunHandle;
+use crate::saving::{self as save, Names, SaveError, Saved};
 use crate::technique::{RunInput, Untyped};
+use crate::values::InputValue;
 use crate::wire::{MediaType, Run, RunStatus, TechniqueSchema};
 use crate::{ENV_API_KEY, Upload, UploadOptions};
 
@@ -445,7 +446,7 @@ async fn run_checked(
     };
     if let Some(spec) = &saving.download {
         let declared: Vec<crate::wire::Slot> = schema.outputs.clone().unwrap_or_default();
-        save::precheck(spec, &declared, saving.overwrite)?;
+        save::precheck(spec, &declared, "", saving.overwrite).map_err(save_failure)?;
     }
     let checks_time = checks_began.elapsed();
     // 2. Local files uploaded, each distinct file once.
@@ -671,8 +672,13 @@ async fn wait_and_save(
     );
     let saved = match &saving.download {
         Some(spec) => {
-            let saved =
-                save::save_all(client, &run_id, &run.outputs, spec, saving.overwrite).await?;
+            let names = Names {
+                run_id: &run_id,
+                key: "",
+            };
+            let saved = save::save_all(client, names, &run.outputs, spec, saving.overwrite)
+                .await
+                .map_err(|e| save_failure(e).run_id(&run_id))?;
             for s in &saved {
                 out.event("saved", s.json());
             }
@@ -685,6 +691,15 @@ async fn wait_and_save(
         technique: technique.to_owned(),
         saved,
     })
+}
+
+/// A saving problem as the command line reports it.
+fn save_failure(e: SaveError) -> Failure {
+    match e {
+        SaveError::Refused(m) => Failure::usage(m),
+        SaveError::Exists(_) => Failure::new(Exit::Other, "file_exists", e.to_string()),
+        SaveError::Failed(e) => Failure::from(e),
+    }
 }
 
 fn outputs_json(run: &Run) -> Vec<Value> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, Command};
 
 use super::args::parse_duration;
-use crate::upload::Upload;
+use crate::values::InputValue;
 use crate::wire::{MediaType, Slot, TechniqueSchema};
 
 /// `run`'s own flags (and the global ones it accepts after the slug): an input whose flag
@@ -44,17 +44,6 @@ pub(crate) struct InputFlag {
     pub slot: Slot,
     /// The slot allows several values (the flag may repeat).
     pub multiple: bool,
-}
-
-/// A value given for an input, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum InputValue {
-    /// Sent as given.
-    Text(String),
-    /// An `https://` URL, sent as given.
-    Url(String),
-    /// A local file, uploaded first; its URL is sent.
-    File(PathBuf),
 }
 
 /// Kebab case of an input id: lowercase letters and digits, words joined by `-`.
@@ -186,13 +175,6 @@ fn value_name(kind: &MediaType) -> &'static str {
     }
 }
 
-fn is_media(kind: &MediaType) -> bool {
-    matches!(
-        kind,
-        MediaType::ImageUrl | MediaType::VideoUrl | MediaType::AudioUrl | MediaType::DocumentUrl
-    )
-}
-
 /// `run SLUG`'s full command line: `run`'s own flags and one flag per input.
 pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Command {
     let slug = schema.slug_or_derived();
@@ -240,7 +222,7 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
             plain(&f.id),
             plain(slot.kind.as_str())
         )];
-        if is_media(&slot.kind) {
+        if crate::values::is_media(&slot.kind) {
             notes.push("a local file or an https:// URL".to_owned());
         }
         if slot.optional {
@@ -354,69 +336,12 @@ pub(crate) fn values(matches: &clap::ArgMatches, flags: &[InputFlag]) -> Vec<(us
         .collect()
 }
 
-/// Classifies and checks one value before anything is sent: a URL must be `https://` and of
-/// the slot's kind where its type shows; a path must be a regular, non-empty file whose bytes
-/// are a type FLORA accepts for the slot. The error names the flag.
+/// Classifies and checks one value of input `f` before anything is sent; the error names
+/// the flag.
 pub(crate) async fn check(f: &InputFlag, value: &str) -> Result<InputValue, String> {
-    let kind = &f.slot.kind;
-    if !is_media(kind) {
-        return Ok(InputValue::Text(value.to_owned()));
-    }
-    let what = format!("--{} {}", f.flag, shorten(value));
-    if value.starts_with("https://") {
-        let parsed = match kind {
-            MediaType::ImageUrl => crate::ImageUrl::parse(value).map(|u| u.as_str().to_owned()),
-            MediaType::VideoUrl => crate::VideoUrl::parse(value).map(|u| u.as_str().to_owned()),
-            MediaType::AudioUrl => crate::AudioUrl::parse(value).map(|u| u.as_str().to_owned()),
-            _ => crate::DocumentUrl::parse(value).map(|u| u.as_str().to_owned()),
-        }
-        .map_err(|e| format!("{what}: {e}"))?;
-        let upload = Upload::url(&parsed).map_err(|e| format!("{what}: {}", for_people(&e)))?;
-        upload
-            .check(kind)
-            .await
-            .map_err(|e| format!("{what}: {}", for_people(&e)))?;
-        return Ok(InputValue::Url(parsed));
-    }
-    if value.starts_with("http://") {
-        return Err(format!(
-            "{what}: FLORA fetches inputs over https only; pass an https:// URL or a local file"
-        ));
-    }
-    let path = PathBuf::from(value);
-    match Upload::path(&path).check(kind).await {
-        Ok(_) => Ok(InputValue::File(path)),
-        Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!(
-                "{what}: no such file (this {} input takes a local file or an https:// URL)",
-                kind.as_str()
-            ))
-        }
-        Err(e) => Err(format!("{what}: {}", for_people(&e))),
-    }
-}
-
-/// A library error as the command line says it: no `invalid input:` prefix, no advice about
-/// library options a person cannot set here.
-fn for_people(e: &crate::Error) -> String {
-    e.to_string()
-        .trim_start_matches("invalid input: ")
-        .replace("; if it is one, set `UploadOptions::content_type`", "")
-        .replace(
-            " (set `UploadOptions::content_type` if the detection is wrong)",
-            "",
-        )
-}
-
-fn shorten(value: &str) -> String {
-    let p = plain(value);
-    if p.chars().count() > 80 {
-        let mut s: String = p.chars().take(79).collect();
-        s.push('…');
-        s
-    } else {
-        p
-    }
+    crate::values::check(&f.slot, value)
+        .await
+        .map_err(|why| format!("--{} {}: {why}", f.flag, crate::values::shorten(value)))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod args;
 mod commands;
 mod inputs;
 mod report;
-mod save;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

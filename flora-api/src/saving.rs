@@ -1,14 +1,41 @@
-//! `--download DIR|TEMPLATE`: every output to a file, atomically, never replacing a file that
-//! exists unless `--overwrite`, each reported with its size and SHA-256.
+//! Outputs saved by a template (`floret run --download`, batches): every output to a file,
+//! atomically, never replacing a file that exists unless asked, each reported with its size
+//! and SHA-256. Placeholders: `{slot}`, `{index}`, `{run_id}`, `{key}` (a batch item), `{ext}`.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::report::{Exit, Failure};
 use crate::client::Client;
+use crate::error::Error;
 use crate::wire::{MediaType, RunOutput};
+
+/// Why outputs were not saved.
+#[derive(Debug)]
+pub(crate) enum SaveError {
+    /// The destination is not usable (two outputs on one path, a file that exists): nothing
+    /// was written for this output.
+    Refused(String),
+    /// The file exists and replacing was not asked for.
+    Exists(PathBuf),
+    /// Downloading or writing failed.
+    Failed(Error),
+}
+
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaveError::Refused(m) => f.write_str(m),
+            SaveError::Exists(p) => write!(
+                f,
+                "{} already exists; it is never replaced unless asked (--overwrite)",
+                p.display()
+            ),
+            SaveError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
 
 /// One saved output.
 #[derive(Debug, Clone)]
@@ -64,12 +91,21 @@ fn safe(part: &str) -> String {
     if s.is_empty() { "output".to_owned() } else { s }
 }
 
-fn fill(template: &str, slot: &str, index: usize, run_id: &str, ext: &str) -> PathBuf {
+/// Where one output goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Names<'a> {
+    pub run_id: &'a str,
+    /// The batch item's key (`""` outside batches).
+    pub key: &'a str,
+}
+
+fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -> PathBuf {
     PathBuf::from(
         template
             .replace("{slot}", &safe(slot))
             .replace("{index}", &index.to_string())
-            .replace("{run_id}", &safe(run_id))
+            .replace("{run_id}", &safe(names.run_id))
+            .replace("{key}", &safe(names.key))
             .replace("{ext}", ext),
     )
 }
@@ -79,12 +115,12 @@ fn is_media_url(o: &RunOutput) -> bool {
         && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
 }
 
-fn io_failure(what: &str, path: &Path, e: impl std::fmt::Display) -> Failure {
-    Failure::new(
-        Exit::Other,
-        "io",
-        format!("cannot {what} {}: {e}", path.display()),
-    )
+fn io_failure(action: &'static str, path: &Path, source: std::io::Error) -> SaveError {
+    SaveError::Failed(Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The extensions a saved output of this kind can get.
@@ -107,8 +143,9 @@ fn extensions(kind: &MediaType) -> &'static [&'static str] {
 pub(crate) fn precheck(
     spec: &str,
     outputs: &[crate::wire::Slot],
+    key: &str,
     overwrite: bool,
-) -> Result<(), Failure> {
+) -> Result<(), SaveError> {
     if overwrite || spec.contains("{run_id}") {
         return Ok(());
     }
@@ -116,9 +153,10 @@ pub(crate) fn precheck(
     let template = template(spec, &ids);
     for (i, o) in outputs.iter().enumerate() {
         for ext in extensions(&o.kind) {
-            let path = fill(&template, &o.id, i, "", ext);
+            let names = Names { run_id: "", key };
+            let path = fill(&template, &o.id, i, names, ext);
             if std::fs::symlink_metadata(&path).is_ok() {
-                return Err(Failure::usage(format!(
+                return Err(SaveError::Refused(format!(
                     "--download {spec}: output `{}` would be saved as {}, which already exists; \
                      floret never replaces a file unless --overwrite (nothing was run)",
                     o.id,
@@ -134,22 +172,22 @@ pub(crate) fn precheck(
 /// outputs one path.
 pub(crate) async fn save_all(
     client: &Client,
-    run_id: &str,
+    names: Names<'_>,
     outputs: &[RunOutput],
     spec: &str,
     overwrite: bool,
-) -> Result<Vec<Saved>, Failure> {
+) -> Result<Vec<Saved>, SaveError> {
     let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
     let template = template(spec, &ids);
     // With every extension alike, distinct outputs must get distinct paths.
     let probe: Vec<PathBuf> = outputs
         .iter()
         .enumerate()
-        .map(|(i, o)| fill(&template, &o.output_id, i, run_id, "ext"))
+        .map(|(i, o)| fill(&template, &o.output_id, i, names, "ext"))
         .collect();
     for (i, p) in probe.iter().enumerate() {
         if probe[..i].contains(p) {
-            return Err(Failure::usage(format!(
+            return Err(SaveError::Refused(format!(
                 "--download {spec}: two outputs would both be saved as {}; add {{slot}} or \
                  {{index}} to the template",
                 p.display()
@@ -158,22 +196,22 @@ pub(crate) async fn save_all(
     }
     let mut saved = Vec::with_capacity(outputs.len());
     for (i, o) in outputs.iter().enumerate() {
-        saved.push(save_one(client, run_id, o, i, &template, overwrite).await?);
+        saved.push(save_one(client, names, o, i, &template, overwrite).await?);
     }
     Ok(saved)
 }
 
 async fn save_one(
     client: &Client,
-    run_id: &str,
+    names: Names<'_>,
     o: &RunOutput,
     index: usize,
     template: &str,
     overwrite: bool,
-) -> Result<Saved, Failure> {
+) -> Result<Saved, SaveError> {
     // The parent of the final path holds the temporary file, so the final step is a rename
     // or a link within one directory.
-    let parent = fill(template, &o.output_id, index, run_id, "ext")
+    let parent = fill(template, &o.output_id, index, names, "ext")
         .parent()
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
@@ -182,7 +220,7 @@ async fn save_one(
     let staging = tempfile::Builder::new()
         .prefix(".floret-")
         .tempdir_in(&parent)
-        .map_err(|e| io_failure("create a temporary directory in", &parent, e))?;
+        .map_err(|e| io_failure("create", &parent, e))?;
     let (tmp, ext) = if is_media_url(o) {
         let mut dir = staging.path().as_os_str().to_owned();
         dir.push(std::path::MAIN_SEPARATOR_STR);
@@ -190,7 +228,7 @@ async fn save_one(
         let path = client
             .download_with(&o.url, PathBuf::from(dir), options)
             .await
-            .map_err(|e| Failure::from(e).run_id(run_id))?;
+            .map_err(SaveError::Failed)?;
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().into_owned())
@@ -201,7 +239,7 @@ async fn save_one(
         std::fs::write(&path, &o.url).map_err(|e| io_failure("write", &path, e))?;
         (path, "txt".to_owned())
     };
-    let dest = fill(template, &o.output_id, index, run_id, &ext);
+    let dest = fill(template, &o.output_id, index, names, &ext);
     place(&tmp, &dest, overwrite)?;
     let (bytes, sha256) = digest(&dest)?;
     Ok(Saved {
@@ -215,20 +253,15 @@ async fn save_one(
 
 /// Moves `tmp` to `dest`: replacing with `overwrite`, else only where nothing exists (a
 /// hard link is created or fails atomically).
-fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), Failure> {
+fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), SaveError> {
     if overwrite {
         return std::fs::rename(tmp, dest).map_err(|e| io_failure("write", dest, e));
     }
     match std::fs::hard_link(tmp, dest) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::new(
-            Exit::Other,
-            "file_exists",
-            format!(
-                "{} already exists; floret never replaces a file unless --overwrite",
-                dest.display()
-            ),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(SaveError::Exists(dest.to_path_buf()))
+        }
         // A filesystem without hard links: the same check, then a rename.
         Err(_) if !dest.exists() && std::fs::symlink_metadata(dest).is_err() => {
             std::fs::rename(tmp, dest).map_err(|e| io_failure("write", dest, e))
@@ -237,7 +270,7 @@ fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), Failure> {
     }
 }
 
-fn digest(path: &Path) -> Result<(u64, String), Failure> {
+pub(crate) fn digest(path: &Path) -> Result<(u64, String), SaveError> {
     let mut file = std::fs::File::open(path).map_err(|e| io_failure("read", path, e))?;
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| io_failure("read", path, e))?;
@@ -255,9 +288,13 @@ mod tests {
             template("out", &["frame", "frame"]),
             "out/{slot}-{index}.{ext}"
         );
+        let names = Names {
+            run_id: "run_1",
+            key: "row 7",
+        };
         assert_eq!(
-            fill("o/{run_id}-{slot}.{ext}", "a/../b", 0, "run_1", "png"),
-            PathBuf::from("o/run_1-a_.._b.png")
+            fill("o/{run_id}-{key}-{slot}.{ext}", "a/../b", 0, names, "png"),
+            PathBuf::from("o/run_1-row_7-a_.._b.png")
         );
     }
 
@@ -269,7 +306,7 @@ mod tests {
         std::fs::write(&tmp, "new").unwrap();
         std::fs::write(&dest, "mine").unwrap();
         let err = place(&tmp, &dest, false).unwrap_err();
-        assert_eq!(err.code, "file_exists");
+        assert!(matches!(err, SaveError::Exists(_)), "{err}");
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "mine");
         place(&tmp, &dest, true).unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");

@@ -1,0 +1,97 @@
+//! Input values given as text (a command line, a batch plan): classified as a local file,
+//! an `https://` URL or text, and checked against the slot before anything is sent. Shared by
+//! `floret run` and batches.
+
+use std::path::PathBuf;
+
+use crate::upload::Upload;
+use crate::wire::{MediaType, Slot};
+
+/// A value given for an input, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InputValue {
+    /// Sent as given.
+    Text(String),
+    /// An `https://` URL, sent as given.
+    Url(String),
+    /// A local file, uploaded first; its URL is sent.
+    File(PathBuf),
+}
+
+pub(crate) fn is_media(kind: &MediaType) -> bool {
+    matches!(
+        kind,
+        MediaType::ImageUrl | MediaType::VideoUrl | MediaType::AudioUrl | MediaType::DocumentUrl
+    )
+}
+
+/// Classifies and checks one value: a URL must be `https://` and of the slot's kind where
+/// its type shows; a path must be a regular, non-empty file whose bytes are a type FLORA
+/// accepts for the slot; text must not be empty.
+pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String> {
+    let kind = &slot.kind;
+    if !is_media(kind) {
+        if value.is_empty() {
+            return Err("empty text".to_owned());
+        }
+        return Ok(InputValue::Text(value.to_owned()));
+    }
+    if value.starts_with("https://") {
+        let parsed = match kind {
+            MediaType::ImageUrl => crate::ImageUrl::parse(value).map(|u| u.as_str().to_owned()),
+            MediaType::VideoUrl => crate::VideoUrl::parse(value).map(|u| u.as_str().to_owned()),
+            MediaType::AudioUrl => crate::AudioUrl::parse(value).map(|u| u.as_str().to_owned()),
+            _ => crate::DocumentUrl::parse(value).map(|u| u.as_str().to_owned()),
+        }
+        .map_err(|e| e.to_string())?;
+        let upload = Upload::url(&parsed).map_err(|e| for_people(&e))?;
+        upload.check(kind).await.map_err(|e| for_people(&e))?;
+        return Ok(InputValue::Url(parsed));
+    }
+    if value.starts_with("http://") {
+        return Err(
+            "FLORA fetches inputs over https only; pass an https:// URL or a local file".to_owned(),
+        );
+    }
+    if value.is_empty() {
+        return Err("empty value (a local file or an https:// URL)".to_owned());
+    }
+    let path = PathBuf::from(value);
+    match Upload::path(&path).check(kind).await {
+        Ok(_) => Ok(InputValue::File(path)),
+        Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!(
+                "no such file (this {} input takes a local file or an https:// URL)",
+                kind.as_str()
+            ))
+        }
+        Err(e) => Err(for_people(&e)),
+    }
+}
+
+/// A library error as a person reads it: no `invalid input:` prefix, no advice about
+/// library options they cannot set here.
+fn for_people(e: &crate::Error) -> String {
+    e.to_string()
+        .trim_start_matches("invalid input: ")
+        .replace("; if it is one, set `UploadOptions::content_type`", "")
+        .replace(
+            " (set `UploadOptions::content_type` if the detection is wrong)",
+            "",
+        )
+}
+
+/// A value as quoted back in a message: plain, at most 80 characters.
+pub(crate) fn shorten(value: &str) -> String {
+    let p: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if p.chars().count() > 80 {
+        let mut s: String = p.chars().take(79).collect();
+        s.push('…');
+        s
+    } else {
+        p
+    }
+}
