@@ -83,6 +83,9 @@ mod futures;
 mod pages;
 mod poll;
 // floor 5, files and checks:
+#[cfg(feature = "batch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
+pub mod batch;
 mod download;
 #[cfg(any(feature = "cli", feature = "batch"))]
 mod saving;

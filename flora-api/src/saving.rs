@@ -124,6 +124,7 @@ fn io_failure(action: &'static str, path: &Path, source: std::io::Error) -> Save
 }
 
 /// The extensions a saved output of this kind can get.
+#[cfg(feature = "cli")]
 fn extensions(kind: &MediaType) -> &'static [&'static str] {
     match kind {
         MediaType::ImageUrl => &[
@@ -137,6 +138,7 @@ fn extensions(kind: &MediaType) -> &'static [&'static str] {
     }
 }
 
+#[cfg(feature = "cli")]
 /// Before the run (nothing paid yet): refuses a destination where a declared output would
 /// land on a file that exists, unless `--overwrite`. Templates naming `{run_id}` cannot
 /// clash with earlier files, so they pass.

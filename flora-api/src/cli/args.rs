@@ -159,6 +159,12 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Batches: a plan of thousands of inputs through one technique, journaled, resumable
+    /// after a crash or Ctrl-C without paying twice.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// A fake FLORA on loopback (no key, no bill) serving schema files as they are; prints
     /// the two `export` lines to use it.
     Sandbox {
@@ -169,6 +175,88 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BatchCommand {
+    /// Validate a plan (JSON lines or CSV), write a new journal, and run it.
+    Run {
+        /// The plan: JSON lines (`{"input_id": "value", "key": "a"}`) or CSV (a header of
+        /// input ids, plus an optional `key` column).
+        plan: PathBuf,
+        /// The technique's slug (or id).
+        #[arg(long)]
+        technique: String,
+        /// The journal file to create (SQLite; the batch's only state).
+        #[arg(long)]
+        journal: PathBuf,
+        /// Read `<slug>.json` from this directory instead of asking the API.
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
+        /// Print items × cost and the uploads to do; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        flags: BatchFlags,
+    },
+    /// Continue a batch from its journal (after a crash, Ctrl-C or a stop).
+    Resume {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        #[command(flatten)]
+        flags: BatchFlags,
+    },
+    /// Where every item stands.
+    Status {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every item (inputs, run, cost, outputs, saved files) as JSON lines.
+    Export {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        /// The file to write (results.jsonl).
+        out: PathBuf,
+    },
+    /// Put failed items back in the plan under a new key (a new run, on purpose).
+    RetryFailed {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Also items whose run could not be identified (needs review).
+        #[arg(long)]
+        include_unclear: bool,
+    },
+}
+
+/// How a batch runs.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BatchFlags {
+    /// Save outputs as items complete: a directory (`DIR/{key}-{slot}.{ext}`) or a template
+    /// of {key} {slot} {index} {run_id} {ext}.
+    #[arg(long, value_name = "DIR|TEMPLATE")]
+    pub download: Option<String>,
+    /// The most requests in flight (the adaptive window's ceiling).
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrency: usize,
+    /// Refuse a plan estimated over this, and stop submitting before the total passes it.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Resubmit items whose run could not be identified after a lost answer (a new run).
+    #[arg(long)]
+    pub resubmit_unclear: bool,
+    /// One JSON event per line on stdout.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// The first poll's delay (tests use short ones).
+    #[arg(long, hide = true, value_parser = parse_duration)]
+    pub poll_interval: Option<std::time::Duration>,
 }
 
 /// `90`, `90s`, `1500ms`, `10m`, `1h`.

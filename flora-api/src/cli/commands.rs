@@ -86,6 +86,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "floret", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        Command::Batch { command } => super::batch::dispatch(global, command).await,
         Command::Sandbox { schemas, port } => {
             let out = Out::new(Mode::Human, None);
             finish(&out, sandbox(&schemas, port).await)
@@ -139,6 +140,10 @@ fn known_key(global: &Global) -> Option<String> {
         .flatten()
 }
 
+pub(super) fn known_key_of(global: &Global) -> Option<String> {
+    known_key(global)
+}
+
 fn out_for(format: &Format, global: &Global) -> Out {
     Out::new(
         Mode::of(format.json, format.jsonl, format.quiet),
@@ -146,7 +151,17 @@ fn out_for(format: &Format, global: &Global) -> Out {
     )
 }
 
-fn client(global: &Global, wait: Option<Duration>) -> Result<Client, Failure> {
+pub(super) fn client(global: &Global, wait: Option<Duration>) -> Result<Client, Failure> {
+    client_with(global, wait, None)
+}
+
+/// A client; `retries` overrides the default (a batch retries itself, so its window sees
+/// every 429).
+pub(super) fn client_with(
+    global: &Global,
+    wait: Option<Duration>,
+    retries: Option<u32>,
+) -> Result<Client, Failure> {
     let mut b = Client::builder()
         .api_key(api_key(global)?)
         .poll_policy(PollPolicy::default().deadline(wait.unwrap_or(DEFAULT_WAIT)));
@@ -160,11 +175,14 @@ fn client(global: &Global, wait: Option<Duration>) -> Result<Client, Failure> {
     {
         b = b.workspace_id(ws);
     }
+    if let Some(r) = retries {
+        b = b.max_retries(r);
+    }
     b.build().map_err(Failure::from)
 }
 
 /// A schema from `DIR/<slug>.json`, or from the API.
-async fn schema(
+pub(super) async fn schema(
     client: Option<&Client>,
     slug: &str,
     dir: Option<&Path>,

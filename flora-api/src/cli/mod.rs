@@ -7,6 +7,7 @@
 //! The binary is `fn main() { flora_api::cli::main() }`; everything else here is internal.
 
 mod args;
+mod batch;
 mod commands;
 mod inputs;
 mod report;

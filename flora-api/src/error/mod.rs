@@ -253,6 +253,16 @@ pub enum Error {
         /// The status as sent.
         status: RunStatus,
     },
+
+    /// A batch journal could not be used (feature `batch`): locked by another process, not a
+    /// journal, or a storage error.
+    #[error("batch journal {}: {problem}", path.display())]
+    Journal {
+        /// The journal file.
+        path: std::path::PathBuf,
+        /// What went wrong, and what to do.
+        problem: String,
+    },
 }
 
 /// The error and every cause under it (`error sending request: … : Connection refused`),

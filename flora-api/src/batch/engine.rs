@@ -1,0 +1,896 @@
+//! The runner: validates a plan against the schema, then drives every item through the
+//! journal's states with one adaptive window, stopping submissions (never polls) on
+//! credits, auth, cost or request.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::journal::{ItemRow, ItemState, Journal, Meta};
+use super::plan::PlanItem;
+use super::window::Window;
+use crate::client::Client;
+use crate::endpoints::{ListRuns, StartOptions};
+use crate::error::Error;
+use crate::saving::{self, Names};
+use crate::technique::RunInput;
+use crate::values::{self, InputValue};
+use crate::wire::{Run, RunStatus, TechniqueSchema};
+
+/// How a batch runs.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// The most requests in flight at once (the adaptive window's ceiling; default 16).
+    pub max_concurrency: usize,
+    /// Refuse a plan whose estimate is over this many USD, and stop submitting before the
+    /// charged total (plus what is in flight) would pass it.
+    pub max_cost: Option<f64>,
+    /// Save outputs with this template as soon as an item completes (`{key}`, `{slot}`,
+    /// `{index}`, `{run_id}`, `{ext}`; a directory means `DIR/{key}-{slot}.{ext}`).
+    pub download: Option<String>,
+    /// Replace existing files when saving.
+    pub overwrite: bool,
+    /// The first poll's delay and the interval after it (default 2 s, growing to 5 s).
+    pub poll_interval: Duration,
+    /// Items whose run could not be identified after a lost answer are resubmitted.
+    pub resubmit_unclear: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_concurrency: 16,
+            max_cost: None,
+            download: None,
+            overwrite: false,
+            poll_interval: Duration::from_secs(2),
+            resubmit_unclear: false,
+        }
+    }
+}
+
+/// What happened to an item, for a progress display.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A local file was uploaded (once per distinct file).
+    Uploaded {
+        /// The item key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The item's run exists.
+    Created {
+        /// The item key.
+        key: String,
+        /// The run.
+        run_id: String,
+    },
+    /// The run completed.
+    Completed {
+        /// The item key.
+        key: String,
+        /// The run.
+        run_id: String,
+        /// USD charged for it.
+        charged: Option<f64>,
+    },
+    /// The run failed, or the item was refused.
+    Failed {
+        /// The item key.
+        key: String,
+        /// Why.
+        error: String,
+    },
+    /// The outputs were saved.
+    Saved {
+        /// The item key.
+        key: String,
+        /// The files.
+        paths: Vec<PathBuf>,
+    },
+    /// The run could not be identified after a lost answer.
+    NeedsReview {
+        /// The item key.
+        key: String,
+        /// Why.
+        why: String,
+    },
+    /// Submissions stopped.
+    Stopped {
+        /// Why.
+        why: String,
+    },
+}
+
+/// Where a batch stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Items in the plan.
+    pub total: usize,
+    /// Not sent yet.
+    pub planned: usize,
+    /// Submitting or created, not ended.
+    pub in_flight: usize,
+    /// Completed (saved ones included).
+    pub completed: usize,
+    /// Completed and saved.
+    pub saved: usize,
+    /// Failed or refused.
+    pub failed: usize,
+    /// Run unidentifiable after a lost answer; never resubmitted on their own.
+    pub needs_review: usize,
+    /// USD charged, summed once per run from its terminal state.
+    pub charged: f64,
+    /// 429/503 answers met.
+    pub throttled: u64,
+    /// Why submissions stopped early, if they did.
+    pub stopped: Option<String>,
+}
+
+impl Summary {
+    fn of(rows: &[ItemRow]) -> Summary {
+        let mut s = Summary {
+            total: rows.len(),
+            ..Summary::default()
+        };
+        for r in rows {
+            match r.state {
+                ItemState::Planned => s.planned += 1,
+                ItemState::Submitting | ItemState::Created => s.in_flight += 1,
+                ItemState::Completed => s.completed += 1,
+                ItemState::Saved => {
+                    s.completed += 1;
+                    s.saved += 1;
+                }
+                ItemState::Failed => s.failed += 1,
+                ItemState::NeedsReview => s.needs_review += 1,
+            }
+            s.charged += r.charged.unwrap_or(0.0);
+        }
+        // Summed in floating point: rounded to a billionth of a dollar for display.
+        s.charged = (s.charged * 1e9).round() / 1e9;
+        s
+    }
+
+    /// Every item reached an end (completed and saved as asked, failed, or needs review).
+    pub fn finished(&self) -> bool {
+        self.planned == 0 && self.in_flight == 0
+    }
+}
+
+/// A batch bound to its journal (which it holds locked).
+pub struct Batch {
+    client: Client,
+    journal: Mutex<Journal>,
+    meta: Meta,
+    schema: TechniqueSchema,
+    options: BatchOptions,
+    window: Window,
+    stop: AtomicBool,
+    stop_reason: Mutex<Option<String>>,
+    events: Option<UnboundedSender<Event>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("batch_id", &self.meta.batch_id)
+            .field("technique", &self.meta.slug)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn file_sha256(path: &Path) -> Result<String, Error> {
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Every problem of every row, named by line, before anything is sent.
+pub(crate) async fn validate(schema: &TechniqueSchema, items: &[PlanItem]) -> Result<(), Error> {
+    let slots = schema.inputs.clone().unwrap_or_default();
+    let ids: Vec<&str> = slots.iter().map(|s| s.id.as_str()).collect();
+    let mut problems = Vec::new();
+    for item in items {
+        let at = if item.line > 0 {
+            format!("line {}", item.line)
+        } else {
+            format!("item {:?}", item.key)
+        };
+        for id in item.values.keys() {
+            if !ids.contains(&id.as_str()) {
+                problems.push(format!(
+                    "{at}: unknown input `{}` (the technique's inputs: {})",
+                    values::shorten(id),
+                    ids.join(", ")
+                ));
+            }
+        }
+        for slot in &slots {
+            match item.values.get(&slot.id) {
+                None if !slot.optional => {
+                    problems.push(format!("{at}: required input `{}` is missing", slot.id));
+                }
+                None => {}
+                Some(vals) => {
+                    for v in vals {
+                        if let Err(why) = values::check(slot, v).await {
+                            problems.push(format!(
+                                "{at}: input `{}` = {}: {why}",
+                                slot.id,
+                                values::shorten(v)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    problems.truncate(20);
+    Err(Error::InvalidInput(format!(
+        "the plan has {n} problem(s); nothing was sent:\n  {}",
+        problems.join("\n  ")
+    )))
+}
+
+/// The plan's estimate: items × run cost.
+pub(crate) fn estimate(schema: &TechniqueSchema, items: usize) -> Option<f64> {
+    schema.run_cost.map(|c| c * items as f64)
+}
+
+impl Batch {
+    /// Validates `items` against `schema` (every row; nothing is sent when one is wrong) and
+    /// writes a new journal at `path`.
+    pub async fn create(
+        client: &Client,
+        path: &Path,
+        schema: &TechniqueSchema,
+        items: &[PlanItem],
+        options: BatchOptions,
+    ) -> Result<Batch, Error> {
+        validate(schema, items).await?;
+        if let (Some(max), Some(cost)) = (options.max_cost, estimate(schema, items.len()))
+            && cost > max
+        {
+            return Err(Error::InvalidInput(format!(
+                "the plan would cost {cost:.2} USD ({} items × {} USD), over --max-cost {max}; \
+                 nothing was sent",
+                items.len(),
+                schema.run_cost.unwrap_or(0.0)
+            )));
+        }
+        let meta = Meta {
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            slug: schema.slug_or_derived().to_owned(),
+            technique_id: schema.technique_id.clone(),
+            run_cost: schema.run_cost,
+            schema: schema.raw().clone(),
+            download: options.download.clone(),
+        };
+        let journal = Journal::create(path, &meta, items)?;
+        Ok(Batch::with(client, journal, meta, schema.clone(), options))
+    }
+
+    /// An existing journal, to resume (`options.download` overrides the stored template).
+    pub async fn open(client: &Client, path: &Path, options: BatchOptions) -> Result<Batch, Error> {
+        let (journal, meta) = Journal::open(path)?;
+        let schema: TechniqueSchema =
+            serde_json::from_value(meta.schema.clone()).map_err(|e| Error::Journal {
+                path: path.to_path_buf(),
+                problem: format!("its technique schema cannot be read: {e}"),
+            })?;
+        let mut options = options;
+        if options.download.is_none() {
+            options.download = meta.download.clone();
+        }
+        Ok(Batch::with(client, journal, meta, schema, options))
+    }
+
+    fn with(
+        client: &Client,
+        journal: Journal,
+        meta: Meta,
+        schema: TechniqueSchema,
+        options: BatchOptions,
+    ) -> Batch {
+        Batch {
+            client: client.clone(),
+            journal: Mutex::new(journal),
+            window: Window::new(options.max_concurrency),
+            meta,
+            schema,
+            options,
+            stop: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+            events: None,
+        }
+    }
+
+    /// Sends an [`Event`] for every item change.
+    pub fn events(mut self, tx: UnboundedSender<Event>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    /// Stops new submissions; what is in flight is still polled to its end.
+    pub fn stop(&self, why: &str) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            if let Ok(mut r) = self.stop_reason.lock() {
+                *r = Some(why.to_owned());
+            }
+            self.emit(Event::Stopped {
+                why: why.to_owned(),
+            });
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current window size and 429/503 count (for a progress display).
+    pub fn window(&self) -> (usize, usize, u64) {
+        (
+            self.window.limit(),
+            self.window.in_flight(),
+            self.window.throttled(),
+        )
+    }
+
+    /// Where the batch stands, from the journal.
+    pub fn summary(&self) -> Result<Summary, Error> {
+        let rows = self.journal().items()?;
+        let mut s = Summary::of(&rows);
+        s.throttled = self.window.throttled();
+        s.stopped = self.stop_reason.lock().ok().and_then(|r| r.clone());
+        Ok(s)
+    }
+
+    /// Every item's row, for `status` and `export`.
+    pub fn items_json(&self) -> Result<Vec<Value>, Error> {
+        Ok(self
+            .journal()
+            .items()?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
+                    "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
+                    "outputs": r.outputs.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+                    "saved": r.saved.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+                    "inputs": r.values,
+                })
+            })
+            .collect())
+    }
+
+    /// Failed items (and, with `unclear`, those needing review) back to planned under a new
+    /// attempt: their next run gets a new key, on purpose.
+    pub fn retry_failed(&self, unclear: bool) -> Result<usize, Error> {
+        self.journal().retry(unclear)
+    }
+
+    /// Drives every unfinished item to its end (or until stopped) and returns the summary.
+    pub async fn run(&self) -> Result<Summary, Error> {
+        let rows = self.journal().items()?;
+        let mut charged: f64 = rows.iter().filter_map(|r| r.charged).sum();
+        if let Some(max) = self.options.max_cost
+            && charged >= max
+        {
+            self.stop(&format!(
+                "the charged total {charged:.2} USD reached --max-cost {max}"
+            ));
+        }
+        let charged_total = Arc::new(Mutex::new(std::mem::take(&mut charged)));
+        let work: Vec<ItemRow> = rows
+            .into_iter()
+            .filter(|r| {
+                let ended = matches!(
+                    r.state,
+                    ItemState::Failed | ItemState::Saved | ItemState::NeedsReview
+                );
+                let nothing_to_save =
+                    r.state == ItemState::Completed && self.options.download.is_none();
+                !ended && !nothing_to_save
+            })
+            .collect();
+        let results =
+            futures_util::future::join_all(work.into_iter().map(|r| self.drive(r, &charged_total)))
+                .await;
+        for r in results {
+            // An item's error leaves it where it was (a resume continues it); journal errors
+            // are the batch's.
+            if let Err(e @ Error::Journal { .. }) = r {
+                return Err(e);
+            }
+        }
+        self.summary()
+    }
+
+    async fn drive(&self, mut row: ItemRow, charged: &Mutex<f64>) -> Result<(), Error> {
+        loop {
+            match row.state {
+                ItemState::Planned => {
+                    if self.stopped() {
+                        return Ok(());
+                    }
+                    let Some(inputs) = self.resolve(&row).await? else {
+                        return Ok(());
+                    };
+                    // The cost guard: charged so far plus what is in flight plus this one.
+                    if let (Some(max), Some(cost)) = (self.options.max_cost, self.meta.run_cost) {
+                        let flying = self.window.in_flight() as f64 * cost;
+                        let so_far = *charged.lock().unwrap_or_else(|p| p.into_inner());
+                        if so_far + flying + cost > max {
+                            self.stop(&format!(
+                                "the next run would take the total past --max-cost {max} USD"
+                            ));
+                            return Ok(());
+                        }
+                    }
+                    let idem = self.key(&row, &inputs);
+                    let at = now();
+                    self.journal().submitting(row.pos, &idem, at)?;
+                    row.state = ItemState::Submitting;
+                    row.idem = Some(idem);
+                    row.intent_at = Some(at);
+                }
+                ItemState::Submitting => {
+                    if self.stopped() {
+                        return Ok(());
+                    }
+                    // A resumed item re-resolves its inputs: uploads come from the journal, so
+                    // the body (and the key) are the ones sent before.
+                    let Some(inputs) = self.resolve(&row).await? else {
+                        return Ok(());
+                    };
+                    let key = row.idem.clone().unwrap_or_else(|| self.key(&row, &inputs));
+                    match self.submit(&row, inputs, &key).await? {
+                        Some(run_id) => {
+                            self.journal().created(row.pos, &run_id)?;
+                            self.emit(Event::Created {
+                                key: row.key.clone(),
+                                run_id: run_id.clone(),
+                            });
+                            row.run_id = Some(run_id);
+                            row.state = ItemState::Created;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                ItemState::Created => {
+                    let Some(run) = self.poll_to_end(&row).await? else {
+                        return Ok(());
+                    };
+                    let outputs = serde_json::to_string(&run.outputs).unwrap_or_default();
+                    if run.status == RunStatus::Completed {
+                        self.journal().finished(
+                            row.pos,
+                            ItemState::Completed,
+                            run.charged_cost,
+                            Some(&outputs),
+                            None,
+                        )?;
+                        *charged.lock().unwrap_or_else(|p| p.into_inner()) +=
+                            run.charged_cost.unwrap_or(0.0);
+                        self.emit(Event::Completed {
+                            key: row.key.clone(),
+                            run_id: run.run_id.clone(),
+                            charged: run.charged_cost,
+                        });
+                        row.outputs = Some(outputs);
+                        row.state = ItemState::Completed;
+                    } else {
+                        let why = run
+                            .error_code
+                            .as_ref()
+                            .map(|c| c.as_str().to_owned())
+                            .unwrap_or_else(|| "failed".to_owned());
+                        self.journal().finished(
+                            row.pos,
+                            ItemState::Failed,
+                            run.charged_cost,
+                            Some(&outputs),
+                            Some(&why),
+                        )?;
+                        self.emit(Event::Failed {
+                            key: row.key.clone(),
+                            error: why,
+                        });
+                        return Ok(());
+                    }
+                }
+                ItemState::Completed => {
+                    let Some(template) = self.options.download.clone() else {
+                        return Ok(());
+                    };
+                    self.save(&row, &template).await?;
+                    return Ok(());
+                }
+                ItemState::Failed | ItemState::Saved | ItemState::NeedsReview => return Ok(()),
+            }
+        }
+    }
+
+    /// The idempotency key: batch, item key and attempt, technique, and the body's inputs.
+    fn key(&self, row: &ItemRow, inputs: &[RunInput]) -> String {
+        let body = serde_json::to_string(inputs).unwrap_or_default();
+        let text = format!(
+            "{}\0{}\0{}\0{}\0{}",
+            self.meta.batch_id, row.key, row.attempt, self.meta.technique_id, body
+        );
+        format!("flora-batch-{}", &hex_sha256(text.as_bytes())[..40])
+    }
+
+    /// The run's inputs, local files uploaded (each distinct file once, by content, recorded
+    /// in the journal). `None` when stopped meanwhile.
+    async fn resolve(&self, row: &ItemRow) -> Result<Option<Vec<RunInput>>, Error> {
+        let slots = self.schema.inputs.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for slot in &slots {
+            for v in row.values.get(&slot.id).into_iter().flatten() {
+                let wire = slot.kind.as_str().to_owned();
+                let value = match values::check(slot, v).await {
+                    Ok(InputValue::Text(t) | InputValue::Url(t)) => t,
+                    Ok(InputValue::File(path)) => {
+                        let hash = file_sha256(&path)?;
+                        let known = self.journal().upload_url(&hash, &wire)?;
+                        match known {
+                            Some(url) => url,
+                            None => {
+                                if self.stopped() {
+                                    return Ok(None);
+                                }
+                                let url = self.upload(&path, &slot.kind).await?;
+                                self.journal().put_upload(&hash, &wire, &url)?;
+                                self.emit(Event::Uploaded {
+                                    key: row.key.clone(),
+                                    path: path.clone(),
+                                });
+                                url
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.journal().finished(
+                            row.pos,
+                            ItemState::Failed,
+                            None,
+                            None,
+                            Some(&why),
+                        )?;
+                        self.emit(Event::Failed {
+                            key: row.key.clone(),
+                            error: why,
+                        });
+                        return Ok(None);
+                    }
+                };
+                out.push(RunInput::new(slot.id.clone(), wire, value));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    async fn upload(&self, path: &Path, kind: &crate::MediaType) -> Result<String, Error> {
+        let mut attempt = 0u32;
+        loop {
+            let slot = self.window.acquire().await;
+            let source = crate::Upload::path(path);
+            let r = match kind {
+                crate::MediaType::ImageUrl => self
+                    .client
+                    .upload_image(source)
+                    .await
+                    .map(|u| u.to_string()),
+                crate::MediaType::VideoUrl => self
+                    .client
+                    .upload_video(source)
+                    .await
+                    .map(|u| u.to_string()),
+                crate::MediaType::AudioUrl => self
+                    .client
+                    .upload_audio(source)
+                    .await
+                    .map(|u| u.to_string()),
+                _ => self
+                    .client
+                    .upload_document(source)
+                    .await
+                    .map(|u| u.to_string()),
+            };
+            match r {
+                Ok(url) => {
+                    slot.success();
+                    return Ok(url);
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed request: shrinks the window on 429/503 and sleeps; `false` when the
+    /// error is not worth another attempt (or attempts ran out).
+    async fn pause(&self, slot: super::window::Slot<'_>, e: &Error, attempt: u32) -> bool {
+        let throttled = matches!(e.status(), Some(429 | 503));
+        if throttled {
+            slot.throttled();
+        } else {
+            drop(slot);
+        }
+        if !e.is_retryable() || (!throttled && attempt >= 8) {
+            return false;
+        }
+        let backoff =
+            Duration::from_millis(250 * 2u64.pow(attempt.min(7))).min(Duration::from_secs(30));
+        let wait = match e.retry_after() {
+            Some(d) => d.min(Duration::from_secs(60)),
+            None if throttled => Duration::from_millis(5000 + fastrand::u64(0..1000)),
+            None => backoff,
+        };
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    /// POSTs the run; `None` when the item ended otherwise (stopped, refused, needs review).
+    async fn submit(
+        &self,
+        row: &ItemRow,
+        inputs: Vec<RunInput>,
+        key: &str,
+    ) -> Result<Option<String>, Error> {
+        let mut attempt = 0u32;
+        loop {
+            if self.stopped() {
+                return Ok(None);
+            }
+            let slot = self.window.acquire().await;
+            let r = self
+                .client
+                .start_run(
+                    &self.meta.slug,
+                    inputs.clone(),
+                    StartOptions::idempotency_key(key),
+                )
+                .await;
+            match r {
+                Ok(handle) => {
+                    slot.success();
+                    return Ok(Some(handle.run_id().to_owned()));
+                }
+                Err(e @ Error::Idempotency { .. }) if e.status() == Some(409) => {
+                    drop(slot);
+                    return self.reconcile(row).await;
+                }
+                Err(e) => {
+                    match e.status() {
+                        Some(401 | 403) => {
+                            drop(slot);
+                            self.stop(&format!("FLORA refused the key: {e}"));
+                            return Ok(None);
+                        }
+                        Some(402) => {
+                            drop(slot);
+                            self.stop(&format!("insufficient credits: {e}"));
+                            return Ok(None);
+                        }
+                        Some(400 | 404 | 422) => {
+                            drop(slot);
+                            let why = e.to_string();
+                            self.journal().finished(
+                                row.pos,
+                                ItemState::Failed,
+                                None,
+                                None,
+                                Some(&why),
+                            )?;
+                            self.emit(Event::Failed {
+                                key: row.key.clone(),
+                                error: why,
+                            });
+                            return Ok(None);
+                        }
+                        _ => {}
+                    }
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        // Left in `submitting`: a resume sends the same key again.
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a 409 `idempotency_duplicate` (the key's first answer was lost and FLORA does
+    /// not replay): a single run of the technique created since the intent, owned by no other
+    /// item, is adopted; anything else needs review.
+    async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
+        use futures_util::TryStreamExt;
+        let since = row.intent_at.unwrap_or(0.0) - 5.0;
+        let runs: Result<Vec<Run>, Error> = self
+            .client
+            .runs(ListRuns {
+                technique_id: Some(self.meta.technique_id.clone()),
+                limit: Some(100),
+                ..ListRuns::default()
+            })
+            .try_filter(|r| futures_util::future::ready(r.created_at.is_none_or(|c| c >= since)))
+            .try_collect()
+            .await;
+        let why = match runs {
+            Ok(runs) => {
+                let mut candidates = Vec::new();
+                for r in runs {
+                    if !self.journal().owns_run(&r.run_id)? {
+                        candidates.push(r.run_id);
+                    }
+                }
+                if candidates.len() == 1 {
+                    return Ok(candidates.pop());
+                }
+                format!(
+                    "its first answer was lost and {} unowned run(s) of the technique were \
+                     created since; runs carry no inputs, so which one is this item's cannot \
+                     be told",
+                    candidates.len()
+                )
+            }
+            Err(e) => format!("its first answer was lost and the run listing failed: {e}"),
+        };
+        if self.options.resubmit_unclear {
+            // A new attempt: a new key, a new run, on purpose.
+            self.journal().retry(false)?;
+        }
+        self.journal().review(row.pos, &why)?;
+        self.emit(Event::NeedsReview {
+            key: row.key.clone(),
+            why,
+        });
+        Ok(None)
+    }
+
+    /// Polls until the run ends; `None` if polling gave up (a resume continues).
+    async fn poll_to_end(&self, row: &ItemRow) -> Result<Option<Run>, Error> {
+        let Some(run_id) = row.run_id.clone() else {
+            return Ok(None);
+        };
+        let mut delay = self.options.poll_interval;
+        let mut attempt = 0u32;
+        loop {
+            tokio::time::sleep(delay).await;
+            delay =
+                (delay.mul_f64(1.5)).min(self.options.poll_interval.max(Duration::from_secs(5)));
+            let slot = self.window.acquire().await;
+            match self.client.get_run(&self.meta.slug, &run_id).await {
+                Ok(run) => {
+                    slot.success();
+                    attempt = 0;
+                    if run.status.is_terminal() {
+                        return Ok(Some(run));
+                    }
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn save(&self, row: &ItemRow, template: &str) -> Result<(), Error> {
+        let outputs: Vec<crate::RunOutput> = row
+            .outputs
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default();
+        let run_id = row.run_id.clone().unwrap_or_default();
+        let template = if template.contains('{') {
+            template.to_owned()
+        } else {
+            format!(
+                "{}/{{key}}-{{slot}}.{{ext}}",
+                template.trim_end_matches(['/', '\\'])
+            )
+        };
+        for attempt in 1..=5u32 {
+            let names = Names {
+                run_id: &run_id,
+                key: &row.key,
+            };
+            // A resume finds the files of an interrupted save: the same bytes are replaced.
+            match saving::save_all(&self.client, names, &outputs, &template, true).await {
+                Ok(saved) => {
+                    let json = serde_json::to_string(
+                        &saved.iter().map(saving::Saved::json).collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default();
+                    self.journal().saved(row.pos, &json)?;
+                    self.emit(Event::Saved {
+                        key: row.key.clone(),
+                        paths: saved.into_iter().map(|s| s.path).collect(),
+                    });
+                    return Ok(());
+                }
+                Err(saving::SaveError::Failed(e)) if e.is_retryable() && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    self.emit(Event::Failed {
+                        key: row.key.clone(),
+                        error: format!("saving: {e}"),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The journal's items for `status` without a client: opens (and locks) it briefly.
+#[cfg(feature = "cli")]
+pub(crate) fn status_of(path: &Path) -> Result<(Summary, Vec<Value>), Error> {
+    let (journal, _meta) = Journal::open(path)?;
+    let rows = journal.items()?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
+                "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
+                "inputs": r.values,
+                "outputs": r.outputs.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+                "saved": r.saved.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+            })
+        })
+        .collect();
+    Ok((Summary::of(&rows), items))
+}

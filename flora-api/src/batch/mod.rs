@@ -1,0 +1,65 @@
+//! Batches (cargo feature `batch`): thousands of inputs through one technique, journaled in
+//! SQLite, resumable after a crash or Ctrl-C without paying twice.
+//!
+//! Every item moves `planned → submitting(key) → created(run_id) → completed | failed →
+//! saved`, each step committed before the next request. The idempotency key is a hash of the
+//! batch, the item key, the technique and the inputs (files by content), so a resume re-sends
+//! exactly what it sent before and FLORA replays the run instead of starting another.
+//!
+//! ```no_run
+//! # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+//! use flora_api::batch::{Batch, BatchOptions, read_plan};
+//! let schema = client.technique("cctv-cam").await?;
+//! let items = read_plan("faces.jsonl".as_ref())?; // {"input_image": "faces/a.png"} per line
+//! let batch = Batch::create(&client, "faces.journal".as_ref(), &schema, &items, BatchOptions::default()).await?;
+//! let summary = batch.run().await?;
+//! println!("{} completed, {} USD", summary.completed, summary.charged);
+//! # Ok(()) }
+//! ```
+
+mod engine;
+mod journal;
+mod plan;
+mod window;
+
+pub use engine::{Batch, BatchOptions, Event, Summary};
+pub use journal::ItemState;
+pub use plan::{PlanItem, read_plan};
+
+#[cfg(feature = "cli")]
+pub(crate) use engine::{estimate as engine_estimate, validate as engine_validate};
+
+/// The distinct local files a plan would upload (values of media inputs that are not URLs).
+#[cfg(feature = "cli")]
+pub(crate) fn distinct_files(schema: &crate::TechniqueSchema, items: &[PlanItem]) -> usize {
+    let media: Vec<&str> = schema
+        .inputs
+        .iter()
+        .flatten()
+        .filter(|s| crate::values::is_media(&s.kind))
+        .map(|s| s.id.as_str())
+        .collect();
+    let files: std::collections::BTreeSet<&String> = items
+        .iter()
+        .flat_map(|i| i.values.iter())
+        .filter(|(id, _)| media.contains(&id.as_str()))
+        .flat_map(|(_, v)| v.iter())
+        .filter(|v| !v.starts_with("https://"))
+        .collect();
+    files.len()
+}
+
+/// The summary and every item's row (`status`, `export`), opening the journal briefly.
+#[cfg(feature = "cli")]
+pub(crate) fn journal_items(
+    path: &std::path::Path,
+) -> Result<(Summary, Vec<serde_json::Value>), crate::Error> {
+    engine::status_of(path)
+}
+
+/// `retry-failed`: failed (and with `unclear`, needs-review) items back to planned.
+#[cfg(feature = "cli")]
+pub(crate) fn journal_retry(path: &std::path::Path, unclear: bool) -> Result<usize, crate::Error> {
+    let (journal, _) = journal::Journal::open(path)?;
+    journal.retry(unclear)
+}

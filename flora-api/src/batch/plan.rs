@@ -1,0 +1,198 @@
+//! Plans: JSON lines (one object per line: input id → value or list of values, plus an
+//! optional `key`) or CSV (a header of input ids, plus an optional `key` column).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// One row of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanItem {
+    /// The line the row came from (1-based; 0 for items added in code).
+    pub line: usize,
+    /// The item key: the row's `key`, else `row-<line>`.
+    pub key: String,
+    /// Input id → values (several for inputs that allow multiple values).
+    pub values: BTreeMap<String, Vec<String>>,
+}
+
+impl PlanItem {
+    /// An item added in code.
+    pub fn new(key: impl Into<String>, values: BTreeMap<String, Vec<String>>) -> Self {
+        PlanItem {
+            line: 0,
+            key: key.into(),
+            values,
+        }
+    }
+}
+
+fn plan_error(path: &Path, line: usize, what: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{}:{line}: {what}", path.display()))
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a plan: CSV when the file name ends in `.csv`, JSON lines otherwise.
+pub fn read_plan(path: &Path) -> Result<Vec<PlanItem>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let items = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        read_csv(path, &text)?
+    } else {
+        read_jsonl(path, &text)?
+    };
+    let mut seen = BTreeMap::new();
+    for item in &items {
+        if let Some(first) = seen.insert(item.key.clone(), item.line) {
+            return Err(plan_error(
+                path,
+                item.line,
+                format!(
+                    "key {:?} is used by line {first} too; keys must be unique",
+                    item.key
+                ),
+            ));
+        }
+    }
+    if items.is_empty() {
+        return Err(plan_error(path, 0, "the plan has no items"));
+    }
+    Ok(items)
+}
+
+fn read_jsonl(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let obj: serde_json::Map<String, Value> = serde_json::from_str(line)
+            .map_err(|e| plan_error(path, n, format!("not a JSON object: {e}")))?;
+        let mut key = format!("row-{n}");
+        let mut values = BTreeMap::new();
+        for (id, v) in obj {
+            if id == "key" {
+                key = scalar(&v)
+                    .ok_or_else(|| plan_error(path, n, "`key` must be a string or number"))?;
+                continue;
+            }
+            let list = match &v {
+                Value::Array(items) => items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        plan_error(path, n, format!("input `{id}`: values must be strings"))
+                    })?,
+                Value::Null => continue,
+                other => vec![scalar(other).ok_or_else(|| {
+                    plan_error(path, n, format!("input `{id}`: a value must be a string"))
+                })?],
+            };
+            values.insert(id, list);
+        }
+        out.push(PlanItem {
+            line: n,
+            key,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+fn read_csv(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| plan_error(path, 1, e))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let distinct: BTreeSet<&String> = headers.iter().collect();
+    if distinct.len() != headers.len() {
+        return Err(plan_error(
+            path,
+            1,
+            "a column name appears twice in the header",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let n = i + 2;
+        let record = record.map_err(|e| plan_error(path, n, e))?;
+        let mut key = format!("row-{n}");
+        let mut values = BTreeMap::new();
+        for (h, cell) in headers.iter().zip(record.iter()) {
+            if h == "key" {
+                if !cell.is_empty() {
+                    key = cell.to_owned();
+                }
+            } else if !cell.is_empty() {
+                values.insert(h.clone(), vec![cell.to_owned()]);
+            }
+        }
+        out.push(PlanItem {
+            line: n,
+            key,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_and_csv_plans_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("p.jsonl");
+        std::fs::write(
+            &j,
+            "{\"key\": \"a\", \"image\": \"x.png\"}\n\n{\"image\": [\"y.png\", \"z.png\"]}\n",
+        )
+        .unwrap();
+        let items = read_plan(&j).unwrap();
+        assert_eq!(items[0].key, "a");
+        assert_eq!(items[1].key, "row-3");
+        assert_eq!(items[1].values["image"], ["y.png", "z.png"]);
+        let c = dir.path().join("p.csv");
+        std::fs::write(&c, "key,image,prompt\na,x.png,\n,y.png,hello\n").unwrap();
+        let items = read_plan(&c).unwrap();
+        assert_eq!(items[0].values.get("prompt"), None);
+        assert_eq!(items[1].key, "row-3");
+        assert_eq!(items[1].values["prompt"], ["hello"]);
+    }
+
+    #[test]
+    fn duplicate_keys_and_bad_lines_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("p.jsonl");
+        std::fs::write(&j, "{\"key\": \"a\"}\n{\"key\": \"a\"}\n").unwrap();
+        let err = read_plan(&j).unwrap_err().to_string();
+        assert!(err.contains("p.jsonl:2") && err.contains("line 1"), "{err}");
+        std::fs::write(&j, "{\"image\": \"x\"}\nnot json\n").unwrap();
+        assert!(read_plan(&j).unwrap_err().to_string().contains("p.jsonl:2"));
+    }
+}

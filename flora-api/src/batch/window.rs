@@ -1,0 +1,147 @@
+//! One adaptive window for every request a batch makes (creates, polls, uploads): AIMD,
+//! starting at 4, +1 after as many successes in a row as the window is wide, halved on a
+//! 429 or 503, never below 1 or above the maximum.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+
+#[derive(Debug)]
+struct State {
+    limit: usize,
+    in_flight: usize,
+    streak: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Window {
+    state: Mutex<State>,
+    notify: Notify,
+    max: usize,
+    throttled: AtomicU64,
+}
+
+/// A place in the window; say how the request went, or drop it (neutral).
+pub(crate) struct Slot<'a> {
+    window: &'a Window,
+    released: bool,
+}
+
+impl Window {
+    pub(crate) fn new(max: usize) -> Window {
+        let max = max.max(1);
+        Window {
+            state: Mutex::new(State {
+                limit: 4.min(max),
+                in_flight: 0,
+                streak: 0,
+            }),
+            notify: Notify::new(),
+            max,
+            throttled: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut s = self.lock();
+                if s.in_flight < s.limit {
+                    s.in_flight += 1;
+                    return Slot {
+                        window: self,
+                        released: false,
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    pub(crate) fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    fn release(&self, verdict: Option<bool>) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        match verdict {
+            Some(true) => {
+                s.streak += 1;
+                if s.streak >= s.limit {
+                    s.limit = (s.limit + 1).min(self.max);
+                    s.streak = 0;
+                }
+            }
+            Some(false) => {
+                s.limit = (s.limit / 2).max(1);
+                s.streak = 0;
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        drop(s);
+        self.notify.notify_waiters();
+    }
+}
+
+impl Slot<'_> {
+    pub(crate) fn success(mut self) {
+        self.released = true;
+        self.window.release(Some(true));
+    }
+
+    pub(crate) fn throttled(mut self) {
+        self.released = true;
+        self.window.release(Some(false));
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.window.release(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn grows_after_successes_and_halves_on_throttling() {
+        let w = Window::new(10);
+        assert_eq!(w.limit(), 4);
+        for _ in 0..4 {
+            w.acquire().await.success();
+        }
+        assert_eq!(w.limit(), 5);
+        w.acquire().await.throttled();
+        assert_eq!(w.limit(), 2);
+        w.acquire().await.throttled();
+        w.acquire().await.throttled();
+        assert_eq!(w.limit(), 1, "floor 1");
+        assert_eq!(w.throttled(), 3);
+        let a = w.acquire().await;
+        assert_eq!(w.in_flight(), 1);
+        drop(a);
+        assert_eq!(w.in_flight(), 0);
+        let small = Window::new(2);
+        assert_eq!(small.limit(), 2, "capped by the maximum");
+    }
+}

@@ -1,0 +1,300 @@
+//! `floret batch …`: the library's batches with a plan file, a progress bar, Ctrl-C that
+//! stops submissions (twice: at once) and the exit codes of `floret run`.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::args::{BatchCommand, BatchFlags, Global};
+use super::commands::{client_with, known_key_of, schema};
+use super::finish;
+use super::report::{Exit, Failure, Mode, Out};
+use crate::batch::{Batch, BatchOptions, Event, Summary, read_plan};
+
+pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode {
+    let key = known_key_of(&global);
+    match command {
+        BatchCommand::Run {
+            plan,
+            technique,
+            journal,
+            schemas,
+            dry_run,
+            flags,
+        } => {
+            let out = Out::new(mode(&flags), key.as_deref());
+            let result = async {
+                let items = read_plan(&plan)?;
+                // The schema with the client's own retries; the batch itself retries every
+                // request on its own (no client retries), so its window sees each 429.
+                let reader = client_with(&global, None, None);
+                let reader = match (&schemas, reader) {
+                    (_, Ok(c)) => Some(c),
+                    (Some(_), Err(_)) if dry_run => None,
+                    (_, Err(e)) => return Err(e),
+                };
+                let schema = schema(reader.as_ref(), &technique, schemas.as_deref()).await?;
+                let client = reader.map(|_| client_with(&global, None, Some(0))).transpose()?;
+                if dry_run {
+                    crate::batch::engine_validate(&schema, &items).await?;
+                    let cost = crate::batch::engine_estimate(&schema, items.len());
+                    let files = crate::batch::distinct_files(&schema, &items);
+                    out.document(&json!({"items": items.len(), "run_cost": schema.run_cost, "estimate": cost, "uploads": files}));
+                    out.line(&format!(
+                        "{} item(s) × {} = {} USD; {} distinct local file(s) to upload; nothing was sent",
+                        items.len(),
+                        schema.run_cost.map_or("unknown cost".to_owned(), |c| format!("{c} USD")),
+                        cost.map_or("unknown".to_owned(), |c| format!("{c:.2}")),
+                        files
+                    ));
+                    return Ok(());
+                }
+                let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
+                let batch = Batch::create(&client, &journal, &schema, &items, options(&flags)).await?;
+                drive(batch, &out).await
+            }
+            .await;
+            finish(&out, result)
+        }
+        BatchCommand::Resume { journal, flags } => {
+            let out = Out::new(mode(&flags), key.as_deref());
+            let result = async {
+                let client = client_with(&global, None, Some(0))?;
+                let batch = Batch::open(&client, &journal, options(&flags)).await?;
+                drive(batch, &out).await
+            }
+            .await;
+            finish(&out, result)
+        }
+        BatchCommand::Status { journal, json } => {
+            let out = Out::new(if json { Mode::Json } else { Mode::Human }, key.as_deref());
+            let result = crate::batch::journal_items(&journal)
+                .map(|(summary, items)| {
+                    out.document(&json!({"summary": summary_json(&summary), "items": items}));
+                    out.line(&summary_line(&summary));
+                })
+                .map_err(Failure::from);
+            finish(&out, result)
+        }
+        BatchCommand::Export { journal, out: file } => {
+            let out = Out::new(Mode::Human, key.as_deref());
+            let result = crate::batch::journal_items(&journal)
+                .map_err(Failure::from)
+                .and_then(|(_, items)| {
+                    let mut text = String::new();
+                    for item in items {
+                        text.push_str(&item.to_string());
+                        text.push('\n');
+                    }
+                    std::fs::write(&file, out.redact(&text)).map_err(|e| {
+                        Failure::new(
+                            Exit::Other,
+                            "io",
+                            format!("cannot write {}: {e}", file.display()),
+                        )
+                    })
+                });
+            finish(&out, result)
+        }
+        BatchCommand::RetryFailed {
+            journal,
+            include_unclear,
+        } => {
+            let out = Out::new(Mode::Human, key.as_deref());
+            let result = crate::batch::journal_retry(&journal, include_unclear)
+                .map(|n| out.line(&format!("{n} item(s) back in the plan; `floret batch resume --journal {}` runs them", journal.display())))
+                .map_err(Failure::from);
+            finish(&out, result)
+        }
+    }
+}
+
+fn mode(flags: &BatchFlags) -> Mode {
+    if flags.jsonl {
+        Mode::Jsonl
+    } else {
+        Mode::Human
+    }
+}
+
+fn options(flags: &BatchFlags) -> BatchOptions {
+    let mut o = BatchOptions {
+        max_concurrency: flags.max_concurrency.max(1),
+        max_cost: flags.max_cost,
+        download: flags.download.clone(),
+        resubmit_unclear: flags.resubmit_unclear,
+        ..BatchOptions::default()
+    };
+    if let Some(p) = flags.poll_interval {
+        o.poll_interval = p;
+    }
+    o
+}
+
+fn summary_json(s: &Summary) -> serde_json::Value {
+    json!({
+        "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
+        "saved": s.saved, "failed": s.failed, "needs_review": s.needs_review,
+        "charged": s.charged, "throttled": s.throttled, "stopped": s.stopped,
+    })
+}
+
+fn summary_line(s: &Summary) -> String {
+    let mut line = format!(
+        "{}/{} completed ({} saved), {} failed, {} needs review, {} not done; {:.2} USD charged",
+        s.completed,
+        s.total,
+        s.saved,
+        s.failed,
+        s.needs_review,
+        s.planned + s.in_flight,
+        s.charged
+    );
+    if s.needs_review > 0 {
+        line.push_str(
+            "\nneeds review: a run's first answer was lost and the listing could not tell which \
+             run was the item's (runs carry no inputs); check them, then `retry-failed \
+             --include-unclear` or leave them",
+        );
+    }
+    if let Some(why) = &s.stopped {
+        line.push_str(&format!("\nstopped submitting: {why}"));
+    }
+    line
+}
+
+/// Runs the batch with progress and Ctrl-C handling; the exit code follows the outcome.
+async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let batch = Arc::new(batch.events(tx));
+    let total = batch.summary()?.total as u64;
+    let bar = if out.draws_progress() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let ui = {
+        // Weak: the events end when the batch (their sender) is dropped.
+        let batch = Arc::downgrade(&batch);
+        let bar = bar.clone();
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut done = 0u64;
+            let mut failed = 0u64;
+            let mut charged = 0.0;
+            while let Some(e) = rx.recv().await {
+                match &e {
+                    Event::Completed { charged: c, .. } => {
+                        done += 1;
+                        charged += c.unwrap_or(0.0);
+                    }
+                    Event::Failed { .. } | Event::NeedsReview { .. } => failed += 1,
+                    _ => {}
+                }
+                let (window, in_flight, throttled) =
+                    batch.upgrade().map_or((0, 0, 0), |b| b.window());
+                bar.set_position(done + failed);
+                bar.set_message(format!(
+                    "{failed} failed, {in_flight} in flight, window {window}, {throttled}×429, {charged:.2} USD"
+                ));
+                out.event(event_name(&e), event_json(&e));
+            }
+        })
+    };
+    let interrupt = {
+        let batch = Arc::downgrade(&batch);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "stopping submissions; in-flight runs are polled to their end (Ctrl-C again exits at once; the journal stays consistent)"
+                );
+                if let Some(b) = batch.upgrade() {
+                    b.stop("interrupted");
+                }
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    let _ = std::io::stderr().flush();
+                    std::process::exit(130);
+                }
+            }
+        })
+    };
+    let result = batch.run().await;
+    interrupt.abort();
+    drop(batch);
+    let _ = ui.await;
+    bar.finish_and_clear();
+    let summary = result?;
+    out.event("summary", summary_json(&summary));
+    if std::io::stdout().is_terminal() || out.mode == Mode::Human {
+        out.line(&summary_line(&summary));
+    }
+    match summary.stopped.as_deref() {
+        Some("interrupted") => {
+            return Err(Failure::new(
+                Exit::Interrupted,
+                "interrupted",
+                "interrupted; resume with `floret batch resume --journal FILE`",
+            ));
+        }
+        Some(why) if why.starts_with("FLORA refused the key") => {
+            return Err(Failure::new(Exit::Auth, "unauthorized", why));
+        }
+        Some(why) if why.starts_with("insufficient credits") => {
+            return Err(Failure::new(Exit::Limited, "insufficient_credits", why));
+        }
+        Some(why) => return Err(Failure::new(Exit::Other, "stopped", why)),
+        None => {}
+    }
+    if summary.failed > 0 {
+        return Err(Failure::new(
+            Exit::RunFailed,
+            "items_failed",
+            format!("{} item(s) failed", summary.failed),
+        ));
+    }
+    if !summary.finished() || summary.needs_review > 0 {
+        return Err(Failure::new(
+            Exit::Other,
+            "unfinished",
+            "some items are not done; `floret batch resume` continues them",
+        ));
+    }
+    Ok(())
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::Uploaded { .. } => "uploaded",
+        Event::Created { .. } => "created",
+        Event::Completed { .. } => "completed",
+        Event::Failed { .. } => "failed",
+        Event::Saved { .. } => "saved",
+        Event::NeedsReview { .. } => "needs_review",
+        Event::Stopped { .. } => "stopped",
+    }
+}
+
+fn event_json(e: &Event) -> serde_json::Value {
+    match e {
+        Event::Uploaded { key, path } => json!({"key": key, "path": path.display().to_string()}),
+        Event::Created { key, run_id } => json!({"key": key, "run_id": run_id}),
+        Event::Completed {
+            key,
+            run_id,
+            charged,
+        } => json!({"key": key, "run_id": run_id, "charged_cost": charged}),
+        Event::Failed { key, error } => json!({"key": key, "error": error}),
+        Event::Saved { key, paths } => {
+            json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
+        }
+        Event::NeedsReview { key, why } => json!({"key": key, "why": why}),
+        Event::Stopped { why } => json!({"why": why}),
+    }
+}

@@ -1,0 +1,332 @@
+//! `floret batch` (the real binary) against `FakeFlora::serve`: crashes, resumes, lost
+//! answers, plan checks, cost, and the journal's lock.
+#![cfg(all(feature = "cli", feature = "techniques"))]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use flora_api::techniques::CctvCam;
+use flora_api::testing::{FakeFlora, Fault, Served};
+use serde_json::Value;
+
+fn floret(served: &Served, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_floret"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("FLORA_BASE_URL", served.base_url())
+        .env("FLORA_API_KEY", "sk_test_batch")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn plan(dir: &Path, n: usize) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"key": "item-{i}", "input_image": "https://example.com/{i}.png"}}"#))
+        .collect();
+    std::fs::write(dir.join("plan.jsonl"), lines.join("\n")).unwrap();
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// 200 items, run creations' answers lost now and then, the process SIGKILLed at ten random
+/// moments and resumed each time: every item completes, exactly 200 runs exist, every output
+/// file is there with the journal's sha256, and the charged total is the sum over runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_ten_times_and_resumed_never_pays_twice() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), 200);
+    // Lost answers: the request is handled, its answer lost (a 500), now and then.
+    let done = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let fake = fake.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            // Faults queue up: add one only after requests were made since the last one,
+            // so about one in every few requests loses its answer, never a long streak.
+            let mut seen = 0;
+            while !done.load(Ordering::SeqCst) {
+                let now = fake.request_count();
+                if now >= seen + 3 {
+                    fake.fail_next(1, Fault::LostAnswer);
+                    seen = now;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let journal = dir.path().join("j.db");
+    let common = [
+        "--download",
+        "out",
+        "--poll-interval",
+        "20ms",
+        "--max-concurrency",
+        "16",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut killed_mid_batch = 0;
+    for _ in 0..10 {
+        let mut args: Vec<&str> = if journal.exists() {
+            vec!["batch", "resume", "--journal", "j.db"]
+        } else {
+            vec![
+                "batch",
+                "run",
+                "plan.jsonl",
+                "--technique",
+                "cctv-cam",
+                "--journal",
+                "j.db",
+            ]
+        };
+        args.extend_from_slice(&common);
+        let mut child: Child = floret(&served, dir.path(), &args).spawn().unwrap();
+        let at = Duration::from_millis(rng.u64(50..600));
+        tokio::time::sleep(at).await;
+        // SIGKILL; `try_wait` tells whether it was still working when killed.
+        if matches!(child.try_wait(), Ok(None)) {
+            killed_mid_batch += 1;
+        }
+        let _ = child.kill();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    }
+    eprintln!(
+        "killed mid-batch {killed_mid_batch} times; {} runs and {} requests before the last resume",
+        fake.run_count(),
+        fake.request_count()
+    );
+    assert!(
+        killed_mid_batch >= 5,
+        "the kills must land while work remains"
+    );
+    done.store(true, Ordering::SeqCst);
+    chaos.await.unwrap();
+    // The last resume runs to the end.
+    let mut args = vec!["batch", "resume", "--journal", "j.db"];
+    args.extend_from_slice(&common);
+    if !journal.exists() {
+        args = vec![
+            "batch",
+            "run",
+            "plan.jsonl",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+        ];
+        args.extend_from_slice(&common);
+    }
+    let o = output(floret(&served, dir.path(), &args)).await;
+    assert!(o.status.success(), "{}", text(&o));
+
+    assert_eq!(fake.run_count(), 200, "one run per item: no duplicates");
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "status", "--journal", "j.db", "--json"],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["summary"]["saved"], 200, "{status}");
+    let mut charged = 0.0;
+    let mut run_ids = std::collections::BTreeSet::new();
+    for item in status["items"].as_array().unwrap() {
+        assert_eq!(item["state"], "saved", "{item}");
+        assert!(run_ids.insert(item["run_id"].as_str().unwrap().to_owned()));
+        charged += item["charged_cost"].as_f64().unwrap();
+        for saved in item["saved"].as_array().unwrap() {
+            let path = dir.path().join(saved["path"].as_str().unwrap());
+            assert_eq!(
+                sha256_hex(&path),
+                saved["sha256"].as_str().unwrap(),
+                "{path:?}"
+            );
+        }
+    }
+    assert!((charged - 200.0 * 0.05).abs() < 1e-6, "charged {charged}");
+    assert!((status["summary"]["charged"].as_f64().unwrap() - charged).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_is_named_by_line_and_nothing_is_sent() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.jsonl"),
+        [
+            r#"{"input_image": "https://example.com/1.png"}"#,
+            r#"{"input_image": "https://example.com/2.png"}"#,
+            r#"{"input_imag": "https://example.com/3.png"}"#,
+            r#"{"input_image": "https://example.com/4.png"}"#,
+            r#"{"input_image": "missing.png"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let before = fake.request_count();
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "run",
+            "plan.jsonl",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("line 3: unknown input `input_imag`"), "{t}");
+    assert!(
+        t.contains("line 3: required input `input_image` is missing"),
+        "{t}"
+    );
+    assert!(
+        t.contains("line 5: input `input_image` = missing.png: no such file"),
+        "{t}"
+    );
+    assert!(!dir.path().join("j.db").exists());
+    assert_eq!(fake.run_count(), 0);
+    assert!(
+        fake.request_count() - before <= 1,
+        "only the schema was read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prices_the_plan_and_max_cost_refuses_it() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Mixed rows: URLs and local files (two rows share one file).
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.resize(256, 1);
+    std::fs::write(dir.path().join("a.png"), &png).unwrap();
+    std::fs::write(
+        dir.path().join("plan.csv"),
+        "key,input_image\nx,https://example.com/x.png\ny,a.png\nz,a.png\nw,https://example.com/w.png\n",
+    )
+    .unwrap();
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "run",
+            "plan.csv",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+            "--dry-run",
+        ],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("4 item(s) × 0.05 USD = 0.20 USD"), "{t}");
+    assert!(t.contains("1 distinct local file(s) to upload"), "{t}");
+    assert_eq!(fake.run_count(), 0);
+    assert!(!dir.path().join("j.db").exists());
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "run",
+            "plan.csv",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+            "--max-cost",
+            "0.1",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("over --max-cost 0.1"), "{}", text(&o));
+    assert_eq!(fake.run_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_one_journal_is_refused() {
+    let fake = FakeFlora::new();
+    // Runs that take a long time: the first process keeps polling.
+    fake.technique::<CctvCam>()
+        .pending_polls(100_000)
+        .completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), 3);
+    let mut first = floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "run",
+            "plan.jsonl",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+            "--poll-interval",
+            "50ms",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // Until the first one has made the journal and started.
+    for _ in 0..100 {
+        if fake.run_count() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "resume", "--journal", "j.db"],
+    ))
+    .await;
+    let _ = first.kill();
+    let _ = tokio::task::spawn_blocking(move || first.wait()).await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("another process is driving this journal"),
+        "{}",
+        text(&o)
+    );
+}
