@@ -52,10 +52,10 @@ fn sha256_hex(path: &Path) -> String {
 /// 200 items, run creations' answers lost now and then, the process SIGKILLed at ten random
 /// moments and resumed each time: every item completes, exactly 200 runs exist, every output
 /// file is there with the journal's sha256, and the charged total is the sum over runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_ten_times_and_resumed_never_pays_twice() {
+async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
+    fake.duplicate_keys_conflict(conflict);
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     plan(dir.path(), 200);
@@ -85,7 +85,7 @@ async fn killed_ten_times_and_resumed_never_pays_twice() {
         "--poll-interval",
         "20ms",
         "--max-concurrency",
-        "16",
+        concurrency,
     ];
     let mut rng = fastrand::Rng::with_seed(7);
     let mut killed_mid_batch = 0;
@@ -140,10 +140,33 @@ async fn killed_ten_times_and_resumed_never_pays_twice() {
         ];
         args.extend_from_slice(&common);
     }
+    eprintln!(
+        "before last resume: {}",
+        text(
+            &output(floret(
+                &served,
+                dir.path(),
+                &["batch", "status", "--journal", "j.db"]
+            ))
+            .await
+        )
+    );
     let o = output(floret(&served, dir.path(), &args)).await;
-    assert!(o.status.success(), "{}", text(&o));
+    // With 409s and several submissions in flight, some items may end in needs_review
+    // (exit 1); everything else must be done.
+    assert!(
+        o.status
+            .code()
+            .is_some_and(|c| c == 0 || (conflict && c == 1)),
+        "{}",
+        text(&o)
+    );
 
-    assert_eq!(fake.run_count(), 200, "one run per item: no duplicates");
+    assert_eq!(
+        fake.run_count(),
+        200,
+        "one run per item: never a second one"
+    );
     let o = output(floret(
         &served,
         dir.path(),
@@ -152,10 +175,15 @@ async fn killed_ten_times_and_resumed_never_pays_twice() {
     .await;
     assert!(o.status.success(), "{}", text(&o));
     let status: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(status["summary"]["saved"], 200, "{status}");
+    let saved = status["summary"]["saved"].as_u64().unwrap();
+    let review = status["summary"]["needs_review"].as_u64().unwrap();
+    assert_eq!(saved + review, 200, "{}", status["summary"]);
     let mut charged = 0.0;
     let mut run_ids = std::collections::BTreeSet::new();
     for item in status["items"].as_array().unwrap() {
+        if item["state"] == "needs_review" {
+            continue;
+        }
         assert_eq!(item["state"], "saved", "{item}");
         assert!(run_ids.insert(item["run_id"].as_str().unwrap().to_owned()));
         charged += item["charged_cost"].as_f64().unwrap();
@@ -168,8 +196,37 @@ async fn killed_ten_times_and_resumed_never_pays_twice() {
             );
         }
     }
-    assert!((charged - 200.0 * 0.05).abs() < 1e-6, "charged {charged}");
+    assert!(
+        (charged - saved as f64 * 0.05).abs() < 1e-6,
+        "charged {charged}"
+    );
     assert!((status["summary"]["charged"].as_f64().unwrap() - charged).abs() < 1e-6);
+    status["summary"].clone()
+}
+
+/// 200 items, answers lost now and then, the process SIGKILLed at ten random moments and
+/// resumed each time; FLORA replays a repeated key: every item completes, exactly 200 runs
+/// exist, every output file is there with the journal's sha256, the charged total is the sum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_ten_times_and_resumed_never_pays_twice() {
+    let summary = crash_and_resume(false, "16").await;
+    assert_eq!(summary["saved"], 200, "{summary}");
+}
+
+/// The same with the spec's 409 for a repeated key and one submission in flight: every lost
+/// answer is reconciled from the run listing, so every item completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_409s_and_one_submission_in_flight_every_lost_answer_is_reconciled() {
+    let summary = crash_and_resume(true, "1").await;
+    assert_eq!(summary["saved"], 200, "{summary}");
+}
+
+/// With 409s and many submissions in flight, a lost answer may be unclear: such items end in
+/// needs_review, never as a second run (the helper checks 200 runs for 200 items).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_409s_and_concurrency_unclear_items_need_review_never_a_second_run() {
+    let summary = crash_and_resume(true, "16").await;
+    eprintln!("409s with concurrency 16: {summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,6 +173,9 @@ pub struct Batch {
     schema: TechniqueSchema,
     options: BatchOptions,
     window: Window,
+    /// Submissions between their first POST and a known run id: at most `max_concurrency`.
+    /// With 1, a lost answer is always reconciled exactly (no other run can be unowned).
+    unresolved: tokio::sync::Semaphore,
     stop: AtomicBool,
     stop_reason: Mutex<Option<String>>,
     events: Option<UnboundedSender<Event>>,
@@ -327,6 +330,7 @@ impl Batch {
             client: client.clone(),
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
+            unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
             meta,
             schema,
             options,
@@ -434,9 +438,33 @@ impl Batch {
                 !ended && !nothing_to_save
             })
             .collect();
-        let results =
-            futures_util::future::join_all(work.into_iter().map(|r| self.drive(r, &charged_total)))
-                .await;
+        // Items caught between intent and answer go first, one at a time: their runs are
+        // found (replayed, or reconciled from the listing) before any new run can blur it.
+        let (mut caught, rest): (Vec<ItemRow>, Vec<ItemRow>) = work
+            .into_iter()
+            .partition(|r| r.state == ItemState::Submitting);
+        // Those whose POST may have left first, oldest first.
+        caught.sort_by(|a, b| {
+            let key = |r: &ItemRow| (r.sent_at.is_none(), r.sent_at.unwrap_or(0.0), r.pos);
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut settled = Vec::new();
+        for mut r in caught {
+            if let Some(run_id) = self.settle(&r).await? {
+                r.run_id = Some(run_id);
+                r.state = ItemState::Created;
+                settled.push(r);
+            }
+        }
+        let results = futures_util::future::join_all(
+            settled
+                .into_iter()
+                .chain(rest)
+                .map(|r| self.drive(r, &charged_total)),
+        )
+        .await;
         for r in results {
             // An item's error leaves it where it was (a resume continues it); journal errors
             // are the batch's.
@@ -487,7 +515,6 @@ impl Batch {
                     let key = row.idem.clone().unwrap_or_else(|| self.key(&row, &inputs));
                     match self.submit(&row, inputs, &key).await? {
                         Some(run_id) => {
-                            self.journal().created(row.pos, &run_id)?;
                             self.emit(Event::Created {
                                 key: row.key.clone(),
                                 run_id: run_id.clone(),
@@ -550,6 +577,23 @@ impl Batch {
                 ItemState::Failed | ItemState::Saved | ItemState::NeedsReview => return Ok(()),
             }
         }
+    }
+
+    /// A resumed item in `submitting`: its POST again under the same key. `None` when it
+    /// ended otherwise (refused, needs review, stopped).
+    async fn settle(&self, row: &ItemRow) -> Result<Option<String>, Error> {
+        let Some(inputs) = self.resolve(row).await? else {
+            return Ok(None);
+        };
+        let key = row.idem.clone().unwrap_or_else(|| self.key(row, &inputs));
+        let created = self.submit(row, inputs, &key).await?;
+        if let Some(run_id) = &created {
+            self.emit(Event::Created {
+                key: row.key.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        Ok(created)
     }
 
     /// The idempotency key: batch, item key and attempt, technique, and the body's inputs.
@@ -684,12 +728,16 @@ impl Batch {
         inputs: Vec<RunInput>,
         key: &str,
     ) -> Result<Option<String>, Error> {
+        let Ok(_unresolved) = self.unresolved.acquire().await else {
+            return Ok(None);
+        };
         let mut attempt = 0u32;
         loop {
             if self.stopped() {
                 return Ok(None);
             }
             let slot = self.window.acquire().await;
+            self.journal().sending(row.pos, now())?;
             let r = self
                 .client
                 .start_run(
@@ -700,6 +748,9 @@ impl Batch {
                 .await;
             match r {
                 Ok(handle) => {
+                    // Committed before the window slot is given back: with one submission in
+                    // flight, every other run is owned by then, so a later reconcile is exact.
+                    self.journal().created(row.pos, handle.run_id())?;
                     slot.success();
                     return Ok(Some(handle.run_id().to_owned()));
                 }
@@ -752,17 +803,50 @@ impl Batch {
     /// item, is adopted; anything else needs review.
     async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
         use futures_util::TryStreamExt;
-        let since = row.intent_at.unwrap_or(0.0) - 5.0;
-        let runs: Result<Vec<Run>, Error> = self
-            .client
-            .runs(ListRuns {
-                technique_id: Some(self.meta.technique_id.clone()),
-                limit: Some(100),
-                ..ListRuns::default()
-            })
-            .try_filter(|r| futures_util::future::ready(r.created_at.is_none_or(|c| c >= since)))
-            .try_collect()
-            .await;
+        // Its run was created after its first POST left and, when submissions go one at a time,
+        // before the next item's first POST left: runs outside that span are others'. (The
+        // span compares this machine's clock with the server's `created_at`.)
+        let since = self
+            .journal()
+            .sent_at(row.pos)?
+            .or(row.intent_at)
+            .unwrap_or(0.0);
+        let until = if self.options.max_concurrency <= 1 {
+            self.journal().next_sent_after(row.pos, since)?
+        } else {
+            None
+        };
+        let mut attempt = 0u32;
+        let runs: Result<Vec<Run>, Error> = loop {
+            let slot = self.window.acquire().await;
+            let listed: Result<Vec<Run>, Error> = self
+                .client
+                .runs(ListRuns {
+                    technique_id: Some(self.meta.technique_id.clone()),
+                    limit: Some(100),
+                    ..ListRuns::default()
+                })
+                .try_filter(|r| {
+                    futures_util::future::ready(
+                        r.created_at
+                            .is_none_or(|c| c >= since && until.is_none_or(|u| c < u)),
+                    )
+                })
+                .try_collect()
+                .await;
+            match listed {
+                Ok(runs) => {
+                    slot.success();
+                    break Ok(runs);
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        break Err(e);
+                    }
+                }
+            }
+        };
         let why = match runs {
             Ok(runs) => {
                 let mut candidates = Vec::new();
@@ -771,8 +855,9 @@ impl Batch {
                         candidates.push(r.run_id);
                     }
                 }
-                if candidates.len() == 1 {
-                    return Ok(candidates.pop());
+                if let [only] = candidates.as_slice() {
+                    self.journal().created(row.pos, only)?;
+                    return Ok(Some(only.clone()));
                 }
                 format!(
                     "its first answer was lost and {} unowned run(s) of the technique were \
@@ -784,8 +869,9 @@ impl Batch {
             Err(e) => format!("its first answer was lost and the run listing failed: {e}"),
         };
         if self.options.resubmit_unclear {
-            // A new attempt: a new key, a new run, on purpose.
-            self.journal().retry(false)?;
+            // A new attempt: a new key, a new run, on purpose (the next resume sends it).
+            self.journal().replan(row.pos)?;
+            return Ok(None);
         }
         self.journal().review(row.pos, &why)?;
         self.emit(Event::NeedsReview {

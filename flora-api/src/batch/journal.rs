@@ -65,6 +65,7 @@ pub(crate) struct ItemRow {
     pub attempt: i64,
     pub idem: Option<String>,
     pub intent_at: Option<f64>,
+    pub sent_at: Option<f64>,
     pub run_id: Option<String>,
     pub charged: Option<f64>,
     pub error: Option<String>,
@@ -113,6 +114,7 @@ CREATE TABLE IF NOT EXISTS items (
     attempt INTEGER NOT NULL DEFAULT 0,
     idem TEXT,
     intent_at REAL,
+    sent_at REAL,
     run_id TEXT,
     charged REAL,
     error TEXT,
@@ -239,7 +241,7 @@ impl Journal {
             .conn
             .prepare(
                 "SELECT pos, key, vals, state, attempt, idem, intent_at, run_id, charged, error, \
-                 outputs, saved FROM items ORDER BY pos",
+                 outputs, saved, sent_at FROM items ORDER BY pos",
             )
             .map_err(e)?;
         let rows = stmt
@@ -259,6 +261,7 @@ impl Journal {
                     error: r.get(9)?,
                     outputs: r.get(10)?,
                     saved: r.get(11)?,
+                    sent_at: r.get(12)?,
                 })
             })
             .map_err(e)?
@@ -280,6 +283,37 @@ impl Journal {
             "UPDATE items SET state = 'submitting', idem = ?2, intent_at = ?3 WHERE pos = ?1",
             params![pos, idem, at],
         )
+    }
+
+    /// The moment the item's first POST leaves (kept across resumes): its run, if any, was
+    /// created after it.
+    pub(crate) fn sending(&self, pos: i64, at: f64) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET sent_at = ?2 WHERE pos = ?1 AND sent_at IS NULL",
+            params![pos, at],
+        )
+    }
+
+    pub(crate) fn sent_at(&self, pos: i64) -> Result<Option<f64>, Error> {
+        self.conn
+            .query_row(
+                "SELECT sent_at FROM items WHERE pos = ?1",
+                params![pos],
+                |r| r.get(0),
+            )
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// The next first-POST after `at` by another item: a run created before it, after `at`,
+    /// can only be from a POST sent in between.
+    pub(crate) fn next_sent_after(&self, pos: i64, at: f64) -> Result<Option<f64>, Error> {
+        self.conn
+            .query_row(
+                "SELECT MIN(sent_at) FROM items WHERE sent_at > ?1 AND pos != ?2",
+                params![at, pos],
+                |r| r.get(0),
+            )
+            .map_err(|e| journal_error(&self.path, e))
     }
 
     pub(crate) fn created(&self, pos: i64, run_id: &str) -> Result<(), Error> {
@@ -330,12 +364,21 @@ impl Journal {
             .execute(
                 &format!(
                     "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
-                     intent_at = NULL, run_id = NULL, charged = NULL, error = NULL, \
+                     intent_at = NULL, sent_at = NULL, run_id = NULL, charged = NULL, error = NULL, \
                      outputs = NULL, saved = NULL WHERE state IN {states}"
                 ),
                 [],
             )
             .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// One item back to planned under a new attempt (a new key).
+    pub(crate) fn replan(&self, pos: i64) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
+             intent_at = NULL, sent_at = NULL, run_id = NULL WHERE pos = ?1",
+            params![pos],
+        )
     }
 
     pub(crate) fn upload_url(&self, sha256: &str, kind: &str) -> Result<Option<String>, Error> {

@@ -199,6 +199,25 @@ impl FakeFlora {
         self.core.require_key(key.into());
     }
 
+    /// Limits API requests (creates, polls, listings) to `per_second` per second, as FLORA's
+    /// per-workspace limit does; requests over it get 429 `rate_limited` with the time left in
+    /// the second as `retry-after-ms`.
+    pub fn rate_limit(&self, per_second: u32) {
+        self.core.rate_limit(per_second);
+    }
+
+    /// How many requests the rate limit answered with 429.
+    pub fn rate_limited_count(&self) -> usize {
+        self.core.rate_limited()
+    }
+
+    /// The spec's other duplicate-key behaviour: a repeated idempotency key (same body) is
+    /// answered 409 `idempotency_duplicate` without the run id, instead of replaying the first
+    /// answer. A client must then find the run by other means (the run listing).
+    pub fn duplicate_keys_conflict(&self, on: bool) {
+        self.core.duplicate_keys_conflict(on);
+    }
+
     /// Makes each of the next `n` requests fail with `fault`; the client's own retries see
     /// them like real failures.
     pub fn fail_next(&self, n: usize, fault: Fault) {

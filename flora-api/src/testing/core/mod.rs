@@ -68,6 +68,8 @@ struct Entry {
 
 struct RunState {
     slug: String,
+    /// Unix seconds when it was created (run listings are filtered by it).
+    created_at: f64,
     polls_left: u32,
     polls_total: u32,
     /// The final run fields (`status`, `outputs`/`error_*`, `charged_cost`).
@@ -97,6 +99,14 @@ struct State {
     faults: VecDeque<Fault>,
     next_id: u64,
     requests: usize,
+    /// `FakeFlora::rate_limit`: API requests allowed per second, and the current second's
+    /// start and count.
+    rate_limit: Option<u32>,
+    rate_window: Option<(std::time::Instant, u32)>,
+    /// API requests answered 429 by the rate limit.
+    rate_limited: usize,
+    /// `FakeFlora::duplicate_keys_conflict`: a repeated key answers 409 instead of a replay.
+    duplicate_conflict: bool,
 }
 
 /// A request as the fake sees it.
@@ -312,6 +322,41 @@ impl Core {
         self.with(|st| st.required_key = Some(key));
     }
 
+    pub fn rate_limit(&self, per_second: u32) {
+        self.with(|st| st.rate_limit = Some(per_second.max(1)));
+    }
+
+    pub fn rate_limited(&self) -> usize {
+        self.with(|st| st.rate_limited)
+    }
+
+    pub fn duplicate_keys_conflict(&self, on: bool) {
+        self.with(|st| st.duplicate_conflict = on);
+    }
+
+    /// The rate limit's verdict for one API request: `Some(ms to wait)` when over it.
+    fn over_limit(&self) -> Option<u128> {
+        self.with(|st| {
+            let limit = st.rate_limit?;
+            let now = std::time::Instant::now();
+            let (start, count) = match st.rate_window {
+                Some((start, count)) if now.duration_since(start).as_secs_f64() < 1.0 => {
+                    (start, count)
+                }
+                _ => (now, 0),
+            };
+            if count >= limit {
+                st.rate_limited += 1;
+                let left =
+                    std::time::Duration::from_secs(1).saturating_sub(now.duration_since(start));
+                st.rate_window = Some((start, count));
+                return Some(left.as_millis().max(1));
+            }
+            st.rate_window = Some((start, count + 1));
+            None
+        })
+    }
+
     pub fn push_faults(&self, n: usize, fault: Fault) {
         self.with(|st| st.faults.extend(std::iter::repeat_n(fault, n)));
     }
@@ -378,6 +423,21 @@ impl Core {
 
     fn route(&self, req: FakeRequest) -> FakeResponse {
         let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        // The per-workspace limit counts API requests (creates, polls, listings), as FLORA's.
+        if let ["api", ..] = &segs[..]
+            && let Some(wait_ms) = self.over_limit()
+        {
+            return FakeResponse::Answer {
+                status: 429,
+                headers: vec![
+                    ("content-type", "application/json".to_owned()),
+                    ("retry-after-ms", wait_ms.to_string()),
+                ],
+                body: Bytes::from_static(
+                    br#"{"error":{"code":"rate_limited","message":"rate limit exceeded (FakeFlora::rate_limit)"}}"#,
+                ),
+            };
+        }
         // The API checks the key (when the test asked for one); the media host never sees it.
         if let (Some(wanted), ["api", ..]) = (self.with(|st| st.required_key.clone()), &segs[..]) {
             let sent = req

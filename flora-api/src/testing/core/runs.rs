@@ -94,6 +94,16 @@ impl Core {
                         &[],
                     );
                 }
+                // The spec's other behaviour: a repeated key within two hours is a 409 without
+                // the run id (`FakeFlora::duplicate_keys_conflict`).
+                if st.duplicate_conflict {
+                    return error(
+                        409,
+                        "idempotency_duplicate",
+                        "a request with this idempotency key was already processed",
+                        &[],
+                    );
+                }
                 // The same key is the same run (a retry after a lost answer).
                 return json_answer(
                     201,
@@ -119,6 +129,9 @@ impl Core {
                 id.clone(),
                 RunState {
                     slug: slug.clone(),
+                    created_at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
                     polls_left: polls,
                     polls_total: polls,
                     last: final_fields,
@@ -142,7 +155,7 @@ impl Core {
             None => run.last.clone(),
         };
         v["run_id"] = json!(id);
-        v["created_at"] = json!(1);
+        v["created_at"] = json!(run.created_at);
         v["technique"] = json!({"slug": run.slug});
         v
     }
