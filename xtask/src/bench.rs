@@ -4,6 +4,7 @@
 //! each bench as a smoke test (CI uses it); budgets are checked only in the full run.
 
 mod floret_cli;
+mod rate_limit;
 mod user_build;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ pub struct BenchOptions {
     /// Smallest size of each bench only.
     pub quick: bool,
     /// Only these benches (`codegen`, `compile`, `client`, `scale`, `poll`, `fetch`,
-    /// `buildrs`, `files`, `userbuild`, `floret`);
+    /// `buildrs`, `files`, `userbuild`, `floret`, `ratelimit`);
     /// empty: all.
     pub only: Vec<String>,
     /// Also build this git revision's generated code in the compile bench, and a user crate
@@ -103,6 +104,9 @@ pub async fn run(opts: &BenchOptions) -> Result<String, String> {
     }
     if opts.wants("floret") {
         out += &floret_cli::run(opts.quick).await?;
+    }
+    if opts.wants("ratelimit") {
+        out += &rate_limit::run(opts.quick).await?;
     }
     Ok(out)
 }

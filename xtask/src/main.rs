@@ -37,7 +37,7 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Only these benches: codegen, compile, client, scale, poll, fetch, buildrs, files,
-        /// userbuild, floret.
+        /// userbuild, floret, ratelimit.
         #[arg(long, num_args = 1..)]
         only: Vec<String>,
         /// Compile bench: also build the generated code of this git revision; user-build

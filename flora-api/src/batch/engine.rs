@@ -717,7 +717,12 @@ impl Batch {
             None if throttled => Duration::from_millis(5000 + fastrand::u64(0..1000)),
             None => backoff,
         };
-        tokio::time::sleep(wait).await;
+        if throttled {
+            // Every request waits, not only this one.
+            self.window.cool_down(wait);
+        } else {
+            tokio::time::sleep(wait).await;
+        }
         true
     }
 

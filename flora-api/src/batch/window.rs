@@ -1,6 +1,8 @@
 //! One adaptive window for every request a batch makes (creates, polls, uploads): AIMD,
 //! starting at 4, +1 after as many successes in a row as the window is wide, halved on a
-//! 429 or 503, never below 1 or above the maximum.
+//! 429 or 503, never below 1 or above the maximum. A 429 also pauses *every* request until
+//! the server's `Retry-After` has passed: with fast answers a small window still sends many
+//! requests a second, so the wait must be shared, not only the failing request's.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,8 @@ struct State {
     limit: usize,
     in_flight: usize,
     streak: usize,
+    /// No request leaves before this.
+    cooldown_until: Option<tokio::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -36,6 +40,7 @@ impl Window {
                 limit: 4.min(max),
                 in_flight: 0,
                 streak: 0,
+                cooldown_until: None,
             }),
             notify: Notify::new(),
             max,
@@ -49,6 +54,13 @@ impl Window {
 
     pub(crate) async fn acquire(&self) -> Slot<'_> {
         loop {
+            let cooldown = self.lock().cooldown_until;
+            if let Some(until) = cooldown
+                && until > tokio::time::Instant::now()
+            {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
             let notified = self.notify.notified();
             {
                 let mut s = self.lock();
@@ -74,6 +86,15 @@ impl Window {
 
     pub(crate) fn throttled(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Pauses every request for `wait` (a 429's `Retry-After`).
+    pub(crate) fn cool_down(&self, wait: std::time::Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut s = self.lock();
+        if s.cooldown_until.is_none_or(|u| u < until) {
+            s.cooldown_until = Some(until);
+        }
     }
 
     fn release(&self, verdict: Option<bool>) {

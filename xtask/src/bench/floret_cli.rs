@@ -45,7 +45,7 @@ fn parse_timings(stderr: &str) -> Option<[f64; 4]> {
     Some(out)
 }
 
-fn build_floret(root: &Path) -> Result<PathBuf, String> {
+pub(super) fn build_floret(root: &Path) -> Result<PathBuf, String> {
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {
