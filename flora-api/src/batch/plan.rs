@@ -20,6 +20,19 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
+    /// An item from a typed technique value, checked by the compiler like a single run:
+    /// `PlanItem::typed("face-1", &CctvCam { input_image })`.
+    pub fn typed<T: crate::Technique>(key: impl Into<String>, technique: &T) -> Self {
+        let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for input in technique.inputs() {
+            values
+                .entry(input.id.into_owned())
+                .or_default()
+                .push(input.value);
+        }
+        PlanItem::new(key, values)
+    }
+
     /// An item added in code.
     pub fn new(key: impl Into<String>, values: BTreeMap<String, Vec<String>>) -> Self {
         PlanItem {
@@ -163,6 +176,15 @@ fn read_csv(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "techniques")]
+    #[test]
+    fn typed_items_carry_the_generated_inputs() {
+        let face = crate::ImageUrl::parse("https://example.com/a.png").unwrap();
+        let item = PlanItem::typed("a", &crate::techniques::CctvCam { input_image: face });
+        assert_eq!(item.values["input_image"], ["https://example.com/a.png"]);
+        assert_eq!(item.key, "a");
+    }
 
     #[test]
     fn jsonl_and_csv_plans_read_alike() {
