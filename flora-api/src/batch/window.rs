@@ -103,7 +103,13 @@ impl Window {
         match verdict {
             Some(true) => {
                 s.streak += 1;
-                if s.streak >= s.limit {
+                // Once a 429 was seen the limit is near: probe it half as fast.
+                let needed = if self.throttled.load(Ordering::Relaxed) > 0 {
+                    2 * s.limit
+                } else {
+                    s.limit
+                };
+                if s.streak >= needed {
                     s.limit = (s.limit + 1).min(self.max);
                     s.streak = 0;
                 }
