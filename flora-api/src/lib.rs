@@ -34,6 +34,10 @@
 //! - **Testing**: [`testing::FakeFlora`](testing/struct.FakeFlora.html) (feature
 //!   `test-util`), an in-process fake FLORA with typed rules, injected faults and paused-time
 //!   polling, for your own tests.
+//! - **Batches**: [`batch`](batch/index.html) (feature `batch`) runs thousands of inputs
+//!   through one technique from a journal that survives a crash without paying twice.
+//! - **The command line**: `floret` (feature `cli`; [`cli`](cli/index.html)), each technique's
+//!   inputs as checked flags.
 //! - **Retries that never double-bill**: every run creation carries an idempotency key that is
 //!   reused on its retries, so a lost answer never starts (and bills) a second run.
 //! - **Errors**: one [`Error`]; its `Display` says what failed, where, the root cause and the
