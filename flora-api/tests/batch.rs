@@ -140,17 +140,6 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
         ];
         args.extend_from_slice(&common);
     }
-    eprintln!(
-        "before last resume: {}",
-        text(
-            &output(floret(
-                &served,
-                dir.path(),
-                &["batch", "status", "--journal", "j.db"]
-            ))
-            .await
-        )
-    );
     let o = output(floret(&served, dir.path(), &args)).await;
     // With 409s and several submissions in flight, some items may end in needs_review
     // (exit 1); everything else must be done.

@@ -3,8 +3,8 @@
 //! credits, auth, cost or request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -165,6 +165,26 @@ impl Summary {
     }
 }
 
+/// What the cost guard knows: charged so far, runs completed, runs decided but not ended.
+#[derive(Debug, Default)]
+struct Costs {
+    charged: f64,
+    completed: u32,
+    flying: u32,
+}
+
+impl Costs {
+    /// What one more run is expected to cost: the technique's price, or more when the runs so
+    /// far were charged more.
+    fn per_run(&self, nominal: f64) -> f64 {
+        if self.completed == 0 {
+            nominal
+        } else {
+            nominal.max(self.charged / f64::from(self.completed))
+        }
+    }
+}
+
 /// A batch bound to its journal (which it holds locked).
 pub struct Batch {
     client: Client,
@@ -173,6 +193,8 @@ pub struct Batch {
     schema: TechniqueSchema,
     options: BatchOptions,
     window: Window,
+    /// The cost guard's figures (set up by `run`).
+    costs: Mutex<Costs>,
     /// Submissions between their first POST and a known run id: at most `max_concurrency`.
     /// With 1, a lost answer is always reconciled exactly (no other run can be unowned).
     unresolved: tokio::sync::Semaphore,
@@ -331,6 +353,7 @@ impl Batch {
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
+            costs: Mutex::new(Costs::default()),
             meta,
             schema,
             options,
@@ -417,7 +440,7 @@ impl Batch {
     /// Drives every unfinished item to its end (or until stopped) and returns the summary.
     pub async fn run(&self) -> Result<Summary, Error> {
         let rows = self.journal().items()?;
-        let mut charged: f64 = rows.iter().filter_map(|r| r.charged).sum();
+        let charged: f64 = rows.iter().filter_map(|r| r.charged).sum();
         if let Some(max) = self.options.max_cost
             && charged >= max
         {
@@ -425,7 +448,17 @@ impl Batch {
                 "the charged total {charged:.2} USD reached --max-cost {max}"
             ));
         }
-        let charged_total = Arc::new(Mutex::new(std::mem::take(&mut charged)));
+        *self.costs.lock().unwrap_or_else(|p| p.into_inner()) = Costs {
+            charged,
+            completed: rows
+                .iter()
+                .filter(|r| matches!(r.state, ItemState::Completed | ItemState::Saved))
+                .count() as u32,
+            flying: rows
+                .iter()
+                .filter(|r| matches!(r.state, ItemState::Created))
+                .count() as u32,
+        };
         let work: Vec<ItemRow> = rows
             .into_iter()
             .filter(|r| {
@@ -458,13 +491,9 @@ impl Batch {
                 settled.push(r);
             }
         }
-        let results = futures_util::future::join_all(
-            settled
-                .into_iter()
-                .chain(rest)
-                .map(|r| self.drive(r, &charged_total)),
-        )
-        .await;
+        let results =
+            futures_util::future::join_all(settled.into_iter().chain(rest).map(|r| self.drive(r)))
+                .await;
         for r in results {
             // An item's error leaves it where it was (a resume continues it); journal errors
             // are the batch's.
@@ -475,7 +504,8 @@ impl Batch {
         self.summary()
     }
 
-    async fn drive(&self, mut row: ItemRow, charged: &Mutex<f64>) -> Result<(), Error> {
+    async fn drive(&self, mut row: ItemRow) -> Result<(), Error> {
+        let lock = || self.costs.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             match row.state {
                 ItemState::Planned => {
@@ -485,17 +515,6 @@ impl Batch {
                     let Some(inputs) = self.resolve(&row).await? else {
                         return Ok(());
                     };
-                    // The cost guard: charged so far plus what is in flight plus this one.
-                    if let (Some(max), Some(cost)) = (self.options.max_cost, self.meta.run_cost) {
-                        let flying = self.window.in_flight() as f64 * cost;
-                        let so_far = *charged.lock().unwrap_or_else(|p| p.into_inner());
-                        if so_far + flying + cost > max {
-                            self.stop(&format!(
-                                "the next run would take the total past --max-cost {max} USD"
-                            ));
-                            return Ok(());
-                        }
-                    }
                     let idem = self.key(&row, &inputs);
                     let at = now();
                     self.journal().submitting(row.pos, &idem, at)?;
@@ -538,8 +557,12 @@ impl Batch {
                             Some(&outputs),
                             None,
                         )?;
-                        *charged.lock().unwrap_or_else(|p| p.into_inner()) +=
-                            run.charged_cost.unwrap_or(0.0);
+                        {
+                            let mut c = lock();
+                            c.charged += run.charged_cost.unwrap_or(0.0);
+                            c.completed += 1;
+                            c.flying = c.flying.saturating_sub(1);
+                        }
                         self.emit(Event::Completed {
                             key: row.key.clone(),
                             run_id: run.run_id.clone(),
@@ -560,6 +583,11 @@ impl Batch {
                             Some(&outputs),
                             Some(&why),
                         )?;
+                        {
+                            let mut c = lock();
+                            c.charged += run.charged_cost.unwrap_or(0.0);
+                            c.flying = c.flying.saturating_sub(1);
+                        }
                         self.emit(Event::Failed {
                             key: row.key.clone(),
                             error: why,
@@ -736,6 +764,19 @@ impl Batch {
         let Ok(_unresolved) = self.unresolved.acquire().await else {
             return Ok(None);
         };
+        // The cost guard, right before the POST: charged so far, plus the runs not ended, plus
+        // this one, each at the price runs were really charged (or the schema's, before any).
+        if let Some(max) = self.options.max_cost {
+            let c = self.costs.lock().unwrap_or_else(|p| p.into_inner());
+            let per_run = c.per_run(self.meta.run_cost.unwrap_or(0.0));
+            if c.charged + f64::from(c.flying + 1) * per_run > max + 1e-9 {
+                drop(c);
+                self.stop(&format!(
+                    "the next run would take the total past --max-cost {max} USD"
+                ));
+                return Ok(None);
+            }
+        }
         let mut attempt = 0u32;
         loop {
             if self.stopped() {
@@ -756,6 +797,7 @@ impl Batch {
                     // Committed before the window slot is given back: with one submission in
                     // flight, every other run is owned by then, so a later reconcile is exact.
                     self.journal().created(row.pos, handle.run_id())?;
+                    self.costs.lock().unwrap_or_else(|p| p.into_inner()).flying += 1;
                     slot.success();
                     return Ok(Some(handle.run_id().to_owned()));
                 }
