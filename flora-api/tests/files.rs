@@ -1263,3 +1263,45 @@ async fn defect_24_a_typed_upload_needs_matching_bytes_not_just_an_extension() {
     assert!(err.to_string().contains("audio/mpeg"), "{err}");
     assert!(api.received_requests().await.unwrap().is_empty());
 }
+
+/// A download that stops moving fails with `Stalled`, naming the path and the host once each.
+#[tokio::test]
+async fn a_stalled_download_names_its_path_and_host_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG")
+                    .await;
+                // Then nothing: the connection stays open and idle.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let client = fast("http://127.0.0.1:9")
+        .timeout(Duration::from_millis(200))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = client
+        .download(
+            format!("http://{addr}/media/o.png?sig=secret"),
+            dir.path().join("o.png"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Stalled { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("GET /media/o.png on {addr} made no progress")),
+        "{msg}"
+    );
+    assert_eq!(msg.matches(&addr.to_string()).count(), 1, "{msg}");
+    assert!(!msg.contains("secret"), "{msg}");
+    assert!(!dir.path().join("o.png").exists());
+}

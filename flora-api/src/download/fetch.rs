@@ -196,8 +196,12 @@ impl Exchange for Fetch {
         &self.url
     }
 
+    /// `GET /path`: errors name the host beside it once (`… on cdn.example:443`).
     fn endpoint(&self) -> String {
-        format!("the download of {}", self.shown)
+        let path = url::Url::parse(&self.shown)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_else(|_| self.shown.clone());
+        format!("GET {path}")
     }
 
     fn streams(&self) -> bool {
