@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::wire::{MediaType, RunOutput};
+#[cfg(feature = "cli")]
+use crate::wire::MediaType;
+use crate::wire::RunOutput;
 
 /// Why outputs were not saved.
 #[derive(Debug)]
@@ -108,11 +110,6 @@ fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -
             .replace("{key}", &safe(names.key))
             .replace("{ext}", ext),
     )
-}
-
-fn is_media_url(o: &RunOutput) -> bool {
-    o.kind != MediaType::Text
-        && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
 }
 
 fn io_failure(action: &'static str, path: &Path, source: std::io::Error) -> SaveError {
@@ -223,7 +220,7 @@ async fn save_one(
         .prefix(".floret-")
         .tempdir_in(&parent)
         .map_err(|e| io_failure("create", &parent, e))?;
-    let (tmp, ext) = if is_media_url(o) {
+    let (tmp, ext) = if crate::download::is_media_url(o) {
         let mut dir = staging.path().as_os_str().to_owned();
         dir.push(std::path::MAIN_SEPARATOR_STR);
         let options = crate::DownloadOptions::default().file_stem("output");
@@ -243,7 +240,7 @@ async fn save_one(
     };
     let dest = fill(template, &o.output_id, index, names, &ext);
     place(&tmp, &dest, overwrite)?;
-    let (bytes, sha256) = digest(&dest)?;
+    let (bytes, sha256) = digest(&dest).map_err(SaveError::Failed)?;
     Ok(Saved {
         slot: o.output_id.clone(),
         index,
@@ -272,10 +269,16 @@ fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), SaveError> {
     }
 }
 
-pub(crate) fn digest(path: &Path) -> Result<(u64, String), SaveError> {
-    let mut file = std::fs::File::open(path).map_err(|e| io_failure("read", path, e))?;
+/// A file's size and SHA-256 (hex), streamed: saved outputs, and batches' uploads by content.
+pub(crate) fn digest(path: &Path) -> Result<(u64, String), Error> {
+    let io = |source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
-    let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| io_failure("read", path, e))?;
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(io)?;
     Ok((bytes, hex::encode(hasher.finalize())))
 }
 

@@ -222,21 +222,6 @@ fn hex_sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn file_sha256(path: &Path) -> Result<String, Error> {
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(hex::encode(h.finalize()))
-}
-
 /// Every problem of every row, named by line, before anything is sent.
 pub(crate) async fn validate(schema: &TechniqueSchema, items: &[PlanItem]) -> Result<(), Error> {
     let slots = schema.inputs.clone().unwrap_or_default();
@@ -485,7 +470,7 @@ impl Batch {
         });
         let mut settled = Vec::new();
         for mut r in caught {
-            if let Some(run_id) = self.settle(&r).await? {
+            if let Some(run_id) = self.settle(&r, None).await? {
                 r.run_id = Some(run_id);
                 r.state = ItemState::Created;
                 settled.push(r);
@@ -506,6 +491,8 @@ impl Batch {
 
     async fn drive(&self, mut row: ItemRow) -> Result<(), Error> {
         let lock = || self.costs.lock().unwrap_or_else(|p| p.into_inner());
+        // The inputs resolved for the intent, reused for the POST (no second check or hash).
+        let mut resolved: Option<Vec<RunInput>> = None;
         loop {
             match row.state {
                 ItemState::Planned => {
@@ -521,28 +508,17 @@ impl Batch {
                     row.state = ItemState::Submitting;
                     row.idem = Some(idem);
                     row.intent_at = Some(at);
+                    resolved = Some(inputs);
                 }
                 ItemState::Submitting => {
                     if self.stopped() {
                         return Ok(());
                     }
-                    // A resumed item re-resolves its inputs: uploads come from the journal, so
-                    // the body (and the key) are the ones sent before.
-                    let Some(inputs) = self.resolve(&row).await? else {
+                    let Some(run_id) = self.settle(&row, resolved.take()).await? else {
                         return Ok(());
                     };
-                    let key = row.idem.clone().unwrap_or_else(|| self.key(&row, &inputs));
-                    match self.submit(&row, inputs, &key).await? {
-                        Some(run_id) => {
-                            self.emit(Event::Created {
-                                key: row.key.clone(),
-                                run_id: run_id.clone(),
-                            });
-                            row.run_id = Some(run_id);
-                            row.state = ItemState::Created;
-                        }
-                        None => return Ok(()),
-                    }
+                    row.run_id = Some(run_id);
+                    row.state = ItemState::Created;
                 }
                 ItemState::Created => {
                     let Some(run) = self.poll_to_end(&row).await? else {
@@ -609,9 +585,19 @@ impl Batch {
 
     /// A resumed item in `submitting`: its POST again under the same key. `None` when it
     /// ended otherwise (refused, needs review, stopped).
-    async fn settle(&self, row: &ItemRow) -> Result<Option<String>, Error> {
-        let Some(inputs) = self.resolve(row).await? else {
-            return Ok(None);
+    async fn settle(
+        &self,
+        row: &ItemRow,
+        inputs: Option<Vec<RunInput>>,
+    ) -> Result<Option<String>, Error> {
+        // A resumed item re-resolves its inputs: uploads come from the journal, so the body
+        // (and the key) are the ones sent before.
+        let inputs = match inputs {
+            Some(i) => i,
+            None => match self.resolve(row).await? {
+                Some(i) => i,
+                None => return Ok(None),
+            },
         };
         let key = row.idem.clone().unwrap_or_else(|| self.key(row, &inputs));
         let created = self.submit(row, inputs, &key).await?;
@@ -622,6 +608,17 @@ impl Batch {
             });
         }
         Ok(created)
+    }
+
+    /// Ends an item as failed before it had a run (a value refused, the request refused).
+    fn refuse(&self, row: &ItemRow, why: String) -> Result<(), Error> {
+        self.journal()
+            .finished(row.pos, ItemState::Failed, None, None, Some(&why))?;
+        self.emit(Event::Failed {
+            key: row.key.clone(),
+            error: why,
+        });
+        Ok(())
     }
 
     /// The idempotency key: batch, item key and attempt, technique, and the body's inputs.
@@ -645,7 +642,7 @@ impl Batch {
                 let value = match values::check(slot, v).await {
                     Ok(InputValue::Text(t) | InputValue::Url(t)) => t,
                     Ok(InputValue::File(path)) => {
-                        let hash = file_sha256(&path)?;
+                        let (_, hash) = saving::digest(&path)?;
                         let known = self.journal().upload_url(&hash, &wire)?;
                         match known {
                             Some(url) => url,
@@ -664,17 +661,7 @@ impl Batch {
                         }
                     }
                     Err(why) => {
-                        self.journal().finished(
-                            row.pos,
-                            ItemState::Failed,
-                            None,
-                            None,
-                            Some(&why),
-                        )?;
-                        self.emit(Event::Failed {
-                            key: row.key.clone(),
-                            error: why,
-                        });
+                        self.refuse(row, why)?;
                         return Ok(None);
                     }
                 };
@@ -688,29 +675,14 @@ impl Batch {
         let mut attempt = 0u32;
         loop {
             let slot = self.window.acquire().await;
-            let source = crate::Upload::path(path);
-            let r = match kind {
-                crate::MediaType::ImageUrl => self
-                    .client
-                    .upload_image(source)
-                    .await
-                    .map(|u| u.to_string()),
-                crate::MediaType::VideoUrl => self
-                    .client
-                    .upload_video(source)
-                    .await
-                    .map(|u| u.to_string()),
-                crate::MediaType::AudioUrl => self
-                    .client
-                    .upload_audio(source)
-                    .await
-                    .map(|u| u.to_string()),
-                _ => self
-                    .client
-                    .upload_document(source)
-                    .await
-                    .map(|u| u.to_string()),
-            };
+            let r = self
+                .client
+                .upload_for_slot(
+                    crate::Upload::path(path),
+                    kind,
+                    crate::UploadOptions::default(),
+                )
+                .await;
             match r {
                 Ok(url) => {
                     slot.success();
@@ -819,18 +791,7 @@ impl Batch {
                         }
                         Some(400 | 404 | 422) => {
                             drop(slot);
-                            let why = e.to_string();
-                            self.journal().finished(
-                                row.pos,
-                                ItemState::Failed,
-                                None,
-                                None,
-                                Some(&why),
-                            )?;
-                            self.emit(Event::Failed {
-                                key: row.key.clone(),
-                                error: why,
-                            });
+                            self.refuse(row, e.to_string())?;
                             return Ok(None);
                         }
                         _ => {}

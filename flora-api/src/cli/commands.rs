@@ -10,9 +10,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use super::args::{Cli, Command, Format, Global, Saving};
-use super::finish;
 use super::inputs::{self, InputFlag};
 use super::report::{Exit, Failure, Mode, Out};
+use super::{clap_exit, finish};
 use crate::client::Client;
 use crate::endpoints::{ListRuns, ListTechniques, StartOptions};
 use crate::policy::PollPolicy;
@@ -394,14 +394,7 @@ async fn run(mut global: Global, slug: String, rest: Vec<OsString>) -> ExitCode 
     argv.extend(rest);
     let matches = match inputs::run_command(&schema, &flags).try_get_matches_from(argv) {
         Ok(m) => m,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            });
-        }
+        Err(e) => return clap_exit(e),
     };
     let out = Out::new(
         Mode::of(
@@ -578,25 +571,9 @@ async fn upload_for(
         }
         shown.set_position(done);
     });
-    let source = Upload::path(path);
-    let url = match kind {
-        MediaType::ImageUrl => client
-            .upload_image_with(source, options)
-            .await
-            .map(|u| u.to_string()),
-        MediaType::VideoUrl => client
-            .upload_video_with(source, options)
-            .await
-            .map(|u| u.to_string()),
-        MediaType::AudioUrl => client
-            .upload_audio_with(source, options)
-            .await
-            .map(|u| u.to_string()),
-        _ => client
-            .upload_document_with(source, options)
-            .await
-            .map(|u| u.to_string()),
-    };
+    let url = client
+        .upload_for_slot(Upload::path(path), kind, options)
+        .await;
     bar.finish_and_clear();
     url.map_err(Failure::from)
 }

@@ -28,15 +28,7 @@ pub fn main() -> ExitCode {
 pub fn run_with(argv: Vec<OsString>) -> ExitCode {
     let cli = match args::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        // Help and version print to stdout with 0; usage errors to stderr with 2.
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            });
-        }
+        Err(e) => return clap_exit(e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,6 +41,17 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
         }
     };
     runtime.block_on(commands::dispatch(cli))
+}
+
+/// A command-line parse that did not yield a command: help and version print to stdout and
+/// exit 0; usage errors print to stderr and exit 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() {
+        Exit::Usage.code()
+    } else {
+        0
+    })
 }
 
 /// The exit code for a result, after printing a failure.

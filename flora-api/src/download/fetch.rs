@@ -198,10 +198,7 @@ impl Exchange for Fetch {
 
     /// `GET /path`: errors name the host beside it once (`… on cdn.example:443`).
     fn endpoint(&self) -> String {
-        let path = url::Url::parse(&self.shown)
-            .map(|u| u.path().to_owned())
-            .unwrap_or_else(|_| self.shown.clone());
-        format!("GET {path}")
+        format!("GET {}", self.url.path())
     }
 
     fn streams(&self) -> bool {

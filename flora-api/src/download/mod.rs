@@ -18,6 +18,8 @@ use crate::error::Error;
 use crate::upload::Progress;
 use crate::urls::{is_https_or_loopback, strip_query};
 use fetch::Fetch;
+#[cfg(any(feature = "cli", feature = "batch"))]
+pub(crate) use save::is_media_url;
 use save::{Claimed, claim};
 
 /// Settings of one download.

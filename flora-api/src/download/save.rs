@@ -76,7 +76,7 @@ impl<O> TechniqueRun<O> {
 }
 
 /// A media output whose value is a URL to download (else it is saved as text).
-fn is_media_url(o: &RunOutput) -> bool {
+pub(crate) fn is_media_url(o: &RunOutput) -> bool {
     o.kind != MediaType::Text
         && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
 }

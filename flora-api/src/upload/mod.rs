@@ -119,6 +119,27 @@ impl Client {
         Ok(ImageUrl::parse(ready_url(&asset)?)?)
     }
 
+    /// Uploads for a slot of `kind` and returns the checked URL as text: the typed helper of
+    /// that kind (`upload_image_with`, …; a document for any other kind). One place for the
+    /// command line and batches, which know the kind only at run time.
+    #[cfg(any(feature = "cli", feature = "batch"))]
+    pub(crate) async fn upload_for_slot(
+        &self,
+        source: Upload,
+        kind: &MediaType,
+        options: UploadOptions,
+    ) -> Result<String, Error> {
+        Ok(match kind {
+            MediaType::ImageUrl => self.upload_image_with(source, options).await?.to_string(),
+            MediaType::VideoUrl => self.upload_video_with(source, options).await?.to_string(),
+            MediaType::AudioUrl => self.upload_audio_with(source, options).await?.to_string(),
+            _ => self
+                .upload_document_with(source, options)
+                .await?
+                .to_string(),
+        })
+    }
+
     /// Uploads a video and returns its URL, ready for a `videoUrl` input.
     pub async fn upload_video(&self, source: impl Into<Upload>) -> Result<VideoUrl, Error> {
         self.upload_video_with(source, UploadOptions::default())
