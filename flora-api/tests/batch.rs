@@ -376,3 +376,66 @@ async fn a_second_process_on_one_journal_is_refused() {
         text(&o)
     );
 }
+
+/// Runs charged more than the technique lists (priced by their inputs): the plan's estimate
+/// fits the limit, so it starts; the first run goes alone, its charge becomes the price, and
+/// submissions stop before the charged total would pass the limit. A resume with a higher
+/// limit finishes the plan, never paying for a run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
+    let fake = FakeFlora::new();
+    // Listed at 0.05 USD; charged 0.20.
+    fake.technique::<CctvCam>()
+        .pending_polls(1)
+        .charges(0.2)
+        .completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), 10);
+    let run = |max: &'static str, first: bool| {
+        let mut args = if first {
+            vec![
+                "batch",
+                "run",
+                "plan.jsonl",
+                "--technique",
+                "cctv-cam",
+                "--journal",
+                "j.db",
+            ]
+        } else {
+            vec!["batch", "resume", "--journal", "j.db"]
+        };
+        args.extend_from_slice(&["--max-cost", max, "--poll-interval", "20ms", "--jsonl"]);
+        floret(&served, dir.path(), &args)
+    };
+    // 10 × 0.05 = 0.50 listed: under 1.00, so the plan starts.
+    let o = output(run("1.0", true)).await;
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("--max-cost 1 USD reached"), "{t}");
+    assert_eq!(fake.run_count(), 5, "5 runs × 0.20 = the limit; {t}");
+    let status = |dir: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
+            .current_dir(dir)
+            .args(["batch", "status", "--journal", "j.db", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["summary"].clone()
+    };
+    let s = status(dir.path());
+    assert!((s["charged"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{s}");
+    assert_eq!(s["completed"], 5, "{s}");
+    assert_eq!(s["planned"], 5, "{s}");
+    // A resume at the same limit sends nothing more.
+    let o = output(run("1.0", false)).await;
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert_eq!(fake.run_count(), 5);
+    // A higher limit finishes the plan: 10 runs, 2.00 USD.
+    let o = output(run("2.0", false)).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fake.run_count(), 10);
+    let s = status(dir.path());
+    assert!((s["charged"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{s}");
+    assert_eq!(s["completed"], 10, "{s}");
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::cost::{CostGuard, Decision, Reserved};
 use super::journal::{ItemRow, ItemState, Journal, Meta};
 use super::plan::PlanItem;
 use super::window::Window;
@@ -27,8 +28,11 @@ use crate::wire::{Run, RunStatus, TechniqueSchema};
 pub struct BatchOptions {
     /// The most requests in flight at once (the adaptive window's ceiling; default 16).
     pub max_concurrency: usize,
-    /// Refuse a plan whose estimate is over this many USD, and stop submitting before the
-    /// charged total (plus what is in flight) would pass it.
+    /// Refuse a plan whose estimate (items × the listed `run_cost`) is over this many USD,
+    /// and stop submitting before the charged total would pass it. What a run is charged is
+    /// known only when it ends, so with a limit the batch's first run goes alone: its charge
+    /// is the price (never below the listed one) for every later run, and a run is sent only
+    /// when the charged total, the runs in flight at that price and this run fit.
     pub max_cost: Option<f64>,
     /// Save outputs with this template as soon as an item completes (`{key}`, `{slot}`,
     /// `{index}`, `{run_id}`, `{ext}`; a directory means `DIR/{key}-{slot}.{ext}`).
@@ -105,8 +109,52 @@ pub enum Event {
     /// Submissions stopped.
     Stopped {
         /// Why.
-        why: String,
+        reason: StopReason,
     },
+}
+
+/// Why a batch stopped submitting before its plan was done. Runs in flight are still polled
+/// to their end; a resume continues the rest.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// [`Batch::stop`] was called (Ctrl-C in `floret`), with the caller's words.
+    Requested(String),
+    /// FLORA refused the API key (401 or 403).
+    Unauthorized(String),
+    /// The workspace is out of credits (402).
+    InsufficientCredits(String),
+    /// One more run would take the charged total past [`BatchOptions::max_cost`].
+    MaxCost {
+        /// The limit, USD.
+        limit: f64,
+        /// Charged so far, USD.
+        charged: f64,
+        /// What one more run is expected to cost, USD.
+        per_run: f64,
+        /// Runs in flight (each expected to cost `per_run`).
+        in_flight: u32,
+    },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Requested(why) => f.write_str(why),
+            StopReason::Unauthorized(e) => write!(f, "FLORA refused the key: {e}"),
+            StopReason::InsufficientCredits(e) => write!(f, "insufficient credits: {e}"),
+            StopReason::MaxCost {
+                limit,
+                charged,
+                per_run,
+                in_flight,
+            } => write!(
+                f,
+                "--max-cost {limit} USD reached: {charged:.2} USD charged, {in_flight} run(s) in \
+                 flight and one more at {per_run:.2} USD would pass it"
+            ),
+        }
+    }
 }
 
 /// Where a batch stands.
@@ -131,7 +179,7 @@ pub struct Summary {
     /// 429/503 answers met.
     pub throttled: u64,
     /// Why submissions stopped early, if they did.
-    pub stopped: Option<String>,
+    pub stopped: Option<StopReason>,
 }
 
 impl Summary {
@@ -165,26 +213,6 @@ impl Summary {
     }
 }
 
-/// What the cost guard knows: charged so far, runs completed, runs decided but not ended.
-#[derive(Debug, Default)]
-struct Costs {
-    charged: f64,
-    completed: u32,
-    flying: u32,
-}
-
-impl Costs {
-    /// What one more run is expected to cost: the technique's price, or more when the runs so
-    /// far were charged more.
-    fn per_run(&self, nominal: f64) -> f64 {
-        if self.completed == 0 {
-            nominal
-        } else {
-            nominal.max(self.charged / f64::from(self.completed))
-        }
-    }
-}
-
 /// A batch bound to its journal (which it holds locked).
 pub struct Batch {
     client: Client,
@@ -193,13 +221,13 @@ pub struct Batch {
     schema: TechniqueSchema,
     options: BatchOptions,
     window: Window,
-    /// The cost guard's figures (set up by `run`).
-    costs: Mutex<Costs>,
+    /// The `max_cost` guard (its figures set up by `run`).
+    costs: CostGuard,
     /// Submissions between their first POST and a known run id: at most `max_concurrency`.
     /// With 1, a lost answer is always reconciled exactly (no other run can be unowned).
     unresolved: tokio::sync::Semaphore,
     stop: AtomicBool,
-    stop_reason: Mutex<Option<String>>,
+    stop_reason: Mutex<Option<StopReason>>,
     events: Option<UnboundedSender<Event>>,
 }
 
@@ -338,7 +366,7 @@ impl Batch {
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
-            costs: Mutex::new(Costs::default()),
+            costs: CostGuard::new(options.max_cost, meta.run_cost.unwrap_or(0.0)),
             meta,
             schema,
             options,
@@ -356,14 +384,18 @@ impl Batch {
 
     /// Stops new submissions; what is in flight is still polled to its end.
     pub fn stop(&self, why: &str) {
+        self.halt(StopReason::Requested(why.to_owned()));
+    }
+
+    fn halt(&self, reason: StopReason) {
         if !self.stop.swap(true, Ordering::SeqCst) {
             if let Ok(mut r) = self.stop_reason.lock() {
-                *r = Some(why.to_owned());
+                *r = Some(reason.clone());
             }
-            self.emit(Event::Stopped {
-                why: why.to_owned(),
-            });
+            self.emit(Event::Stopped { reason });
         }
+        // Submissions waiting for the cost guard see the stop.
+        self.costs.wake();
     }
 
     fn stopped(&self) -> bool {
@@ -400,20 +432,7 @@ impl Batch {
 
     /// Every item's row, for `status` and `export`.
     pub fn items_json(&self) -> Result<Vec<Value>, Error> {
-        Ok(self
-            .journal()
-            .items()?
-            .into_iter()
-            .map(|r| {
-                json!({
-                    "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
-                    "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
-                    "outputs": r.outputs.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                    "saved": r.saved.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                    "inputs": r.values,
-                })
-            })
-            .collect())
+        Ok(self.journal().items()?.iter().map(row_json).collect())
     }
 
     /// Failed items (and, with `unclear`, those needing review) back to planned under a new
@@ -425,25 +444,15 @@ impl Batch {
     /// Drives every unfinished item to its end (or until stopped) and returns the summary.
     pub async fn run(&self) -> Result<Summary, Error> {
         let rows = self.journal().items()?;
-        let charged: f64 = rows.iter().filter_map(|r| r.charged).sum();
-        if let Some(max) = self.options.max_cost
-            && charged >= max
-        {
-            self.stop(&format!(
-                "the charged total {charged:.2} USD reached --max-cost {max}"
-            ));
-        }
-        *self.costs.lock().unwrap_or_else(|p| p.into_inner()) = Costs {
-            charged,
-            completed: rows
-                .iter()
-                .filter(|r| matches!(r.state, ItemState::Completed | ItemState::Saved))
+        self.costs.start(
+            rows.iter().filter_map(|r| {
+                let completed = matches!(r.state, ItemState::Completed | ItemState::Saved);
+                r.charged.map(|c| (c, completed))
+            }),
+            rows.iter()
+                .filter(|r| r.state == ItemState::Created)
                 .count() as u32,
-            flying: rows
-                .iter()
-                .filter(|r| matches!(r.state, ItemState::Created))
-                .count() as u32,
-        };
+        );
         let work: Vec<ItemRow> = rows
             .into_iter()
             .filter(|r| {
@@ -490,7 +499,6 @@ impl Batch {
     }
 
     async fn drive(&self, mut row: ItemRow) -> Result<(), Error> {
-        let lock = || self.costs.lock().unwrap_or_else(|p| p.into_inner());
         // The inputs resolved for the intent, reused for the POST (no second check or hash).
         let mut resolved: Option<Vec<RunInput>> = None;
         loop {
@@ -512,6 +520,8 @@ impl Batch {
                 }
                 ItemState::Submitting => {
                     if self.stopped() {
+                        // Back to planned if its POST never left.
+                        self.journal().unsent(row.pos)?;
                         return Ok(());
                     }
                     let Some(run_id) = self.settle(&row, resolved.take()).await? else {
@@ -522,6 +532,8 @@ impl Batch {
                 }
                 ItemState::Created => {
                     let Some(run) = self.poll_to_end(&row).await? else {
+                        // Polling gave up (a resume continues it): still counted as charged.
+                        self.costs.lost();
                         return Ok(());
                     };
                     let outputs = serde_json::to_string(&run.outputs).unwrap_or_default();
@@ -533,12 +545,7 @@ impl Batch {
                             Some(&outputs),
                             None,
                         )?;
-                        {
-                            let mut c = lock();
-                            c.charged += run.charged_cost.unwrap_or(0.0);
-                            c.completed += 1;
-                            c.flying = c.flying.saturating_sub(1);
-                        }
+                        self.costs.ended(run.charged_cost, true);
                         self.emit(Event::Completed {
                             key: row.key.clone(),
                             run_id: run.run_id.clone(),
@@ -559,11 +566,7 @@ impl Batch {
                             Some(&outputs),
                             Some(&why),
                         )?;
-                        {
-                            let mut c = lock();
-                            c.charged += run.charged_cost.unwrap_or(0.0);
-                            c.flying = c.flying.saturating_sub(1);
-                        }
+                        self.costs.ended(run.charged_cost, false);
                         self.emit(Event::Failed {
                             key: row.key.clone(),
                             error: why,
@@ -736,22 +739,40 @@ impl Batch {
         let Ok(_unresolved) = self.unresolved.acquire().await else {
             return Ok(None);
         };
-        // The cost guard, right before the POST: charged so far, plus the runs not ended, plus
-        // this one, each at the price runs were really charged (or the schema's, before any).
-        if let Some(max) = self.options.max_cost {
-            let c = self.costs.lock().unwrap_or_else(|p| p.into_inner());
-            let per_run = c.per_run(self.meta.run_cost.unwrap_or(0.0));
-            if c.charged + f64::from(c.flying + 1) * per_run > max + 1e-9 {
-                drop(c);
-                self.stop(&format!(
-                    "the next run would take the total past --max-cost {max} USD"
-                ));
+        // The cost guard, right before the POST (see `cost.rs`).
+        let reserved = match self.costs.before_post(|| self.stopped()).await {
+            Decision::Go(reserved) => reserved,
+            Decision::Over {
+                charged,
+                per_run,
+                flying,
+            } => {
+                self.halt(StopReason::MaxCost {
+                    limit: self.options.max_cost.unwrap_or(0.0),
+                    charged,
+                    per_run,
+                    in_flight: flying,
+                });
+                self.journal().unsent(row.pos)?;
                 return Ok(None);
             }
-        }
+        };
+        // Ends without a run: its place is given back when nothing was sent before (after a
+        // lost answer, a run may exist: the dropped place counts it as charged).
+        let sent_before = row.sent_at.is_some();
+        let no_run = |reserved: Reserved<'_>, attempt: u32| {
+            if attempt == 0 && !sent_before {
+                reserved.no_run();
+            }
+        };
         let mut attempt = 0u32;
         loop {
             if self.stopped() {
+                if attempt == 0 {
+                    // Never sent (by this process): back to planned, unless an earlier one sent it.
+                    self.journal().unsent(row.pos)?;
+                }
+                no_run(reserved, attempt);
                 return Ok(None);
             }
             let slot = self.window.acquire().await;
@@ -769,28 +790,35 @@ impl Batch {
                     // Committed before the window slot is given back: with one submission in
                     // flight, every other run is owned by then, so a later reconcile is exact.
                     self.journal().created(row.pos, handle.run_id())?;
-                    self.costs.lock().unwrap_or_else(|p| p.into_inner()).flying += 1;
+                    reserved.made_a_run();
                     slot.success();
                     return Ok(Some(handle.run_id().to_owned()));
                 }
                 Err(e @ Error::Idempotency { .. }) if e.status() == Some(409) => {
                     drop(slot);
-                    return self.reconcile(row).await;
+                    let found = self.reconcile(row).await;
+                    if matches!(found, Ok(Some(_))) {
+                        reserved.made_a_run();
+                    }
+                    return found;
                 }
                 Err(e) => {
                     match e.status() {
                         Some(401 | 403) => {
                             drop(slot);
-                            self.stop(&format!("FLORA refused the key: {e}"));
+                            no_run(reserved, attempt);
+                            self.halt(StopReason::Unauthorized(e.to_string()));
                             return Ok(None);
                         }
                         Some(402) => {
                             drop(slot);
-                            self.stop(&format!("insufficient credits: {e}"));
+                            no_run(reserved, attempt);
+                            self.halt(StopReason::InsufficientCredits(e.to_string()));
                             return Ok(None);
                         }
                         Some(400 | 404 | 422) => {
                             drop(slot);
+                            no_run(reserved, attempt);
                             self.refuse(row, e.to_string())?;
                             return Ok(None);
                         }
@@ -974,17 +1002,18 @@ impl Batch {
 pub(crate) fn status_of(path: &Path) -> Result<(Summary, Vec<Value>), Error> {
     let (journal, _meta) = Journal::open(path)?;
     let rows = journal.items()?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
-                "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
-                "inputs": r.values,
-                "outputs": r.outputs.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                "saved": r.saved.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-            })
-        })
-        .collect();
-    Ok((Summary::of(&rows), items))
+    Ok((Summary::of(&rows), rows.iter().map(row_json).collect()))
+}
+
+/// One item as `status --json` and `export` show it.
+fn row_json(r: &ItemRow) -> Value {
+    let parsed = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|o| serde_json::from_str::<Value>(o).ok())
+    };
+    json!({
+        "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
+        "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
+        "inputs": r.values, "outputs": parsed(&r.outputs), "saved": parsed(&r.saved),
+    })
 }

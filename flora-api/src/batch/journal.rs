@@ -381,6 +381,16 @@ impl Journal {
         )
     }
 
+    /// An item whose POST never left goes back to planned (same attempt: the same key when it
+    /// is sent). Nothing changes once its POST may have left.
+    pub(crate) fn unsent(&self, pos: i64) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET state = 'planned', idem = NULL, intent_at = NULL \
+             WHERE pos = ?1 AND state = 'submitting' AND sent_at IS NULL",
+            params![pos],
+        )
+    }
+
     pub(crate) fn upload_url(&self, sha256: &str, kind: &str) -> Result<Option<String>, Error> {
         self.conn
             .query_row(

@@ -17,12 +17,13 @@
 //! # Ok(()) }
 //! ```
 
+mod cost;
 mod engine;
 mod journal;
 mod plan;
 mod window;
 
-pub use engine::{Batch, BatchOptions, Event, Summary};
+pub use engine::{Batch, BatchOptions, Event, StopReason, Summary};
 pub use journal::ItemState;
 pub use plan::{PlanItem, read_plan};
 

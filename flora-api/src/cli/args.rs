@@ -30,7 +30,7 @@ Exit codes:
   2    usage or input invalid (nothing was sent)
   3    the run failed on FLORA's side (its error_code is printed)
   4    authentication or permission (HTTP 401/403)
-  5    rate limited after retries, or insufficient credits (HTTP 429/402)
+  5    rate limited after retries, insufficient credits (HTTP 429/402), or a batch's --max-cost
   6    timed out waiting (the run keeps going: `floret wait` picks it up)
   130  interrupted by Ctrl-C while waiting (the run id and `floret wait` command are printed)
 
@@ -245,7 +245,8 @@ pub(crate) struct BatchFlags {
     /// The most requests in flight (the adaptive window's ceiling).
     #[arg(long, default_value_t = 16)]
     pub max_concurrency: usize,
-    /// Refuse a plan estimated over this, and stop submitting before the total passes it.
+    /// Refuse a plan estimated over this, and stop submitting before the total passes it
+    /// (the first run goes alone: its charge is the price for the rest).
     #[arg(long, value_name = "USD")]
     pub max_cost: Option<f64>,
     /// Resubmit items whose run could not be identified after a lost answer (a new run).

@@ -11,7 +11,7 @@ use super::args::{BatchCommand, BatchFlags, Global};
 use super::commands::{client_with, known_key_of, schema};
 use super::finish;
 use super::report::{Exit, Failure, Mode, Out};
-use crate::batch::{Batch, BatchOptions, Event, Summary, read_plan};
+use crate::batch::{Batch, BatchOptions, Event, StopReason, Summary, read_plan};
 
 pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode {
     let key = known_key_of(&global);
@@ -137,7 +137,8 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     json!({
         "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
         "saved": s.saved, "failed": s.failed, "needs_review": s.needs_review,
-        "charged": s.charged, "throttled": s.throttled, "stopped": s.stopped,
+        "charged": s.charged, "throttled": s.throttled,
+        "stopped": s.stopped.as_ref().map(ToString::to_string),
     })
 }
 
@@ -235,22 +236,24 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
     if std::io::stdout().is_terminal() || out.mode == Mode::Human {
         out.line(&summary_line(&summary));
     }
-    match summary.stopped.as_deref() {
-        Some("interrupted") => {
-            return Err(Failure::new(
+    if let Some(reason) = &summary.stopped {
+        let why = reason.to_string();
+        return Err(match reason {
+            StopReason::Requested(_) => Failure::new(
                 Exit::Interrupted,
                 "interrupted",
                 "interrupted; resume with `floret batch resume --journal FILE`",
-            ));
-        }
-        Some(why) if why.starts_with("FLORA refused the key") => {
-            return Err(Failure::new(Exit::Auth, "unauthorized", why));
-        }
-        Some(why) if why.starts_with("insufficient credits") => {
-            return Err(Failure::new(Exit::Limited, "insufficient_credits", why));
-        }
-        Some(why) => return Err(Failure::new(Exit::Other, "stopped", why)),
-        None => {}
+            ),
+            StopReason::Unauthorized(_) => Failure::new(Exit::Auth, "unauthorized", why),
+            StopReason::InsufficientCredits(_) => {
+                Failure::new(Exit::Limited, "insufficient_credits", why)
+            }
+            StopReason::MaxCost { .. } => Failure::new(
+                Exit::Limited,
+                "max_cost",
+                format!("{why}; raise it with `floret batch resume --journal FILE --max-cost USD`"),
+            ),
+        });
     }
     if summary.failed > 0 {
         return Err(Failure::new(
@@ -295,6 +298,6 @@ fn event_json(e: &Event) -> serde_json::Value {
             json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
         }
         Event::NeedsReview { key, why } => json!({"key": key, "why": why}),
-        Event::Stopped { why } => json!({"why": why}),
+        Event::Stopped { reason } => json!({"why": reason.to_string()}),
     }
 }

@@ -19,7 +19,7 @@ pub(crate) enum Exit {
     RunFailed,
     /// 4: authentication or permission (401/403).
     Auth,
-    /// 5: rate limited after retries, or insufficient credits (429/402).
+    /// 5: rate limited after retries, insufficient credits (429/402), or `--max-cost`.
     Limited,
     /// 6: timed out waiting; the run keeps going.
     TimedOut,

@@ -154,6 +154,7 @@ impl FakeFlora {
             core: self.core.clone(),
             pending_polls: 0,
             matcher: None,
+            charges: None,
             _t: PhantomData,
         }
     }
@@ -254,6 +255,7 @@ pub struct RuleBuilder<T> {
     core: Arc<Core>,
     pending_polls: u32,
     matcher: Option<core::Matcher>,
+    charges: Option<f64>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -262,6 +264,7 @@ impl<T> fmt::Debug for RuleBuilder<T> {
         f.debug_struct("RuleBuilder")
             .field("pending_polls", &self.pending_polls)
             .field("when", &self.matcher.is_some())
+            .field("charges", &self.charges)
             .finish()
     }
 }
@@ -278,6 +281,13 @@ impl<T: FakeTechnique> RuleBuilder<T> {
         self.matcher = Some(Box::new(move |inputs: &[RunInput]| {
             T::from_wire(&WireInputs::new(inputs)).is_ok_and(|t| matches(&t))
         }));
+        self
+    }
+
+    /// Completed runs are charged `usd` rather than the technique's listed `run_cost`, as a
+    /// technique priced by its inputs (a video's length) is: for testing cost limits.
+    pub fn charges(mut self, usd: f64) -> Self {
+        self.charges = Some(usd);
         self
     }
 
@@ -309,6 +319,7 @@ impl<T: FakeTechnique> RuleBuilder<T> {
                 matcher: self.matcher,
                 pending_polls: self.pending_polls,
                 ending,
+                charges: self.charges,
             },
         );
     }

@@ -35,6 +35,8 @@ pub(crate) struct Rule {
     pub matcher: Option<Matcher>,
     pub pending_polls: u32,
     pub ending: Ending,
+    /// USD charged for a completed run instead of the technique's `run_cost`.
+    pub charges: Option<f64>,
 }
 
 impl Rule {
@@ -43,6 +45,7 @@ impl Rule {
             matcher: None,
             pending_polls,
             ending: Ending::Placeholders,
+            charges: None,
         }
     }
 }

@@ -245,7 +245,7 @@ fn decide(
     let fields = match &rule.ending {
         Ending::Outputs(o) => json!({
             "status": "completed", "progress": 100, "outputs": o,
-            "charged_cost": entry.run_cost, "completed_at": 2
+            "charged_cost": rule.charges.unwrap_or(entry.run_cost), "completed_at": 2
         }),
         Ending::Fails { code, message } => json!({
             "status": "failed", "error_code": code, "error_message": message,
@@ -267,7 +267,7 @@ fn decide(
             }
             json!({
                 "status": "completed", "progress": 100, "outputs": outs,
-                "charged_cost": entry.run_cost, "completed_at": 2
+                "charged_cost": rule.charges.unwrap_or(entry.run_cost), "completed_at": 2
             })
         }
     };
