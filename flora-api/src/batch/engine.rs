@@ -255,6 +255,23 @@ pub(crate) async fn validate(schema: &TechniqueSchema, items: &[PlanItem]) -> Re
     let slots = schema.inputs.clone().unwrap_or_default();
     let ids: Vec<&str> = slots.iter().map(|s| s.id.as_str()).collect();
     let mut problems = Vec::new();
+    if items.is_empty() {
+        problems.push("the plan has no items".to_owned());
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    for item in items {
+        if let Some(first) = keys.insert(item.key.as_str(), item) {
+            let lines = if item.line > 0 {
+                format!(" (lines {} and {})", first.line, item.line)
+            } else {
+                String::new()
+            };
+            problems.push(format!(
+                "key {:?} is used by two items{lines}; keys must be unique",
+                item.key
+            ));
+        }
+    }
     for item in items {
         let at = if item.line > 0 {
             format!("line {}", item.line)
@@ -433,6 +450,39 @@ impl Batch {
     /// Every item's row, for `status` and `export`.
     pub fn items_json(&self) -> Result<Vec<Value>, Error> {
         Ok(self.journal().items()?.iter().map(row_json).collect())
+    }
+
+    /// What makes this journal's plan another one than `items` of `schema`'s technique.
+    pub(crate) fn differs_from(
+        &self,
+        schema: &TechniqueSchema,
+        items: &[PlanItem],
+    ) -> Result<Option<String>, Error> {
+        if self.meta.technique_id != schema.technique_id {
+            return Ok(Some(format!(
+                "a batch of technique `{}`, not `{}`",
+                self.meta.slug,
+                schema.slug_or_derived()
+            )));
+        }
+        let rows = self.journal().items()?;
+        if rows.len() != items.len() {
+            return Ok(Some(format!("{} items, not {}", rows.len(), items.len())));
+        }
+        for (row, item) in rows.iter().zip(items) {
+            if row.key != item.key {
+                return Ok(Some(format!(
+                    "its item {} is {:?}, here {:?}",
+                    row.pos + 1,
+                    row.key,
+                    item.key
+                )));
+            }
+            if row.values != item.values {
+                return Ok(Some(format!("item {:?} has other inputs", row.key)));
+            }
+        }
+        Ok(None)
     }
 
     /// Failed items (and, with `unclear`, those needing review) back to planned under a new

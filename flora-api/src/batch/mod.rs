@@ -6,6 +6,26 @@
 //! batch, the item key, the technique and the inputs (files by content), so a resume re-sends
 //! exactly what it sent before and FLORA replays the run instead of starting another.
 //!
+//! In code, items are pushed typed (the generated technique types, checked by the compiler
+//! as single runs are) or untyped, and running the same program again after a crash resumes
+//! the journal instead of starting over:
+//!
+//! ```no_run
+//! # #[cfg(feature = "techniques")]
+//! # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+//! use flora_api::batch::{Batch, BatchOptions};
+//! use flora_api::techniques::CctvCam;
+//! let mut batch = Batch::new(&client, "cctv-cam", "faces.journal");
+//! batch.push::<CctvCam>("face-1", &CctvCam { input_image: "https://example.com/1.png".parse()? });
+//! batch.push_values("face-2", [("input_image".to_owned(), "faces/2.png")]); // a local file
+//! batch.options(BatchOptions { max_cost: Some(5.0), download: Some("out/".into()), ..Default::default() });
+//! let summary = batch.start().await?.run().await?;
+//! println!("{} completed, {} USD", summary.completed, summary.charged);
+//! # Ok(()) }
+//! ```
+//!
+//! From a plan file (JSON lines or CSV), as `floret batch run` does:
+//!
 //! ```no_run
 //! # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
 //! use flora_api::batch::{Batch, BatchOptions, read_plan};
@@ -13,16 +33,17 @@
 //! let items = read_plan("faces.jsonl".as_ref())?; // {"input_image": "faces/a.png"} per line
 //! let batch = Batch::create(&client, "faces.journal".as_ref(), &schema, &items, BatchOptions::default()).await?;
 //! let summary = batch.run().await?;
-//! println!("{} completed, {} USD", summary.completed, summary.charged);
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod cost;
 mod engine;
 mod journal;
 mod plan;
 mod window;
 
+pub use builder::BatchBuilder;
 pub use engine::{Batch, BatchOptions, Event, StopReason, Summary};
 pub use journal::ItemState;
 pub use plan::{PlanItem, read_plan};
