@@ -41,6 +41,10 @@ impl Batch {
     /// println!("{} completed, {} USD", summary.completed, summary.charged);
     /// # Ok(()) }
     /// ```
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "a batch exists once its journal is written (`start`); `new` begins one"
+    )]
     pub fn new(client: &Client, technique: &str, journal: impl AsRef<Path>) -> BatchBuilder {
         BatchBuilder {
             client: client.clone(),
