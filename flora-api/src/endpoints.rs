@@ -361,7 +361,7 @@ impl Client {
     /// Polls a run once on `GET /runs/{run_id}`.
     pub async fn get_run_by_id(&self, run_id: &str) -> Result<Run, Error> {
         check_prefix("run id", run_id, "run_")?;
-        RunState::top_level(self.clone(), run_id.to_owned(), None)
+        RunState::top_level(self.clone(), run_id.to_owned(), None, None)
             .poll()
             .await
     }
@@ -406,6 +406,7 @@ impl Client {
             self.clone(),
             created.run_id.clone(),
             created.poll_url.as_deref(),
+            created.estimated_seconds,
         )
         .typed();
         Ok((created, handle))

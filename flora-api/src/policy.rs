@@ -15,6 +15,9 @@ use crate::durations::{from_secs_saturating, scale};
 /// once: sleeping for minutes inside a call surprises callers, and retrying sooner than asked
 /// only collects more refusals. The error keeps the hint ([`ApiError::retry_after`]).
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest first wait an `estimated_seconds` buys: a run estimated at an hour is still
+/// looked at after ten minutes (estimates are guesses; a run ending early is noticed).
+pub(crate) const MAX_ESTIMATE_WAIT: Duration = Duration::from_secs(600);
 /// A 429 without `Retry-After` waits at least this long (above the configured backoff).
 pub(crate) const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Random share taken off each backoff delay (as the official SDKs do), so clients that failed
@@ -149,6 +152,19 @@ impl PollPolicy {
         self.deadline
     }
 
+    /// The waits before each poll when FLORA estimated the run ends `left` from now: the
+    /// first poll waits for the estimate (at least the initial delay, at most
+    /// [`MAX_ESTIMATE_WAIT`]), then polls follow the usual schedule.
+    pub(crate) fn delays_after(
+        &self,
+        left: Option<Duration>,
+    ) -> impl Iterator<Item = Duration> + use<> {
+        let mut delays = self.delays();
+        let first = delays.next().unwrap_or(self.initial_delay);
+        let first = left.map_or(first, |l| l.min(MAX_ESTIMATE_WAIT).max(first));
+        std::iter::once(first).chain(delays)
+    }
+
     /// The waits before each poll, in order (endless).
     pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
         let factor = if self.multiplier.is_finite() && self.multiplier > 1.0 {
@@ -269,6 +285,22 @@ mod tests {
         let first: Vec<_> = PollPolicy::default().delays().take(5).collect();
         assert_eq!(first[0], Duration::from_secs(2));
         assert_eq!(first[4], Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_estimate_delays_only_the_first_poll_within_bounds() {
+        let p = PollPolicy::default();
+        let d = |left: Option<u64>| -> Vec<Duration> {
+            p.delays_after(left.map(Duration::from_secs))
+                .take(3)
+                .collect()
+        };
+        let s = Duration::from_secs;
+        assert_eq!(d(None), vec![s(2), s(2), s(3)]);
+        assert_eq!(d(Some(30)), vec![s(30), s(2), s(3)]);
+        // Never sooner than the policy's first wait, never later than the cap.
+        assert_eq!(d(Some(0))[0], s(2));
+        assert_eq!(d(Some(7200))[0], MAX_ESTIMATE_WAIT);
     }
 
     #[test]

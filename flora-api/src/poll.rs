@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::client::{Call, Client};
+use crate::durations::from_secs_saturating;
 use crate::error::Error;
 use crate::technique::{Technique, TechniqueRun};
 use crate::wire::{Run, RunStatus};
@@ -41,6 +42,14 @@ pub(crate) struct RunState {
     route: Route,
     poll_url: Option<Url>,
     last: Option<Run>,
+    /// When FLORA's `estimated_seconds` says the run should be done: the first poll of a wait
+    /// is not sent before.
+    ready_at: Option<Instant>,
+}
+
+/// When a run created now is estimated to be done.
+pub(crate) fn ready_at(estimated_seconds: Option<f64>) -> Option<Instant> {
+    estimated_seconds.and_then(|s| Instant::now().checked_add(from_secs_saturating(s)))
 }
 
 impl<T> std::fmt::Debug for RunHandle<T> {
@@ -71,12 +80,18 @@ impl RunState {
             run_id: run.run_id.clone(),
             route: Route::Nested(technique.to_owned()),
             poll_url,
+            ready_at: ready_at(run.estimated_seconds()),
             last: Some(run),
         }
     }
 
     /// A run started on `POST /runs/technique`.
-    pub(crate) fn top_level(client: Client, run_id: String, poll_url: Option<&str>) -> Self {
+    pub(crate) fn top_level(
+        client: Client,
+        run_id: String,
+        poll_url: Option<&str>,
+        estimated_seconds: Option<f64>,
+    ) -> Self {
         let poll_url = same_origin(&client, poll_url);
         RunState {
             client,
@@ -84,6 +99,7 @@ impl RunState {
             route: Route::TopLevel,
             poll_url,
             last: None,
+            ready_at: ready_at(estimated_seconds),
         }
     }
 
@@ -129,7 +145,9 @@ impl RunState {
             return finish(run);
         }
         let remaining = |now: Instant| deadline.map(|d| d.saturating_duration_since(now));
-        let mut delays = policy.delays();
+        // The first poll waits for FLORA's estimate, when it gave one.
+        let left = self.ready_at.map(|at| at.saturating_duration_since(start));
+        let mut delays = policy.delays_after(left);
         let mut warned_unknown = false;
         loop {
             let delay = delays.next().unwrap_or(policy.max_interval);
@@ -194,6 +212,7 @@ impl<T> RunHandle<T> {
             route: Route::Nested(technique.to_owned()),
             poll_url: None,
             last: None,
+            ready_at: None,
         }
         .typed()
     }

@@ -397,6 +397,17 @@ struct RawRun {
     extra: Extra,
 }
 
+impl Run {
+    /// `estimated_seconds` when the server sent one (documented on `POST /runs/technique`'s
+    /// answer; read here from the nested route's answer too, in either casing).
+    pub fn estimated_seconds(&self) -> Option<f64> {
+        ["estimated_seconds", "estimatedSeconds"]
+            .iter()
+            .find_map(|k| self.extra.get(*k).and_then(Value::as_f64))
+            .filter(|s| s.is_finite() && *s >= 0.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Run {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;

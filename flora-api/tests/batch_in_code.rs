@@ -128,3 +128,30 @@ async fn a_wrong_plan_sends_nothing_and_says_why() {
         "no journal for a plan that did not start"
     );
 }
+
+/// A batch's first poll of each run waits for FLORA's `estimated_seconds`: before it, only
+/// the schema read and the creates are sent.
+#[tokio::test(start_paused = true)]
+async fn polls_wait_for_floras_estimate() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .estimated_seconds(30.0)
+        .completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("j"));
+    for i in 0..3 {
+        batch.push(format!("face-{i}"), &face(i));
+    }
+    batch.options(options());
+    let batch = batch.start().await.unwrap();
+    let check = async {
+        tokio::time::sleep(std::time::Duration::from_secs(29)).await;
+        // The schema read and three creates; no poll yet.
+        assert_eq!(fake.request_count(), 4);
+    };
+    let (summary, ()) = tokio::join!(batch.run(), check);
+    let summary = summary.unwrap();
+    assert_eq!(summary.completed, 3, "{summary:?}");
+    assert_eq!(fake.request_count(), 7, "one poll per run, at the estimate");
+}

@@ -541,3 +541,30 @@ async fn defect_21_a_wrong_key_and_injected_statuses_look_like_flora() {
         right.technique("cctv-cam").await.unwrap();
     }
 }
+
+/// FLORA's `estimated_seconds` in the create answer: the first poll waits for it (polls
+/// before it would only spend the workspace's rate limit), then the usual schedule.
+#[tokio::test(start_paused = true)]
+async fn the_first_poll_waits_for_floras_estimate() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .estimated_seconds(40.0)
+        .pending_polls(1)
+        .returns(out("https://cdn.example.invalid/o.png"));
+    let client = fake.client();
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { my_pipeline(&client, face()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(39)).await;
+    assert_eq!(
+        fake.request_count(),
+        1,
+        "only the create before the estimate"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.request_count(), 2, "the first poll at the estimate");
+    // Then the usual 2 s schedule: completed on the next poll.
+    assert!(waiting.await.unwrap().is_ok());
+    assert_eq!(fake.request_count(), 3);
+}

@@ -226,6 +226,9 @@ pub struct Batch {
     /// Submissions between their first POST and a known run id: at most `max_concurrency`.
     /// With 1, a lost answer is always reconciled exactly (no other run can be unowned).
     unresolved: tokio::sync::Semaphore,
+    /// When FLORA estimated each new run done (`estimated_seconds`), by item: its first poll
+    /// waits until then.
+    ready_at: Mutex<std::collections::HashMap<i64, tokio::time::Instant>>,
     stop: AtomicBool,
     stop_reason: Mutex<Option<StopReason>>,
     events: Option<UnboundedSender<Event>>,
@@ -387,6 +390,7 @@ impl Batch {
             meta,
             schema,
             options,
+            ready_at: Mutex::new(std::collections::HashMap::new()),
             stop: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             events: None,
@@ -841,6 +845,14 @@ impl Batch {
                     // flight, every other run is owned by then, so a later reconcile is exact.
                     self.journal().created(row.pos, handle.run_id())?;
                     reserved.made_a_run();
+                    if let Some(at) =
+                        crate::poll::ready_at(handle.last_seen().and_then(Run::estimated_seconds))
+                    {
+                        self.ready_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(row.pos, at);
+                    }
                     slot.success();
                     return Ok(Some(handle.run_id().to_owned()));
                 }
@@ -972,12 +984,24 @@ impl Batch {
         let Some(run_id) = row.run_id.clone() else {
             return Ok(None);
         };
-        let mut delay = self.options.poll_interval;
+        // The first poll waits for FLORA's estimate, when the create answer gave one.
+        let ready_at = self
+            .ready_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&row.pos);
+        let left = ready_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+        let interval = self.options.poll_interval;
+        let mut delay = left.map_or(interval, |l| {
+            l.min(crate::policy::MAX_ESTIMATE_WAIT).max(interval)
+        });
+        // After the first poll: from the interval, growing to 5 s.
+        let mut next = interval;
         let mut attempt = 0u32;
         loop {
             tokio::time::sleep(delay).await;
-            delay =
-                (delay.mul_f64(1.5)).min(self.options.poll_interval.max(Duration::from_secs(5)));
+            delay = next;
+            next = next.mul_f64(1.5).min(interval.max(Duration::from_secs(5)));
             let slot = self.window.acquire().await;
             match self.client.get_run(&self.meta.slug, &run_id).await {
                 Ok(run) => {

@@ -155,6 +155,7 @@ impl FakeFlora {
             pending_polls: 0,
             matcher: None,
             charges: None,
+            estimated_seconds: None,
             _t: PhantomData,
         }
     }
@@ -256,6 +257,7 @@ pub struct RuleBuilder<T> {
     pending_polls: u32,
     matcher: Option<core::Matcher>,
     charges: Option<f64>,
+    estimated_seconds: Option<f64>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -265,6 +267,7 @@ impl<T> fmt::Debug for RuleBuilder<T> {
             .field("pending_polls", &self.pending_polls)
             .field("when", &self.matcher.is_some())
             .field("charges", &self.charges)
+            .field("estimated_seconds", &self.estimated_seconds)
             .finish()
     }
 }
@@ -288,6 +291,13 @@ impl<T: FakeTechnique> RuleBuilder<T> {
     /// technique priced by its inputs (a video's length) is: for testing cost limits.
     pub fn charges(mut self, usd: f64) -> Self {
         self.charges = Some(usd);
+        self
+    }
+
+    /// The create answer carries `estimated_seconds` (FLORA's guess of the run's length):
+    /// clients wait that long before their first poll.
+    pub fn estimated_seconds(mut self, secs: f64) -> Self {
+        self.estimated_seconds = Some(secs);
         self
     }
 
@@ -320,6 +330,7 @@ impl<T: FakeTechnique> RuleBuilder<T> {
                 pending_polls: self.pending_polls,
                 ending,
                 charges: self.charges,
+                estimated_seconds: self.estimated_seconds,
             },
         );
     }

@@ -37,6 +37,8 @@ pub(crate) struct Rule {
     pub ending: Ending,
     /// USD charged for a completed run instead of the technique's `run_cost`.
     pub charges: Option<f64>,
+    /// `estimated_seconds` in the create answer.
+    pub estimated_seconds: Option<f64>,
 }
 
 impl Rule {
@@ -46,6 +48,7 @@ impl Rule {
             pending_polls,
             ending: Ending::Placeholders,
             charges: None,
+            estimated_seconds: None,
         }
     }
 }
@@ -75,6 +78,8 @@ struct RunState {
     created_at: f64,
     polls_left: u32,
     polls_total: u32,
+    /// What the create answer estimated, if the rule says.
+    estimated_seconds: Option<f64>,
     /// The final run fields (`status`, `outputs`/`error_*`, `charged_cost`).
     last: Value,
 }

@@ -104,11 +104,11 @@ impl Core {
                         &[],
                     );
                 }
-                // The same key is the same run (a retry after a lost answer).
-                return json_answer(
-                    201,
-                    &json!({"run_id": id, "status": "pending", "progress": 0, "created_at": 0}),
-                );
+                // The same key is the same run (a retry after a lost answer): its first answer.
+                return match st.runs.get(&id) {
+                    Some(run) => json_answer(201, &Self::created_json(&id, run)),
+                    None => error(404, "not_found", &format!("run `{id}` not found"), &[]),
+                };
             }
             let decided = match Self::find(st, slug) {
                 None => Err(error(404, "not_found", &no_rule(slug), &[])),
@@ -116,7 +116,7 @@ impl Core {
                     decide(&slug, entry, &inputs, &media_base).map(|d| (slug, d))
                 }
             };
-            let (slug, (final_fields, polls, media)) = match decided {
+            let (slug, (final_fields, polls, media, estimated_seconds)) = match decided {
                 Ok(d) => d,
                 Err(answer) => return answer,
             };
@@ -125,28 +125,36 @@ impl Core {
             }
             st.next_id += 1;
             let id = format!("run_fake{:04}", st.next_id);
-            st.runs.insert(
-                id.clone(),
-                RunState {
-                    slug: slug.clone(),
-                    created_at: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0.0, |d| d.as_secs_f64()),
-                    polls_left: polls,
-                    polls_total: polls,
-                    last: final_fields,
-                },
-            );
+            let run = RunState {
+                slug: slug.clone(),
+                created_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                polls_left: polls,
+                polls_total: polls,
+                estimated_seconds,
+                last: final_fields,
+            };
+            let answer = Self::created_json(&id, &run);
+            st.runs.insert(id.clone(), run);
             st.run_order.push(id.clone());
             if let Some(k) = key {
                 st.run_keys.insert(k, (id.clone(), request));
             }
             st.journal.push((slug, inputs));
-            json_answer(
-                201,
-                &json!({"run_id": id, "status": "pending", "progress": 0, "created_at": 1}),
-            )
+            json_answer(201, &answer)
         })
+    }
+
+    /// The answer to the POST that created a run (and to a replay of it).
+    fn created_json(id: &str, run: &RunState) -> Value {
+        let mut v = json!({
+            "run_id": id, "status": "pending", "progress": 0, "created_at": run.created_at
+        });
+        if let Some(s) = run.estimated_seconds {
+            v["estimated_seconds"] = json!(s);
+        }
+        v
     }
 
     pub(super) fn run_json(id: &str, run: &RunState, status: Option<&str>) -> Value {
@@ -214,7 +222,7 @@ fn decide(
     entry: &Entry,
     inputs: &[RunInput],
     media_base: &str,
-) -> Result<(Value, u32, Media), FakeResponse> {
+) -> Result<(Value, u32, Media, Option<f64>), FakeResponse> {
     let problems = validate(&entry.inputs, inputs);
     if !problems.is_empty() {
         let summary = problems
@@ -271,7 +279,7 @@ fn decide(
             })
         }
     };
-    Ok((fields, rule.pending_polls, media))
+    Ok((fields, rule.pending_polls, media, rule.estimated_seconds))
 }
 
 /// Unknown ids, wrong types and missing required inputs, as `(field, message)`.
