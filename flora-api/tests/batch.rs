@@ -56,6 +56,26 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
     fake.duplicate_keys_conflict(conflict);
+    if conflict {
+        // The workspace has older runs of the technique (someone else's, two hours before),
+        // and the listing's `created_at` is an hour ahead of this machine, in milliseconds:
+        // reconciling must tell the batch's runs from those without comparing the two
+        // clocks or assuming the unit.
+        fake.server_clock(-3600.0, true);
+        let client = fake.client();
+        for i in 0..3 {
+            let input = flora_api::RunInput::new(
+                "input_image",
+                "imageUrl",
+                format!("https://example.com/foreign-{i}.png"),
+            );
+            client
+                .start_run("cctv-cam", vec![input], flora_api::StartOptions::default())
+                .await
+                .unwrap();
+        }
+        fake.server_clock(3600.0, true);
+    }
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     plan(dir.path(), 200);
@@ -151,9 +171,10 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
         text(&o)
     );
 
+    let foreign = if conflict { 3 } else { 0 };
     assert_eq!(
         fake.run_count(),
-        200,
+        200 + foreign,
         "one run per item: never a second one"
     );
     let o = output(floret(
@@ -203,7 +224,8 @@ async fn killed_ten_times_and_resumed_never_pays_twice() {
 }
 
 /// The same with the spec's 409 for a repeated key and one submission in flight: every lost
-/// answer is reconciled from the run listing, so every item completes.
+/// answer is reconciled from the run listing, so every item completes (with the server's
+/// clock an hour off and in milliseconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_409s_and_one_submission_in_flight_every_lost_answer_is_reconciled() {
     let summary = crash_and_resume(true, "1").await;

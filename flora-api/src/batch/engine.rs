@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::cost::{CostGuard, Decision, Reserved};
 use super::journal::{ItemRow, ItemState, Journal, Meta};
 use super::plan::PlanItem;
+use super::reconcile;
 use super::window::Window;
 use crate::client::Client;
 use crate::endpoints::{ListRuns, StartOptions};
@@ -843,7 +844,7 @@ impl Batch {
                 Ok(handle) => {
                     // Committed before the window slot is given back: with one submission in
                     // flight, every other run is owned by then, so a later reconcile is exact.
-                    self.journal().created(row.pos, handle.run_id())?;
+                    self.journal().created(row.pos, handle.run_id(), now())?;
                     reserved.made_a_run();
                     if let Some(at) =
                         crate::poll::ready_at(handle.last_seen().and_then(Run::estimated_seconds))
@@ -897,23 +898,10 @@ impl Batch {
     }
 
     /// After a 409 `idempotency_duplicate` (the key's first answer was lost and FLORA does
-    /// not replay): a single run of the technique created since the intent, owned by no other
-    /// item, is adopted; anything else needs review.
+    /// not replay): the one unowned run of the technique created in the item's span (see
+    /// `reconcile.rs`) is adopted; anything else needs review.
     async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
         use futures_util::TryStreamExt;
-        // Its run was created after its first POST left and, when submissions go one at a time,
-        // before the next item's first POST left: runs outside that span are others'. (The
-        // span compares this machine's clock with the server's `created_at`.)
-        let since = self
-            .journal()
-            .sent_at(row.pos)?
-            .or(row.intent_at)
-            .unwrap_or(0.0);
-        let until = if self.options.max_concurrency <= 1 {
-            self.journal().next_sent_after(row.pos, since)?
-        } else {
-            None
-        };
         let mut attempt = 0u32;
         let runs: Result<Vec<Run>, Error> = loop {
             let slot = self.window.acquire().await;
@@ -923,12 +911,6 @@ impl Batch {
                     technique_id: Some(self.meta.technique_id.clone()),
                     limit: Some(100),
                     ..ListRuns::default()
-                })
-                .try_filter(|r| {
-                    futures_util::future::ready(
-                        r.created_at
-                            .is_none_or(|c| c >= since && until.is_none_or(|u| c < u)),
-                    )
                 })
                 .try_collect()
                 .await;
@@ -947,20 +929,32 @@ impl Batch {
         };
         let why = match runs {
             Ok(runs) => {
-                let mut candidates = Vec::new();
-                for r in runs {
-                    if !self.journal().owns_run(&r.run_id)? {
-                        candidates.push(r.run_id);
-                    }
-                }
+                let (before, after, owned, sent_at) = {
+                    let j = self.journal();
+                    let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
+                    let at = sent_at.unwrap_or(0.0);
+                    let after = if self.options.max_concurrency <= 1 {
+                        j.runs_sent_after(row.pos, at)?
+                    } else {
+                        Vec::new()
+                    };
+                    (j.runs_known_before(at)?, after, j.owned_runs()?, sent_at)
+                };
+                let known = reconcile::Known {
+                    before: before.iter().map(String::as_str).collect(),
+                    after: after.iter().map(String::as_str).collect(),
+                    sent_at,
+                };
+                let span = reconcile::Span::of(&runs, &known);
+                let candidates = reconcile::candidates(&runs, span, |id| owned.contains(id));
                 if let [only] = candidates.as_slice() {
-                    self.journal().created(row.pos, only)?;
-                    return Ok(Some(only.clone()));
+                    self.journal().created(row.pos, only, now())?;
+                    return Ok(Some((*only).to_owned()));
                 }
                 format!(
                     "its first answer was lost and {} unowned run(s) of the technique were \
-                     created since; runs carry no inputs, so which one is this item's cannot \
-                     be told",
+                     created in its span; runs carry no inputs, so which one is this item's \
+                     cannot be told",
                     candidates.len()
                 )
             }

@@ -119,7 +119,8 @@ CREATE TABLE IF NOT EXISTS items (
     charged REAL,
     error TEXT,
     outputs TEXT,
-    saved TEXT
+    saved TEXT,
+    answered_at REAL
 );
 CREATE TABLE IF NOT EXISTS uploads (
     sha256 TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, PRIMARY KEY (sha256, kind)
@@ -153,6 +154,15 @@ impl Journal {
         conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
             .map_err(locked)?;
         conn.execute_batch(SCHEMA).map_err(locked)?;
+        // Journals written before `answered_at` existed gain it (empty: no anchors yet).
+        let has_answered: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'answered_at'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(locked)?;
+        if !has_answered {
+            conn.execute_batch("ALTER TABLE items ADD COLUMN answered_at REAL")
+                .map_err(locked)?;
+        }
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -304,22 +314,41 @@ impl Journal {
             .map_err(|e| journal_error(&self.path, e))
     }
 
-    /// The next first-POST after `at` by another item: a run created before it, after `at`,
-    /// can only be from a POST sent in between.
-    pub(crate) fn next_sent_after(&self, pos: i64, at: f64) -> Result<Option<f64>, Error> {
-        self.conn
-            .query_row(
-                "SELECT MIN(sent_at) FROM items WHERE sent_at > ?1 AND pos != ?2",
-                params![at, pos],
-                |r| r.get(0),
-            )
-            .map_err(|e| journal_error(&self.path, e))
+    /// Runs whose ids were known before `at` (this machine's clock on both sides), latest
+    /// first: each was created before any POST sent after `at`.
+    pub(crate) fn runs_known_before(&self, at: f64) -> Result<Vec<String>, Error> {
+        self.run_ids(
+            "SELECT run_id FROM items WHERE run_id IS NOT NULL AND answered_at < ?1 \
+             ORDER BY answered_at DESC LIMIT 64",
+            params![at],
+        )
     }
 
-    pub(crate) fn created(&self, pos: i64, run_id: &str) -> Result<(), Error> {
+    /// Runs of other items whose first POST left after `at`, earliest first.
+    pub(crate) fn runs_sent_after(&self, pos: i64, at: f64) -> Result<Vec<String>, Error> {
+        self.run_ids(
+            "SELECT run_id FROM items WHERE run_id IS NOT NULL AND pos != ?2 AND sent_at > ?1 \
+             ORDER BY sent_at ASC LIMIT 64",
+            params![at, pos],
+        )
+    }
+
+    fn run_ids(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>, Error> {
+        let e = |e: rusqlite::Error| journal_error(&self.path, e);
+        let mut stmt = self.conn.prepare(sql).map_err(e)?;
+        let ids = stmt
+            .query_map(params, |r| r.get(0))
+            .map_err(e)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(e);
+        ids
+    }
+
+    /// The run id is known (created, replayed or reconciled), at `at`.
+    pub(crate) fn created(&self, pos: i64, run_id: &str, at: f64) -> Result<(), Error> {
         self.exec(
-            "UPDATE items SET state = 'created', run_id = ?2 WHERE pos = ?1",
-            params![pos, run_id],
+            "UPDATE items SET state = 'created', run_id = ?2, answered_at = ?3 WHERE pos = ?1",
+            params![pos, run_id, at],
         )
     }
 
@@ -364,7 +393,7 @@ impl Journal {
             .execute(
                 &format!(
                     "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
-                     intent_at = NULL, sent_at = NULL, run_id = NULL, charged = NULL, error = NULL, \
+                     intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL, charged = NULL, error = NULL, \
                      outputs = NULL, saved = NULL WHERE state IN {states}"
                 ),
                 [],
@@ -376,7 +405,8 @@ impl Journal {
     pub(crate) fn replan(&self, pos: i64) -> Result<(), Error> {
         self.exec(
             "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
-             intent_at = NULL, sent_at = NULL, run_id = NULL WHERE pos = ?1",
+             intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL \
+             WHERE pos = ?1",
             params![pos],
         )
     }
@@ -410,15 +440,11 @@ impl Journal {
     }
 
     /// Run ids already owned by items (a reconciled run is never adopted twice).
-    pub(crate) fn owns_run(&self, run_id: &str) -> Result<bool, Error> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM items WHERE run_id = ?1",
-                params![run_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|o| o.is_some())
-            .map_err(|e| journal_error(&self.path, e))
+    /// Every run id an item holds.
+    pub(crate) fn owned_runs(&self) -> Result<std::collections::HashSet<String>, Error> {
+        Ok(self
+            .run_ids("SELECT run_id FROM items WHERE run_id IS NOT NULL", [])?
+            .into_iter()
+            .collect())
     }
 }

@@ -41,6 +41,7 @@ mod cost;
 mod engine;
 mod journal;
 mod plan;
+mod reconcile;
 mod window;
 
 pub use builder::BatchBuilder;

@@ -220,6 +220,13 @@ impl FakeFlora {
         self.core.duplicate_keys_conflict(on);
     }
 
+    /// The server's clock as runs' `created_at` shows it: `offset_secs` away from this
+    /// machine's, in milliseconds when `millis` (FLORA does not document the unit). For
+    /// testing code that must not compare its own clock with the server's.
+    pub fn server_clock(&self, offset_secs: f64, millis: bool) {
+        self.core.server_clock(offset_secs, millis);
+    }
+
     /// Makes each of the next `n` requests fail with `fault`; the client's own retries see
     /// them like real failures.
     pub fn fail_next(&self, n: usize, fault: Fault) {

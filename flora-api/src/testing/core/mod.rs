@@ -115,6 +115,9 @@ struct State {
     rate_limited: usize,
     /// `FakeFlora::duplicate_keys_conflict`: a repeated key answers 409 instead of a replay.
     duplicate_conflict: bool,
+    /// `FakeFlora::server_clock`: seconds added to this machine's clock for `created_at`, and
+    /// whether it is sent in milliseconds.
+    clock: (f64, bool),
 }
 
 /// A request as the fake sees it.
@@ -340,6 +343,10 @@ impl Core {
 
     pub fn duplicate_keys_conflict(&self, on: bool) {
         self.with(|st| st.duplicate_conflict = on);
+    }
+
+    pub fn server_clock(&self, offset_secs: f64, millis: bool) {
+        self.with(|st| st.clock = (offset_secs, millis));
     }
 
     /// The rate limit's verdict for one API request: `Some(ms to wait)` when over it.

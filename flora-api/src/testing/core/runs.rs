@@ -127,9 +127,18 @@ impl Core {
             let id = format!("run_fake{:04}", st.next_id);
             let run = RunState {
                 slug: slug.clone(),
-                created_at: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
+                created_at: {
+                    let (offset, millis) = st.clock;
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64())
+                        + offset;
+                    if millis {
+                        (secs * 1000.0).round()
+                    } else {
+                        secs
+                    }
+                },
                 polls_left: polls,
                 polls_total: polls,
                 estimated_seconds,
