@@ -336,12 +336,10 @@ impl Journal {
     fn run_ids(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>, Error> {
         let e = |e: rusqlite::Error| journal_error(&self.path, e);
         let mut stmt = self.conn.prepare(sql).map_err(e)?;
-        let ids = stmt
-            .query_map(params, |r| r.get(0))
+        stmt.query_map(params, |r| r.get(0))
             .map_err(e)?
             .collect::<Result<Vec<String>, _>>()
-            .map_err(e);
-        ids
+            .map_err(e)
     }
 
     /// The run id is known (created, replayed or reconciled), at `at`.

@@ -72,11 +72,7 @@ impl Span {
 }
 
 /// The unowned runs in the span: the item's run is one of them.
-pub(crate) fn candidates<'r>(
-    runs: &'r [Run],
-    span: Span,
-    owned: impl Fn(&str) -> bool,
-) -> Vec<&'r str> {
+pub(crate) fn candidates(runs: &[Run], span: Span, owned: impl Fn(&str) -> bool) -> Vec<&str> {
     runs.iter()
         .filter(|r| span.holds(r.created_at) && !owned(&r.run_id))
         .map(|r| r.run_id.as_str())
