@@ -154,14 +154,16 @@ impl PollPolicy {
 
     /// The waits before each poll when FLORA estimated the run ends `left` from now: the
     /// first poll waits for the estimate (at least the initial delay, at most
-    /// [`MAX_ESTIMATE_WAIT`]), then polls follow the usual schedule.
+    /// [`MAX_ESTIMATE_WAIT`] and half the deadline), then polls follow the usual schedule.
     pub(crate) fn delays_after(
         &self,
         left: Option<Duration>,
     ) -> impl Iterator<Item = Duration> + use<> {
         let mut delays = self.delays();
         let first = delays.next().unwrap_or(self.initial_delay);
-        let first = left.map_or(first, |l| l.min(MAX_ESTIMATE_WAIT).max(first));
+        // Within half the deadline: a wait always gets to poll before it gives up.
+        let cap = MAX_ESTIMATE_WAIT.min(self.deadline / 2);
+        let first = left.map_or(first, |l| l.min(cap).max(first));
         std::iter::once(first).chain(delays)
     }
 
@@ -301,6 +303,12 @@ mod tests {
         // Never sooner than the policy's first wait, never later than the cap.
         assert_eq!(d(Some(0))[0], s(2));
         assert_eq!(d(Some(7200))[0], MAX_ESTIMATE_WAIT);
+        let short = PollPolicy::default().deadline(Duration::from_secs(60));
+        assert_eq!(
+            short.delays_after(Some(s(45))).next(),
+            Some(s(30)),
+            "half the deadline"
+        );
     }
 
     #[test]

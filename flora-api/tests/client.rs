@@ -596,7 +596,7 @@ async fn top_level_route_checks_ids_and_sends_key_in_header_only() {
             );
             assert_eq!(body["inputs"]["input_image"], "https://example.com/in.png");
             ResponseTemplate::new(201).set_body_json(json!({
-                "run_id": "run_7", "type": "technique", "estimated_seconds": 20,
+                "run_id": "run_7", "type": "technique", "estimated_seconds": 0.3,
                 "charged_cost": 0, "poll_url": null,
                 "technique": {"technique_id": "tech_upscale", "name": "Upscale"}
             }))
@@ -632,8 +632,11 @@ async fn top_level_route_checks_ids_and_sends_key_in_header_only() {
         )
         .await
         .unwrap();
-    assert_eq!(created.estimated_seconds, Some(20.0));
+    assert_eq!(created.estimated_seconds, Some(0.3));
+    // The first poll waits for the estimate.
+    let asked = std::time::Instant::now();
     let run = handle.wait_run().await.unwrap();
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(250));
     assert_eq!(run.outputs.len(), 3);
 }
 
