@@ -13,7 +13,11 @@ fn face(i: usize) -> CctvCam {
 
 fn options() -> BatchOptions {
     BatchOptions {
-        poll_interval: std::time::Duration::from_millis(10),
+        poll: Some(
+            flora_api::PollPolicy::default()
+                .initial_delay(std::time::Duration::from_millis(10))
+                .interval(std::time::Duration::from_millis(10)),
+        ),
         ..BatchOptions::default()
     }
 }

@@ -40,8 +40,10 @@ pub struct BatchOptions {
     pub download: Option<String>,
     /// Replace existing files when saving.
     pub overwrite: bool,
-    /// The first poll's delay and the interval after it (default 2 s, growing to 5 s).
-    pub poll_interval: Duration,
+    /// When runs are polled; by default the client's [`PollPolicy`](crate::PollPolicy) (2 s,
+    /// growing to 5 s). Its deadline does not apply: a batch polls a run until it ends.
+    /// FLORA's `estimated_seconds` delays each run's first poll either way.
+    pub poll: Option<crate::PollPolicy>,
     /// Items whose run could not be identified after a lost answer are resubmitted.
     pub resubmit_unclear: bool,
 }
@@ -53,7 +55,7 @@ impl Default for BatchOptions {
             max_cost: None,
             download: None,
             overwrite: false,
-            poll_interval: Duration::from_secs(2),
+            poll: None,
             resubmit_unclear: false,
         }
     }
@@ -985,17 +987,16 @@ impl Batch {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&row.pos);
         let left = ready_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
-        let interval = self.options.poll_interval;
-        let mut delay = left.map_or(interval, |l| {
-            l.min(crate::policy::MAX_ESTIMATE_WAIT).max(interval)
-        });
-        // After the first poll: from the interval, growing to 5 s.
-        let mut next = interval;
+        let policy = self
+            .options
+            .poll
+            .clone()
+            .unwrap_or_else(|| self.client.poll_policy().clone());
+        let mut delays = policy.delays_after(left);
         let mut attempt = 0u32;
         loop {
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
             tokio::time::sleep(delay).await;
-            delay = next;
-            next = next.mul_f64(1.5).min(interval.max(Duration::from_secs(5)));
             let slot = self.window.acquire().await;
             match self.client.get_run(&self.meta.slug, &run_id).await {
                 Ok(run) => {

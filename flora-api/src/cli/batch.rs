@@ -127,8 +127,13 @@ fn options(flags: &BatchFlags) -> BatchOptions {
         resubmit_unclear: flags.resubmit_unclear,
         ..BatchOptions::default()
     };
-    if let Some(p) = flags.poll_interval {
-        o.poll_interval = p;
+    if let Some(d) = flags.poll_interval {
+        o.poll = Some(
+            crate::PollPolicy::default()
+                .initial_delay(d)
+                .interval(d)
+                .max_interval(d.max(std::time::Duration::from_secs(5))),
+        );
     }
     o
 }
