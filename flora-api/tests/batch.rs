@@ -37,6 +37,26 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `floret batch run PLAN --technique cctv-cam --journal j.db` when no journal exists yet,
+/// else `floret batch resume --journal j.db`; then `extra`.
+fn run_or_resume<'a>(dir: &Path, plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = if dir.join("j.db").exists() {
+        vec!["batch", "resume", "--journal", "j.db"]
+    } else {
+        vec![
+            "batch",
+            "run",
+            plan,
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+        ]
+    };
+    args.extend_from_slice(extra);
+    args
+}
+
 fn plan(dir: &Path, n: usize) {
     let lines: Vec<String> = (0..n)
         .map(|i| format!(r#"{{"key": "item-{i}", "input_image": "https://example.com/{i}.png"}}"#))
@@ -98,7 +118,6 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
             }
         })
     };
-    let journal = dir.path().join("j.db");
     let common = [
         "--download",
         "out",
@@ -110,20 +129,7 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut killed_mid_batch = 0;
     for _ in 0..10 {
-        let mut args: Vec<&str> = if journal.exists() {
-            vec!["batch", "resume", "--journal", "j.db"]
-        } else {
-            vec![
-                "batch",
-                "run",
-                "plan.jsonl",
-                "--technique",
-                "cctv-cam",
-                "--journal",
-                "j.db",
-            ]
-        };
-        args.extend_from_slice(&common);
+        let args = run_or_resume(dir.path(), "plan.jsonl", &common);
         let mut child: Child = floret(&served, dir.path(), &args).spawn().unwrap();
         let at = Duration::from_millis(rng.u64(50..600));
         tokio::time::sleep(at).await;
@@ -146,20 +152,7 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
     done.store(true, Ordering::SeqCst);
     chaos.await.unwrap();
     // The last resume runs to the end.
-    let mut args = vec!["batch", "resume", "--journal", "j.db"];
-    args.extend_from_slice(&common);
-    if !journal.exists() {
-        args = vec![
-            "batch",
-            "run",
-            "plan.jsonl",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-        ];
-        args.extend_from_slice(&common);
-    }
+    let args = run_or_resume(dir.path(), "plan.jsonl", &common);
     let o = output(floret(&served, dir.path(), &args)).await;
     // With 409s and several submissions in flight, some items may end in needs_review
     // (exit 1); everything else must be done.
@@ -414,25 +407,13 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     plan(dir.path(), 10);
-    let run = |max: &'static str, first: bool| {
-        let mut args = if first {
-            vec![
-                "batch",
-                "run",
-                "plan.jsonl",
-                "--technique",
-                "cctv-cam",
-                "--journal",
-                "j.db",
-            ]
-        } else {
-            vec!["batch", "resume", "--journal", "j.db"]
-        };
-        args.extend_from_slice(&["--max-cost", max, "--poll-interval", "20ms", "--jsonl"]);
+    let run = |max: &'static str| {
+        let extra = ["--max-cost", max, "--poll-interval", "20ms", "--jsonl"];
+        let args = run_or_resume(dir.path(), "plan.jsonl", &extra);
         floret(&served, dir.path(), &args)
     };
     // 10 × 0.05 = 0.50 listed: under 1.00, so the plan starts.
-    let o = output(run("1.0", true)).await;
+    let o = output(run("1.0")).await;
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("--max-cost 1 USD reached"), "{t}");
@@ -450,11 +431,11 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     assert_eq!(s["completed"], 5, "{s}");
     assert_eq!(s["planned"], 5, "{s}");
     // A resume at the same limit sends nothing more.
-    let o = output(run("1.0", false)).await;
+    let o = output(run("1.0")).await;
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert_eq!(fake.run_count(), 5);
     // A higher limit finishes the plan: 10 runs, 2.00 USD.
-    let o = output(run("2.0", false)).await;
+    let o = output(run("2.0")).await;
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(fake.run_count(), 10);
     let s = status(dir.path());
