@@ -167,14 +167,15 @@ pub(crate) fn precheck(
     Ok(())
 }
 
-/// Saves every output; refuses, before downloading anything, a template that gives two
-/// outputs one path.
+/// Saves every output (or, with `only`, the outputs at those indices, named as among all);
+/// refuses, before downloading anything, a template that gives two outputs one path.
 pub(crate) async fn save_all(
     client: &Client,
     names: Names<'_>,
     outputs: &[RunOutput],
     spec: &str,
     overwrite: bool,
+    only: Option<&[usize]>,
 ) -> Result<Vec<Saved>, SaveError> {
     let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
     let template = template(spec, &ids);
@@ -195,7 +196,9 @@ pub(crate) async fn save_all(
     }
     let mut saved = Vec::with_capacity(outputs.len());
     for (i, o) in outputs.iter().enumerate() {
-        saved.push(save_one(client, names, o, i, &template, overwrite).await?);
+        if only.is_none_or(|only| only.contains(&i)) {
+            saved.push(save_one(client, names, o, i, &template, overwrite).await?);
+        }
     }
     Ok(saved)
 }
@@ -258,6 +261,8 @@ fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), SaveError> {
     }
     match std::fs::hard_link(tmp, dest) {
         Ok(()) => Ok(()),
+        // The very bytes are there already (a save interrupted after this file): kept as is.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_bytes(tmp, dest) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Err(SaveError::Exists(dest.to_path_buf()))
         }
@@ -266,6 +271,22 @@ fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), SaveError> {
             std::fs::rename(tmp, dest).map_err(|e| io_failure("write", dest, e))
         }
         Err(e) => Err(io_failure("write", dest, e)),
+    }
+}
+
+/// Whether two files hold the same bytes (a regular file at `b`, same size, same digest).
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let size = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len())
+    };
+    match (size(a), size(b)) {
+        (Some(x), Some(y)) if x == y => {
+            matches!((digest(a), digest(b)), (Ok(x), Ok(y)) if x == y)
+        }
+        _ => false,
     }
 }
 
@@ -315,5 +336,22 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "mine");
         place(&tmp, &dest, true).unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
+    }
+
+    #[test]
+    fn the_same_bytes_already_in_place_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t");
+        let dest = dir.path().join("d");
+        std::fs::write(&tmp, "same").unwrap();
+        std::fs::write(&dest, "same").unwrap();
+        place(&tmp, &dest, false).unwrap();
+        // Same size, other bytes: refused.
+        std::fs::write(&dest, "SAME").unwrap();
+        assert!(matches!(
+            place(&tmp, &dest, false),
+            Err(SaveError::Exists(_))
+        ));
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "SAME");
     }
 }

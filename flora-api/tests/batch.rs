@@ -442,3 +442,119 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     assert!((s["charged"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{s}");
     assert_eq!(s["completed"], 10, "{s}");
 }
+
+/// Saving never replaces a file the batch did not write (unless `--overwrite`), and a resume
+/// downloads again only saved files that are gone: changed ones are kept and reported,
+/// intact ones are not downloaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), 3);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let file = |i: usize| out.join(format!("item-{i}-output_image.png"));
+    std::fs::write(file(1), "mine").unwrap();
+    let go = |extra: &[&str]| {
+        let mut e = vec!["--download", "out", "--poll-interval", "20ms", "--jsonl"];
+        e.extend_from_slice(extra);
+        let args: Vec<String> = run_or_resume(dir.path(), "plan.jsonl", &e)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        floret(&served, dir.path(), &args)
+    };
+    let o = output(go(&[])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(file(1)).unwrap(), "mine");
+    assert!(file(0).exists() && file(2).exists());
+    // Asked: replaced.
+    let o = output(go(&["--overwrite"])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(std::fs::read(file(1)).unwrap(), b"mine");
+    assert_eq!(fake.run_count(), 3);
+
+    // One file gone, one changed by hand: a resume brings back the first, keeps the second.
+    std::fs::remove_file(file(0)).unwrap();
+    std::fs::write(file(2), "edited").unwrap();
+    let before = fake.request_count();
+    let o = output(go(&[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "changed"
+            && e["paths"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("item-2-output_image.png")),
+        "{events:?}"
+    );
+    assert_eq!(std::fs::read_to_string(file(2)).unwrap(), "edited");
+    assert_eq!(
+        fake.request_count() - before,
+        1,
+        "one download, nothing else"
+    );
+    assert_eq!(fake.run_count(), 3);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
+        .current_dir(dir.path())
+        .args(["batch", "status", "--journal", "j.db", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let saved0 = &status["items"][0]["saved"][0];
+    assert_eq!(sha256_hex(&file(0)), saved0["sha256"].as_str().unwrap());
+}
+
+/// A crash after a file's upload reached FLORA but before the journal kept its URL: the
+/// resume uploads it under the same key (FLORA replays the asset), so the run's inputs, its
+/// key and its run are the same: no second asset, no second run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_journal_lost_is_replayed_not_repeated() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.resize(512, 7);
+    std::fs::write(dir.path().join("a.png"), &png).unwrap();
+    std::fs::write(
+        dir.path().join("plan.jsonl"),
+        r#"{"key": "a", "input_image": "a.png"}"#,
+    )
+    .unwrap();
+    let go = || {
+        let args = run_or_resume(dir.path(), "plan.jsonl", &["--poll-interval", "20ms"]);
+        floret(&served, dir.path(), &args)
+    };
+    let o = output(go()).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let db = dir.path().join("j.db");
+    let url = |db: &Path| -> String {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.query_row("SELECT url FROM uploads", [], |r| r.get(0))
+            .unwrap()
+    };
+    let first = url(&db);
+    // What a crash right after the upload leaves: no URL kept, the item not sent.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "DELETE FROM uploads; UPDATE items SET state = 'planned', idem = NULL, \
+             intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL, \
+             charged = NULL, outputs = NULL;",
+        )
+        .unwrap();
+    }
+    let o = output(go()).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(url(&db), first, "the same asset, replayed");
+    assert_eq!(fake.run_count(), 1, "the same run, replayed");
+}

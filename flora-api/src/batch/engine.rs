@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::cost::{CostGuard, Decision, Reserved};
 use super::journal::{ItemRow, ItemState, Journal, Meta};
+use super::outputs;
 use super::plan::PlanItem;
 use super::reconcile;
 use super::window::Window;
@@ -38,7 +39,9 @@ pub struct BatchOptions {
     /// Save outputs with this template as soon as an item completes (`{key}`, `{slot}`,
     /// `{index}`, `{run_id}`, `{ext}`; a directory means `DIR/{key}-{slot}.{ext}`).
     pub download: Option<String>,
-    /// Replace existing files when saving.
+    /// Replace existing files when saving: files in the way of an output, and saved files
+    /// changed since (a resume checks them). Without it, a file the batch did not write is
+    /// never replaced (one holding the very bytes being saved is kept as is).
     pub overwrite: bool,
     /// When runs are polled; by default the client's [`PollPolicy`](crate::PollPolicy) (2 s,
     /// growing to 5 s). Its deadline does not apply: a batch polls a run until it ends.
@@ -97,6 +100,14 @@ pub enum Event {
     },
     /// The outputs were saved.
     Saved {
+        /// The item key.
+        key: String,
+        /// The files.
+        paths: Vec<PathBuf>,
+    },
+    /// Saved files were changed since they were saved: kept as they are (replaced only with
+    /// [`BatchOptions::overwrite`]).
+    Changed {
         /// The item key.
         key: String,
         /// The files.
@@ -173,6 +184,8 @@ pub struct Summary {
     pub completed: usize,
     /// Completed and saved.
     pub saved: usize,
+    /// Completed, saving asked, outputs not (all) saved: a resume saves them.
+    pub unsaved: usize,
     /// Failed or refused.
     pub failed: usize,
     /// Run unidentifiable after a lost answer; never resubmitted on their own.
@@ -186,7 +199,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(rows: &[ItemRow]) -> Summary {
+    fn of(rows: &[ItemRow], saving: bool) -> Summary {
         let mut s = Summary {
             total: rows.len(),
             ..Summary::default()
@@ -205,6 +218,9 @@ impl Summary {
             }
             s.charged += r.charged.unwrap_or(0.0);
         }
+        if saving {
+            s.unsaved = s.completed - s.saved;
+        }
         // Summed in floating point: rounded to a billionth of a dollar for display.
         s.charged = (s.charged * 1e9).round() / 1e9;
         s
@@ -212,7 +228,7 @@ impl Summary {
 
     /// Every item reached an end (completed and saved as asked, failed, or needs review).
     pub fn finished(&self) -> bool {
-        self.planned == 0 && self.in_flight == 0
+        self.planned == 0 && self.in_flight == 0 && self.unsaved == 0
     }
 }
 
@@ -448,7 +464,7 @@ impl Batch {
     /// Where the batch stands, from the journal.
     pub fn summary(&self) -> Result<Summary, Error> {
         let rows = self.journal().items()?;
-        let mut s = Summary::of(&rows);
+        let mut s = Summary::of(&rows, self.options.download.is_some());
         s.throttled = self.window.throttled();
         s.stopped = self.stop_reason.lock().ok().and_then(|r| r.clone());
         Ok(s)
@@ -510,6 +526,26 @@ impl Batch {
                 .filter(|r| r.state == ItemState::Created)
                 .count() as u32,
         );
+        // Saved items: files gone since are downloaded again; changed ones are kept unless
+        // `overwrite`; intact ones are not downloaded again.
+        let mut resaves = Vec::new();
+        if self.options.download.is_some() {
+            for r in rows.iter().filter(|r| r.state == ItemState::Saved) {
+                let check = outputs::Check::of(&outputs::parse(r.saved.as_deref()));
+                let mut again = check.missing.clone();
+                if self.options.overwrite {
+                    again.extend(check.changed.iter().map(|(i, _)| *i));
+                } else if !check.changed.is_empty() {
+                    self.emit(Event::Changed {
+                        key: r.key.clone(),
+                        paths: check.changed.into_iter().map(|(_, p)| p).collect(),
+                    });
+                }
+                if !again.is_empty() {
+                    resaves.push((r.clone(), again));
+                }
+            }
+        }
         let work: Vec<ItemRow> = rows
             .into_iter()
             .filter(|r| {
@@ -542,9 +578,18 @@ impl Batch {
                 settled.push(r);
             }
         }
-        let results =
-            futures_util::future::join_all(settled.into_iter().chain(rest).map(|r| self.drive(r)))
-                .await;
+        let template = self.options.download.as_deref().map(outputs::template);
+        let resaves = resaves.into_iter().map(|(r, again)| {
+            let template = template.clone().unwrap_or_default();
+            async move { self.save(&r, &template, Some(&again)).await }
+        });
+        let drives = settled.into_iter().chain(rest).map(|r| self.drive(r));
+        let (results, resaved) = futures_util::future::join(
+            futures_util::future::join_all(drives),
+            futures_util::future::join_all(resaves),
+        )
+        .await;
+        let results = results.into_iter().chain(resaved);
         for r in results {
             // An item's error leaves it where it was (a resume continues it); journal errors
             // are the batch's.
@@ -632,10 +677,10 @@ impl Batch {
                     }
                 }
                 ItemState::Completed => {
-                    let Some(template) = self.options.download.clone() else {
+                    let Some(spec) = &self.options.download else {
                         return Ok(());
                     };
-                    self.save(&row, &template).await?;
+                    self.save(&row, &outputs::template(spec), None).await?;
                     return Ok(());
                 }
                 ItemState::Failed | ItemState::Saved | ItemState::NeedsReview => return Ok(()),
@@ -710,7 +755,7 @@ impl Batch {
                                 if self.stopped() {
                                     return Ok(None);
                                 }
-                                let url = self.upload(&path, &slot.kind).await?;
+                                let url = self.upload(&path, &slot.kind, &hash).await?;
                                 self.journal().put_upload(&hash, &wire, &url)?;
                                 self.emit(Event::Uploaded {
                                     key: row.key.clone(),
@@ -731,7 +776,16 @@ impl Batch {
         Ok(Some(out))
     }
 
-    async fn upload(&self, path: &Path, kind: &crate::MediaType) -> Result<String, Error> {
+    /// Uploads one file under a key of the batch and the file's content: an upload
+    /// interrupted by a crash is re-sent under the same key, so FLORA replays its asset.
+    async fn upload(
+        &self,
+        path: &Path,
+        kind: &crate::MediaType,
+        sha256: &str,
+    ) -> Result<String, Error> {
+        let text = format!("{}\0{}\0{}", self.meta.batch_id, sha256, kind.as_str());
+        let key = format!("flora-batch-upload-{}", &hex_sha256(text.as_bytes())[..40]);
         let mut attempt = 0u32;
         loop {
             let slot = self.window.acquire().await;
@@ -740,7 +794,7 @@ impl Batch {
                 .upload_for_slot(
                     crate::Upload::path(path),
                     kind,
-                    crate::UploadOptions::default(),
+                    crate::UploadOptions::default().idempotency_key(key.clone()),
                 )
                 .await;
             match r {
@@ -1016,33 +1070,43 @@ impl Batch {
         }
     }
 
-    async fn save(&self, row: &ItemRow, template: &str) -> Result<(), Error> {
-        let outputs: Vec<crate::RunOutput> = row
+    /// Saves the item's outputs (`only`: those at these indices, the others kept as
+    /// journaled), retrying transient failures; journals the files with their sha256.
+    async fn save(
+        &self,
+        row: &ItemRow,
+        template: &str,
+        only: Option<&[usize]>,
+    ) -> Result<(), Error> {
+        let run_outputs: Vec<crate::RunOutput> = row
             .outputs
             .as_deref()
             .and_then(|o| serde_json::from_str(o).ok())
             .unwrap_or_default();
         let run_id = row.run_id.clone().unwrap_or_default();
-        let template = if template.contains('{') {
-            template.to_owned()
-        } else {
-            format!(
-                "{}/{{key}}-{{slot}}.{{ext}}",
-                template.trim_end_matches(['/', '\\'])
-            )
+        let names = Names {
+            run_id: &run_id,
+            key: &row.key,
         };
         for attempt in 1..=5u32 {
-            let names = Names {
-                run_id: &run_id,
-                key: &row.key,
-            };
-            // A resume finds the files of an interrupted save: the same bytes are replaced.
-            match saving::save_all(&self.client, names, &outputs, &template, true).await {
+            // An interrupted save left some files: those with the very bytes are kept.
+            let saving = saving::save_all(
+                &self.client,
+                names,
+                &run_outputs,
+                template,
+                self.options.overwrite,
+                only,
+            );
+            match saving.await {
                 Ok(saved) => {
-                    let json = serde_json::to_string(
-                        &saved.iter().map(saving::Saved::json).collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_default();
+                    let old = if only.is_some() {
+                        outputs::parse(row.saved.as_deref())
+                    } else {
+                        Vec::new()
+                    };
+                    let files = outputs::merge(old, &saved);
+                    let json = serde_json::to_string(&files).unwrap_or_default();
                     self.journal().saved(row.pos, &json)?;
                     self.emit(Event::Saved {
                         key: row.key.clone(),
@@ -1069,9 +1133,12 @@ impl Batch {
 /// The journal's items for `status` without a client: opens (and locks) it briefly.
 #[cfg(feature = "cli")]
 pub(crate) fn status_of(path: &Path) -> Result<(Summary, Vec<Value>), Error> {
-    let (journal, _meta) = Journal::open(path)?;
+    let (journal, meta) = Journal::open(path)?;
     let rows = journal.items()?;
-    Ok((Summary::of(&rows), rows.iter().map(row_json).collect()))
+    Ok((
+        Summary::of(&rows, meta.download.is_some()),
+        rows.iter().map(row_json).collect(),
+    ))
 }
 
 /// One item as `status --json` and `export` show it.

@@ -40,6 +40,7 @@ mod builder;
 mod cost;
 mod engine;
 mod journal;
+mod outputs;
 mod plan;
 mod reconcile;
 mod window;

@@ -242,6 +242,10 @@ pub(crate) struct BatchFlags {
     /// of {key} {slot} {index} {run_id} {ext}.
     #[arg(long, value_name = "DIR|TEMPLATE")]
     pub download: Option<String>,
+    /// Replace files in the way of an output, and saved files changed since (without it, a
+    /// file the batch did not write is never replaced).
+    #[arg(long)]
+    pub overwrite: bool,
     /// The most requests in flight (the adaptive window's ceiling).
     #[arg(long, default_value_t = 16)]
     pub max_concurrency: usize,

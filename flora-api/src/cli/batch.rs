@@ -124,6 +124,7 @@ fn options(flags: &BatchFlags) -> BatchOptions {
         max_concurrency: flags.max_concurrency.max(1),
         max_cost: flags.max_cost,
         download: flags.download.clone(),
+        overwrite: flags.overwrite,
         resubmit_unclear: flags.resubmit_unclear,
         ..BatchOptions::default()
     };
@@ -141,7 +142,7 @@ fn options(flags: &BatchFlags) -> BatchOptions {
 fn summary_json(s: &Summary) -> serde_json::Value {
     json!({
         "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
-        "saved": s.saved, "failed": s.failed, "needs_review": s.needs_review,
+        "saved": s.saved, "unsaved": s.unsaved, "failed": s.failed, "needs_review": s.needs_review,
         "charged": s.charged, "throttled": s.throttled,
         "stopped": s.stopped.as_ref().map(ToString::to_string),
     })
@@ -202,6 +203,17 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
                         charged += c.unwrap_or(0.0);
                     }
                     Event::Failed { .. } | Event::NeedsReview { .. } => failed += 1,
+                    Event::Changed { paths, .. } if out.mode == Mode::Human => {
+                        for p in paths {
+                            bar.suspend(|| {
+                                eprintln!(
+                                    "kept {}: changed since the batch saved it (--overwrite \
+                                     replaces it with FLORA's output)",
+                                    p.display()
+                                );
+                            });
+                        }
+                    }
                     _ => {}
                 }
                 let (window, in_flight, throttled) =
@@ -267,6 +279,17 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
             format!("{} item(s) failed", summary.failed),
         ));
     }
+    if summary.unsaved > 0 && summary.planned == 0 && summary.in_flight == 0 {
+        return Err(Failure::new(
+            Exit::Other,
+            "not_saved",
+            format!(
+                "{} completed item(s) are not saved (see the errors above); `floret batch \
+                 resume` saves them (--overwrite replaces files in the way)",
+                summary.unsaved
+            ),
+        ));
+    }
     if !summary.finished() || summary.needs_review > 0 {
         return Err(Failure::new(
             Exit::Other,
@@ -284,6 +307,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Completed { .. } => "completed",
         Event::Failed { .. } => "failed",
         Event::Saved { .. } => "saved",
+        Event::Changed { .. } => "changed",
         Event::NeedsReview { .. } => "needs_review",
         Event::Stopped { .. } => "stopped",
     }
@@ -301,6 +325,9 @@ fn event_json(e: &Event) -> serde_json::Value {
         Event::Failed { key, error } => json!({"key": key, "error": error}),
         Event::Saved { key, paths } => {
             json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
+        }
+        Event::Changed { key, paths } => {
+            json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(), "kept": true})
         }
         Event::NeedsReview { key, why } => json!({"key": key, "why": why}),
         Event::Stopped { reason } => json!({"why": reason.to_string()}),
