@@ -543,11 +543,11 @@ async fn an_upload_the_journal_lost_is_replayed_not_repeated() {
             .unwrap()
     };
     let first = url(&db);
-    // What a crash right after the upload leaves: no URL kept, the item not sent.
+    // What a crash right after the upload leaves: the item `uploading`, no URL kept.
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(
-            "DELETE FROM uploads; UPDATE items SET state = 'planned', idem = NULL, \
+            "DELETE FROM uploads; UPDATE items SET state = 'uploading', idem = NULL, \
              intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL, \
              charged = NULL, outputs = NULL;",
         )

@@ -178,7 +178,7 @@ pub struct Summary {
     pub total: usize,
     /// Not sent yet.
     pub planned: usize,
-    /// Submitting or created, not ended.
+    /// Uploading, submitting or created, not ended.
     pub in_flight: usize,
     /// Completed (saved ones included).
     pub completed: usize,
@@ -207,7 +207,9 @@ impl Summary {
         for r in rows {
             match r.state {
                 ItemState::Planned => s.planned += 1,
-                ItemState::Submitting | ItemState::Created => s.in_flight += 1,
+                ItemState::Uploading | ItemState::Submitting | ItemState::Created => {
+                    s.in_flight += 1;
+                }
                 ItemState::Completed => s.completed += 1,
                 ItemState::Saved => {
                     s.completed += 1;
@@ -605,7 +607,7 @@ impl Batch {
         let mut resolved: Option<Vec<RunInput>> = None;
         loop {
             match row.state {
-                ItemState::Planned => {
+                ItemState::Planned | ItemState::Uploading => {
                     if self.stopped() {
                         return Ok(());
                     }
@@ -755,6 +757,7 @@ impl Batch {
                                 if self.stopped() {
                                     return Ok(None);
                                 }
+                                self.journal().uploading(row.pos)?;
                                 let url = self.upload(&path, &slot.kind, &hash).await?;
                                 self.journal().put_upload(&hash, &wire, &url)?;
                                 self.emit(Event::Uploaded {

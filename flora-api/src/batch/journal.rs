@@ -12,9 +12,13 @@ use crate::error::Error;
 
 /// Where an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ItemState {
     /// Not sent yet.
     Planned,
+    /// Its local files are being uploaded (each distinct file once; a resume reuses the
+    /// uploads the journal kept).
+    Uploading,
     /// The intent to create its run is committed; the answer may not have arrived.
     Submitting,
     /// Its run exists.
@@ -33,6 +37,7 @@ impl ItemState {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ItemState::Planned => "planned",
+            ItemState::Uploading => "uploading",
             ItemState::Submitting => "submitting",
             ItemState::Created => "created",
             ItemState::Completed => "completed",
@@ -44,6 +49,7 @@ impl ItemState {
 
     fn parse(s: &str) -> ItemState {
         match s {
+            "uploading" => ItemState::Uploading,
             "submitting" => ItemState::Submitting,
             "created" => ItemState::Created,
             "completed" => ItemState::Completed,
@@ -405,6 +411,14 @@ impl Journal {
             "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
              intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL \
              WHERE pos = ?1",
+            params![pos],
+        )
+    }
+
+    /// The item's files are being uploaded (from planned only).
+    pub(crate) fn uploading(&self, pos: i64) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET state = 'uploading' WHERE pos = ?1 AND state = 'planned'",
             params![pos],
         )
     }

@@ -1,8 +1,8 @@
 //! Batches (cargo feature `batch`): thousands of inputs through one technique, journaled in
 //! SQLite, resumable after a crash or Ctrl-C without paying twice.
 //!
-//! Every item moves `planned → submitting(key) → created(run_id) → completed | failed →
-//! saved`, each step committed before the next request. The idempotency key is a hash of the
+//! Every item moves `planned → uploading → submitting(key) → created(run_id) → completed |
+//! failed → saved` (or `needs_review`), each step committed before the next request. The idempotency key is a hash of the
 //! batch, the item key, the technique and the inputs (files by content), so a resume re-sends
 //! exactly what it sent before and FLORA replays the run instead of starting another.
 //!
