@@ -430,8 +430,20 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     assert!((s["charged"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{s}");
     assert_eq!(s["completed"], 5, "{s}");
     assert_eq!(s["planned"], 5, "{s}");
-    // A resume at the same limit sends nothing more.
-    let o = output(run("1.0")).await;
+    // A resume without a limit keeps the journal's: nothing more is sent.
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "resume",
+            "--journal",
+            "j.db",
+            "--poll-interval",
+            "20ms",
+        ],
+    ))
+    .await;
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert_eq!(fake.run_count(), 5);
     // A higher limit finishes the plan: 10 runs, 2.00 USD.

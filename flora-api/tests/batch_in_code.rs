@@ -159,3 +159,40 @@ async fn polls_wait_for_floras_estimate() {
     assert_eq!(summary.completed, 3, "{summary:?}");
     assert_eq!(fake.request_count(), 7, "one poll per run, at the estimate");
 }
+
+#[tokio::test]
+async fn impossible_options_are_refused_by_name() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    for (options, says) in [
+        (
+            BatchOptions {
+                max_cost: Some(f64::NAN),
+                ..options()
+            },
+            "BatchOptions::max_cost is NaN",
+        ),
+        (
+            BatchOptions {
+                max_cost: Some(-1.0),
+                ..options()
+            },
+            "BatchOptions::max_cost is -1",
+        ),
+        (
+            BatchOptions {
+                max_concurrency: 0,
+                ..options()
+            },
+            "BatchOptions::max_concurrency is 0",
+        ),
+    ] {
+        let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("j"));
+        batch.push("a", &face(1)).options(options);
+        let err = batch.start().await.unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+    }
+    assert_eq!(fake.run_count(), 0);
+}

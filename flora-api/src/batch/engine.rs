@@ -30,7 +30,8 @@ use crate::wire::{Run, RunStatus, TechniqueSchema};
 pub struct BatchOptions {
     /// The most requests in flight at once (the adaptive window's ceiling; default 16).
     pub max_concurrency: usize,
-    /// Refuse a plan whose estimate (items × the listed `run_cost`) is over this many USD,
+    /// Refuse a plan whose estimate (items × the listed `run_cost`) is over this many USD
+    /// (kept in the journal: a resume without a limit keeps the last one given),
     /// and stop submitting before the charged total would pass it. What a run is charged is
     /// known only when it ends, so with a limit the batch's first run goes alone: its charge
     /// is the price (never below the listed one) for every later run, and a run is sent only
@@ -61,6 +62,26 @@ impl Default for BatchOptions {
             poll: None,
             resubmit_unclear: false,
         }
+    }
+}
+
+impl BatchOptions {
+    /// Refuses settings that cannot work, by name.
+    fn check(&self) -> Result<(), Error> {
+        if self.max_concurrency == 0 {
+            return Err(Error::InvalidInput(
+                "BatchOptions::max_concurrency is 0; at least 1 request must be in flight".into(),
+            ));
+        }
+        if let Some(max) = self.max_cost
+            && (max.is_nan() || max < 0.0)
+        {
+            return Err(Error::InvalidInput(format!(
+                "BatchOptions::max_cost is {max}; give an amount in USD, 0 or more \
+                 (f64::INFINITY for no limit)"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -357,6 +378,7 @@ impl Batch {
         items: &[PlanItem],
         options: BatchOptions,
     ) -> Result<Batch, Error> {
+        options.check()?;
         validate(schema, items).await?;
         if let (Some(max), Some(cost)) = (options.max_cost, estimate(schema, items.len()))
             && cost > max
@@ -375,13 +397,16 @@ impl Batch {
             run_cost: schema.run_cost,
             schema: schema.raw().clone(),
             download: options.download.clone(),
+            max_cost: options.max_cost,
         };
         let journal = Journal::create(path, &meta, items)?;
         Ok(Batch::with(client, journal, meta, schema.clone(), options))
     }
 
-    /// An existing journal, to resume (`options.download` overrides the stored template).
+    /// An existing journal, to resume (`options.download` and `options.max_cost` override the
+    /// stored ones; a new limit is stored).
     pub async fn open(client: &Client, path: &Path, options: BatchOptions) -> Result<Batch, Error> {
+        options.check()?;
         let (journal, meta) = Journal::open(path)?;
         let schema: TechniqueSchema =
             serde_json::from_value(meta.schema.clone()).map_err(|e| Error::Journal {
@@ -391,6 +416,11 @@ impl Batch {
         let mut options = options;
         if options.download.is_none() {
             options.download = meta.download.clone();
+        }
+        // A limit holds across resumes until another is given.
+        match options.max_cost {
+            None => options.max_cost = meta.max_cost,
+            Some(max) => journal.set_max_cost(max)?,
         }
         Ok(Batch::with(client, journal, meta, schema, options))
     }

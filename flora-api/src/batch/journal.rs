@@ -88,6 +88,8 @@ pub(crate) struct Meta {
     pub run_cost: Option<f64>,
     pub schema: Value,
     pub download: Option<String>,
+    /// The cost limit last given: a resume without one keeps it.
+    pub max_cost: Option<f64>,
 }
 
 pub(crate) struct Journal {
@@ -197,6 +199,10 @@ impl Journal {
             ),
             ("schema", meta.schema.to_string()),
             ("download", meta.download.clone().unwrap_or_default()),
+            (
+                "max_cost",
+                meta.max_cost.map(|c| c.to_string()).unwrap_or_default(),
+            ),
         ] {
             tx.execute(
                 "INSERT INTO meta (name, value) VALUES (?1, ?2)",
@@ -248,6 +254,7 @@ impl Journal {
             run_cost: get("run_cost").parse().ok(),
             schema: serde_json::from_str(&get("schema")).unwrap_or(Value::Null),
             download: Some(get("download")).filter(|d| !d.is_empty()),
+            max_cost: get("max_cost").parse().ok(),
         })
     }
 
@@ -412,6 +419,15 @@ impl Journal {
              intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL \
              WHERE pos = ?1",
             params![pos],
+        )
+    }
+
+    /// A new cost limit, kept for later resumes.
+    pub(crate) fn set_max_cost(&self, max: f64) -> Result<(), Error> {
+        self.exec(
+            "INSERT INTO meta (name, value) VALUES ('max_cost', ?1) \
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![max.to_string()],
         )
     }
 

@@ -250,8 +250,9 @@ pub(crate) struct BatchFlags {
     #[arg(long, default_value_t = 16)]
     pub max_concurrency: usize,
     /// Refuse a plan estimated over this, and stop submitting before the total passes it
-    /// (the first run goes alone: its charge is the price for the rest).
-    #[arg(long, value_name = "USD")]
+    /// (the first run goes alone: its charge is the price for the rest). Kept in the journal
+    /// for later resumes; `inf` lifts it.
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
     pub max_cost: Option<f64>,
     /// Resubmit items whose run could not be identified after a lost answer (a new run).
     #[arg(long)]
@@ -262,6 +263,16 @@ pub(crate) struct BatchFlags {
     /// The first poll's delay (tests use short ones).
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub poll_interval: Option<std::time::Duration>,
+}
+
+/// A USD amount: a number, zero or more (`inf`: no limit).
+pub(crate) fn parse_usd(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{text:?} is not an amount in USD; write e.g. 25 or 2.50 (inf for no limit)"
+        )),
+    }
 }
 
 /// `90`, `90s`, `1500ms`, `10m`, `1h`.
@@ -306,6 +317,16 @@ mod tests {
         assert_eq!(parse_duration("1500ms").unwrap().as_millis(), 1500);
         for bad in ["", "s", "-1s", "0", "1y", "inf", "1e999"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn amounts_are_zero_or_more_and_never_nan() {
+        assert_eq!(parse_usd("2.50"), Ok(2.5));
+        assert_eq!(parse_usd("0"), Ok(0.0));
+        assert_eq!(parse_usd("inf"), Ok(f64::INFINITY));
+        for bad in ["", "-1", "nan", "NaN", "abc", "1 USD"] {
+            assert!(parse_usd(bad).is_err(), "{bad}");
         }
     }
 
