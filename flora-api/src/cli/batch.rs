@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
                 }
                 let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
                 let batch = Batch::create(&client, &journal, &schema, &items, options(&flags)).await?;
-                drive(batch, &out).await
+                drive(batch, &out, &journal).await
             }
             .await;
             finish(&out, result)
@@ -63,7 +63,7 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
             let result = async {
                 let client = client_with(&global, None, Some(0))?;
                 let batch = Batch::open(&client, &journal, options(&flags)).await?;
-                drive(batch, &out).await
+                drive(batch, &out, &journal).await
             }
             .await;
             finish(&out, result)
@@ -173,7 +173,12 @@ fn summary_line(s: &Summary) -> String {
 }
 
 /// Runs the batch with progress and Ctrl-C handling; the exit code follows the outcome.
-async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
+async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(), Failure> {
+    // Shell-quoted when it needs it, so the printed command can be pasted.
+    let resume = format!(
+        "floret batch resume --journal {}",
+        super::quote(&journal.display().to_string())
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let batch = Arc::new(batch.events(tx));
     let total = batch.summary()?.total as u64;
@@ -259,7 +264,7 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
             StopReason::Requested(_) => Failure::new(
                 Exit::Interrupted,
                 "interrupted",
-                "interrupted; resume with `floret batch resume --journal FILE`",
+                format!("interrupted; resume with `{resume}`"),
             ),
             StopReason::Unauthorized(_) => Failure::new(Exit::Auth, "unauthorized", why),
             StopReason::InsufficientCredits(_) => {
@@ -268,7 +273,7 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
             StopReason::MaxCost { .. } => Failure::new(
                 Exit::Limited,
                 "max_cost",
-                format!("{why}; raise it with `floret batch resume --journal FILE --max-cost USD`"),
+                format!("{why}; raise it with `{resume} --max-cost USD`"),
             ),
         });
     }
@@ -284,8 +289,8 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
             Exit::Other,
             "not_saved",
             format!(
-                "{} completed item(s) are not saved (see the errors above); `floret batch \
-                 resume` saves them (--overwrite replaces files in the way)",
+                "{} completed item(s) are not saved (see the errors above); `{resume}` saves \
+                 them (--overwrite replaces files in the way)",
                 summary.unsaved
             ),
         ));
@@ -294,7 +299,7 @@ async fn drive(batch: Batch, out: &Out) -> Result<(), Failure> {
         return Err(Failure::new(
             Exit::Other,
             "unfinished",
-            "some items are not done; `floret batch resume` continues them",
+            format!("some items are not done; `{resume}` continues them"),
         ));
     }
     Ok(())

@@ -64,3 +64,27 @@ fn finish(out: &Out, result: Result<(), Failure>) -> ExitCode {
         }
     }
 }
+
+/// `text` as one shell word: as it is when plain, else in single quotes.
+pub(crate) fn quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(super::quote("runs/j.db"), "runs/j.db");
+        assert_eq!(super::quote("my runs/j.db"), "'my runs/j.db'");
+        assert_eq!(super::quote("it's"), r"'it'\''s'");
+        assert_eq!(super::quote(""), "''");
+    }
+}
