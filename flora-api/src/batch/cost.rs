@@ -125,6 +125,11 @@ impl CostGuard {
         }
     }
 
+    /// Runs created (or being created) and not ended.
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.figures().flying
+    }
+
     /// A run ended with this charge.
     pub(crate) fn ended(&self, charged: Option<f64>, completed: bool) {
         {

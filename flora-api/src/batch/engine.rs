@@ -192,6 +192,20 @@ impl std::fmt::Display for StopReason {
     }
 }
 
+/// What a running batch is doing ([`Batch::progress`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Runs being created or created and not ended.
+    pub runs_in_flight: u32,
+    /// The adaptive window: how many requests may be in flight now.
+    pub window: usize,
+    /// Requests in flight now.
+    pub requests_in_flight: usize,
+    /// 429/503 answers met so far.
+    pub throttled: u64,
+}
+
 /// Where a batch stands.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -484,13 +498,14 @@ impl Batch {
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The current window size and 429/503 count (for a progress display).
-    pub fn window(&self) -> (usize, usize, u64) {
-        (
-            self.window.limit(),
-            self.window.in_flight(),
-            self.window.throttled(),
-        )
+    /// What is moving now, for a progress display.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            runs_in_flight: self.costs.in_flight(),
+            window: self.window.limit(),
+            requests_in_flight: self.window.in_flight(),
+            throttled: self.window.throttled(),
+        }
     }
 
     /// Where the batch stands, from the journal.

@@ -46,7 +46,7 @@ mod reconcile;
 mod window;
 
 pub use builder::BatchBuilder;
-pub use engine::{Batch, BatchOptions, Event, StopReason, Summary};
+pub use engine::{Batch, BatchOptions, Event, Progress, StopReason, Summary};
 pub use journal::ItemState;
 pub use plan::{PlanItem, read_plan};
 

@@ -150,10 +150,14 @@ fn summary_json(s: &Summary) -> serde_json::Value {
 
 fn summary_line(s: &Summary) -> String {
     let mut line = format!(
-        "{}/{} completed ({} saved), {} failed, {} needs review, {} not done; {:.2} USD charged",
+        "{}/{} completed{}, {} failed, {} needs review, {} not done; {:.2} USD charged",
         s.completed,
         s.total,
-        s.saved,
+        if s.saved + s.unsaved > 0 {
+            format!(" ({} saved)", s.saved)
+        } else {
+            String::new()
+        },
         s.failed,
         s.needs_review,
         s.planned + s.in_flight,
@@ -188,6 +192,8 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
+        // Redrawn every second: the ETA moves while runs are pending and no event comes.
+        bar.enable_steady_tick(std::time::Duration::from_secs(1));
         bar
     } else {
         indicatif::ProgressBar::hidden()
@@ -221,11 +227,11 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
                     }
                     _ => {}
                 }
-                let (window, in_flight, throttled) =
-                    batch.upgrade().map_or((0, 0, 0), |b| b.window());
+                let p = batch.upgrade().map(|b| b.progress()).unwrap_or_default();
                 bar.set_position(done + failed);
                 bar.set_message(format!(
-                    "{failed} failed, {in_flight} in flight, window {window}, {throttled}×429, {charged:.2} USD"
+                    "{failed} failed, {} running, window {}, {}×429, {charged:.2} USD",
+                    p.runs_in_flight, p.window, p.throttled
                 ));
                 out.event(event_name(&e), event_json(&e));
             }
