@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
@@ -50,8 +49,10 @@ pub(crate) struct Saved {
 }
 
 impl Saved {
-    pub(crate) fn json(&self) -> Value {
-        json!({
+    /// As `floret run --download` reports it.
+    #[cfg(feature = "cli")]
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::json!({
             "slot": self.slot,
             "index": self.index,
             "path": self.path.display().to_string(),

@@ -81,17 +81,82 @@ fn for_people(e: &crate::Error) -> String {
         )
 }
 
-/// A value as quoted back in a message: plain, at most 80 characters.
+/// Text from a schema as plain, single-line terminal text: escape sequences and control
+/// characters (and bidirectional overrides) removed, whitespace collapsed, at most 400
+/// characters.
+#[cfg(feature = "cli")]
+pub(crate) fn plain(text: &str) -> String {
+    plain_text(text, 400)
+}
+
+/// A value (from a plan or a flag) as it is shown in a message: plain text, at most 80
+/// characters.
 pub(crate) fn shorten(value: &str) -> String {
-    let p: String = value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if p.chars().count() > 80 {
-        let mut s: String = p.chars().take(79).collect();
-        s.push('…');
-        s
+    plain_text(value, 80)
+}
+
+/// `text` as plain, single-line terminal text of at most `max` characters.
+fn plain_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            match chars.next() {
+                // CSI: parameters, then one final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (hyperlinks, titles): until BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+        if c.is_whitespace() || c.is_control() || bidi {
+            if !out.is_empty() && !out.ends_with(' ') && (c.is_whitespace() || c == '\u{85}') {
+                out.push(' ');
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    if trimmed.chars().count() > max {
+        let mut short: String = trimmed.chars().take(max.saturating_sub(1)).collect();
+        short.push('…');
+        short
     } else {
-        p
+        trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_in_messages_are_plain_and_short() {
+        // A plan value cannot colour, reorder or break the line of a message.
+        assert_eq!(
+            super::shorten("a\u{1b}[31mb\u{202E}c\nd"),
+            "abc d",
+            "escapes, bidi overrides and newlines removed"
+        );
+        let long = super::shorten(&"x".repeat(200));
+        assert_eq!(long.chars().count(), 80);
+        assert!(long.ends_with('…'));
     }
 }

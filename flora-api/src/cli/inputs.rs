@@ -112,57 +112,7 @@ pub(crate) fn flags(schema: &TechniqueSchema) -> Result<Vec<InputFlag>, String> 
     Ok(out)
 }
 
-/// Text from a schema as plain, single-line terminal text: escape sequences and control
-/// characters (and bidirectional overrides) removed, whitespace collapsed, at most 400
-/// characters.
-pub(crate) fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            match chars.next() {
-                // CSI: parameters, then one final byte in @..~.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC (hyperlinks, titles): until BEL or ESC \.
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
-        if c.is_whitespace() || c.is_control() || bidi {
-            if !out.is_empty() && !out.ends_with(' ') && (c.is_whitespace() || c == '\u{85}') {
-                out.push(' ');
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    let trimmed = out.trim();
-    if trimmed.chars().count() > 400 {
-        let mut short: String = trimmed.chars().take(399).collect();
-        short.push('…');
-        short
-    } else {
-        trimmed.to_owned()
-    }
-}
+pub(crate) use crate::values::plain;
 
 /// What a value of this slot is, for `--help`.
 fn value_name(kind: &MediaType) -> &'static str {
