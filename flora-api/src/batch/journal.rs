@@ -182,8 +182,11 @@ impl Journal {
         if path.exists() {
             return Err(journal_error(
                 path,
-                "the journal exists already; continue it with `floret batch resume --journal \
-                 FILE` (or pick a new file for a new batch)",
+                format!(
+                    "the journal exists already; continue it with `floret batch resume \
+                     --journal {}` (`Batch::open` in code), or pick a new file for a new batch",
+                    path.display()
+                ),
             ));
         }
         let mut j = Journal::connect(path)?;
