@@ -276,3 +276,46 @@ async fn run_help_lists_the_techniques_inputs_and_completions_exist() {
         "bash completions are generated"
     );
 }
+
+/// `floret sandbox` where there is no `./schemas` (an installed floret, anywhere): it serves
+/// the techniques built into floret, and a run against it completes.
+#[test]
+fn the_sandbox_serves_built_in_techniques_without_a_schemas_dir() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sandbox = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
+        .current_dir(dir.path())
+        .arg("sandbox")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sandbox.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("export FLORA_BASE_URL=")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "cctv-cam",
+            "--input-image",
+            "https://example.com/a.png",
+            "--json",
+        ])
+        .env("FLORA_BASE_URL", &base)
+        .env("FLORA_API_KEY", "sk_sandbox")
+        .env_remove("FLORA_WORKSPACE_ID")
+        .output()
+        .unwrap();
+    let _ = sandbox.kill();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut sandbox.stderr.take().unwrap(), &mut err);
+    let _ = sandbox.wait();
+    assert!(err.contains("floret's built-in techniques"), "{err}");
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let doc: Value = serde_json::from_str(&stdout(&run)).unwrap();
+    assert_eq!(doc["status"], "completed", "{doc}");
+}

@@ -399,10 +399,19 @@ pub fn module_index(specs: &[TechniqueSpec], config: &Config) -> TokenStream {
             pub use #m::{#s, #o};
         }
     });
+    let infos = specs.iter().map(|t| {
+        let m = ident(&t.module.rust);
+        let s = ident(&t.struct_name.rust);
+        quote!(<#m::#s as #rt::Technique>::INFO)
+    });
     // The runtime checks, at compile time, that it speaks the contract this code was
     // generated for; a mismatch fails with a message that says to regenerate.
     quote! {
         const _: () = #rt::__codegen::expect_contract(#contract);
         #(#items)*
+        /// Every technique generated here, as the generated code knows it: for tools that
+        /// list them, or a fake that serves them all.
+        #[allow(dead_code)]
+        pub const TECHNIQUES: &[#rt::TechniqueInfo] = &[#(#infos),*];
     }
 }

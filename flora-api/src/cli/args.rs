@@ -168,9 +168,10 @@ pub(crate) enum Command {
     /// A fake FLORA on loopback (no key, no bill) serving schema files as they are; prints
     /// the two `export` lines to use it.
     Sandbox {
-        /// The schema files to serve (default: ./schemas).
-        #[arg(long, value_name = "DIR", default_value = "schemas")]
-        schemas: PathBuf,
+        /// The schema files to serve (default: ./schemas when it exists, else the techniques
+        /// built into floret).
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
         /// The loopback port (default: any free one).
         #[arg(long, default_value_t = 0)]
         port: u16,

@@ -89,7 +89,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
         Command::Batch { command } => super::batch::dispatch(global, command).await,
         Command::Sandbox { schemas, port } => {
             let out = Out::new(Mode::Human, None);
-            finish(&out, sandbox(&schemas, port).await)
+            finish(&out, sandbox(schemas.as_deref(), port).await)
         }
     }
 }
@@ -826,7 +826,27 @@ async fn upload(global: &Global, out: &Out, paths: &[PathBuf]) -> Result<(), Fai
     Ok(())
 }
 
-async fn sandbox(dir: &Path, port: u16) -> Result<(), Failure> {
+async fn sandbox(dir: Option<&Path>, port: u16) -> Result<(), Failure> {
+    let fake = crate::testing::FakeFlora::new();
+    let default = Path::new("schemas");
+    let (n, from) = match dir {
+        Some(dir) => (serve_schemas(&fake, dir)?, dir.display().to_string()),
+        None if default.is_dir() => (serve_schemas(&fake, default)?, "schemas".to_owned()),
+        None => (builtin(&fake)?, "floret's built-in techniques".to_owned()),
+    };
+    let served = fake.serve_on(port).await?;
+    println!("export FLORA_BASE_URL={}", served.base_url());
+    println!("export FLORA_API_KEY=sk_sandbox");
+    eprintln!(
+        "floret sandbox: {n} technique(s) from {from} on {}; no key, no bill. Ctrl-C stops it.",
+        served.base_url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+/// Serves every `<slug>.json` of `dir`; how many.
+fn serve_schemas(fake: &crate::testing::FakeFlora, dir: &Path) -> Result<usize, Failure> {
     let files = std::fs::read_dir(dir).map_err(|e| {
         Failure::usage(format!(
             "--schemas {}: {e}. The sandbox serves technique schema files: pass --schemas DIR, a \
@@ -835,30 +855,35 @@ async fn sandbox(dir: &Path, port: u16) -> Result<(), Failure> {
             dir.display()
         ))
     })?;
-    let fake = crate::testing::FakeFlora::new();
-    let mut n = 0;
     let mut paths: Vec<PathBuf> = files
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
+    for path in &paths {
+        let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
         let schema: TechniqueSchema = serde_json::from_str(&text).map_err(|e| {
             Failure::usage(format!("{} is not a technique schema: {e}", path.display()))
         })?;
         fake.completes_untyped(&schema);
-        n += 1;
     }
-    let served = fake.serve_on(port).await?;
-    println!("export FLORA_BASE_URL={}", served.base_url());
-    println!("export FLORA_API_KEY=sk_sandbox");
-    eprintln!(
-        "floret sandbox: {n} technique(s) from {} on {}; no key, no bill. Ctrl-C stops it.",
-        dir.display(),
-        served.base_url()
-    );
-    let _ = tokio::signal::ctrl_c().await;
-    Ok(())
+    Ok(paths.len())
+}
+
+/// The techniques generated into flora-api (its `techniques` feature).
+#[cfg(feature = "techniques")]
+fn builtin(fake: &crate::testing::FakeFlora) -> Result<usize, Failure> {
+    for info in crate::techniques::TECHNIQUES {
+        fake.completes_technique(info);
+    }
+    Ok(crate::techniques::TECHNIQUES.len())
+}
+
+#[cfg(not(feature = "techniques"))]
+fn builtin(_: &crate::testing::FakeFlora) -> Result<usize, Failure> {
+    Err(Failure::usage(
+        "no ./schemas here and this floret has no built-in techniques (built without the \
+         `techniques` feature): pass --schemas DIR, a directory of <slug>.json",
+    ))
 }

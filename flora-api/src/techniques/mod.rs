@@ -8,3 +8,9 @@ const _: () = ::flora_api::__codegen::expect_contract(1);
 pub mod cctv_cam;
 #[allow(unused_imports)]
 pub use cctv_cam::{CctvCam, CctvCamOutputs};
+/// Every technique generated here, as the generated code knows it: for tools that
+/// list them, or a fake that serves them all.
+#[allow(dead_code)]
+pub const TECHNIQUES: &[::flora_api::TechniqueInfo] = &[
+    <cctv_cam::CctvCam as ::flora_api::Technique>::INFO,
+];

@@ -168,6 +168,19 @@ impl FakeFlora {
             .add_rule(schema.slug_or_derived(), core::Rule::completes(2));
     }
 
+    /// Registers a technique as generated code knows it (an item of a generated
+    /// `TECHNIQUES`), answering every run with placeholder outputs after two pending polls.
+    pub fn completes_technique(&self, info: &crate::TechniqueInfo) {
+        self.core.register(
+            info.slug,
+            info.technique_id,
+            info.run_cost_usd,
+            info.inputs,
+            info.outputs,
+        );
+        self.core.add_rule(info.slug, core::Rule::completes(2));
+    }
+
     /// The typed inputs of every run of `T` started, in order (replays of one idempotency key
     /// count once).
     pub fn runs<T: FakeTechnique>(&self) -> Vec<T> {
