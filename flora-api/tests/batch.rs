@@ -470,7 +470,7 @@ async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back()
     let file = |i: usize| out.join(format!("item-{i}-output_image.png"));
     std::fs::write(file(1), "mine").unwrap();
     let go = |extra: &[&str]| {
-        let mut e = vec!["--download", "out", "--poll-interval", "20ms", "--jsonl"];
+        let mut e = vec!["--download", "out", "--poll-interval", "20ms"];
         e.extend_from_slice(extra);
         let args: Vec<String> = run_or_resume(dir.path(), "plan.jsonl", &e)
             .into_iter()
@@ -481,7 +481,13 @@ async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back()
     };
     let o = output(go(&[])).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    // Said as it happens, on stderr, and in the exit's message.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not saved item-1: out/item-1-output_image.png already exists"),
+        "{err}"
+    );
+    assert!(err.contains("1 completed item(s) are not saved"), "{err}");
     assert_eq!(std::fs::read_to_string(file(1)).unwrap(), "mine");
     assert!(file(0).exists() && file(2).exists());
     // Asked: replaced.
@@ -494,7 +500,7 @@ async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back()
     std::fs::remove_file(file(0)).unwrap();
     std::fs::write(file(2), "edited").unwrap();
     let before = fake.request_count();
-    let o = output(go(&[])).await;
+    let o = output(go(&["--jsonl"])).await;
     assert!(o.status.success(), "{}", text(&o));
     let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -523,6 +529,18 @@ async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back()
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     let saved0 = &status["items"][0]["saved"][0];
     assert_eq!(sha256_hex(&file(0)), saved0["sha256"].as_str().unwrap());
+
+    // Gone again, and its download refused this time: the item is not saved any more (the
+    // batch exits 1), and the next resume restores it.
+    std::fs::remove_file(file(0)).unwrap();
+    fake.fail_next(1, Fault::Status(404));
+    let o = output(go(&[])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not saved item-0"), "{}", text(&o));
+    let o = output(go(&[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(sha256_hex(&file(0)), saved0["sha256"].as_str().unwrap());
+    assert_eq!(fake.run_count(), 3);
 }
 
 /// A crash after a file's upload reached FLORA but before the journal kept its URL: the

@@ -126,6 +126,13 @@ pub enum Event {
         /// The files.
         paths: Vec<PathBuf>,
     },
+    /// The run completed but its outputs could not be saved (a resume tries again).
+    NotSaved {
+        /// The item key.
+        key: String,
+        /// Why.
+        error: String,
+    },
     /// Saved files were changed since they were saved: kept as they are (replaced only with
     /// [`BatchOptions::overwrite`]).
     Changed {
@@ -1166,9 +1173,11 @@ impl Batch {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
                 Err(e) => {
-                    self.emit(Event::Failed {
+                    // A saved item whose files could not be restored is not saved any more.
+                    self.journal().unsaved(row.pos)?;
+                    self.emit(Event::NotSaved {
                         key: row.key.clone(),
-                        error: format!("saving: {e}"),
+                        error: e.to_string(),
                     });
                     return Ok(());
                 }

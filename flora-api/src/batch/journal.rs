@@ -425,6 +425,14 @@ impl Journal {
         )
     }
 
+    /// Its outputs are not (all) on disk: back to completed, so a resume saves them.
+    pub(crate) fn unsaved(&self, pos: i64) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET state = 'completed' WHERE pos = ?1 AND state = 'saved'",
+            params![pos],
+        )
+    }
+
     /// A new cost limit, kept for later resumes.
     pub(crate) fn set_max_cost(&self, max: f64) -> Result<(), Error> {
         self.exec(

@@ -214,18 +214,11 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
                         charged += c.unwrap_or(0.0);
                     }
                     Event::Failed { .. } | Event::NeedsReview { .. } => failed += 1,
-                    Event::Changed { paths, .. } if out.mode == Mode::Human => {
-                        for p in paths {
-                            bar.suspend(|| {
-                                eprintln!(
-                                    "kept {}: changed since the batch saved it (--overwrite \
-                                     replaces it with FLORA's output)",
-                                    p.display()
-                                );
-                            });
-                        }
-                    }
                     _ => {}
+                }
+                // On a terminal or a plain log, say what went wrong as it happens.
+                if out.mode == Mode::Human {
+                    say(&bar, &out, &e);
                 }
                 let p = batch.upgrade().map(|b| b.progress()).unwrap_or_default();
                 bar.set_position(done + failed);
@@ -311,6 +304,37 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
     Ok(())
 }
 
+/// Lines on stderr for an event a person must know of (the bar is redrawn below them).
+fn say(bar: &indicatif::ProgressBar, out: &Out, e: &Event) {
+    let key = |k: &str| crate::values::shorten(k);
+    let lines = match e {
+        Event::Failed { key: k, error } => vec![format!("failed {}: {error}", key(k))],
+        Event::NotSaved { key: k, error } => vec![format!("not saved {}: {error}", key(k))],
+        Event::NeedsReview { key: k, why } => vec![format!("needs review {}: {why}", key(k))],
+        Event::Changed { paths, .. } => paths
+            .iter()
+            .map(|p| {
+                format!(
+                    "kept {}: changed since the batch saved it (--overwrite replaces it with \
+                     FLORA's output)",
+                    p.display()
+                )
+            })
+            .collect(),
+        // Ctrl-C says so itself.
+        Event::Stopped {
+            reason: StopReason::Requested(_),
+        } => return,
+        Event::Stopped { reason } => vec![format!("stopping submissions: {reason}")],
+        _ => return,
+    };
+    bar.suspend(|| {
+        for line in &lines {
+            eprintln!("{}", out.redact(line));
+        }
+    });
+}
+
 fn event_name(e: &Event) -> &'static str {
     match e {
         Event::Uploaded { .. } => "uploaded",
@@ -318,6 +342,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Completed { .. } => "completed",
         Event::Failed { .. } => "failed",
         Event::Saved { .. } => "saved",
+        Event::NotSaved { .. } => "not_saved",
         Event::Changed { .. } => "changed",
         Event::NeedsReview { .. } => "needs_review",
         Event::Stopped { .. } => "stopped",
@@ -337,6 +362,7 @@ fn event_json(e: &Event) -> serde_json::Value {
         Event::Saved { key, paths } => {
             json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
         }
+        Event::NotSaved { key, error } => json!({"key": key, "error": error}),
         Event::Changed { key, paths } => {
             json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(), "kept": true})
         }
