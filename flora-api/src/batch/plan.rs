@@ -63,13 +63,15 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlanItem>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
+    // Editors on Windows start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let items = if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        read_csv(path, &text)?
+        read_csv(path, text)?
     } else {
-        read_jsonl(path, &text)?
+        read_jsonl(path, text)?
     };
     let mut seen = BTreeMap::new();
     for item in &items {
@@ -151,8 +153,12 @@ fn read_csv(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
     }
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let n = i + 2;
-        let record = record.map_err(|e| plan_error(path, n, e))?;
+        // The line the record starts on (a quoted cell may span lines).
+        let record = record.map_err(|e| {
+            let at = e.position().map_or(i + 2, |p| p.line() as usize);
+            plan_error(path, at, e)
+        })?;
+        let n = record.position().map_or(i + 2, |p| p.line() as usize);
         let mut key = format!("row-{n}");
         let mut values = BTreeMap::new();
         for (h, cell) in headers.iter().zip(record.iter()) {
@@ -205,6 +211,36 @@ mod tests {
         assert_eq!(items[0].values.get("prompt"), None);
         assert_eq!(items[1].key, "row-3");
         assert_eq!(items[1].values["prompt"], ["hello"]);
+    }
+
+    #[test]
+    fn csv_rows_are_named_by_the_line_they_start_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(&path, "prompt\n\"two\nlines\"\nthird\n").unwrap();
+        let items = read_plan(&path).unwrap();
+        assert_eq!(items[0].line, 2);
+        assert_eq!(items[0].values["prompt"], ["two\nlines"]);
+        assert_eq!(items[1].line, 4);
+        assert_eq!(items[1].key, "row-4");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "p.jsonl",
+                "\u{feff}{\"key\": \"a\", \"prompt\": \"hi\"}\r\n",
+            ),
+            ("p.csv", "\u{feff}key,prompt\r\na,hi\r\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let items = read_plan(&path).unwrap();
+            assert_eq!(items[0].key, "a", "{name}");
+            assert_eq!(items[0].values["prompt"], ["hi"], "{name}");
+        }
     }
 
     #[test]
