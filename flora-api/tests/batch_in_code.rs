@@ -92,11 +92,8 @@ async fn a_wrong_plan_sends_nothing_and_says_why() {
 
     let mut batch = Batch::new(&client, "cctv-cam", &journal);
     batch
-        .push_values("u", [("input_image".to_owned(), "no-such-file.png")])
-        .push_values(
-            "v",
-            [("input_imag".to_owned(), "https://example.com/x.png")],
-        );
+        .push_values("u", [("input_image", "no-such-file.png")])
+        .push_values("v", [("input_imag", "https://example.com/x.png")]);
     let err = batch.start().await.unwrap_err().to_string();
     assert!(
         err.contains("input `input_image` = no-such-file.png: no such file"),

@@ -69,14 +69,15 @@ impl BatchBuilder {
 
     /// Adds an untyped item: input id → value (a URL, a local file to upload, or text); an
     /// id given twice gives an input that allows several values each of them.
-    pub fn push_values<I, V>(&mut self, key: impl Into<String>, values: I) -> &mut Self
+    pub fn push_values<I, K, V>(&mut self, key: impl Into<String>, values: I) -> &mut Self
     where
-        I: IntoIterator<Item = (String, V)>,
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
         V: Into<String>,
     {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (id, v) in values {
-            map.entry(id).or_default().push(v.into());
+            map.entry(id.into()).or_default().push(v.into());
         }
         self.items.push(PlanItem::new(key, map));
         self

@@ -17,7 +17,7 @@
 //! use flora_api::techniques::CctvCam;
 //! let mut batch = Batch::new(&client, "cctv-cam", "faces.journal");
 //! batch.push::<CctvCam>("face-1", &CctvCam { input_image: "https://example.com/1.png".parse()? });
-//! batch.push_values("face-2", [("input_image".to_owned(), "faces/2.png")]); // a local file
+//! batch.push_values("face-2", [("input_image", "faces/2.png")]); // a local file
 //! batch.options(BatchOptions { max_cost: Some(5.0), download: Some("out/".into()), ..Default::default() });
 //! let summary = batch.start().await?.run().await?;
 //! println!("{} completed, {} USD", summary.completed, summary.charged);
