@@ -588,3 +588,41 @@ async fn an_upload_the_journal_lost_is_replayed_not_repeated() {
     assert_eq!(url(&db), first, "the same asset, replayed");
     assert_eq!(fake.run_count(), 1, "the same run, replayed");
 }
+
+/// A run that fails on FLORA's side: the batch goes on, exits 3, and `status` names the item
+/// with FLORA's code and message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_are_named_with_floras_reason() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.technique::<CctvCam>()
+        .when(|c: &CctvCam| c.input_image.as_str().ends_with("/1.png"))
+        .fails(
+            "safety_blocked",
+            "The input was blocked by the safety filter.",
+        );
+    let served = fake.serve().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), 3);
+    let args = run_or_resume(dir.path(), "plan.jsonl", &["--poll-interval", "20ms"]);
+    let o = output(floret(&served, dir.path(), &args)).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("failed item-1: safety_blocked: The input was blocked by the safety filter."),
+        "{}",
+        text(&o)
+    );
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "status", "--journal", "j.db"],
+    ))
+    .await;
+    let t = text(&o);
+    assert!(t.contains("2/3 completed, 1 failed"), "{t}");
+    assert!(
+        t.contains("  failed item-1: safety_blocked: The input was blocked"),
+        "{t}"
+    );
+}

@@ -710,11 +710,15 @@ impl Batch {
                         row.outputs = Some(outputs);
                         row.state = ItemState::Completed;
                     } else {
-                        let why = run
+                        let code = run
                             .error_code
                             .as_ref()
-                            .map(|c| c.as_str().to_owned())
-                            .unwrap_or_else(|| "failed".to_owned());
+                            .map_or("failed", |c| c.as_str())
+                            .to_owned();
+                        let why = match &run.error_message {
+                            Some(m) => format!("{code}: {}", values::shorten(m)),
+                            None => code,
+                        };
                         self.journal().finished(
                             row.pos,
                             ItemState::Failed,

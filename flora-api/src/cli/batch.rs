@@ -74,6 +74,9 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
                 .map(|(summary, items)| {
                     out.document(&json!({"summary": summary_json(&summary), "items": items}));
                     out.line(&summary_line(&summary));
+                    for line in problems(&items) {
+                        out.line(&line);
+                    }
                 })
                 .map_err(Failure::from);
             finish(&out, result)
@@ -137,6 +140,28 @@ fn options(flags: &BatchFlags) -> BatchOptions {
         );
     }
     o
+}
+
+/// The items a person must look at (failed, needs review), one line each, at most 20.
+fn problems(items: &[serde_json::Value]) -> Vec<String> {
+    let listed: Vec<String> = items
+        .iter()
+        .filter(|i| matches!(i["state"].as_str(), Some("failed" | "needs_review")))
+        .map(|i| {
+            format!(
+                "  {} {}: {}",
+                i["state"].as_str().unwrap_or_default().replace('_', " "),
+                crate::values::shorten(i["key"].as_str().unwrap_or_default()),
+                i["error"].as_str().unwrap_or("(no error recorded)")
+            )
+        })
+        .collect();
+    let n = listed.len();
+    let mut lines: Vec<String> = listed.into_iter().take(20).collect();
+    if n > 20 {
+        lines.push(format!("  … and {} more (--json lists every item)", n - 20));
+    }
+    lines
 }
 
 fn summary_json(s: &Summary) -> serde_json::Value {
