@@ -199,13 +199,21 @@ fn placeholder_bytes(kind: &MediaType) -> (Bytes, &'static str, &'static str) {
 pub(crate) struct Core {
     state: Mutex<State>,
     media_base: Mutex<String>,
+    /// The origins the fake answers for (its API host and its media host), parsed once.
+    origins: Mutex<[Option<url::Origin>; 2]>,
+}
+
+fn origin(base: &str) -> Option<url::Origin> {
+    url::Url::parse(base).ok().map(|u| u.origin())
 }
 
 impl Core {
     pub fn new() -> Self {
+        let media = "https://media.fake.invalid";
         Core {
             state: Mutex::new(State::default()),
-            media_base: Mutex::new("https://media.fake.invalid".to_owned()),
+            media_base: Mutex::new(media.to_owned()),
+            origins: Mutex::new([origin(super::FAKE_BASE_URL), origin(media)]),
         }
     }
 
@@ -227,18 +235,18 @@ impl Core {
 
     /// Whether `url` is on the fake's API host or its media host (scheme, host and port).
     fn serves(&self, url: &url::Url) -> bool {
-        let media = self.media_base();
-        [super::FAKE_BASE_URL, media.as_str()]
-            .iter()
-            .filter_map(|base| url::Url::parse(base).ok())
-            .any(|base| base.origin() == url.origin())
+        let theirs = url.origin();
+        let origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        origins.iter().flatten().any(|o| *o == theirs)
     }
 
     pub fn set_media_base(&self, base: String) {
+        let parsed = origin(&base);
         match self.media_base.lock() {
             Ok(mut g) => *g = base,
             Err(p) => *p.into_inner() = base,
         }
+        self.origins.lock().unwrap_or_else(|p| p.into_inner())[1] = parsed;
     }
 
     pub fn register(
