@@ -160,8 +160,9 @@ pub(crate) fn failure_error<E: Exchange + ?Sized>(
 }
 
 /// Progress of one attempt's streamed bytes: when the last one moved, and how many moved.
+/// Requests that do not stream watch nothing (and allocate nothing).
 #[derive(Clone)]
-pub(crate) struct Watch(Arc<Mutex<Moved>>);
+pub(crate) struct Watch(Option<Arc<Mutex<Moved>>>);
 
 struct Moved {
     at: Instant,
@@ -170,16 +171,22 @@ struct Moved {
 
 impl Watch {
     fn new() -> Self {
-        Watch(Arc::new(Mutex::new(Moved {
+        Watch(Some(Arc::new(Mutex::new(Moved {
             at: Instant::now(),
             bytes: 0,
-        })))
+        }))))
     }
 
-    fn read<R>(&self, f: impl FnOnce(&mut Moved) -> R) -> R {
+    /// For a request that does not stream.
+    fn nothing() -> Self {
+        Watch(None)
+    }
+
+    /// `f` on the counters; `None` when nothing is watched.
+    fn read<R>(&self, f: impl FnOnce(&mut Moved) -> R) -> Option<R> {
         // A panic elsewhere while holding the lock leaves the counters usable.
-        let mut moved = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut moved)
+        let mut moved = self.0.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut moved))
     }
 
     /// `n` more bytes moved now.
@@ -191,21 +198,22 @@ impl Watch {
     }
 
     fn bytes(&self) -> u64 {
-        self.read(|m| m.bytes)
+        self.read(|m| m.bytes).unwrap_or(0)
     }
 
     /// Runs `fut` until it ends or no byte moved for `idle`; then `Err(bytes moved)`.
     async fn bound<F: Future>(&self, idle: Duration, fut: F) -> Result<F::Output, u64> {
         let mut fut = std::pin::pin!(fut);
         loop {
-            let Some(limit) = self.read(|m| m.at.checked_add(idle)) else {
-                return Ok(fut.await); // too far away to represent: no limit
+            // Too far away to represent (or nothing watched): no limit.
+            let Some(limit) = self.read(|m| m.at.checked_add(idle)).flatten() else {
+                return Ok(fut.await);
             };
             tokio::select! {
                 biased;
                 out = &mut fut => return Ok(out),
                 () = tokio::time::sleep_until(limit) => {
-                    if self.read(|m| m.at) + idle <= Instant::now() {
+                    if self.read(|m| m.at + idle <= Instant::now()).unwrap_or(false) {
                         return Err(self.bytes());
                     }
                 }
@@ -277,7 +285,12 @@ impl Client {
         // Closed only if the client is dropped mid-call, which cannot happen here. Taken
         // before the body is built: a queued upload holds no file open and reads nothing.
         let _permit = inner.in_flight.acquire().await.ok();
-        let watch = Watch::new();
+        let streams = exchange.streams();
+        let watch = if streams {
+            Watch::new()
+        } else {
+            Watch::nothing()
+        };
         let origin = exchange.origin();
         let mut builder = exchange.request(&inner.requests)?.header(USER_AGENT, UA);
         if origin == Origin::Api {
@@ -294,7 +307,6 @@ impl Client {
                 e.without_url()
             ))
         })?;
-        let streams = exchange.streams();
         if streams {
             watch_body(&mut request, &watch);
         }
