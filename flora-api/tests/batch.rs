@@ -625,4 +625,27 @@ async fn failed_runs_are_named_with_floras_reason() {
         t.contains("  failed item-1: safety_blocked: The input was blocked"),
         "{t}"
     );
+    // `run` again on the same journal: a usage slip, named, nothing sent.
+    let runs = fake.run_count();
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &[
+            "batch",
+            "run",
+            "plan.jsonl",
+            "--technique",
+            "cctv-cam",
+            "--journal",
+            "j.db",
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("continue it with `floret batch resume --journal j.db`"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fake.run_count(), runs);
 }

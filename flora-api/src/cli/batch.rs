@@ -26,6 +26,15 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
         } => {
             let out = Out::new(mode(&flags), key.as_deref());
             let result = async {
+                // Checked first: a second `run` on one journal is a slip for `resume`.
+                if journal.exists() && !dry_run {
+                    return Err(Failure::usage(format!(
+                        "{} exists already: it is a batch journal; continue it with `floret \
+                         batch resume --journal {}`, or pick a new file for a new batch",
+                        journal.display(),
+                        super::quote(&journal.display().to_string())
+                    )));
+                }
                 let items = read_plan(&plan)?;
                 // The schema with the client's own retries; the batch itself retries every
                 // request on its own (no client retries), so its window sees each 429.
