@@ -37,24 +37,41 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// `floret batch run PLAN --technique cctv-cam --journal j.db` when no journal exists yet,
-/// else `floret batch resume --journal j.db`; then `extra`.
-fn run_or_resume<'a>(dir: &Path, plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = if dir.join("j.db").exists() {
-        vec!["batch", "resume", "--journal", "j.db"]
-    } else {
-        vec![
-            "batch",
-            "run",
-            plan,
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-        ]
-    };
+/// `floret batch run PLAN --technique cctv-cam --journal j.db`, then `extra`.
+fn run_args<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "batch",
+        "run",
+        plan,
+        "--technique",
+        "cctv-cam",
+        "--journal",
+        "j.db",
+    ];
     args.extend_from_slice(extra);
     args
+}
+
+/// [`run_args`] when no journal exists yet, else `floret batch resume --journal j.db`; then
+/// `extra`.
+fn run_or_resume<'a>(dir: &Path, plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    if !dir.join("j.db").exists() {
+        return run_args(plan, extra);
+    }
+    let mut args = vec!["batch", "resume", "--journal", "j.db"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `floret batch status --journal j.db --json`, parsed (it needs no server).
+fn status(dir: &Path) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_floret"))
+        .current_dir(dir)
+        .args(["batch", "status", "--journal", "j.db", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 fn plan(dir: &Path, n: usize) {
@@ -170,14 +187,7 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
         200 + foreign,
         "one run per item: never a second one"
     );
-    let o = output(floret(
-        &served,
-        dir.path(),
-        &["batch", "status", "--journal", "j.db", "--json"],
-    ))
-    .await;
-    assert!(o.status.success(), "{}", text(&o));
-    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let status = status(dir.path());
     let saved = status["summary"]["saved"].as_u64().unwrap();
     let review = status["summary"]["needs_review"].as_u64().unwrap();
     assert_eq!(saved + review, 200, "{}", status["summary"]);
@@ -252,20 +262,7 @@ async fn a_bad_row_is_named_by_line_and_nothing_is_sent() {
     )
     .unwrap();
     let before = fake.request_count();
-    let o = output(floret(
-        &served,
-        dir.path(),
-        &[
-            "batch",
-            "run",
-            "plan.jsonl",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-        ],
-    ))
-    .await;
+    let o = output(floret(&served, dir.path(), &run_args("plan.jsonl", &[]))).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("line 3: unknown input `input_imag`"), "{t}");
@@ -303,16 +300,7 @@ async fn dry_run_prices_the_plan_and_max_cost_refuses_it() {
     let o = output(floret(
         &served,
         dir.path(),
-        &[
-            "batch",
-            "run",
-            "plan.csv",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-            "--dry-run",
-        ],
+        &run_args("plan.csv", &["--dry-run"]),
     ))
     .await;
     assert!(o.status.success(), "{}", text(&o));
@@ -324,17 +312,7 @@ async fn dry_run_prices_the_plan_and_max_cost_refuses_it() {
     let o = output(floret(
         &served,
         dir.path(),
-        &[
-            "batch",
-            "run",
-            "plan.csv",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-            "--max-cost",
-            "0.1",
-        ],
+        &run_args("plan.csv", &["--max-cost", "0.1"]),
     ))
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -355,17 +333,7 @@ async fn a_second_process_on_one_journal_is_refused() {
     let mut first = floret(
         &served,
         dir.path(),
-        &[
-            "batch",
-            "run",
-            "plan.jsonl",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-            "--poll-interval",
-            "50ms",
-        ],
+        &run_args("plan.jsonl", &["--poll-interval", "50ms"]),
     )
     .spawn()
     .unwrap();
@@ -418,15 +386,7 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     let t = text(&o);
     assert!(t.contains("--max-cost 1 USD reached"), "{t}");
     assert_eq!(fake.run_count(), 5, "5 runs × 0.20 = the limit; {t}");
-    let status = |dir: &Path| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
-            .current_dir(dir)
-            .args(["batch", "status", "--journal", "j.db", "--json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["summary"].clone()
-    };
-    let s = status(dir.path());
+    let s = status(dir.path())["summary"].clone();
     assert!((s["charged"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{s}");
     assert_eq!(s["completed"], 5, "{s}");
     assert_eq!(s["planned"], 5, "{s}");
@@ -450,7 +410,7 @@ async fn max_cost_stops_submitting_before_the_charged_total_passes_it() {
     let o = output(run("2.0")).await;
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(fake.run_count(), 10);
-    let s = status(dir.path());
+    let s = status(dir.path())["summary"].clone();
     assert!((s["charged"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{s}");
     assert_eq!(s["completed"], 10, "{s}");
 }
@@ -521,12 +481,7 @@ async fn outputs_are_never_overwritten_unasked_and_only_missing_ones_come_back()
         "one download, nothing else"
     );
     assert_eq!(fake.run_count(), 3);
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_floret"))
-        .current_dir(dir.path())
-        .args(["batch", "status", "--journal", "j.db", "--json"])
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = status(dir.path());
     let saved0 = &status["items"][0]["saved"][0];
     assert_eq!(sha256_hex(&file(0)), saved0["sha256"].as_str().unwrap());
 
@@ -627,20 +582,7 @@ async fn failed_runs_are_named_with_floras_reason() {
     );
     // `run` again on the same journal: a usage slip, named, nothing sent.
     let runs = fake.run_count();
-    let o = output(floret(
-        &served,
-        dir.path(),
-        &[
-            "batch",
-            "run",
-            "plan.jsonl",
-            "--technique",
-            "cctv-cam",
-            "--journal",
-            "j.db",
-        ],
-    ))
-    .await;
+    let o = output(floret(&served, dir.path(), &run_args("plan.jsonl", &[]))).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("continue it with `floret batch resume --journal j.db`"),
