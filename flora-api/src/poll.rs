@@ -48,7 +48,7 @@ pub(crate) struct RunState {
 }
 
 /// When a run created now is estimated to be done.
-pub(crate) fn ready_at(estimated_seconds: Option<f64>) -> Option<Instant> {
+fn ready_at(estimated_seconds: Option<f64>) -> Option<Instant> {
     estimated_seconds.and_then(|s| Instant::now().checked_add(from_secs_saturating(s)))
 }
 
@@ -220,6 +220,11 @@ impl<T> RunHandle<T> {
     /// The `run_…` id.
     pub fn run_id(&self) -> &str {
         &self.state.run_id
+    }
+
+    /// When FLORA's `estimated_seconds` (from the create answer) says the run should be done.
+    pub(crate) fn ready_at(&self) -> Option<Instant> {
+        self.state.ready_at
     }
 
     /// The technique slug or id polled on, for nested-route runs.

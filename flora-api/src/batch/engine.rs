@@ -312,8 +312,10 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+/// A deterministic idempotency key: `prefix-` and 40 hex digits of the parts' SHA-256.
+fn derived_key(prefix: &str, parts: &[&str]) -> String {
+    let digest = hex::encode(Sha256::digest(parts.join("\0").as_bytes()));
+    format!("{prefix}-{}", &digest[..40])
 }
 
 /// Every problem of every row, named by line, before anything is sent.
@@ -787,19 +789,24 @@ impl Batch {
     /// The idempotency key: batch, item key and attempt, technique, and the body's inputs.
     fn key(&self, row: &ItemRow, inputs: &[RunInput]) -> String {
         let body = serde_json::to_string(inputs).unwrap_or_default();
-        let text = format!(
-            "{}\0{}\0{}\0{}\0{}",
-            self.meta.batch_id, row.key, row.attempt, self.meta.technique_id, body
-        );
-        format!("flora-batch-{}", &hex_sha256(text.as_bytes())[..40])
+        let attempt = row.attempt.to_string();
+        derived_key(
+            "flora-batch",
+            &[
+                &self.meta.batch_id,
+                &row.key,
+                &attempt,
+                &self.meta.technique_id,
+                &body,
+            ],
+        )
     }
 
     /// The run's inputs, local files uploaded (each distinct file once, by content, recorded
     /// in the journal). `None` when stopped meanwhile.
     async fn resolve(&self, row: &ItemRow) -> Result<Option<Vec<RunInput>>, Error> {
-        let slots = self.schema.inputs.clone().unwrap_or_default();
         let mut out = Vec::new();
-        for slot in &slots {
+        for slot in self.schema.inputs.iter().flatten() {
             for v in row.values.get(&slot.id).into_iter().flatten() {
                 let wire = slot.kind.as_str().to_owned();
                 let value = match values::check(slot, v).await {
@@ -843,23 +850,34 @@ impl Batch {
         kind: &crate::MediaType,
         sha256: &str,
     ) -> Result<String, Error> {
-        let text = format!("{}\0{}\0{}", self.meta.batch_id, sha256, kind.as_str());
-        let key = format!("flora-batch-upload-{}", &hex_sha256(text.as_bytes())[..40]);
+        let key = derived_key(
+            "flora-batch-upload",
+            &[&self.meta.batch_id, sha256, kind.as_str()],
+        );
+        self.windowed(|| {
+            self.client.upload_for_slot(
+                crate::Upload::path(path),
+                kind,
+                crate::UploadOptions::default().idempotency_key(key.clone()),
+            )
+        })
+        .await
+    }
+
+    /// One request in the window, tried again after [`pause`](Self::pause) until it succeeds
+    /// or is not worth another attempt (its error then).
+    async fn windowed<T, F, Fut>(&self, mut request: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let mut attempt = 0u32;
         loop {
             let slot = self.window.acquire().await;
-            let r = self
-                .client
-                .upload_for_slot(
-                    crate::Upload::path(path),
-                    kind,
-                    crate::UploadOptions::default().idempotency_key(key.clone()),
-                )
-                .await;
-            match r {
-                Ok(url) => {
+            match request().await {
+                Ok(v) => {
                     slot.success();
-                    return Ok(url);
+                    return Ok(v);
                 }
                 Err(e) => {
                     attempt += 1;
@@ -961,9 +979,7 @@ impl Batch {
                     // flight, every other run is owned by then, so a later reconcile is exact.
                     self.journal().created(row.pos, handle.run_id(), now())?;
                     reserved.made_a_run();
-                    if let Some(at) =
-                        crate::poll::ready_at(handle.last_seen().and_then(Run::estimated_seconds))
-                    {
+                    if let Some(at) = handle.ready_at() {
                         self.ready_at
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -1017,31 +1033,17 @@ impl Batch {
     /// `reconcile.rs`) is adopted; anything else needs review.
     async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
         use futures_util::TryStreamExt;
-        let mut attempt = 0u32;
-        let runs: Result<Vec<Run>, Error> = loop {
-            let slot = self.window.acquire().await;
-            let listed: Result<Vec<Run>, Error> = self
-                .client
-                .runs(ListRuns {
-                    technique_id: Some(self.meta.technique_id.clone()),
-                    limit: Some(100),
-                    ..ListRuns::default()
-                })
-                .try_collect()
-                .await;
-            match listed {
-                Ok(runs) => {
-                    slot.success();
-                    break Ok(runs);
-                }
-                Err(e) => {
-                    attempt += 1;
-                    if !self.pause(slot, &e, attempt).await {
-                        break Err(e);
-                    }
-                }
-            }
-        };
+        let runs: Result<Vec<Run>, Error> = self
+            .windowed(|| {
+                self.client
+                    .runs(ListRuns {
+                        technique_id: Some(self.meta.technique_id.clone()),
+                        limit: Some(100),
+                        ..ListRuns::default()
+                    })
+                    .try_collect()
+            })
+            .await;
         let why = match runs {
             Ok(runs) => {
                 let (before, after, owned, sent_at) = {
@@ -1213,4 +1215,17 @@ fn row_json(r: &ItemRow) -> Value {
         "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
         "inputs": r.values, "outputs": parsed(&r.outputs), "saved": parsed(&r.saved),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Keys are journaled and re-sent by later versions: their derivation must not change
+    /// (a changed key is a second run). This one was computed independently (Python hashlib).
+    #[test]
+    fn derived_keys_are_stable() {
+        assert_eq!(
+            super::derived_key("flora-batch", &["b1", "k", "0", "tech_x", "[]"]),
+            "flora-batch-bc181c0e8066e17c3e352295348cd6273b782fc5"
+        );
+    }
 }
