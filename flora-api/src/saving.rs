@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
+use crate::content::safe_file_stem;
 use crate::error::Error;
 #[cfg(feature = "cli")]
 use crate::wire::MediaType;
@@ -78,22 +79,6 @@ fn template(spec: &str, ids: &[&str]) -> String {
     }
 }
 
-/// A slot id as one safe file-name part.
-fn safe(part: &str) -> String {
-    let s: String = part
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let s = s.trim_matches('.').to_owned();
-    if s.is_empty() { "output".to_owned() } else { s }
-}
-
 /// Where one output goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Names<'a> {
@@ -105,10 +90,10 @@ pub(crate) struct Names<'a> {
 fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -> PathBuf {
     PathBuf::from(
         template
-            .replace("{slot}", &safe(slot))
+            .replace("{slot}", &safe_file_stem(slot))
             .replace("{index}", &index.to_string())
-            .replace("{run_id}", &safe(names.run_id))
-            .replace("{key}", &safe(names.key))
+            .replace("{run_id}", &safe_file_stem(names.run_id))
+            .replace("{key}", &safe_file_stem(names.key))
             .replace("{ext}", ext),
     )
 }
@@ -323,6 +308,15 @@ mod tests {
             fill("o/{run_id}-{key}-{slot}.{ext}", "a/../b", 0, names, "png"),
             PathBuf::from("o/run_1-row_7-a_.._b.png")
         );
+        // Keys come from plans: a device name or a very long key is made safe too.
+        let long = "k".repeat(300);
+        for (key, part) in [("con", "_con".to_owned()), (long.as_str(), "k".repeat(100))] {
+            let names = Names { run_id: "r", key };
+            assert_eq!(
+                fill("{key}.{ext}", "s", 0, names, "png"),
+                PathBuf::from(format!("{part}.png"))
+            );
+        }
     }
 
     #[test]

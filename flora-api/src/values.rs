@@ -147,6 +147,20 @@ fn plain_text(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "cli")]
+    #[test]
+    fn schema_text_reaches_the_terminal_as_plain_text() {
+        use super::plain;
+        assert_eq!(plain("a\u{1b}[31mred\u{1b}[0m b"), "ared b");
+        assert_eq!(
+            plain("x\u{1b}]8;;https://evil\u{7}link\u{1b}]8;;\u{7}y"),
+            "xlinky"
+        );
+        assert_eq!(plain("line\none\r\n\ttwo\u{0}"), "line one two");
+        assert_eq!(plain("a\u{202E}b"), "ab");
+        assert_eq!(plain(&"x".repeat(500)).chars().count(), 400);
+    }
+
     #[test]
     fn values_in_messages_are_plain_and_short() {
         // A plan value cannot colour, reorder or break the line of a message.

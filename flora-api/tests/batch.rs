@@ -590,4 +590,36 @@ async fn failed_runs_are_named_with_floras_reason() {
         text(&o)
     );
     assert_eq!(fake.run_count(), runs);
+    // retry-failed: the failed item back in the plan under a new attempt, so its resume makes
+    // a new run on purpose (the fake fails it again); the completed ones are left alone.
+    let first_key = status(dir.path())["items"][1]["idempotency_key"].clone();
+    assert!(first_key.is_string(), "{first_key}");
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "retry-failed", "--journal", "j.db"],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 item(s) back in the plan"),
+        "{}",
+        text(&o)
+    );
+    let before = status(dir.path());
+    assert_eq!(before["items"][1]["state"], "planned");
+    assert_eq!(before["items"][1]["run_id"], Value::Null);
+    let args = run_or_resume(dir.path(), "plan.jsonl", &["--poll-interval", "20ms"]);
+    let o = output(floret(&served, dir.path(), &args)).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        fake.run_count(),
+        runs + 1,
+        "one new run, for the retried item only"
+    );
+    let after = status(dir.path());
+    assert_eq!(after["items"][1]["state"], "failed");
+    assert!(after["items"][1]["idempotency_key"].is_string());
+    assert_ne!(after["items"][1]["idempotency_key"], first_key, "a new key");
+    assert_eq!(after["items"][0]["state"], "completed");
 }

@@ -134,6 +134,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     sha256 TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, PRIMARY KEY (sha256, kind)
 );";
 
+/// Back to planned under a new attempt: everything of the earlier attempt's run forgotten.
+const REPLAN: &str = "state = 'planned', attempt = attempt + 1, idem = NULL, intent_at = NULL, \
+                      sent_at = NULL, run_id = NULL, answered_at = NULL";
+
 impl Journal {
     /// Opens (or creates) the file and takes its lock: a second process gets a clear error.
     fn connect(path: &Path) -> Result<Journal, Error> {
@@ -406,9 +410,8 @@ impl Journal {
         self.conn
             .execute(
                 &format!(
-                    "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
-                     intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL, charged = NULL, error = NULL, \
-                     outputs = NULL, saved = NULL WHERE state IN {states}"
+                    "UPDATE items SET {REPLAN}, charged = NULL, error = NULL, outputs = NULL, \
+                     saved = NULL WHERE state IN {states}"
                 ),
                 [],
             )
@@ -418,9 +421,7 @@ impl Journal {
     /// One item back to planned under a new attempt (a new key).
     pub(crate) fn replan(&self, pos: i64) -> Result<(), Error> {
         self.exec(
-            "UPDATE items SET state = 'planned', attempt = attempt + 1, idem = NULL, \
-             intent_at = NULL, sent_at = NULL, run_id = NULL, answered_at = NULL \
-             WHERE pos = ?1",
+            &format!("UPDATE items SET {REPLAN} WHERE pos = ?1"),
             params![pos],
         )
     }

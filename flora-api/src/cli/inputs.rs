@@ -331,18 +331,6 @@ mod tests {
     }
 
     #[test]
-    fn schema_text_reaches_the_terminal_as_plain_text() {
-        assert_eq!(plain("a\u{1b}[31mred\u{1b}[0m b"), "ared b");
-        assert_eq!(
-            plain("x\u{1b}]8;;https://evil\u{7}link\u{1b}]8;;\u{7}y"),
-            "xlinky"
-        );
-        assert_eq!(plain("line\none\r\n\ttwo\u{0}"), "line one two");
-        assert_eq!(plain("a\u{202E}b"), "ab");
-        assert_eq!(plain(&"x".repeat(500)).chars().count(), 400);
-    }
-
-    #[test]
     fn the_run_command_lists_the_inputs_and_refuses_missing_or_empty_ones() {
         let s = schema(serde_json::json!([
             {"id": "input_image", "name": "Input", "description": "The \u{1b}[1mface\u{1b}[0m", "type": "imageUrl"},
