@@ -223,6 +223,7 @@ impl<T> RunHandle<T> {
     }
 
     /// When FLORA's `estimated_seconds` (from the create answer) says the run should be done.
+    #[cfg(feature = "batch")]
     pub(crate) fn ready_at(&self) -> Option<Instant> {
         self.state.ready_at
     }
