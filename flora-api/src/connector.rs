@@ -113,13 +113,19 @@ fn build_failed(e: reqwest::Error) -> Error {
 }
 
 /// The client for other origins. Redirects are followed (storage and CDN hosts use them) but
-/// only to `https://` or loopback `http://`. No read or total timeout here: `send` bounds an
-/// attempt by its progress, so a large upload may take as long as it keeps moving.
+/// only to `https://` or loopback `http://`, and never from `https://` down to `http://` (a
+/// media host must not make the client fetch a local service). No read or total timeout
+/// here: `send` bounds an attempt by its progress, so a large upload may take as long as it
+/// keeps moving.
 fn foreign_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade = attempt.url().scheme() != "https"
+                && attempt.previous().iter().any(|u| u.scheme() == "https");
             if attempt.previous().len() >= 10 {
                 attempt.error("more than 10 redirects")
+            } else if downgrade {
+                attempt.error("refusing a redirect from https:// to plain http://")
             } else if is_https_or_loopback(attempt.url()) {
                 attempt.follow()
             } else {

@@ -18,9 +18,47 @@ pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
     from_secs_saturating(d.as_secs_f64() * factor)
 }
 
+/// A duration as people read it in a message: `250 ms`, `1.5 s`, `3 min 20 s`, `2 h 5 min`
+/// (never `1.001324604s`).
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        let tenths = (ms % 1000) / 100;
+        return if tenths == 0 {
+            format!("{secs} s")
+        } else {
+            format!("{secs}.{tenths} s")
+        };
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m, s) {
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, _) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(human(ms(250)), "250 ms");
+        assert_eq!(human(ms(1001)), "1 s");
+        assert_eq!(human(ms(1_500)), "1.5 s");
+        assert_eq!(human(ms(200_000)), "3 min 20 s");
+        assert_eq!(human(Duration::from_secs(600)), "10 min");
+        assert_eq!(human(Duration::from_secs(7_500)), "2 h 5 min");
+        assert_eq!(human(Duration::from_secs(7_200)), "2 h");
+        assert!(!human(Duration::MAX).is_empty());
+    }
 
     #[test]
     fn saturates_instead_of_panicking() {

@@ -11,7 +11,8 @@ use crate::client::{Body, Call, Client};
 use crate::error::Error;
 use crate::futures::{RunFuture, StartFuture};
 use crate::pages::{ListRequest, Page};
-use crate::poll::{RunHandle, RunState};
+use crate::poll::{Resend, RunHandle, RunState, Submission};
+use crate::reconcile::{LostCreate, unix_now};
 use crate::technique::{RunInput, Technique, Untyped};
 use crate::wire::{CreatedRun, Run, RunStatus, TechniqueSchema, Workspace};
 
@@ -63,6 +64,28 @@ impl StartOptions {
             idempotency_key: Some(key.into()),
             ..Self::default()
         }
+    }
+
+    /// Options with a fresh key made now, to keep before awaiting a start you might cancel
+    /// (a `tokio::time::timeout` around `run`, a `select!`): the run goes on, and starting
+    /// again with the kept key gives it back instead of paying for a second one.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, t: flora_api::techniques::CctvCam) -> Result<(), flora_api::Error> {
+    /// use std::time::Duration;
+    /// use flora_api::StartOptions;
+    /// let options = StartOptions::with_new_key();
+    /// let key = options.idempotency_key.clone().unwrap_or_default(); // store it first
+    /// match tokio::time::timeout(Duration::from_secs(60), client.run_with(&t, options)).await {
+    ///     Ok(done) => println!("{:?}", done?.outputs),
+    ///     // Later: the same run, not a new one.
+    ///     Err(_) => println!("resume with {:?}", client.start_with(&t, StartOptions::idempotency_key(key)).await?.run_id()),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_new_key() -> Self {
+        Self::idempotency_key(uuid::Uuid::new_v4().to_string())
     }
 }
 
@@ -239,22 +262,148 @@ impl Client {
     ) -> Result<RunState, Error> {
         check_path_id("technique slug or id", slug_or_id)?;
         let key = idempotency_key(options.idempotency_key.as_deref())?;
-        let mut body = json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
-        if let Some(cb) = options.callback_url {
-            let ok = url::Url::parse(&cb).is_ok_and(|u| u.scheme() == "https");
+        if let Some(cb) = &options.callback_url {
+            let ok = url::Url::parse(cb).is_ok_and(|u| u.scheme() == "https");
             if !ok {
                 return Err(Error::InvalidInput(format!(
                     "callback_url {cb:?} must be an absolute https:// URL"
                 )));
             }
-            body["callback_url"] = Value::String(cb);
         }
-        let call = Call::new(Method::POST, self.url(&["techniques", slug_or_id, "runs"])?)
-            .body(Body::Json(body))
-            .idempotency_key(key);
-        let run: Run = self.send_json(call).await?;
-        tracing::info!(technique = slug_or_id, run_id = %run.run_id, status = %run.status, "run started");
-        Ok(RunState::nested(self.clone(), slug_or_id, run))
+        self.submit(Submission {
+            base_key: key,
+            attempt: 1,
+            request: Resend::Nested {
+                slug: slug_or_id.to_owned(),
+                inputs,
+                callback_url: options.callback_url,
+            },
+        })
+        .await
+        .map(|(_, state)| state)
+    }
+
+    /// Sends a run creation; a lost answer is recovered (see `reconcile.rs`) or reported with
+    /// its key. Returns the top-level route's created-run answer too.
+    pub(crate) async fn submit(
+        &self,
+        submission: Submission,
+    ) -> Result<(Option<CreatedRun>, RunState), Error> {
+        let key = submission.key();
+        let first_sent = unix_now();
+        match &submission.request {
+            Resend::Nested {
+                slug,
+                inputs,
+                callback_url,
+            } => {
+                let mut body =
+                    json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
+                if let Some(cb) = callback_url {
+                    body["callback_url"] = Value::String(cb.clone());
+                }
+                let mut call = Call::new(Method::POST, self.url(&["techniques", slug, "runs"])?)
+                    .body(Body::Json(body))
+                    .idempotency_key(key.clone());
+                let run: Run = match self.send_call_json(&mut call).await {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let lost = LostCreate {
+                            key: &key,
+                            technique: slug,
+                            first_sent,
+                        };
+                        self.recover_create(&call, e, lost).await?
+                    }
+                };
+                tracing::info!(technique = %slug, run_id = %run.run_id, status = %run.status, "run started");
+                let slug = slug.clone();
+                Ok((
+                    None,
+                    RunState::nested(self.clone(), &slug, run, Some(submission)),
+                ))
+            }
+            Resend::TopLevel {
+                technique_id,
+                workspace_id,
+                inputs,
+            } => {
+                let body = json!({ "technique_id": technique_id, "workspace_id": workspace_id, "inputs": inputs });
+                let mut call = Call::new(Method::POST, self.url(&["runs", "technique"])?)
+                    .body(Body::Json(body))
+                    .idempotency_key(key.clone());
+                let created: CreatedRun = match self.send_call_json(&mut call).await {
+                    Ok(created) => created,
+                    Err(e) => {
+                        let lost = LostCreate {
+                            key: &key,
+                            technique: technique_id,
+                            first_sent,
+                        };
+                        CreatedRun::from(self.recover_create(&call, e, lost).await?)
+                    }
+                };
+                let state = RunState::top_level(
+                    self.clone(),
+                    created.run_id.clone(),
+                    created.poll_url.as_deref(),
+                    created.estimated_seconds,
+                    Some(submission),
+                );
+                Ok((Some(created), state))
+            }
+        }
+    }
+}
+
+impl<T> RunHandle<T> {
+    /// Starts this run's request again as a **new run** under a new idempotency key derived
+    /// from the first (`{key}~retry2`, `~retry3`, …), for a run that failed with a
+    /// [retryable](Error::is_retryable) code such as `model_timeout`: FLORA answers the old
+    /// key with the failed run again, so retrying needs a new key, and a derived one keeps
+    /// the retry itself safe to repeat. A new run is a new charge: a run that is not known
+    /// to have failed (still running, completed, never polled) is refused.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, face: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// use flora_api::techniques::CctvCam;
+    /// let mut handle = CctvCam { input_image: face }.start(&client).await?;
+    /// let done = match handle.wait().await {
+    ///     Err(e) if e.is_retryable() && matches!(e, flora_api::Error::RunFailed { .. }) => {
+    ///         handle.retry().await?.wait().await?
+    ///     }
+    ///     other => other?,
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn retry(&self) -> StartFuture<'_, T> {
+        StartFuture::new(async move {
+            let state = self.state();
+            let Some(submission) = &state.submission else {
+                return Err(Error::InvalidInput(format!(
+                    "run {} was attached by id, so its inputs are not known here: start the \
+                     technique again (with a new idempotency key)",
+                    self.run_id()
+                )));
+            };
+            let failed = self.last_seen().is_some_and(|run| {
+                run.status == RunStatus::Failed
+                    || (matches!(run.status, RunStatus::Unknown(_)) && run.completed_at.is_some())
+            });
+            if !failed {
+                let status = self
+                    .last_seen()
+                    .map_or_else(|| "not polled yet".to_owned(), |r| format!("`{}`", r.status));
+                return Err(Error::InvalidInput(format!(
+                    "run {} is {status}: `retry` starts a new (billed) run and is for a run \
+                     that failed; wait for this one first",
+                    self.run_id()
+                )));
+            }
+            let (_, next) = state.client.submit(submission.next()).await?;
+            Ok(next)
+        })
     }
 }
 
@@ -361,7 +510,7 @@ impl Client {
     /// Polls a run once on `GET /runs/{run_id}`.
     pub async fn get_run_by_id(&self, run_id: &str) -> Result<Run, Error> {
         check_prefix("run id", run_id, "run_")?;
-        RunState::top_level(self.clone(), run_id.to_owned(), None, None)
+        RunState::top_level(self.clone(), run_id.to_owned(), None, None, None)
             .poll()
             .await
     }
@@ -396,19 +545,20 @@ impl Client {
             ));
         }
         let key = idempotency_key(options.idempotency_key.as_deref())?;
-        let call = Call::new(Method::POST, self.url(&["runs", "technique"])?)
-            .body(Body::Json(
-                json!({ "technique_id": technique_id, "workspace_id": ws, "inputs": inputs }),
-            ))
-            .idempotency_key(key);
-        let created: CreatedRun = self.send_json(call).await?;
-        let handle = RunState::top_level(
-            self.clone(),
-            created.run_id.clone(),
-            created.poll_url.as_deref(),
-            created.estimated_seconds,
-        )
-        .typed();
-        Ok((created, handle))
+        let (created, state) = self
+            .submit(Submission {
+                base_key: key,
+                attempt: 1,
+                request: Resend::TopLevel {
+                    technique_id: technique_id.to_owned(),
+                    workspace_id: ws,
+                    inputs,
+                },
+            })
+            .await?;
+        let created = created.ok_or_else(|| {
+            Error::Config("the top-level route returned no created run".to_owned())
+        })?;
+        Ok((created, state.typed()))
     }
 }

@@ -66,6 +66,7 @@ extern crate self as flora_api;
 // floor 0, data:
 mod drift;
 mod durations;
+mod redact;
 mod urls;
 mod wire;
 // floor 1, values:
@@ -86,12 +87,12 @@ mod endpoints;
 mod futures;
 mod pages;
 mod poll;
+mod reconcile;
 // floor 5, files and checks:
 #[cfg(feature = "batch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
 pub mod batch;
 mod download;
-#[cfg(any(feature = "cli", feature = "batch"))]
 mod saving;
 mod upload;
 #[cfg(any(feature = "cli", feature = "batch"))]
@@ -140,7 +141,7 @@ pub use client::{
     ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID, IDEMPOTENCY_HEADER,
 };
 pub use connector::install_crypto_provider;
-pub use download::DownloadOptions;
+pub use download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions};
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
 pub use error::{ApiError, ApiErrorCode, Error, FieldError};
@@ -157,6 +158,8 @@ pub use fake_contract::{FakeTechnique, WireInputs, WireOutputs};
 pub use futures::{RunFuture, StartFuture};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
+pub use redact::{REDACTED, redact};
+pub use saving::SaveOptions;
 pub use policy::PollPolicy;
 pub use poll::RunHandle;
 pub use technique::{

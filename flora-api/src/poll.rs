@@ -34,10 +34,58 @@ pub struct RunHandle<T> {
     _technique: PhantomData<fn() -> T>,
 }
 
+/// How a run was created, kept on its handle: its key (for a caller who must resume), and its
+/// request (for [`RunHandle::retry`], which sends it again as a new run under a new key).
+#[derive(Debug, Clone)]
+pub(crate) struct Submission {
+    /// The key of the first attempt; attempt `n > 1` sends `{base_key}~retry{n}`.
+    pub base_key: String,
+    /// 1 for the first run, then one more per retry.
+    pub attempt: u32,
+    /// What was sent.
+    pub request: Resend,
+}
+
+/// The request of a run creation, to send again.
+#[derive(Debug, Clone)]
+pub(crate) enum Resend {
+    /// `POST /techniques/{slug}/runs`.
+    Nested {
+        slug: String,
+        inputs: Vec<crate::technique::RunInput>,
+        callback_url: Option<String>,
+    },
+    /// `POST /runs/technique`.
+    TopLevel {
+        technique_id: String,
+        workspace_id: String,
+        inputs: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl Submission {
+    /// The idempotency key this attempt is sent under.
+    pub(crate) fn key(&self) -> String {
+        if self.attempt <= 1 {
+            self.base_key.clone()
+        } else {
+            format!("{}~retry{}", self.base_key, self.attempt)
+        }
+    }
+
+    /// The next attempt: the same request, a new key.
+    pub(crate) fn next(&self) -> Submission {
+        Submission {
+            attempt: self.attempt.saturating_add(1),
+            ..self.clone()
+        }
+    }
+}
+
 /// The untyped state of a started run; every async method lives here.
 #[derive(Clone)]
 pub(crate) struct RunState {
-    client: Client,
+    pub(crate) client: Client,
     run_id: String,
     route: Route,
     poll_url: Option<Url>,
@@ -45,6 +93,8 @@ pub(crate) struct RunState {
     /// When FLORA's `estimated_seconds` says the run should be done: the first poll of a wait
     /// is not sent before.
     ready_at: Option<Instant>,
+    /// How it was created (`None` for a run attached by id).
+    pub(crate) submission: Option<std::sync::Arc<Submission>>,
 }
 
 /// When a run created now is estimated to be done.
@@ -73,7 +123,12 @@ impl<T> Clone for RunHandle<T> {
 
 impl RunState {
     /// A run started on `POST /techniques/{technique}/runs`.
-    pub(crate) fn nested(client: Client, technique: &str, run: Run) -> Self {
+    pub(crate) fn nested(
+        client: Client,
+        technique: &str,
+        run: Run,
+        submission: Option<Submission>,
+    ) -> Self {
         let poll_url = same_origin(&client, run.poll_url.as_deref());
         RunState {
             client,
@@ -82,6 +137,7 @@ impl RunState {
             poll_url,
             ready_at: ready_at(run.estimated_seconds()),
             last: Some(run),
+            submission: submission.map(std::sync::Arc::new),
         }
     }
 
@@ -91,6 +147,7 @@ impl RunState {
         run_id: String,
         poll_url: Option<&str>,
         estimated_seconds: Option<f64>,
+        submission: Option<Submission>,
     ) -> Self {
         let poll_url = same_origin(&client, poll_url);
         RunState {
@@ -100,6 +157,7 @@ impl RunState {
             poll_url,
             last: None,
             ready_at: ready_at(estimated_seconds),
+            submission: submission.map(std::sync::Arc::new),
         }
     }
 
@@ -213,6 +271,7 @@ impl<T> RunHandle<T> {
             poll_url: None,
             last: None,
             ready_at: None,
+            submission: None,
         }
         .typed()
     }
@@ -220,6 +279,16 @@ impl<T> RunHandle<T> {
     /// The `run_…` id.
     pub fn run_id(&self) -> &str {
         &self.state.run_id
+    }
+
+    pub(crate) fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// The idempotency key the run was created under (`None` for a run attached by id).
+    /// Starting again with this key gives back this run, never a second one.
+    pub fn idempotency_key(&self) -> Option<String> {
+        self.state.submission.as_ref().map(|s| s.key())
     }
 
     /// When FLORA's `estimated_seconds` (from the create answer) says the run should be done.
@@ -297,12 +366,13 @@ impl<T: Technique> RunHandle<T> {
 
 /// `completed`, `failed`, or a status this crate does not know on a run that reports its
 /// completion time (e.g. a future `cancelled`).
-fn has_ended(run: &Run) -> bool {
+pub(crate) fn has_ended(run: &Run) -> bool {
     run.status.is_terminal()
         || (matches!(run.status, RunStatus::Unknown(_)) && run.completed_at.is_some())
 }
 
-fn finish(run: Run) -> Result<Run, Error> {
+/// A run that has ended, as the result of a wait: the run when completed, else the error.
+pub(crate) fn finish(run: Run) -> Result<Run, Error> {
     match run.status {
         RunStatus::Completed => Ok(run),
         RunStatus::Failed => Err(Error::RunFailed {

@@ -1,6 +1,8 @@
-//! Outputs saved by a template (`floret run --download`, batches): every output to a file,
-//! atomically, never replacing a file that exists unless asked, each reported with its size
-//! and SHA-256. Placeholders: `{slot}`, `{index}`, `{run_id}`, `{key}` (a batch item), `{ext}`.
+//! The one save policy: every output of a run to a file, atomically, never replacing a file
+//! that exists unless asked, each reported with its size and SHA-256. `save_outputs(dir)`,
+//! `floret run --download` and batches all save through here. A destination is a directory
+//! (`DIR/{slot}.{ext}`) or a template with `{slot}`, `{index}`, `{run_id}`, `{key}` (a batch
+//! item) and `{ext}`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +10,113 @@ use sha2::{Digest, Sha256};
 
 use crate::client::Client;
 use crate::content::safe_file_stem;
+use crate::download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions};
 use crate::error::Error;
+use crate::technique::TechniqueRun;
 #[cfg(feature = "cli")]
 use crate::wire::MediaType;
 use crate::wire::RunOutput;
+
+/// How [`TechniqueRun::save_outputs_with`] saves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SaveOptions {
+    /// Replace files that exist. Off: a file that exists is never replaced
+    /// ([`Error::FileExists`]); a file that already holds the very bytes is kept as is.
+    pub overwrite: bool,
+    /// The most bytes taken for one output when its host announces no length
+    /// ([`DownloadOptions::max_bytes`]).
+    pub max_bytes: u64,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            overwrite: false,
+            max_bytes: DEFAULT_MAX_DOWNLOAD,
+        }
+    }
+}
+
+impl SaveOptions {
+    /// Sets [`overwrite`](Self::overwrite).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
+
+impl<O> TechniqueRun<O> {
+    /// Saves every output of the run (typed and extra) into `dir`: media as
+    /// `<output_id>.<ext>` (downloaded, the extension one of the output's kind), text as
+    /// `<output_id>.txt`; when two names would clash (also ignoring case), every file is
+    /// `<output_id>-<index>.<ext>`. A file that exists is never replaced
+    /// ([`Error::FileExists`]; [`save_outputs_with`](Self::save_outputs_with) can).
+    /// Returns the paths in output order.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, face: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// let done = flora_api::techniques::CctvCam { input_image: face }.run(&client).await?;
+    /// let saved = done.save_outputs(&client, "out/").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_outputs(
+        &self,
+        client: &Client,
+        dir: impl AsRef<Path>,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let mut spec = dir.as_ref().to_string_lossy().into_owned();
+        // A directory, even one whose name holds a `{`.
+        spec = spec.replace('{', "{{");
+        self.save_to(client, &spec, &SaveOptions::default()).await
+    }
+
+    /// Saves every output to `dest`, a directory or a template
+    /// (`"out/{run_id}-{slot}.{ext}"`; `{slot}`, `{index}`, `{run_id}`, `{ext}`), with
+    /// `options`. A template that would give two outputs one path is refused before anything
+    /// is downloaded.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, face: flora_api::ImageUrl) -> Result<(), flora_api::Error> {
+    /// use flora_api::SaveOptions;
+    /// let done = flora_api::techniques::CctvCam { input_image: face }.run(&client).await?;
+    /// let saved = done
+    ///     .save_outputs_with(&client, "out/{run_id}-{slot}.{ext}", SaveOptions::default().overwrite(true))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_outputs_with(
+        &self,
+        client: &Client,
+        dest: &str,
+        options: SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error> {
+        self.save_to(client, dest, &options).await
+    }
+
+    async fn save_to(
+        &self,
+        client: &Client,
+        spec: &str,
+        options: &SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let names = Names {
+            run_id: &self.run_id,
+            key: "",
+        };
+        let saved = save_all(client, names, self.all_outputs(), spec, options, None)
+            .await
+            .map_err(SaveError::into_error)?;
+        Ok(saved.into_iter().map(|s| s.path).collect())
+    }
+}
 
 /// Why outputs were not saved.
 #[derive(Debug)]
@@ -23,6 +128,17 @@ pub(crate) enum SaveError {
     Exists(PathBuf),
     /// Downloading or writing failed.
     Failed(Error),
+}
+
+impl SaveError {
+    /// As the library reports it.
+    fn into_error(self) -> Error {
+        match self {
+            SaveError::Refused(m) => Error::InvalidInput(m),
+            SaveError::Exists(path) => Error::FileExists { path },
+            SaveError::Failed(e) => e,
+        }
+    }
 }
 
 impl std::fmt::Display for SaveError {
@@ -63,15 +179,22 @@ impl Saved {
     }
 }
 
-/// A directory becomes `DIR/{slot}.{ext}` (`{slot}-{index}` when two outputs share an id);
-/// text with `{` is a template.
+/// A directory becomes `DIR/{slot}.{ext}`, or `DIR/{slot}-{index}.{ext}` when two outputs'
+/// file names would clash (the same id, or ids that clean to one name, ignoring case): a
+/// directory always gives distinct names. Text with a single `{` is a template (`{{` is a
+/// literal brace, for directories whose name holds one).
 fn template(spec: &str, ids: &[&str]) -> String {
-    if spec.contains('{') {
+    let literal = spec.replace("{{", "");
+    if literal.contains('{') {
         return spec.to_owned();
     }
     let dir = spec.trim_end_matches(['/', '\\']);
     let dir = if dir.is_empty() { "." } else { dir };
-    let shared = ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id));
+    let stems: Vec<String> = ids
+        .iter()
+        .map(|id| safe_file_stem(id).to_lowercase())
+        .collect();
+    let shared = stems.iter().enumerate().any(|(i, s)| stems[..i].contains(s));
     if shared {
         format!("{dir}/{{slot}}-{{index}}.{{ext}}")
     } else {
@@ -88,13 +211,17 @@ pub(crate) struct Names<'a> {
 }
 
 fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -> PathBuf {
+    // `{{` stands for a literal `{` (a directory named with a brace): kept out of the way.
+    const BRACE: &str = "\u{0}";
     PathBuf::from(
         template
+            .replace("{{", BRACE)
             .replace("{slot}", &safe_file_stem(slot))
             .replace("{index}", &index.to_string())
             .replace("{run_id}", &safe_file_stem(names.run_id))
             .replace("{key}", &safe_file_stem(names.key))
-            .replace("{ext}", ext),
+            .replace("{ext}", ext)
+            .replace(BRACE, "{"),
     )
 }
 
@@ -160,7 +287,7 @@ pub(crate) async fn save_all(
     names: Names<'_>,
     outputs: &[RunOutput],
     spec: &str,
-    overwrite: bool,
+    options: &SaveOptions,
     only: Option<&[usize]>,
 ) -> Result<Vec<Saved>, SaveError> {
     let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
@@ -183,7 +310,7 @@ pub(crate) async fn save_all(
     let mut saved = Vec::with_capacity(outputs.len());
     for (i, o) in outputs.iter().enumerate() {
         if only.is_none_or(|only| only.contains(&i)) {
-            saved.push(save_one(client, names, o, i, &template, overwrite).await?);
+            saved.push(save_one(client, names, o, i, &template, options).await?);
         }
     }
     Ok(saved)
@@ -195,7 +322,7 @@ async fn save_one(
     o: &RunOutput,
     index: usize,
     template: &str,
-    overwrite: bool,
+    options: &SaveOptions,
 ) -> Result<Saved, SaveError> {
     // The parent of the final path holds the temporary file, so the final step is a rename
     // or a link within one directory.
@@ -210,11 +337,9 @@ async fn save_one(
         .tempdir_in(&parent)
         .map_err(|e| io_failure("create", &parent, e))?;
     let (tmp, ext) = if crate::download::is_media_url(o) {
-        let mut dir = staging.path().as_os_str().to_owned();
-        dir.push(std::path::MAIN_SEPARATOR_STR);
-        let options = crate::DownloadOptions::default().file_stem("output");
+        let download = DownloadOptions::default().max_bytes(options.max_bytes);
         let path = client
-            .download_with(&o.url, PathBuf::from(dir), options)
+            .download_output(&o.url, staging.path(), "output", &o.kind, &download)
             .await
             .map_err(SaveError::Failed)?;
         let ext = path
@@ -228,7 +353,7 @@ async fn save_one(
         (path, "txt".to_owned())
     };
     let dest = fill(template, &o.output_id, index, names, &ext);
-    place(&tmp, &dest, overwrite)?;
+    place(&tmp, &dest, options.overwrite)?;
     let (bytes, sha256) = digest(&dest).map_err(SaveError::Failed)?;
     Ok(Saved {
         slot: o.output_id.clone(),

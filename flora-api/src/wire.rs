@@ -462,6 +462,21 @@ pub struct CreatedRun {
     pub extra: Extra,
 }
 
+impl From<Run> for CreatedRun {
+    /// A created run as run history shows it (a lost create answer found again).
+    fn from(run: Run) -> Self {
+        CreatedRun {
+            run_id: run.run_id,
+            run_type: Some("technique".to_owned()),
+            estimated_seconds: None,
+            charged_cost: run.charged_cost,
+            poll_url: run.poll_url,
+            project_id: None,
+            extra: run.extra,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RawCreatedRun {
     run_id: Option<String>,

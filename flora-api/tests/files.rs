@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use flora_api::{Error, ImageUrl, Upload, UploadOptions};
+use flora_api::{DownloadOptions, Error, ImageUrl, Upload, UploadOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
@@ -633,7 +633,11 @@ async fn a_404_is_media_gone_and_never_clobbers_an_existing_file() {
     let host = media_host(vec![]).await;
     let dest = write_file(dir.path(), "keep.png", b"precious");
     let err = client(&MockServer::start().await)
-        .download(format!("{}/o/gone.png?sig=SECRET", host.uri()), &dest)
+        .download_with(
+            format!("{}/o/gone.png?sig=SECRET", host.uri()),
+            &dest,
+            DownloadOptions::default().overwrite(true),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::MediaGone { status: 404, .. }), "{err}");
@@ -704,12 +708,16 @@ fn head_value(head: &str, name: &str) -> Option<String> {
 }
 
 /// A media host on a raw socket: the first answer is cut after half the body; later ones
-/// honour `Range` (when `ranges`) or send everything again.
-async fn flaky_host(data: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+/// honour `Range` (when `ranges`) or send everything again. With `etag`, answers name their
+/// version.
+async fn flaky_host(data: Vec<u8>, ranges: bool, etag: bool) -> (String, Arc<Mutex<Vec<String>>>) {
     raw_host(move |n, head| {
         let len = data.len();
         let accept = if ranges { "\r\nAccept-Ranges: bytes" } else { "" };
-        let full = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: image/png{accept}");
+        let etag = if etag { "\r\nETag: \"v1\"" } else { "" };
+        let full = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: image/png{accept}{etag}"
+        );
         if n == 1 {
             return (full, data[..len / 2].to_vec());
         }
@@ -718,7 +726,7 @@ async fn flaky_host(data: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<Strin
         match start {
             Some(start) if ranges => (
                 format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\nContent-Length: {}\r\nContent-Type: image/png",
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\nContent-Length: {}\r\nContent-Type: image/png{etag}",
                     len - 1,
                     len - start
                 ),
@@ -730,22 +738,32 @@ async fn flaky_host(data: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<Strin
     .await
 }
 
+/// A resume continues only the same version: without an ETag or Last-Modified in the first
+/// answer (nothing to send `If-Range` with), a cut download starts over instead of appending
+/// whatever the host sends next.
 #[tokio::test]
-async fn a_download_cut_mid_body_leaves_no_partial_file_and_resumes() {
-    for ranges in [true, false] {
+async fn a_download_cut_mid_body_leaves_no_partial_file_and_resumes_only_with_a_validator() {
+    for (ranges, etag) in [(true, true), (true, false), (false, true)] {
         let dir = tempfile::tempdir().unwrap();
         let data = png_bytes(200_000);
-        let (base, log) = flaky_host(data.clone(), ranges).await;
+        let (base, log) = flaky_host(data.clone(), ranges, etag).await;
         let dest = write_file(dir.path(), "result.png", b"old version");
         let got = client(&MockServer::start().await)
-            .download(format!("{base}/o.png"), &dest)
+            .download_with(
+                format!("{base}/o.png"),
+                &dest,
+                DownloadOptions::default().overwrite(true),
+            )
             .await
             .unwrap();
         assert_eq!(std::fs::read(&got).unwrap(), data, "ranges: {ranges}");
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 2, "{log:?}");
         let resumed = log[1].to_ascii_lowercase().contains("range: bytes=100000-");
-        assert_eq!(resumed, ranges, "{}", log[1]);
+        assert_eq!(resumed, ranges && etag, "{}", log[1]);
+        if resumed {
+            assert!(log[1].to_ascii_lowercase().contains("if-range: \"v1\""));
+        }
         assert!(!log[0].to_ascii_lowercase().contains("authorization"));
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
@@ -765,7 +783,11 @@ async fn a_download_that_keeps_failing_leaves_the_old_file() {
         .await;
     let dest = write_file(dir.path(), "result.png", b"old version");
     let err = client(&MockServer::start().await)
-        .download(format!("{}/o.png", host.uri()), &dest)
+        .download_with(
+            format!("{}/o.png", host.uri()),
+            &dest,
+            DownloadOptions::default().overwrite(true),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("HTTP 503"), "{err}");
@@ -1181,7 +1203,8 @@ async fn defect_11_no_two_outputs_are_saved_to_one_path() {
     assert_eq!(std::fs::read_to_string(&saved[0]).unwrap(), "the text");
     assert_eq!(std::fs::read(&saved[1]).unwrap(), b"the document");
     assert_eq!(std::fs::read_to_string(&saved[2]).unwrap(), "more text");
-    assert_eq!(saved[0].file_name().unwrap(), "notes.txt");
+    // Names that clash (also ignoring case) make every file carry its index.
+    assert_eq!(saved[0].file_name().unwrap(), "notes-0.txt");
     assert_eq!(saved[2].file_name().unwrap(), "Notes-2.txt");
 }
 

@@ -15,7 +15,7 @@ use super::cost::{CostGuard, Decision, Reserved};
 use super::journal::{ItemRow, ItemState, Journal, Meta};
 use super::outputs;
 use super::plan::PlanItem;
-use super::reconcile;
+use crate::reconcile;
 use super::window::Window;
 use crate::client::Client;
 use crate::endpoints::{ListRuns, StartOptions};
@@ -293,6 +293,8 @@ pub struct Batch {
     /// waits until then.
     ready_at: Mutex<std::collections::HashMap<i64, tokio::time::Instant>>,
     stop: AtomicBool,
+    /// Set by [`Batch::stop`]: polling ends too (runs in flight are polled by a resume).
+    abort: tokio_util::sync::CancellationToken,
     stop_reason: Mutex<Option<StopReason>>,
     events: Option<UnboundedSender<Event>>,
 }
@@ -456,7 +458,9 @@ impl Batch {
         options: BatchOptions,
     ) -> Batch {
         Batch {
-            client: client.clone(),
+            // The batch's window is its retry strategy: the client's own retries would sleep
+            // inside a window slot and hide 429s from it.
+            client: client.without_retries(),
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
@@ -466,6 +470,7 @@ impl Batch {
             options,
             ready_at: Mutex::new(std::collections::HashMap::new()),
             stop: AtomicBool::new(false),
+            abort: tokio_util::sync::CancellationToken::new(),
             stop_reason: Mutex::new(None),
             events: None,
         }
@@ -477,8 +482,16 @@ impl Batch {
         self
     }
 
-    /// Stops new submissions; what is in flight is still polled to its end.
+    /// Stops the batch promptly: no new submissions, and polling ends, so [`run`](Self::run)
+    /// returns. Runs in flight go on at FLORA; their ids are journaled, and the next resume
+    /// polls them (never starts them again).
     pub fn stop(&self, why: &str) {
+        self.halt(StopReason::Requested(why.to_owned()));
+        self.abort.cancel();
+    }
+
+    /// Stops new submissions; runs in flight are still polled to their end (and saved).
+    pub fn drain(&self, why: &str) {
         self.halt(StopReason::Requested(why.to_owned()));
     }
 
@@ -712,11 +725,12 @@ impl Batch {
                         row.outputs = Some(outputs);
                         row.state = ItemState::Completed;
                     } else {
-                        let code = run
-                            .error_code
-                            .as_ref()
-                            .map_or("failed", |c| c.as_str())
-                            .to_owned();
+                        // `failed`, or ended with a status this version does not know.
+                        let code = match (&run.error_code, &run.status) {
+                            (Some(c), _) => c.as_str().to_owned(),
+                            (None, RunStatus::Failed) => "failed".to_owned(),
+                            (None, other) => format!("ended `{other}`"),
+                        };
                         let why = match &run.error_message {
                             Some(m) => format!("{code}: {}", values::shorten(m)),
                             None => code,
@@ -997,6 +1011,11 @@ impl Batch {
                     return found;
                 }
                 Err(e) => {
+                    // A lost answer: the run may exist, and the same key replays it.
+                    let e = match e {
+                        Error::RunMayExist { cause, .. } => *cause,
+                        e => e,
+                    };
                     match e.status() {
                         Some(401 | 403) => {
                             drop(slot);
@@ -1061,6 +1080,7 @@ impl Batch {
                     before: before.iter().map(String::as_str).collect(),
                     after: after.iter().map(String::as_str).collect(),
                     sent_at,
+                    over_at: None,
                 };
                 let span = reconcile::Span::of(&runs, &known);
                 let candidates = reconcile::candidates(&runs, span, |id| owned.contains(id));
@@ -1090,7 +1110,10 @@ impl Batch {
         Ok(None)
     }
 
-    /// Polls until the run ends; `None` if polling gave up (a resume continues).
+    /// Polls until the run ends (`completed`, `failed`, or a status this version does not
+    /// know on a run that reports `completed_at`); `None` if polling gave up: transient
+    /// errors ran out, the poll policy's deadline passed, or the batch was stopped (a resume
+    /// continues it).
     async fn poll_to_end(&self, row: &ItemRow) -> Result<Option<Run>, Error> {
         let Some(run_id) = row.run_id.clone() else {
             return Ok(None);
@@ -1107,17 +1130,30 @@ impl Batch {
             .poll
             .clone()
             .unwrap_or_else(|| self.client.poll_policy().clone());
+        let deadline = tokio::time::Instant::now().checked_add(policy.deadline);
         let mut delays = policy.delays_after(left);
         let mut attempt = 0u32;
         loop {
             let delay = delays.next().unwrap_or(Duration::from_secs(5));
-            tokio::time::sleep(delay).await;
-            let slot = self.window.acquire().await;
+            let wake = tokio::time::Instant::now() + delay;
+            let wake = deadline.map_or(wake, |d| wake.min(d));
+            tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                tracing::warn!(run_id, "stopped polling at the poll deadline; a resume polls on");
+                return Ok(None);
+            }
+            let slot = tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                slot = self.window.acquire() => slot,
+            };
             match self.client.get_run(&self.meta.slug, &run_id).await {
                 Ok(run) => {
                     slot.success();
                     attempt = 0;
-                    if run.status.is_terminal() {
+                    if crate::poll::has_ended(&run) {
                         return Ok(Some(run));
                     }
                 }
@@ -1149,6 +1185,7 @@ impl Batch {
             run_id: &run_id,
             key: &row.key,
         };
+        let save_options = saving::SaveOptions::default().overwrite(self.options.overwrite);
         for attempt in 1..=5u32 {
             // An interrupted save left some files: those with the very bytes are kept.
             let saving = saving::save_all(
@@ -1156,7 +1193,7 @@ impl Batch {
                 names,
                 &run_outputs,
                 template,
-                self.options.overwrite,
+                &save_options,
                 only,
             );
             match saving.await {

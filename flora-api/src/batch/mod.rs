@@ -42,7 +42,6 @@ mod engine;
 mod journal;
 mod outputs;
 mod plan;
-mod reconcile;
 mod window;
 
 pub use builder::BatchBuilder;

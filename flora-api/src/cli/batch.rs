@@ -272,7 +272,7 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
                     "stopping submissions; in-flight runs are polled to their end (Ctrl-C again exits at once; the journal stays consistent)"
                 );
                 if let Some(b) = batch.upgrade() {
-                    b.stop("interrupted");
+                    b.drain("interrupted");
                 }
                 if tokio::signal::ctrl_c().await.is_ok() {
                     let _ = std::io::stderr().flush();

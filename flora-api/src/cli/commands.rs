@@ -671,7 +671,8 @@ async fn wait_and_save(
                 run_id: &run_id,
                 key: "",
             };
-            let saved = save::save_all(client, names, &run.outputs, spec, saving.overwrite, None)
+            let options = save::SaveOptions::default().overwrite(saving.overwrite);
+            let saved = save::save_all(client, names, &run.outputs, spec, &options, None)
                 .await
                 .map_err(|e| save_failure(e).run_id(&run_id))?;
             for s in &saved {

@@ -142,15 +142,14 @@ impl Out {
     pub(crate) fn new(mode: Mode, key: Option<&str>) -> Self {
         Out {
             mode,
-            key: key.map(str::to_owned).filter(|k| k.len() >= 4),
+            key: key.map(str::to_owned),
         }
     }
 
+    /// The library's one redactor: the key as given and as sent (trimmed), any bearer
+    /// token and any Authorization value.
     pub(crate) fn redact(&self, text: &str) -> String {
-        match &self.key {
-            Some(k) => text.replace(k.as_str(), "[redacted API key]"),
-            None => text.to_owned(),
-        }
+        crate::redact::redact(text, self.key.as_deref(), &[]).into_owned()
     }
 
     /// A result line for people (human mode only).
@@ -249,8 +248,8 @@ mod tests {
     fn the_key_is_redacted_from_everything_printed() {
         let out = Out::new(Mode::Json, Some("sk_live_secret"));
         assert_eq!(
-            out.redact("Authorization: Bearer sk_live_secret"),
-            "Authorization: Bearer [redacted API key]"
+            out.redact("Authorization: Bearer sk_live_secret; again sk_live_secret"),
+            "Authorization: Bearer [redacted]; again [redacted]"
         );
     }
 }

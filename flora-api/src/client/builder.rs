@@ -218,8 +218,8 @@ impl ClientBuilder {
                 poll: self.poll.unwrap_or_default(),
                 headers,
                 workspace_id: self.workspace_id,
-                in_flight: tokio::sync::Semaphore::new(max_in_flight),
-                workspace_cache: tokio::sync::OnceCell::new(),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+                workspace_cache: Arc::default(),
             }),
         })
     }

@@ -1,8 +1,7 @@
 //! `Call`: one API request as an [`Exchange`]: JSON or multipart bodies, FLORA's error
 //! envelope, the API's retry statuses and `Retry-After`.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -15,15 +14,37 @@ use crate::error::{ApiError, ApiErrorCode, Error, snippet};
 use crate::policy::{retryable_status, server_delay};
 use crate::urls::API_PATH;
 
-/// Builds a multipart form anew for each attempt (a `Form` is consumed by sending it).
-pub(crate) type FormFn = Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>;
-
-/// A request body of an API call.
+/// A request body of an API call. Every attempt sends the very same bytes: a retry under an
+/// idempotency key must never carry another body (a multipart form built again would get a
+/// new random boundary, and FLORA answers `idempotency_conflict`).
 pub(crate) enum Body {
     /// Sent as `application/json`.
     Json(serde_json::Value),
-    /// Sent as `multipart/form-data`, rebuilt for every attempt.
-    Multipart(FormFn),
+    /// Sent as given, with this content type (a multipart form encoded once).
+    Encoded {
+        /// The `Content-Type`, boundary included.
+        content_type: String,
+        /// The body.
+        bytes: Bytes,
+    },
+}
+
+impl Body {
+    /// A multipart form, encoded once (its boundary fixed) so every attempt sends the same
+    /// bytes.
+    pub(crate) async fn multipart(form: reqwest::multipart::Form) -> Result<Body, Error> {
+        use futures_util::TryStreamExt;
+        let content_type = format!("multipart/form-data; boundary={}", form.boundary());
+        let chunks: Vec<Bytes> = form
+            .into_stream()
+            .try_collect()
+            .await
+            .map_err(|e| Error::InvalidInput(format!("could not encode the upload form: {e}")))?;
+        Ok(Body::Encoded {
+            content_type,
+            bytes: Bytes::from(chunks.concat()),
+        })
+    }
 }
 
 /// One API call: JSON answers, FLORA's error bodies, the API's retry statuses.
@@ -34,6 +55,9 @@ pub(crate) struct Call {
     pub idempotency_key: Option<String>,
     /// The base URL does not end in `/api/v1`: a 404 says so.
     base_path_suspect: bool,
+    /// Some attempt's answer may have been lost after the server handled the request (a 5xx,
+    /// a timeout, a connection that broke after sending): a creation may have happened.
+    pub(crate) maybe_handled: bool,
 }
 
 impl Call {
@@ -44,6 +68,7 @@ impl Call {
             body: None,
             idempotency_key: None,
             base_path_suspect: false,
+            maybe_handled: false,
         }
     }
 
@@ -87,6 +112,10 @@ impl Call {
 impl Exchange for Call {
     type Output = String;
 
+    fn answer_lost(&mut self) {
+        self.maybe_handled = true;
+    }
+
     fn origin(&self) -> Origin {
         Origin::Api
     }
@@ -113,7 +142,12 @@ impl Exchange for Call {
                 })?;
                 builder.header(CONTENT_TYPE, "application/json").body(bytes)
             }
-            Some(Body::Multipart(form)) => builder.multipart(form()),
+            Some(Body::Encoded {
+                content_type,
+                bytes,
+            }) => builder
+                .header(CONTENT_TYPE, content_type.as_str())
+                .body(bytes.clone()),
             None => builder,
         })
     }
@@ -145,6 +179,9 @@ impl Exchange for Call {
             };
         }
         let error = self.api_error(status, &headers, &text);
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            self.maybe_handled = true;
+        }
         if !retryable_status(status) {
             return Verdict::Fail(error);
         }
@@ -158,24 +195,38 @@ impl Exchange for Call {
 
 impl Client {
     /// Sends an API call and decodes a 2xx JSON body into `T`.
-    pub(crate) async fn send_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
-        let endpoint = call.endpoint();
-        let body = self.send(call).await?;
+    pub(crate) async fn send_json<T: DeserializeOwned>(&self, mut call: Call) -> Result<T, Error> {
+        self.send_call_json(&mut call).await
+    }
+
+    /// [`send_json`](Self::send_json), leaving the call to be looked at afterwards.
+    pub(crate) async fn send_call_json<T: DeserializeOwned>(
+        &self,
+        call: &mut Call,
+    ) -> Result<T, Error> {
+        let body = self.send_call(call).await?;
         serde_json::from_str(&body).map_err(|source| Error::Decode {
-            endpoint,
+            endpoint: call.endpoint(),
             snippet: snippet(&body),
             source,
         })
     }
 
-    /// Sends an API call with retries; returns the body of the first 2xx answer.
-    pub(crate) async fn send(&self, mut call: Call) -> Result<String, Error> {
+    /// Sends an API call with retries; returns the body of the first 2xx answer. The call is
+    /// left to be looked at afterwards (did some attempt's answer get lost?).
+    pub(crate) async fn send_call(&self, call: &mut Call) -> Result<String, Error> {
         call.base_path_suspect = !self
             .inner
             .base
             .path()
             .trim_end_matches('/')
             .ends_with(API_PATH);
-        self.exchange(&mut call).await
+        let body = self.exchange(call).await?;
+        // A server that echoes the key in a successful answer (a field, a run's message)
+        // never gets it into decoded values, errors or logs either.
+        Ok(match self.redact(&body) {
+            std::borrow::Cow::Borrowed(_) => body,
+            std::borrow::Cow::Owned(clean) => clean,
+        })
     }
 }

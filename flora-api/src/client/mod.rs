@@ -6,6 +6,7 @@ mod builder;
 mod call;
 mod send;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use crate::policy::{PollPolicy, RetryPolicy};
 
 pub use builder::ClientBuilder;
 use builder::parse_custom_headers;
-pub(crate) use call::{Body, Call, FormFn};
+pub(crate) use call::{Body, Call};
 pub use send::IDEMPOTENCY_HEADER;
 pub(crate) use send::{Exchange, Failure, Verdict, Watch, failure_error, read_capped};
 
@@ -69,9 +70,9 @@ pub(crate) struct Inner {
     pub(crate) workspace_id: Option<String>,
     /// Caps requests in flight at once, every kind: held from before a request is built until
     /// its answer is consumed (not while waiting between attempts or polls).
-    pub(crate) in_flight: tokio::sync::Semaphore,
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     /// The one workspace `GET /workspaces` returned, when uploads needed it.
-    pub(crate) workspace_cache: tokio::sync::OnceCell<String>,
+    pub(crate) workspace_cache: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl fmt::Debug for Client {
@@ -146,6 +147,32 @@ impl Client {
         self.inner.workspace_id.as_deref()
     }
 
+    /// This client without retries of its own, sharing its connection pool and in-flight
+    /// limit: for a caller that owns the retry strategy (a batch's adaptive window), so that
+    /// retries never stack and every 429 reaches the strategy that adapts to it.
+    #[cfg(feature = "batch")]
+    pub(crate) fn without_retries(&self) -> Client {
+        let i = &self.inner;
+        Client {
+            inner: Arc::new(Inner {
+                requests: i.requests.clone(),
+                connector: i.connector.clone(),
+                base: i.base.clone(),
+                api_key: i.api_key.clone(),
+                timeout: i.timeout,
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    ..i.retry
+                },
+                poll: i.poll.clone(),
+                headers: i.headers.clone(),
+                workspace_id: i.workspace_id.clone(),
+                in_flight: i.in_flight.clone(),
+                workspace_cache: i.workspace_cache.clone(),
+            }),
+        }
+    }
+
     /// `base` + path segments, each percent-encoded as one segment. `.` and `..` are
     /// refused: URL normalisation would drop them and change the endpoint.
     pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, Error> {
@@ -162,6 +189,17 @@ impl Client {
             path.pop_if_empty().extend(segments);
         }
         Ok(url)
+    }
+
+    /// `text` without this client's key, any bearer token or Authorization value, and
+    /// `others` (see [`redact`](crate::redact::redact)).
+    pub(crate) fn redact_with<'a>(&self, text: &'a str, others: &[&str]) -> Cow<'a, str> {
+        crate::redact::redact(text, Some(self.inner.api_key.expose_secret()), others)
+    }
+
+    /// `text` without this client's key, any bearer token or Authorization value.
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.redact_with(text, &[])
     }
 
     /// The bearer header, marked sensitive so `Debug` of requests never shows it.

@@ -125,6 +125,16 @@ pub(crate) trait Exchange: Send {
     fn failed(&self, failure: Failure, attempts: u32, per_attempt: Duration) -> Error {
         failure_error(self, failure, attempts, per_attempt)
     }
+
+    /// An attempt failed below HTTP after the request may have reached the server (anything
+    /// but a failed connect): the server may have handled it, and its answer was lost.
+    fn answer_lost(&mut self) {}
+
+    /// Secrets of this request besides the API key (a signed URL's query values, a signed
+    /// form's fields) that an echoing host must not get into an error.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The usual error for a failure below HTTP: `Connection`, `Timeout` or `Stalled`, naming the
@@ -230,6 +240,13 @@ impl Client {
         let endpoint = exchange.endpoint();
         let mut delays = inner.retry.delays();
         let mut attempt: u32 = 0;
+        // Every error leaves (and is logged) only after the key and the exchange's own
+        // secrets are taken out of whatever text the server put in it.
+        let scrub = |e: Error, exchange: &E| {
+            let secrets = exchange.secrets();
+            let others: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            e.scrub(&|text| self.redact_with(text, &others))
+        };
         loop {
             attempt += 1;
             let span = tracing::debug_span!(
@@ -238,29 +255,36 @@ impl Client {
                 attempt,
                 status = tracing::field::Empty,
             );
-            let verdict = self
-                .attempt(exchange, &span)
-                .instrument(span.clone())
-                .await?;
+            let verdict = match self.attempt(exchange, &span).instrument(span.clone()).await {
+                Ok(verdict) => verdict,
+                Err(e) => return Err(scrub(e, exchange)),
+            };
             let (hint, rate_limited, last) = match verdict {
                 Verdict::Done(out) => return Ok(out),
-                Verdict::Fail(e) => return Err(e),
+                Verdict::Fail(e) => return Err(scrub(e, exchange)),
                 Verdict::Retry {
                     error,
                     hint,
                     rate_limited,
                 } => {
+                    let error = scrub(error, exchange);
                     if hint.is_some_and(|h| h > MAX_RETRY_AFTER) {
                         // The server asked for a longer pause than we sleep through: say so now.
                         return Err(error);
                     }
                     (hint, rate_limited, error)
                 }
-                Verdict::Below(failure) => (
-                    None,
-                    false,
-                    exchange.failed(failure, attempt, inner.timeout),
-                ),
+                Verdict::Below(failure) => {
+                    let refused = matches!(&failure, Failure::Connection(e) if e.is_connect());
+                    if !refused {
+                        exchange.answer_lost();
+                    }
+                    (
+                        None,
+                        false,
+                        scrub(exchange.failed(failure, attempt, inner.timeout), exchange),
+                    )
+                }
             };
             let Some(delay) = delays.next() else {
                 return Err(last);

@@ -34,6 +34,8 @@ pub(super) struct Fetch {
     pub(super) validator: Option<String>,
     pub(super) content_type: Option<String>,
     pub(super) progress: Option<Progress>,
+    /// The most bytes taken when the host announces no length, or announces more.
+    pub(super) max_bytes: u64,
 }
 
 impl Fetch {
@@ -83,9 +85,11 @@ impl Fetch {
                     (Some(now), Some(first)) => now == first,
                     _ => true,
                 };
+                // The 206 must name the version the first answer named.
                 let same_version = match (&self.validator, validator(response.headers())) {
                     (Some(first), Some(now)) => *first == now,
-                    _ => true,
+                    (Some(_), None) => true,
+                    (None, _) => false,
                 };
                 match range {
                     Some((start, total))
@@ -119,11 +123,23 @@ impl Fetch {
                 }
                 let headers = response.headers();
                 self.total = response.content_length();
+                if let Some(total) = self.total
+                    && total > self.max_bytes
+                {
+                    return Verdict::Fail(self.problem(format!(
+                        "the host announces {total} bytes, more than the {} allowed \
+                         (DownloadOptions::max_bytes)",
+                        self.max_bytes
+                    )));
+                }
                 self.validator = validator(headers);
-                self.resumable = headers
-                    .get(ACCEPT_RANGES)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+                // Without a validator a resumed range could come from another version of
+                // the file and splice two into one: such a download always starts over.
+                self.resumable = self.validator.is_some()
+                    && headers
+                        .get(ACCEPT_RANGES)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
                 self.content_type = headers
                     .get(CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
@@ -163,6 +179,23 @@ impl Fetch {
                     )));
                 }
             };
+            // Never more than announced, nor (announced or not) more than allowed: a body
+            // that keeps coming must not fill the disk.
+            let after = self.written + chunk.len() as u64;
+            if let Some(total) = self.total
+                && after > total
+            {
+                return Verdict::Fail(self.problem(format!(
+                    "the host sent more than the {total} bytes it announced"
+                )));
+            }
+            if after > self.max_bytes {
+                return Verdict::Fail(self.problem(format!(
+                    "the host sent more than {} bytes without announcing a length; raise \
+                     DownloadOptions::max_bytes if the file is really that large",
+                    self.max_bytes
+                )));
+            }
             if let Err(source) = self.file.write_all(&chunk).await {
                 return Verdict::Fail(Error::Io {
                     action: "write",
@@ -210,16 +243,14 @@ impl Exchange for Fetch {
         let request = shaper
             .get(self.url.clone())
             .header(ACCEPT_ENCODING, "identity");
-        Ok(
-            match (&self.validator, self.written > 0 && self.resumable) {
-                // A changed resource answers 200 with all of it, not a range of the new version.
-                (Some(v), true) => request
-                    .header(RANGE, format!("bytes={}-", self.written))
-                    .header(IF_RANGE, v.as_str()),
-                (None, true) => request.header(RANGE, format!("bytes={}-", self.written)),
-                (_, false) => request,
-            },
-        )
+        Ok(match &self.validator {
+            // A changed resource answers 200 with all of it, not a range of the new version.
+            // Without a validator nothing is resumed (`resumable` is never set).
+            Some(v) if self.written > 0 && self.resumable => request
+                .header(RANGE, format!("bytes={}-", self.written))
+                .header(IF_RANGE, v.as_str()),
+            _ => request,
+        })
     }
 
     async fn answer(&mut self, response: reqwest::Response, watch: &Watch) -> Verdict<()> {

@@ -1,14 +1,14 @@
-//! Files out: streamed, atomic downloads of output URLs, and `save_outputs`.
+//! Files out: streamed, atomic downloads of output URLs.
 //!
 //! FLORA's output URLs are "long-lived but not permanent; download to keep". A download goes
-//! to a temporary file in the destination directory and is renamed into place only when
-//! complete (length checked against `Content-Length`), so `dest` never holds a partial file.
-//! Media hosts are other origins: the FLORA key and custom headers never go there.
+//! to a temporary file in the destination directory and is moved into place only when
+//! complete (length checked against `Content-Length`), so `dest` never holds a partial file,
+//! and never onto a file that exists unless asked. Media hosts are other origins: the FLORA
+//! key and custom headers never go there. Saving every output of a run is `saving.rs`'s.
 
 use std::path::{Path, PathBuf};
 
 mod fetch;
-mod save;
 
 use tokio::io::AsyncWriteExt;
 
@@ -17,19 +17,43 @@ use crate::content::{self, Family, safe_file_stem};
 use crate::error::Error;
 use crate::upload::Progress;
 use crate::urls::{is_https_or_loopback, strip_query};
+use crate::wire::{MediaType, RunOutput};
 use fetch::Fetch;
-#[cfg(any(feature = "cli", feature = "batch"))]
-pub(crate) use save::is_media_url;
-use save::{Claimed, claim};
+
+/// The largest download [`DownloadOptions`] allow by default when a host announces no
+/// length (8 GiB): a body that never ends must not fill the disk.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 8 * 1024 * 1024 * 1024;
 
 /// Settings of one download.
-#[derive(Clone, Default)]
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct DownloadOptions {
     /// Called with `(bytes received, total if known)`.
     pub progress: Option<Progress>,
     /// File name (without extension) to use when the destination is a directory; else the
     /// sanitised last segment of the URL.
     pub file_stem: Option<String>,
+    /// Replace a file that exists at the destination. Off: an existing file is never
+    /// replaced ([`Error::FileExists`]).
+    pub overwrite: bool,
+    /// The most bytes taken from a host ([`DEFAULT_MAX_DOWNLOAD`]). A host that announces
+    /// more, or sends more than it announced, is refused at once.
+    pub max_bytes: u64,
+    /// A limit on the whole download, retries included (none by default: a transfer that
+    /// keeps moving is never cut; one that stalls is, after `ClientBuilder::timeout`).
+    pub deadline: Option<std::time::Duration>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            progress: None,
+            file_stem: None,
+            overwrite: false,
+            max_bytes: DEFAULT_MAX_DOWNLOAD,
+            deadline: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DownloadOptions {
@@ -37,11 +61,29 @@ impl std::fmt::Debug for DownloadOptions {
         f.debug_struct("DownloadOptions")
             .field("progress", &self.progress.as_ref().map(|_| "Fn"))
             .field("file_stem", &self.file_stem)
+            .field("overwrite", &self.overwrite)
+            .field("max_bytes", &self.max_bytes)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
 
 impl DownloadOptions {
+    /// Sets [`overwrite`](Self::overwrite).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+    /// Sets [`deadline`](Self::deadline).
+    pub fn deadline(mut self, limit: std::time::Duration) -> Self {
+        self.deadline = Some(limit);
+        self
+    }
     /// Sets [`progress`](Self::progress).
     pub fn progress(mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
         self.progress = Some(std::sync::Arc::new(f));
@@ -54,19 +96,24 @@ impl DownloadOptions {
     }
 }
 
+/// A media output whose value is a URL to download (else it is saved as text).
+pub(crate) fn is_media_url(o: &RunOutput) -> bool {
+    o.kind != MediaType::Text
+        && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+}
+
 /// Where a download goes.
-enum Dest<'a> {
+enum Dest {
     /// Exactly this file.
     File(PathBuf),
     /// A name chosen in this directory.
     Dir(PathBuf),
-    /// One output of `save_outputs`: named `<stem>.<ext>` with an extension of the output's
-    /// kind, on a path no other output of the same call has claimed.
+    /// One output being saved: `<stem>.<ext>` in a staging directory, with an extension of
+    /// the output's kind (an image is never named `.mp4`, whatever the host says).
     Output {
         dir: PathBuf,
         stem: String,
         kind: Option<Family>,
-        claimed: &'a Claimed,
     },
 }
 
@@ -120,10 +167,51 @@ impl Client {
         self.download_to(url.as_ref(), target, &options).await
     }
 
+    /// Downloads one output into `dir` (a staging directory of the saver) as `<stem>.<ext>`,
+    /// the extension one of `kind`'s.
+    pub(crate) async fn download_output(
+        &self,
+        url: &str,
+        dir: &Path,
+        stem: &str,
+        kind: &MediaType,
+        options: &DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let dest = Dest::Output {
+            dir: dir.to_path_buf(),
+            stem: stem.to_owned(),
+            kind: Family::of_output(kind),
+        };
+        self.download_to(url, dest, options).await
+    }
+
     async fn download_to(
         &self,
         url: &str,
-        dest: Dest<'_>,
+        dest: Dest,
+        options: &DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        match options.deadline {
+            Some(limit) => tokio::time::timeout(limit, self.download_unbounded(url, dest, options))
+                .await
+                .unwrap_or_else(|_elapsed| {
+                    Err(Error::Download {
+                        url: strip_query(url),
+                        problem: format!(
+                            "it did not finish within {} (DownloadOptions::deadline); nothing \
+                             was saved",
+                            crate::durations::human(limit)
+                        ),
+                    })
+                }),
+            None => self.download_unbounded(url, dest, options).await,
+        }
+    }
+
+    async fn download_unbounded(
+        &self,
+        url: &str,
+        dest: Dest,
         options: &DownloadOptions,
     ) -> Result<PathBuf, Error> {
         let shown = strip_query(url);
@@ -147,6 +235,13 @@ impl Client {
             path: path.to_path_buf(),
             source,
         };
+        if let Dest::File(f) = &dest
+            && !options.overwrite
+            && tokio::fs::symlink_metadata(f).await.is_ok()
+        {
+            // Known before any byte is fetched.
+            return Err(Error::FileExists { path: f.clone() });
+        }
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io("create", &dir, e))?;
@@ -173,6 +268,7 @@ impl Client {
             validator: None,
             content_type: None,
             progress: options.progress.clone(),
+            max_bytes: options.max_bytes,
         };
         self.exchange(&mut fetch).await?;
         let Fetch {
@@ -208,20 +304,26 @@ impl Client {
                 };
                 d.join(name)
             }
-            Dest::Output {
-                dir,
-                stem,
-                kind,
-                claimed,
-            } => {
+            Dest::Output { dir, stem, kind } => {
                 let ext = content_type
                     .as_deref()
                     .map_or("bin", |ct| content::saved_extension(ct, kind));
-                dir.join(claim(claimed, &stem, Some(ext)))
+                dir.join(format!("{stem}.{ext}"))
             }
         };
-        tmp.persist(&path)
-            .map_err(|e| io("move the download into", &path, e.error))?;
+        if options.overwrite {
+            tmp.persist(&path)
+                .map_err(|e| io("move the download into", &path, e.error))?;
+        } else {
+            // Atomic: fails, replacing nothing, when a file appeared there meanwhile.
+            tmp.persist_noclobber(&path).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::FileExists { path: path.clone() }
+                } else {
+                    io("move the download into", &path, e.error)
+                }
+            })?;
+        }
         Ok(path)
     }
 }

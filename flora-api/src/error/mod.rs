@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::durations::human;
 use crate::wire::{AssetStatus, RunErrorCode, RunStatus};
 
 mod api;
@@ -33,6 +34,29 @@ pub enum Error {
         api: Box<ApiError>,
     },
 
+    /// FLORA may have created (and will bill) a run whose answer was lost: every attempt's
+    /// answer was lost, or the key's repeat was answered 409 `idempotency_duplicate` and the
+    /// run history did not single the run out, or the created run's answer did not decode.
+    /// Not [retryable](Error::is_retryable) as a fresh start: repeat the call with
+    /// [`idempotency_key`](Self::RunMayExist::idempotency_key), which FLORA answers with the
+    /// same run (or refuses), never with a second one.
+    #[error(
+        "{cause}; FLORA may have created this run (and will bill it) but its answer was \
+         lost{}: do not start it again under a new key; repeat the call with the same \
+         idempotency key {idempotency_key:?} (`StartOptions::idempotency_key`), which never \
+         starts a second run",
+        fmt_candidates(.candidates)
+    )]
+    RunMayExist {
+        /// The key the run was (maybe) created under.
+        idempotency_key: String,
+        /// Runs of the technique in the run history created while the lost answers were
+        /// pending, any of which may be this one (empty when the history was not read).
+        candidates: Vec<String>,
+        /// The last attempt's error.
+        cause: Box<Error>,
+    },
+
     /// The connection failed (DNS, refused, reset, TLS) after all retries.
     #[error(
         "could not reach {host} for {endpoint} after {attempts} attempt(s): {}",
@@ -52,8 +76,9 @@ pub enum Error {
 
     /// Every attempt ran past the per-attempt timeout.
     #[error(
-        "{endpoint} on {host} timed out after {attempts} attempt(s) of {per_attempt:?} each; \
-         raise `ClientBuilder::timeout` if the API is slow"
+        "{endpoint} on {host} timed out after {attempts} attempt(s) of {} each; raise \
+         `ClientBuilder::timeout` if the API is slow",
+        human(*.per_attempt)
     )]
     Timeout {
         /// Method and path.
@@ -69,9 +94,10 @@ pub enum Error {
     /// A streamed transfer (upload bytes, a download) moved no byte for the per-attempt
     /// timeout, in every attempt. A transfer that keeps moving is never cut, however long.
     #[error(
-        "{endpoint} on {host} made no progress for {idle:?} after {bytes} bytes, in each of \
+        "{endpoint} on {host} made no progress for {} after {bytes} bytes, in each of \
          {attempts} attempt(s); check the network, or raise `ClientBuilder::timeout` if the \
-         host is slow"
+         host is slow",
+        human(*.idle)
     )]
     Stalled {
         /// What was being transferred.
@@ -111,8 +137,9 @@ pub enum Error {
 
     /// The run did not finish before the wait deadline. It keeps running server-side.
     #[error(
-        "run {run_id} was still `{last_status}` after waiting {waited:?}; it keeps running \
-         server-side: poll it again later or raise the poll deadline"
+        "run {run_id} was still `{last_status}` after waiting {}; it keeps running \
+         server-side: poll it again later or raise the poll deadline",
+        human(*.waited)
     )]
     WaitTimeout {
         /// `run_…` id.
@@ -169,6 +196,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A download or a save would replace a file that exists, and replacing was not asked
+    /// for ([`DownloadOptions::overwrite`](crate::DownloadOptions::overwrite),
+    /// [`SaveOptions::overwrite`](crate::SaveOptions::overwrite)).
+    #[error(
+        "{} already exists; a file is never replaced unless asked (an overwrite option), so \
+         nothing was written there",
+        .path.display()
+    )]
+    FileExists {
+        /// The file that exists.
+        path: std::path::PathBuf,
+    },
+
     /// An uploaded asset ended `failed`.
     #[error("asset {asset_id} failed to process{}", fmt_message(.message))]
     AssetFailed {
@@ -180,9 +220,10 @@ pub enum Error {
 
     /// An uploaded asset was not `ready` before the upload's poll deadline.
     #[error(
-        "asset {asset_id} was still `{last_status}` after {waited:?}; it may still become \
+        "asset {asset_id} was still `{last_status}` after {}; it may still become \
          ready: look again later with `client.asset(\"{asset_id}\")` or raise \
-         `UploadOptions::poll_deadline`"
+         `UploadOptions::poll_deadline`",
+        human(*.waited)
     )]
     AssetTimeout {
         /// `asset_…` id.
@@ -281,6 +322,18 @@ pub(crate) fn root_causes(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+fn fmt_candidates(candidates: &[String]) -> String {
+    match candidates {
+        [] => String::new(),
+        [one] => format!(" (run history holds one run from that time that may be it: {one})"),
+        many => format!(
+            " (run history holds {} runs from that time, any of which may be it: {})",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}
+
 fn fmt_code(code: &Option<RunErrorCode>) -> String {
     code.as_ref()
         .map(|c| format!(" with `{c}`"))
@@ -295,7 +348,67 @@ fn fmt_message(message: &Option<String>) -> String {
 }
 
 impl Error {
+    /// The error with `clean` applied to every text it keeps from a server or host (messages,
+    /// bodies, snippets): how the client takes its key out of whatever a server echoed.
+    pub(crate) fn scrub(self, clean: &dyn Fn(&str) -> std::borrow::Cow<'_, str>) -> Self {
+        let fix = |s: &mut String| {
+            if let std::borrow::Cow::Owned(c) = clean(s) {
+                *s = c;
+            }
+        };
+        let fix_opt = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                fix(s);
+            }
+        };
+        let fix_api = |api: &mut ApiError| {
+            fix(&mut api.message);
+            fix(&mut api.body);
+            for f in &mut api.fields {
+                fix(&mut f.field);
+                fix(&mut f.message);
+            }
+            fix_opt(&mut api.request_id);
+        };
+        let mut e = self;
+        match &mut e {
+            Error::RunMayExist { cause, .. } => {
+                let inner = std::mem::replace(cause.as_mut(), Error::Config(String::new()));
+                **cause = inner.scrub(clean);
+            }
+            Error::Api(api) | Error::Idempotency { api, .. } => fix_api(api),
+            Error::Decode { snippet, .. } => fix(snippet),
+            Error::RunFailed { message, .. } | Error::AssetFailed { message, .. } => {
+                fix_opt(message)
+            }
+            Error::Outputs { problem, .. } | Error::Download { problem, .. } => fix(problem),
+            Error::UploadHost { body, .. } => fix(body),
+            Error::InvalidInput(text) | Error::Config(text) => fix(text),
+            _ => {}
+        }
+        e
+    }
+
+    /// The idempotency key of a run creation that may have happened, or whose key was
+    /// refused: repeat the call with it, never with a new one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        match self {
+            Error::Idempotency { key, .. } => Some(key),
+            Error::RunMayExist {
+                idempotency_key, ..
+            } => Some(idempotency_key),
+            _ => None,
+        }
+    }
+
     /// Whether trying the same call again later may succeed.
+    ///
+    /// A failed run ([`Error::RunFailed`]) that is retryable (`model_timeout`) must be tried
+    /// as a **new run under a new idempotency key**: FLORA answers the old key with the
+    /// failed run again. [`RunHandle::retry`](crate::RunHandle::retry) does that (the same
+    /// inputs under a key derived from the first); with a key of your own, pass a new one.
+    /// [`Error::RunMayExist`] is never retryable as a fresh start: repeat it under its
+    /// [`idempotency_key`](Self::idempotency_key).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(api) => matches!(api.status, 408 | 429 | 500 | 502 | 503 | 504),

@@ -1,8 +1,6 @@
 //! FLORA's three upload protocols: a URL re-hosted, a small file in one multipart create, a
 //! larger one through a signed target (reserve, send the bytes, complete).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -10,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::local::{Local, Prepared};
 use super::{Progress, UploadOptions};
-use crate::client::{Body, Call, Client, Exchange, FormFn, Verdict, Watch, read_capped};
+use crate::client::{Body, Call, Client, Exchange, Verdict, Watch, read_capped};
 use crate::connector::Origin;
 use crate::endpoints::check_path_id;
 use crate::error::{ApiErrorCode, Error};
@@ -56,26 +54,26 @@ impl Client {
             given.file_name.as_ref().map(|_| p.file_name.as_str()),
             given.content_type.as_ref().map(|_| p.content_type.as_str()),
         );
-        let (name, ct) = (p.file_name.clone(), p.content_type.clone());
-        let form_bytes = bytes.clone();
-        let form: FormFn = Arc::new(move || {
-            let mut form = reqwest::multipart::Form::new();
-            for (k, v) in &fields {
-                if let Value::String(s) = v {
-                    form = form.text(k.clone(), s.clone());
-                }
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in &fields {
+            if let Value::String(s) = v {
+                form = form.text(k.clone(), s.clone());
             }
-            let part = reqwest::multipart::Part::bytes(form_bytes.to_vec()).file_name(name.clone());
-            let part = part.mime_str(&ct).unwrap_or_else(|_| {
-                reqwest::multipart::Part::bytes(form_bytes.to_vec()).file_name(name.clone())
-            });
-            form.part("file", part)
-        });
+        }
+        let part = reqwest::multipart::Part::stream_with_length(bytes.clone(), p.len)
+            .file_name(p.file_name.clone());
+        let part = match part.mime_str(&p.content_type) {
+            Ok(part) => part,
+            Err(_) => reqwest::multipart::Part::stream_with_length(bytes.clone(), p.len)
+                .file_name(p.file_name.clone()),
+        };
+        // Encoded once: every retry under this key sends the same bytes, boundary included.
+        let body = Body::multipart(form.part("file", part)).await?;
         if let Some(progress) = &ctx.options.progress {
             progress(0, Some(p.len));
         }
         match self
-            .create_asset(Body::Multipart(form), ctx, "create")
+            .create_asset(body, ctx, "create")
             .await
         {
             Ok(asset) => {
@@ -212,6 +210,17 @@ impl Exchange for SignedBytes<'_> {
 
     fn endpoint(&self) -> String {
         format!("the upload of asset {}", self.asset_id)
+    }
+
+    /// A storage host's error page may quote the signed request: its query values and the
+    /// signed form's fields (policy, signature) stay out of the error.
+    fn secrets(&self) -> Vec<String> {
+        let query = self.url.query_pairs().map(|(_, v)| v.into_owned());
+        let fields = self
+            .form
+            .iter()
+            .flat_map(|t| t.form_fields.iter().map(|(_, v)| v.clone()));
+        query.chain(fields).collect()
     }
 
     fn streams(&self) -> bool {

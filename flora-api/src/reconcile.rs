@@ -1,5 +1,7 @@
-//! Which listed run is an item's, when its creation's answer was lost and FLORA answers the
-//! repeated key with 409 (no run id): a pure function of the run listing and the journal.
+//! Which listed run is a creation's, when its answer was lost and FLORA answers the repeated
+//! key with 409 (no run id): a pure function of the run listing and what the caller knows
+//! (a batch's journal; a single start's first attempt time), and the one lookup single runs
+//! and batches share.
 //!
 //! The span is in the server's own `created_at` values, bounded by runs the journal owns, so
 //! no clock of this machine is compared with FLORA's (and the field's unit, undocumented,
@@ -16,12 +18,18 @@
 
 use std::collections::HashSet;
 
+use crate::client::{Call, Client};
+use crate::endpoints::ListRuns;
+use crate::error::Error;
 use crate::wire::Run;
 
 /// How far this machine's clock may be ahead of FLORA's for the fallback bound.
 pub(crate) const SKEW_ALLOWANCE_SECS: f64 = 300.0;
 
-/// The journal's view of one lost answer.
+/// Pages of run history read at most to find a lost run (newest first, 100 a page).
+const MAX_PAGES: usize = 10;
+
+/// What is known of one lost answer.
 #[derive(Debug, Default)]
 pub(crate) struct Known<'a> {
     /// Runs whose ids were known before the item's first POST left.
@@ -30,6 +38,121 @@ pub(crate) struct Known<'a> {
     pub after: HashSet<&'a str>,
     /// The item's first POST, this machine's unix seconds: the fallback bound.
     pub sent_at: Option<f64>,
+    /// When the creation was known to be over (its last answer), this machine's unix
+    /// seconds: the fallback upper bound, widened like `sent_at`.
+    pub over_at: Option<f64>,
+}
+
+/// This machine's clock in unix seconds.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A run creation whose outcome is in doubt.
+pub(crate) struct LostCreate<'a> {
+    /// The key it was sent under.
+    pub key: &'a str,
+    /// The `tech_…` id, or the slug to look it up by.
+    pub technique: &'a str,
+    /// This machine's unix seconds when its first attempt left.
+    pub first_sent: f64,
+}
+
+impl Client {
+    /// After a run creation failed: the run, when the failure was a lost answer whose run the
+    /// history singles out; else the error to report, which carries the key (and the
+    /// candidates) whenever a run may exist, so no caller is told to start a second one.
+    pub(crate) async fn recover_create(
+        &self,
+        call: &Call,
+        error: Error,
+        lost: LostCreate<'_>,
+    ) -> Result<Run, Error> {
+        let may_exist = |cause: Error, candidates: Vec<String>| Error::RunMayExist {
+            idempotency_key: lost.key.to_owned(),
+            candidates,
+            cause: Box::new(cause),
+        };
+        // A 2xx that did not decode: the run was created; its id is in an answer we cannot read.
+        if matches!(error, Error::Decode { .. }) {
+            return Err(may_exist(error, Vec::new()));
+        }
+        // Every answer was a refusal: nothing was created by this call (a 409 then means the
+        // key was used by an earlier call, which `Error::Idempotency` says).
+        if !call.maybe_handled {
+            return Err(error);
+        }
+        let duplicate = matches!(&error, Error::Idempotency { api, .. } if api.status == 409);
+        if !duplicate {
+            // Answers lost to the end: the key replays the run, so it is what to retry with.
+            return Err(may_exist(error, Vec::new()));
+        }
+        let known = Known {
+            sent_at: Some(lost.first_sent),
+            over_at: Some(unix_now()),
+            ..Known::default()
+        };
+        match self.history_since(lost.technique, &known).await {
+            Ok(runs) => {
+                let span = Span::of(&runs, &known);
+                let found: Vec<String> = candidates(&runs, span, |_| false)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
+                if let [only] = found.as_slice()
+                    && let Some(run) = runs.into_iter().find(|r| r.run_id == *only)
+                {
+                    tracing::info!(run_id = %only, "a lost answer's run was found in run history");
+                    return Ok(run);
+                }
+                Err(may_exist(error, found))
+            }
+            Err(listing) => {
+                tracing::warn!(error = %listing, "run history could not be read to find a lost run");
+                Err(may_exist(error, Vec::new()))
+            }
+        }
+    }
+
+    /// The technique's run history, newest first, back to the fallback bound of `known` (at
+    /// most [`MAX_PAGES`] pages).
+    async fn history_since(&self, technique: &str, known: &Known<'_>) -> Result<Vec<Run>, Error> {
+        let technique_id = if technique.starts_with("tech_") {
+            technique.to_owned()
+        } else {
+            self.technique(technique).await?.technique_id
+        };
+        let query = ListRuns {
+            technique_id: Some(technique_id),
+            limit: Some(100),
+            ..ListRuns::default()
+        };
+        let mut runs: Vec<Run> = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .list_runs(&ListRuns {
+                    cursor: cursor.take(),
+                    ..query.clone()
+                })
+                .await?;
+            runs.extend(page.items);
+            let from = Span::of(&runs, known).from;
+            let older = runs
+                .last()
+                .and_then(|r| r.created_at)
+                .zip(from)
+                .is_some_and(|(c, f)| c < f);
+            match page.next_cursor {
+                Some(next) if !older => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(runs)
+    }
 }
 
 /// The server-time span the item's run was created in (bounds inclusive: equal timestamps
@@ -48,18 +171,20 @@ impl Span {
                 .filter_map(|r| r.created_at)
                 .collect()
         };
+        // This machine's clock, in the listing's unit (a value past 1e11 is milliseconds).
+        let millis = runs.iter().filter_map(|r| r.created_at).any(|c| c > 1e11);
+        let scale = if millis { 1000.0 } else { 1.0 };
         let from = times(&known.before)
             .into_iter()
             .reduce(f64::max)
             .or_else(|| {
-                // No owned run before it: this machine's clock, in the listing's unit (a value
-                // past 1e11 is milliseconds), widened for skew.
-                let sent = known.sent_at?;
-                let millis = runs.iter().filter_map(|r| r.created_at).any(|c| c > 1e11);
-                let scale = if millis { 1000.0 } else { 1.0 };
-                Some((sent - SKEW_ALLOWANCE_SECS) * scale)
+                // No owned run before it: the first POST's time, widened for skew.
+                Some((known.sent_at? - SKEW_ALLOWANCE_SECS) * scale)
             });
-        let to = times(&known.after).into_iter().reduce(f64::min);
+        let to = times(&known.after)
+            .into_iter()
+            .reduce(f64::min)
+            .or_else(|| Some((known.over_at? + SKEW_ALLOWANCE_SECS) * scale));
         Span { from, to }
     }
 
@@ -95,6 +220,7 @@ mod tests {
             before: before.iter().copied().collect(),
             after: after.iter().copied().collect(),
             sent_at,
+            over_at: None,
         }
     }
 

@@ -1,0 +1,160 @@
+//! Secrets out of text: the one redactor for everything a server or a host may echo back.
+//!
+//! A hostile or buggy server can put the `Authorization` header it received into an error
+//! body, a proxy can echo a whole request, a storage host can quote a signed query. The
+//! client knows its key (and a signed exchange its signature), so every text it keeps from
+//! the network goes through [`redact`] first: the key, any `Bearer` token and any
+//! `Authorization` value become `[redacted]`. floret and flora-codegen's CLI put the same
+//! function behind every byte they print, as a last line of defence.
+
+use std::borrow::Cow;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Shorter "secrets" are not searched for: replacing every `k` of a text would hide
+/// everything and protect nothing (no real key is that short).
+const MIN_SECRET_LEN: usize = 4;
+
+/// `text` without the API key (`key`, also with surrounding whitespace trimmed, as it was
+/// sent), without any other secret in `others` (a signed URL's query values, say), and
+/// without any `Bearer …` token or `Authorization: …` value, whoever's they are.
+///
+/// ```
+/// let echoed = "401: got header Authorization: Bearer sk_live_abc123, token sk_live_abc123";
+/// let safe = flora_api::redact(echoed, Some("sk_live_abc123\n"), &[]);
+/// assert_eq!(safe, "401: got header Authorization: Bearer [redacted], token [redacted]");
+/// ```
+pub fn redact<'a>(text: &'a str, key: Option<&str>, others: &[&str]) -> Cow<'a, str> {
+    let mut out = Cow::Borrowed(text);
+    let secrets = key
+        .into_iter()
+        .flat_map(|k| [k, k.trim()])
+        .chain(others.iter().copied());
+    for secret in secrets {
+        if secret.len() >= MIN_SECRET_LEN && out.contains(secret) {
+            out = Cow::Owned(out.replace(secret, REDACTED));
+        }
+    }
+    match redact_tokens(&out) {
+        Some(cleaned) => Cow::Owned(cleaned),
+        None => out,
+    }
+}
+
+/// The text with the value after every `Bearer ` (any case) and `Authorization:` replaced;
+/// `None` when there is none (the common case allocates nothing).
+fn redact_tokens(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("bearer") && !lower.contains("authorization") {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    let mut changed = false;
+    let mut at = 0;
+    while at < text.len() {
+        let Some(value) = token_start(&lower, at) else {
+            at += lower[at..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let end = value + token_len(&text[value..]);
+        if end > value && &text[value..end] != REDACTED {
+            out.push_str(&text[rest..value]);
+            out.push_str(REDACTED);
+            rest = end;
+            changed = true;
+        }
+        at = end.max(at + 1);
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+    }
+    out.push_str(&text[rest..]);
+    changed.then_some(out)
+}
+
+/// Where a secret value starts when `lower[at..]` begins with `bearer ` or `authorization`
+/// (then `:` or `=` or `"…":` and the optional scheme word).
+fn token_start(lower: &str, at: usize) -> Option<usize> {
+    let s = &lower[at..];
+    if let Some(after) = s.strip_prefix("bearer") {
+        let spaces = after.len() - after.trim_start_matches([' ', '\t']).len();
+        return (spaces > 0).then_some(at + "bearer".len() + spaces);
+    }
+    let after = s.strip_prefix("authorization")?;
+    // `Authorization: x`, `authorization=x`, `"authorization": "x"`.
+    let sep = after.trim_start_matches(['"', '\'', ' ']);
+    let sep = sep.strip_prefix([':', '='])?;
+    let value = sep.trim_start_matches([' ', '\t', '"', '\'']);
+    let start = lower.len() - value.len();
+    // `Authorization: Basic x`: the scheme word is kept, the credentials after it are secret.
+    let word = value.len() - value.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+    if word > 0 && value[word..].starts_with(' ') {
+        let spaces = value[word..].len() - value[word..].trim_start_matches(' ').len();
+        return Some(start + word + spaces);
+    }
+    Some(start)
+}
+
+/// The length of a token: up to whitespace, a quote, a comma, `<`, `&` or `;` (the ends of a
+/// value in JSON, headers, XML and query strings).
+fn token_len(s: &str) -> usize {
+    s.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '<' | '&' | ';' | '\\'))
+        .unwrap_or(s.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_replaced_however_it_was_given() {
+        let key = "sk_live_SECRET_123";
+        for given in [key, "sk_live_SECRET_123\r\n", "  sk_live_SECRET_123 "] {
+            let out = redact("echo sk_live_SECRET_123 echo", Some(given), &[]);
+            assert_eq!(out, "echo [redacted] echo", "{given:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_and_authorization_values_are_replaced_whoever_they_belong_to() {
+        let cases = [
+            (
+                r#"{"headers":{"authorization":"Bearer other_token_9"}}"#,
+                r#"{"headers":{"authorization":"Bearer [redacted]"}}"#,
+            ),
+            (
+                "Authorization: Basic dXNlcjpwYXNz\r\nHost: x",
+                "Authorization: Basic [redacted]\r\nHost: x",
+            ),
+            ("BEARER abc, next", "BEARER [redacted], next"),
+            (
+                "<Auth>authorization=tok123&x=1</Auth>",
+                "<Auth>authorization=[redacted]&x=1</Auth>",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text, None, &[]), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn plain_text_is_borrowed_and_short_or_empty_secrets_are_ignored() {
+        assert!(matches!(
+            redact("nothing here", Some("sk_x_123456"), &[]),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(redact("a k b", Some("k"), &[""]), "a k b");
+        // The word alone, or at the very end, is not a token.
+        assert_eq!(redact("bearer", None, &[]), "bearer");
+        assert_eq!(redact("a bearer ", None, &[]), "a bearer ");
+        assert_eq!(redact("Authorization", None, &[]), "Authorization");
+    }
+
+    #[test]
+    fn other_secrets_are_replaced_too_and_multibyte_text_survives() {
+        let out = redact("sig=ABCDEF123 · é Bearer ü1 ✓", None, &["ABCDEF123"]);
+        assert_eq!(out, "sig=[redacted] · é Bearer [redacted] ✓");
+    }
+}
