@@ -120,21 +120,47 @@ fn build_failed(e: reqwest::Error) -> Error {
 fn foreign_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let downgrade = attempt.url().scheme() != "https"
-                && attempt.previous().iter().any(|u| u.scheme() == "https");
-            if attempt.previous().len() >= 10 {
-                attempt.error("more than 10 redirects")
-            } else if downgrade {
-                attempt.error("refusing a redirect from https:// to plain http://")
-            } else if is_https_or_loopback(attempt.url()) {
-                attempt.follow()
-            } else {
-                attempt.error("refusing a redirect to a non-https URL")
+            match redirect_refusal(attempt.url(), attempt.previous()) {
+                Some(why) => attempt.error(why),
+                None => attempt.follow(),
             }
         }))
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(build_failed)
+}
+
+/// Why a redirect to `next` (after `previous`) is not followed, if it is not.
+fn redirect_refusal(next: &url::Url, previous: &[url::Url]) -> Option<&'static str> {
+    let downgrade = next.scheme() != "https" && previous.iter().any(|u| u.scheme() == "https");
+    if previous.len() >= 10 {
+        Some("more than 10 redirects")
+    } else if downgrade {
+        Some("refusing a redirect from https:// to plain http://")
+    } else if !is_https_or_loopback(next) {
+        Some("refusing a redirect to a non-https URL")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_never_goes_from_https_down_to_http_even_on_loopback() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let https = [u("https://cdn.example/o.png")];
+        assert!(redirect_refusal(&u("http://127.0.0.1:8080/admin"), &https).is_some());
+        assert!(redirect_refusal(&u("https://other.example/o.png"), &https).is_none());
+        // A loopback test server may redirect within plain http.
+        let local = [u("http://127.0.0.1:9/a")];
+        assert!(redirect_refusal(&u("http://127.0.0.1:9/b"), &local).is_none());
+        assert!(redirect_refusal(&u("http://example.com/b"), &local).is_some());
+        let many: Vec<_> = (0..10).map(|i| u(&format!("https://h/{i}"))).collect();
+        assert!(redirect_refusal(&u("https://h/x"), &many).is_some());
+    }
 }
 
 /// Connecting to another origin gives up after this long (each attempt; then `send` retries).

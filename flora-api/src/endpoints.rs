@@ -316,6 +316,7 @@ impl Client {
                         self.recover_create(&call, e, lost).await?
                     }
                 };
+                self.inner.created.add(&run.run_id, unix_now());
                 tracing::info!(technique = %slug, run_id = %run.run_id, status = %run.status, "run started");
                 let slug = slug.clone();
                 Ok((
@@ -343,6 +344,7 @@ impl Client {
                         CreatedRun::from(self.recover_create(&call, e, lost).await?)
                     }
                 };
+                self.inner.created.add(&created.run_id, unix_now());
                 let state = RunState::top_level(
                     self.clone(),
                     created.run_id.clone(),

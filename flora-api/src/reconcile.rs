@@ -90,15 +90,24 @@ impl Client {
             // Answers lost to the end: the key replays the run, so it is what to retry with.
             return Err(may_exist(error, Vec::new()));
         }
+        // Runs this client created are someone else's; those created before this one's first
+        // attempt bound its span from below, in FLORA's own clock.
+        let created = self.inner.created.all();
         let known = Known {
+            before: created
+                .iter()
+                .filter(|(_, at)| *at <= lost.first_sent)
+                .map(|(id, _)| id.as_str())
+                .collect(),
             sent_at: Some(lost.first_sent),
             over_at: Some(unix_now()),
             ..Known::default()
         };
+        let owned = |id: &str| created.iter().any(|(c, _)| c == id);
         match self.history_since(lost.technique, &known).await {
             Ok(runs) => {
                 let span = Span::of(&runs, &known);
-                let found: Vec<String> = candidates(&runs, span, |_| false)
+                let found: Vec<String> = candidates(&runs, span, owned)
                     .into_iter()
                     .map(str::to_owned)
                     .collect();

@@ -114,7 +114,8 @@ async fn a_wrong_plan_sends_nothing_and_says_why() {
     let err = batch.start().await.unwrap_err().to_string();
     assert!(
         err.contains(
-            "item \"a\" holds inputs of technique `cctv-cam`, but this batch runs `other`"
+            "item \"a\" holds inputs of technique `cctv-cam` (tech_cctv-cam), but this batch \
+             runs `other`"
         ),
         "{err}"
     );
@@ -192,4 +193,111 @@ async fn impossible_options_are_refused_by_name() {
         assert!(err.contains(says), "{err}");
     }
     assert_eq!(fake.run_count(), 0);
+}
+
+mod common;
+
+/// A run that ends with a status this version does not know (`cancelled`, with
+/// `completed_at`) ends its item, as a single run's wait does: `run()` returns.
+#[tokio::test]
+async fn a_run_ended_with_an_unknown_status_ends_its_item_and_the_batch_returns() {
+    use common::hostile::{self, Reply};
+    let schema = serde_json::json!({
+        "technique_id": "tech_cctv-cam", "name": "CCTV Cam", "run_cost": 0.05,
+        "inputs": [{"id": "input_image", "name": "Input Image", "type": "imageUrl"}],
+        "outputs": [{"id": "output_image", "name": "Output Image", "type": "imageUrl"}]
+    });
+    let server = hostile::serve(move |req| match (req.method.as_str(), req.path()) {
+        ("GET", "/techniques/cctv-cam") => Reply::json(200, &schema),
+        ("POST", "/techniques/cctv-cam/runs") => Reply::json(
+            201,
+            &serde_json::json!({"run_id": "run_1", "status": "pending", "progress": 0, "created_at": 1}),
+        ),
+        ("GET", "/techniques/cctv-cam/runs/run_1") => Reply::json(
+            200,
+            &serde_json::json!({"run_id": "run_1", "status": "cancelled", "progress": 40,
+                                 "created_at": 1, "completed_at": 2}),
+        ),
+        _ => Reply::json(404, &serde_json::json!({"error": {"code": "not_found", "message": "?"}})),
+    })
+    .await;
+    let client = common::fast(&server.base).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("j.db"));
+    batch.push::<CctvCam>("a", &face(1));
+    batch.options(options());
+    let summary = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        batch.start().await.unwrap().run(),
+    )
+    .await
+    .expect("run() returned")
+    .unwrap();
+    assert_eq!(summary.failed, 1, "{summary:?}");
+    assert_eq!(server.count("GET", "/runs/run_1"), 1, "polled once, not forever");
+}
+
+/// A batch's polls end at the poll deadline, and at once on `stop()`: `run()` returns, the
+/// run stays journaled (a resume polls it, never starts it again).
+#[tokio::test(start_paused = true)]
+async fn polls_end_at_the_deadline_and_on_stop() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(u32::MAX).completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("deadline.db"));
+    batch.push::<CctvCam>("a", &face(1));
+    batch.options(BatchOptions {
+        poll: Some(flora_api::PollPolicy::default().deadline(std::time::Duration::from_secs(60))),
+        ..BatchOptions::default()
+    });
+    let summary = batch.start().await.unwrap().run().await.unwrap();
+    assert_eq!(summary.in_flight, 1, "{summary:?}");
+    assert_eq!(fake.run_count(), 1);
+
+    let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("stop.db"));
+    batch.push::<CctvCam>("b", &face(2));
+    batch.options(options());
+    let batch = batch.start().await.unwrap();
+    let running = batch.run();
+    let stopper = async {
+        while fake.run_count() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        batch.stop("enough");
+    };
+    let (summary, ()) = tokio::join!(running, stopper);
+    let summary = summary.unwrap();
+    assert_eq!(summary.in_flight, 1, "{summary:?}");
+    assert!(summary.stopped.is_some());
+    assert_eq!(fake.run_count(), 2, "no run was started again");
+}
+
+/// `Batch::new` with an ordinary client (its own retries on): every 429 the server sends
+/// reaches the batch's adaptive window (none is absorbed by a retry sleeping inside a slot).
+#[tokio::test]
+async fn a_library_batch_sees_every_429_whatever_client_it_is_given() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.rate_limit(10);
+    let client = fake.client(); // two retries of its own
+    let dir = tempfile::tempdir().unwrap();
+    let mut batch = Batch::new(&client, "cctv-cam", dir.path().join("j.db"));
+    for i in 0..12 {
+        batch.push::<CctvCam>(format!("face-{i}"), &face(i));
+    }
+    batch.options(BatchOptions {
+        max_concurrency: 8,
+        ..options()
+    });
+    let summary = batch.start().await.unwrap().run().await.unwrap();
+    assert_eq!(summary.completed, 12, "{summary:?}");
+    assert!(fake.rate_limited_count() > 0, "the limit was hit");
+    assert_eq!(
+        summary.throttled as usize,
+        fake.rate_limited_count(),
+        "every 429 reached the window"
+    );
 }

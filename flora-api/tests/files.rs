@@ -1328,3 +1328,125 @@ async fn a_stalled_download_names_its_path_and_host_once() {
     assert!(!msg.contains("secret"), "{msg}");
     assert!(!dir.path().join("o.png").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// The library keeps the promises floret makes: bytes under a key, bounded downloads, no
+// file replaced unasked.
+
+/// A direct upload whose answer was lost is retried with the very same bytes (the multipart
+/// form is encoded once: a new random boundary would be another body under the same key,
+/// which FLORA refuses with `idempotency_conflict`).
+#[tokio::test]
+async fn a_retried_direct_upload_sends_the_very_same_bytes_under_its_key() {
+    use common::hostile::{self, Reply};
+    let server = hostile::serve(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/assets") if req.n == 1 => Reply::Drop,
+        ("POST", "/assets") | ("GET", "/assets/asset_1") => Reply::json(
+            201,
+            &asset("asset_1", "ready", "https://ik.imagekit.io/flora/asset_1.png"),
+        ),
+        _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": "?"}})),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "face.png", &png_bytes(10_000));
+    let c = fast(&server.base).workspace_id("ws_test").build().unwrap();
+    let url = c.upload_image(&file).await.unwrap();
+    assert_eq!(url.as_str(), "https://ik.imagekit.io/flora/asset_1.png");
+    let posts: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "the lost answer was retried");
+    assert_eq!(posts[0].header("idempotency-key"), posts[1].header("idempotency-key"));
+    assert_eq!(posts[0].header("content-type"), posts[1].header("content-type"));
+    assert!(posts[0].body.len() > 10_000);
+    assert!(posts[0].body == posts[1].body, "another body under the same key");
+}
+
+/// A host that sends a body that never ends (chunked, no length) is cut at
+/// `DownloadOptions::max_bytes`, or at `deadline`: the disk is never filled, and no partial
+/// file is left.
+#[tokio::test]
+async fn a_download_that_never_ends_is_cut_at_its_limit_and_leaves_nothing() {
+    use common::hostile::{self, Reply};
+    let server = hostile::serve(|_| Reply::Endless {
+        head: "HTTP/1.1 200 OK\r\nContent-Type: image/png".to_owned(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&MockServer::start().await);
+    let url = format!("{}/o.png", server.base);
+    let err = c
+        .download_with(&url, dir.path().join("o.png"), DownloadOptions::default().max_bytes(1 << 20))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
+    assert!(err.to_string().contains("max_bytes"), "{err}");
+    let err = c
+        .download_with(
+            &url,
+            dir.path().join("o.png"),
+            DownloadOptions::default().deadline(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("did not finish within 300 ms"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left");
+    assert_eq!(server.seen().len(), 2, "not retried: the limit is final");
+}
+
+#[tokio::test]
+async fn a_download_never_replaces_a_file_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = media_host(png_bytes(5_000)).await;
+    let dest = write_file(dir.path(), "result.png", b"mine");
+    let c = client(&MockServer::start().await);
+    let url = format!("{}/o/result.png", host.uri());
+    let err = c.download(&url, &dest).await.unwrap_err();
+    assert!(matches!(err, Error::FileExists { .. }), "{err:?}");
+    assert!(err.to_string().contains("never replaced unless asked"), "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
+    assert!(host.received_requests().await.unwrap().is_empty(), "known before fetching");
+    // Into a directory: the name is known only from the answer; still never replaced.
+    let err = c.download(&url, dir.path()).await.unwrap_err();
+    assert!(matches!(err, Error::FileExists { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    // Asked: replaced.
+    c.download_with(&url, &dest, DownloadOptions::default().overwrite(true))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), png_bytes(5_000));
+}
+
+#[tokio::test]
+async fn save_outputs_never_replaces_a_file_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = media_host(png_bytes(5_000)).await;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mine = write_file(&out, "output_image.png", b"my own picture");
+    let api = MockServer::start().await;
+    let mut done = completed_json("run_1");
+    done["outputs"] = json!([
+        {"output_id": "output_image", "type": "imageUrl", "url": format!("{}/o/result.png", host.uri())},
+        {"output_id": "caption", "type": "text", "url": "a sharp cat"},
+    ]);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(done))
+        .mount(&api)
+        .await;
+    let c = client(&api);
+    let run = c.run(&upscale()).await.unwrap();
+    let err = run.save_outputs(&c, &out).await.unwrap_err();
+    assert!(matches!(&err, Error::FileExists { path } if *path == mine), "{err:?}");
+    assert_eq!(std::fs::read(&mine).unwrap(), b"my own picture");
+    let saved = run
+        .save_outputs_with(&c, out.to_str().unwrap(), flora_api::SaveOptions::default().overwrite(true))
+        .await
+        .unwrap();
+    assert_eq!(saved, [out.join("output_image.png"), out.join("caption.txt")]);
+    assert_eq!(std::fs::read(&mine).unwrap(), png_bytes(5_000));
+}

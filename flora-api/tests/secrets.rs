@@ -125,3 +125,107 @@ fn from_env_reads_and_checks_variables() {
     assert!(!err.contains("SUPERSECRET"));
     unsafe { std::env::remove_var("FLORA_CUSTOM_HEADERS") };
 }
+
+/// A server that echoes every request it gets, `Authorization` header included, in error
+/// bodies (JSON envelopes, HTML pages), in an undecodable 2xx, in a failed run's message,
+/// and a storage host that quotes the signed query: the key (and the signature) never reach
+/// an error's `Display` or `Debug`, nor a DEBUG log line, whatever the path.
+#[tokio::test]
+async fn the_key_never_appears_in_errors_or_logs_whatever_the_server_echoes() {
+    use common::hostile::{self, Reply};
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let polls = std::sync::atomic::AtomicUsize::new(0);
+    let server = hostile::serve(move |req| {
+        let echo = req.head.clone();
+        let auth = req.header("authorization").unwrap_or_default();
+        let poll = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match (req.method.as_str(), req.path()) {
+            ("GET", "/techniques/envelope") => Reply::json(
+                401,
+                &json!({"error": {"code": "invalid_api_key", "message": format!("bad key {auth}"),
+                        "fields": [{"field": auth.clone(), "message": echo}]}}),
+            ),
+            ("GET", "/techniques/page") => {
+                Reply::bytes(502, "text/html", format!("<pre>{echo}</pre>").into_bytes())
+            }
+            ("POST", "/techniques/upscale/runs") if req.body.windows(7).any(|w| w == b"garbled") => {
+                Reply::bytes(201, "application/json", format!("not json {echo}").into_bytes())
+            }
+            ("POST", "/techniques/upscale/runs") => Reply::json(
+                201,
+                &json!({"run_id": "run_1", "status": "pending", "progress": 0, "created_at": 1}),
+            ),
+            // One poll's three attempts fail (logged as a failed poll), the next ends the run.
+            ("GET", "/techniques/upscale/runs/run_1") if poll() < 3 => {
+                Reply::bytes(503, "text/plain", echo.into_bytes())
+            }
+            ("GET", "/techniques/upscale/runs/run_1") => Reply::json(
+                200,
+                &json!({"run_id": "run_1", "status": "failed", "progress": 100, "created_at": 1,
+                        "error_code": "safety_blocked", "error_message": format!("refused {auth}")}),
+            ),
+            ("POST", "/assets") if req.header("content-type").is_some_and(|c| c.starts_with("multipart")) => {
+                Reply::json(415, &json!({"error": {"code": "unsupported", "message": echo}}))
+            }
+            ("POST", "/assets") => {
+                let port = req.header("host").unwrap_or_default();
+                Reply::json(201, &json!({"asset_id": "asset_1", "status": "pending_upload",
+                    "upload_url": format!("http://{port}/upload/a?X-Sig=SIGSECRET_abcdef")}))
+            }
+            ("PUT", "/upload/a") => Reply::bytes(500, "application/xml",
+                format!("<Error><Request>{echo}</Request><Auth>{auth}</Auth></Error>").into_bytes()),
+            _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": echo}})),
+        }
+    })
+    .await;
+    let client = fast(&server.base).workspace_id("ws_1").build().unwrap();
+    let mut errors = Vec::new();
+    errors.push(client.technique("envelope").await.unwrap_err());
+    errors.push(client.technique("page").await.unwrap_err());
+    let garbled = Upscale {
+        prompt: Some("garbled".into()),
+        ..upscale()
+    };
+    errors.push(client.run(&garbled).await.unwrap_err());
+    errors.push(client.run(&upscale()).await.unwrap_err());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("face.png");
+    std::fs::write(&file, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0").unwrap();
+    errors.push(client.upload_image(&file).await.unwrap_err());
+
+    // Each path was taken: the server echoed, and the client kept (redacted) text of it.
+    assert!(matches!(errors[0], flora_api::Error::Api(_)), "{:?}", errors[0]);
+    assert!(errors[1].to_string().contains("unexpected body"), "{}", errors[1]);
+    assert!(
+        matches!(&errors[2], flora_api::Error::RunMayExist { cause, .. } if matches!(**cause, flora_api::Error::Decode { .. })),
+        "{:?}",
+        errors[2]
+    );
+    assert!(matches!(errors[3], flora_api::Error::RunFailed { .. }), "{:?}", errors[3]);
+    assert!(matches!(errors[4], flora_api::Error::UploadHost { .. }), "{:?}", errors[4]);
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "the retries were logged: {logs}");
+    assert!(logs.contains("poll failed"), "the failed polls were logged: {logs}");
+    let mut texts: Vec<String> = errors
+        .iter()
+        .flat_map(|e| [e.to_string(), format!("{e:?}")])
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("[redacted]")),
+        "the echoes reached the errors, redacted: {texts:?}"
+    );
+    texts.push(logs);
+    for t in &texts {
+        assert!(!t.contains("SUPERSECRET"), "key leaked in: {t}");
+        assert!(!t.contains("SIGSECRET"), "signature leaked in: {t}");
+    }
+}

@@ -104,9 +104,10 @@ impl BatchBuilder {
             if id != schema.technique_id && slug != schema.slug_or_derived() {
                 let key = self.items.get(at).map_or("", |i| i.key.as_str());
                 return Err(Error::InvalidInput(format!(
-                    "item {key:?} holds inputs of technique `{slug}`, but this batch runs \
-                     `{}`; push it into a batch of `{slug}`",
-                    self.technique
+                    "item {key:?} holds inputs of technique `{slug}` ({id}), but this batch \
+                     runs `{}`, whose schema is {}; push it into a batch of `{slug}`, or \
+                     regenerate the typed code if the technique changed",
+                    self.technique, schema.technique_id
                 )));
             }
         }

@@ -220,6 +220,7 @@ impl ClientBuilder {
                 workspace_id: self.workspace_id,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
                 workspace_cache: Arc::default(),
+                created: Arc::default(),
             }),
         })
     }

@@ -73,6 +73,40 @@ pub(crate) struct Inner {
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     /// The one workspace `GET /workspaces` returned, when uploads needed it.
     pub(crate) workspace_cache: Arc<tokio::sync::OnceCell<String>>,
+    /// Runs this client (and its clones) created, so a lost answer's run is never taken
+    /// for one of them.
+    pub(crate) created: Arc<CreatedRuns>,
+}
+
+/// The runs a client created lately, with when (this machine's unix seconds): a bounded
+/// memory, oldest forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct CreatedRuns(std::sync::Mutex<std::collections::VecDeque<(String, f64)>>);
+
+impl CreatedRuns {
+    /// How many are remembered.
+    const KEEP: usize = 4096;
+
+    pub(crate) fn add(&self, run_id: &str, at: f64) {
+        let mut runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.iter().any(|(id, _)| id == run_id) {
+            return;
+        }
+        if runs.len() >= Self::KEEP {
+            runs.pop_front();
+        }
+        runs.push_back((run_id.to_owned(), at));
+    }
+
+    /// Every remembered run, with when its creation was first known.
+    pub(crate) fn all(&self) -> Vec<(String, f64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 impl fmt::Debug for Client {
@@ -169,6 +203,7 @@ impl Client {
                 workspace_id: i.workspace_id.clone(),
                 in_flight: i.in_flight.clone(),
                 workspace_cache: i.workspace_cache.clone(),
+                created: i.created.clone(),
             }),
         }
     }

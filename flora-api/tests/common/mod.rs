@@ -1,5 +1,8 @@
-//! Shared test helpers: a fast client and a hand-made technique.
+//! Shared test helpers: a fast client, a hand-made technique, and (`hostile`) a misbehaving
+//! server on loopback.
 #![allow(dead_code)]
+
+pub mod hostile;
 
 use std::time::Duration;
 
