@@ -119,16 +119,19 @@ fn build_failed(e: reqwest::Error) -> Error {
 /// keeps moving.
 fn foreign_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            match redirect_refusal(attempt.url(), attempt.previous()) {
+        .redirect(reqwest::redirect::Policy::custom(
+            |attempt| match redirect_refusal(attempt.url(), attempt.previous()) {
                 Some(why) => attempt.error(why),
                 None => attempt.follow(),
-            }
-        }))
+            },
+        ))
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(build_failed)
 }
+
+/// Connecting to another origin gives up after this long (each attempt; then `send` retries).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a redirect to `next` (after `previous`) is not followed, if it is not.
 fn redirect_refusal(next: &url::Url, previous: &[url::Url]) -> Option<&'static str> {
@@ -162,6 +165,3 @@ mod tests {
         assert!(redirect_refusal(&u("https://h/x"), &many).is_some());
     }
 }
-
-/// Connecting to another origin gives up after this long (each attempt; then `send` retries).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

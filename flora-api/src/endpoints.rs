@@ -297,8 +297,7 @@ impl Client {
                 inputs,
                 callback_url,
             } => {
-                let mut body =
-                    json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
+                let mut body = json!({ "inputs": inputs, "mode": "async", "idempotency_key": key });
                 if let Some(cb) = callback_url {
                     body["callback_url"] = Value::String(cb.clone());
                 }
@@ -394,9 +393,10 @@ impl<T> RunHandle<T> {
                     || (matches!(run.status, RunStatus::Unknown(_)) && run.completed_at.is_some())
             });
             if !failed {
-                let status = self
-                    .last_seen()
-                    .map_or_else(|| "not polled yet".to_owned(), |r| format!("`{}`", r.status));
+                let status = self.last_seen().map_or_else(
+                    || "not polled yet".to_owned(),
+                    |r| format!("`{}`", r.status),
+                );
                 return Err(Error::InvalidInput(format!(
                     "run {} is {status}: `retry` starts a new (billed) run and is for a run \
                      that failed; wait for this one first",

@@ -158,10 +158,10 @@ pub use fake_contract::{FakeTechnique, WireInputs, WireOutputs};
 pub use futures::{RunFuture, StartFuture};
 pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
 pub use pages::Page;
-pub use redact::{REDACTED, redact};
-pub use saving::SaveOptions;
 pub use policy::PollPolicy;
 pub use poll::RunHandle;
+pub use redact::{REDACTED, redact};
+pub use saving::SaveOptions;
 pub use technique::{
     InputValue, OutputSet, OutputValue, RawOutput, RunInput, SlotInfo, Technique, TechniqueInfo,
     TechniqueRun, Untyped,

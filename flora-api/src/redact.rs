@@ -89,7 +89,10 @@ fn token_start(lower: &str, at: usize) -> Option<usize> {
     let value = sep.trim_start_matches([' ', '\t', '"', '\'']);
     let start = lower.len() - value.len();
     // `Authorization: Basic x`: the scheme word is kept, the credentials after it are secret.
-    let word = value.len() - value.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+    let word = value.len()
+        - value
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .len();
     if word > 0 && value[word..].starts_with(' ') {
         let spaces = value[word..].len() - value[word..].trim_start_matches(' ').len();
         return Some(start + word + spaces);

@@ -114,7 +114,13 @@ impl<O> TechniqueRun<O> {
         let saved = save_all(client, names, self.all_outputs(), spec, options, None)
             .await
             .map_err(SaveError::into_error)?;
-        Ok(saved.into_iter().map(|s| s.path).collect())
+        Ok(saved
+            .into_iter()
+            .map(|s| {
+                tracing::debug!(slot = %s.slot, index = s.index, bytes = s.bytes, sha256 = %s.sha256, path = %s.path.display(), "output saved");
+                s.path
+            })
+            .collect())
     }
 }
 
@@ -194,7 +200,10 @@ fn template(spec: &str, ids: &[&str]) -> String {
         .iter()
         .map(|id| safe_file_stem(id).to_lowercase())
         .collect();
-    let shared = stems.iter().enumerate().any(|(i, s)| stems[..i].contains(s));
+    let shared = stems
+        .iter()
+        .enumerate()
+        .any(|(i, s)| stems[..i].contains(s));
     if shared {
         format!("{dir}/{{slot}}-{{index}}.{{ext}}")
     } else {

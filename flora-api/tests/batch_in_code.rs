@@ -234,7 +234,11 @@ async fn a_run_ended_with_an_unknown_status_ends_its_item_and_the_batch_returns(
     .expect("run() returned")
     .unwrap();
     assert_eq!(summary.failed, 1, "{summary:?}");
-    assert_eq!(server.count("GET", "/runs/run_1"), 1, "polled once, not forever");
+    assert_eq!(
+        server.count("GET", "/runs/run_1"),
+        1,
+        "polled once, not forever"
+    );
 }
 
 /// A batch's polls end at the poll deadline, and at once on `stop()`: `run()` returns, the
@@ -242,7 +246,9 @@ async fn a_run_ended_with_an_unknown_status_ends_its_item_and_the_batch_returns(
 #[tokio::test(start_paused = true)]
 async fn polls_end_at_the_deadline_and_on_stop() {
     let fake = FakeFlora::new();
-    fake.technique::<CctvCam>().pending_polls(u32::MAX).completes();
+    fake.technique::<CctvCam>()
+        .pending_polls(u32::MAX)
+        .completes();
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
 
@@ -252,7 +258,12 @@ async fn polls_end_at_the_deadline_and_on_stop() {
         poll: Some(flora_api::PollPolicy::default().deadline(std::time::Duration::from_secs(60))),
         ..BatchOptions::default()
     });
-    let summary = batch.start().await.unwrap().run().await.unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let running = batch.start().await.unwrap();
+    let summary = tokio::time::timeout(hour, running.run())
+        .await
+        .expect("the deadline ended the polls")
+        .unwrap();
     assert_eq!(summary.in_flight, 1, "{summary:?}");
     assert_eq!(fake.run_count(), 1);
 
@@ -268,8 +279,8 @@ async fn polls_end_at_the_deadline_and_on_stop() {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         batch.stop("enough");
     };
-    let (summary, ()) = tokio::join!(running, stopper);
-    let summary = summary.unwrap();
+    let (summary, ()) = tokio::join!(tokio::time::timeout(hour, running), stopper);
+    let summary = summary.expect("stop() ended the polls").unwrap();
     assert_eq!(summary.in_flight, 1, "{summary:?}");
     assert!(summary.stopped.is_some());
     assert_eq!(fake.run_count(), 2, "no run was started again");

@@ -1343,9 +1343,16 @@ async fn a_retried_direct_upload_sends_the_very_same_bytes_under_its_key() {
         ("POST", "/assets") if req.n == 1 => Reply::Drop,
         ("POST", "/assets") | ("GET", "/assets/asset_1") => Reply::json(
             201,
-            &asset("asset_1", "ready", "https://ik.imagekit.io/flora/asset_1.png"),
+            &asset(
+                "asset_1",
+                "ready",
+                "https://ik.imagekit.io/flora/asset_1.png",
+            ),
         ),
-        _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": "?"}})),
+        _ => Reply::json(
+            404,
+            &json!({"error": {"code": "not_found", "message": "?"}}),
+        ),
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -1359,10 +1366,19 @@ async fn a_retried_direct_upload_sends_the_very_same_bytes_under_its_key() {
         .filter(|r| r.method == "POST")
         .collect();
     assert_eq!(posts.len(), 2, "the lost answer was retried");
-    assert_eq!(posts[0].header("idempotency-key"), posts[1].header("idempotency-key"));
-    assert_eq!(posts[0].header("content-type"), posts[1].header("content-type"));
+    assert_eq!(
+        posts[0].header("idempotency-key"),
+        posts[1].header("idempotency-key")
+    );
+    assert_eq!(
+        posts[0].header("content-type"),
+        posts[1].header("content-type")
+    );
     assert!(posts[0].body.len() > 10_000);
-    assert!(posts[0].body == posts[1].body, "another body under the same key");
+    assert!(
+        posts[0].body == posts[1].body,
+        "another body under the same key"
+    );
 }
 
 /// A host that sends a body that never ends (chunked, no length) is cut at
@@ -1379,7 +1395,11 @@ async fn a_download_that_never_ends_is_cut_at_its_limit_and_leaves_nothing() {
     let c = client(&MockServer::start().await);
     let url = format!("{}/o.png", server.base);
     let err = c
-        .download_with(&url, dir.path().join("o.png"), DownloadOptions::default().max_bytes(1 << 20))
+        .download_with(
+            &url,
+            dir.path().join("o.png"),
+            DownloadOptions::default().max_bytes(1 << 20),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
@@ -1392,8 +1412,15 @@ async fn a_download_that_never_ends_is_cut_at_its_limit_and_leaves_nothing() {
         )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("did not finish within 300 ms"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left");
+    assert!(
+        err.to_string().contains("did not finish within 300 ms"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left"
+    );
     assert_eq!(server.seen().len(), 2, "not retried: the limit is final");
 }
 
@@ -1406,14 +1433,24 @@ async fn a_download_never_replaces_a_file_unless_asked() {
     let url = format!("{}/o/result.png", host.uri());
     let err = c.download(&url, &dest).await.unwrap_err();
     assert!(matches!(err, Error::FileExists { .. }), "{err:?}");
-    assert!(err.to_string().contains("never replaced unless asked"), "{err}");
+    assert!(
+        err.to_string().contains("never replaced unless asked"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
-    assert!(host.received_requests().await.unwrap().is_empty(), "known before fetching");
+    assert!(
+        host.received_requests().await.unwrap().is_empty(),
+        "known before fetching"
+    );
     // Into a directory: the name is known only from the answer; still never replaced.
     let err = c.download(&url, dir.path()).await.unwrap_err();
     assert!(matches!(err, Error::FileExists { .. }), "{err:?}");
     assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
     // Asked: replaced.
     c.download_with(&url, &dest, DownloadOptions::default().overwrite(true))
         .await
@@ -1441,12 +1478,22 @@ async fn save_outputs_never_replaces_a_file_unless_asked() {
     let c = client(&api);
     let run = c.run(&upscale()).await.unwrap();
     let err = run.save_outputs(&c, &out).await.unwrap_err();
-    assert!(matches!(&err, Error::FileExists { path } if *path == mine), "{err:?}");
+    assert!(
+        matches!(&err, Error::FileExists { path } if *path == mine),
+        "{err:?}"
+    );
     assert_eq!(std::fs::read(&mine).unwrap(), b"my own picture");
     let saved = run
-        .save_outputs_with(&c, out.to_str().unwrap(), flora_api::SaveOptions::default().overwrite(true))
+        .save_outputs_with(
+            &c,
+            out.to_str().unwrap(),
+            flora_api::SaveOptions::default().overwrite(true),
+        )
         .await
         .unwrap();
-    assert_eq!(saved, [out.join("output_image.png"), out.join("caption.txt")]);
+    assert_eq!(
+        saved,
+        [out.join("output_image.png"), out.join("caption.txt")]
+    );
     assert_eq!(std::fs::read(&mine).unwrap(), png_bytes(5_000));
 }

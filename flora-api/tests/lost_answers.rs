@@ -66,7 +66,10 @@ async fn the_top_level_route_recovers_a_lost_answer_or_names_the_candidates() {
                     .collect();
                 Reply::json(200, &json!({"technique_runs": runs, "meta": {}}))
             }
-            _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": "?"}})),
+            _ => Reply::json(
+                404,
+                &json!({"error": {"code": "not_found", "message": "?"}}),
+            ),
         })
         .await;
         let client = common::fast(&server.base).build().unwrap();
@@ -112,10 +115,7 @@ async fn every_answer_lost_is_an_error_that_carries_the_key_and_is_not_retryable
     let err = client.run(&face()).await.unwrap_err();
     assert_eq!(fake.run_count(), 1, "a run exists");
     assert!(matches!(err, Error::RunMayExist { .. }), "{err:?}");
-    assert!(
-        !err.is_retryable(),
-        "a fresh start would pay twice: {err}"
-    );
+    assert!(!err.is_retryable(), "a fresh start would pay twice: {err}");
     let key = err.idempotency_key().expect("the key").to_owned();
     assert!(err.to_string().contains(&key), "{err}");
     // Retried as told: the same key gives back the same run.
@@ -161,7 +161,10 @@ async fn a_failed_run_is_retried_as_a_new_run_under_a_derived_key() {
     assert_eq!(fake.request_count(), before, "nothing sent");
 
     let err = handle.wait().await.unwrap_err();
-    assert!(err.is_retryable(), "model_timeout is worth a new run: {err}");
+    assert!(
+        err.is_retryable(),
+        "model_timeout is worth a new run: {err}"
+    );
     // The old key answers with the failed run again: a retry needs a new one.
     let again = client
         .start_with(&face(), StartOptions::idempotency_key("job-7"))
@@ -184,7 +187,8 @@ async fn a_run_cut_by_a_timeout_is_resumed_by_the_key_kept_before_awaiting() {
     let client: Client = fake.client();
     let options = StartOptions::with_new_key();
     let key = options.idempotency_key.clone().unwrap();
-    let cut = tokio::time::timeout(Duration::from_secs(30), client.run_with(&face(), options)).await;
+    let cut =
+        tokio::time::timeout(Duration::from_secs(30), client.run_with(&face(), options)).await;
     assert!(cut.is_err(), "the wait was cut");
     assert_eq!(fake.run_count(), 1, "the run goes on");
     let handle = client

@@ -199,22 +199,45 @@ async fn the_key_never_appears_in_errors_or_logs_whatever_the_server_echoes() {
     errors.push(client.run(&upscale()).await.unwrap_err());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("face.png");
-    std::fs::write(&file, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0").unwrap();
+    std::fs::write(
+        &file,
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0",
+    )
+    .unwrap();
     errors.push(client.upload_image(&file).await.unwrap_err());
 
     // Each path was taken: the server echoed, and the client kept (redacted) text of it.
-    assert!(matches!(errors[0], flora_api::Error::Api(_)), "{:?}", errors[0]);
-    assert!(errors[1].to_string().contains("unexpected body"), "{}", errors[1]);
+    assert!(
+        matches!(errors[0], flora_api::Error::Api(_)),
+        "{:?}",
+        errors[0]
+    );
+    assert!(
+        errors[1].to_string().contains("unexpected body"),
+        "{}",
+        errors[1]
+    );
     assert!(
         matches!(&errors[2], flora_api::Error::RunMayExist { cause, .. } if matches!(**cause, flora_api::Error::Decode { .. })),
         "{:?}",
         errors[2]
     );
-    assert!(matches!(errors[3], flora_api::Error::RunFailed { .. }), "{:?}", errors[3]);
-    assert!(matches!(errors[4], flora_api::Error::UploadHost { .. }), "{:?}", errors[4]);
+    assert!(
+        matches!(errors[3], flora_api::Error::RunFailed { .. }),
+        "{:?}",
+        errors[3]
+    );
+    assert!(
+        matches!(errors[4], flora_api::Error::UploadHost { .. }),
+        "{:?}",
+        errors[4]
+    );
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("retrying"), "the retries were logged: {logs}");
-    assert!(logs.contains("poll failed"), "the failed polls were logged: {logs}");
+    assert!(
+        logs.contains("poll failed"),
+        "the failed polls were logged: {logs}"
+    );
     let mut texts: Vec<String> = errors
         .iter()
         .flat_map(|e| [e.to_string(), format!("{e:?}")])

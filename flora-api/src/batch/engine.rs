@@ -15,11 +15,11 @@ use super::cost::{CostGuard, Decision, Reserved};
 use super::journal::{ItemRow, ItemState, Journal, Meta};
 use super::outputs;
 use super::plan::PlanItem;
-use crate::reconcile;
 use super::window::Window;
 use crate::client::Client;
 use crate::endpoints::{ListRuns, StartOptions};
 use crate::error::Error;
+use crate::reconcile;
 use crate::saving::{self, Names};
 use crate::technique::RunInput;
 use crate::values::{self, InputValue};
@@ -1142,7 +1142,10 @@ impl Batch {
                 () = tokio::time::sleep_until(wake) => {}
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                tracing::warn!(run_id, "stopped polling at the poll deadline; a resume polls on");
+                tracing::warn!(
+                    run_id,
+                    "stopped polling at the poll deadline; a resume polls on"
+                );
                 return Ok(None);
             }
             let slot = tokio::select! {

@@ -35,11 +35,10 @@ impl Body {
     pub(crate) async fn multipart(form: reqwest::multipart::Form) -> Result<Body, Error> {
         use futures_util::TryStreamExt;
         let content_type = format!("multipart/form-data; boundary={}", form.boundary());
-        let chunks: Vec<Bytes> = form
-            .into_stream()
-            .try_collect()
-            .await
-            .map_err(|e| Error::InvalidInput(format!("could not encode the upload form: {e}")))?;
+        let chunks: Vec<Bytes> =
+            form.into_stream().try_collect().await.map_err(|e| {
+                Error::InvalidInput(format!("could not encode the upload form: {e}"))
+            })?;
         Ok(Body::Encoded {
             content_type,
             bytes: Bytes::from(chunks.concat()),

@@ -72,10 +72,7 @@ impl Client {
         if let Some(progress) = &ctx.options.progress {
             progress(0, Some(p.len));
         }
-        match self
-            .create_asset(body, ctx, "create")
-            .await
-        {
+        match self.create_asset(body, ctx, "create").await {
             Ok(asset) => {
                 if let Some(progress) = &ctx.options.progress {
                     progress(p.len, Some(p.len));

@@ -139,12 +139,17 @@ pub async fn serve(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> H
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
                     Reply::Endless { head } => {
-                        let head =
-                            format!("{head}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                        let head = format!(
+                            "{head}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        );
                         let _ = sock.write_all(head.as_bytes()).await;
                         let chunk = vec![b'x'; 64 * 1024];
-                        let frame = [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk, b"\r\n".to_vec()]
-                            .concat();
+                        let frame = [
+                            format!("{:x}\r\n", chunk.len()).into_bytes(),
+                            chunk,
+                            b"\r\n".to_vec(),
+                        ]
+                        .concat();
                         while sock.write_all(&frame).await.is_ok() {}
                     }
                 }
