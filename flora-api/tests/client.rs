@@ -210,8 +210,12 @@ async fn client_errors_are_not_retried() {
         (422, "idempotency_conflict"),
     ] {
         let server = MockServer::start().await;
+        // The server echoes the Authorization header it got, as a hostile proxy might.
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(status).set_body_json(error_json(code, "nope")))
+            .respond_with(move |req: &wiremock::Request| {
+                let echo = format!("nope; you sent {:?}", req.headers.get("authorization"));
+                ResponseTemplate::new(status).set_body_json(error_json(code, &echo))
+            })
             .mount(&server)
             .await;
         let client = fast(&server.uri()).build().unwrap();
@@ -222,6 +226,10 @@ async fn client_errors_are_not_retried() {
         assert_eq!(n, 1, "HTTP {status} must not be retried");
         let msg = err.to_string();
         assert!(!msg.contains(KEY), "{msg}");
+        assert!(
+            msg.contains("you sent"),
+            "the echo was kept, redacted: {msg}"
+        );
         match status {
             400 => assert!(msg.contains("cargo xtask regen"), "{msg}"),
             401 => assert!(msg.contains("FLORA_API_KEY"), "{msg}"),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use flora_api::{DownloadOptions, Error, ImageUrl, Upload, UploadOptions};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -662,40 +661,22 @@ async fn only_https_or_loopback_http_is_downloaded() {
     }
 }
 
-/// A host on a raw socket. `answer(n, head)` gives the head (status line and headers, without
-/// the blank line) and the body for the `n`-th request (from 1). The connection is closed
-/// after it (`Connection: close` is added), so a body shorter than its `Content-Length` is a
-/// cut transfer. Returns the base URL and every request head, as received.
+/// A host on the shared raw loopback server. `answer(n, head)` gives the head (status line
+/// and headers, without the blank line) and the body for the `n`-th request (from 1). The
+/// connection is closed after it, so a body shorter than its `Content-Length` is a cut
+/// transfer. Returns the base URL and every request head, as received.
 async fn raw_host(
-    answer: impl Fn(usize, &str) -> (String, Vec<u8>) + Send + 'static,
+    answer: impl Fn(usize, &str) -> (String, Vec<u8>) + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let log2 = log.clone();
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Ok((mut sock, _)) = listener.accept().await {
-            n += 1;
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while find(&head, b"\r\n\r\n").is_none() {
-                match sock.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => head.extend_from_slice(&buf[..k]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            log2.lock().unwrap().push(head.clone());
-            let (answer_head, body) = answer(n, &head);
-            let _ = sock
-                .write_all(format!("{answer_head}\r\nConnection: close\r\n\r\n").as_bytes())
-                .await;
-            let _ = sock.write_all(&body).await;
-            let _ = sock.shutdown().await;
-        }
-    });
-    (base, log)
+    let server = common::hostile::serve(move |req| {
+        log2.lock().unwrap().push(req.head.clone());
+        let (head, body) = answer(req.n, &req.head);
+        common::hostile::Reply::Full { head, body }
+    })
+    .await;
+    (server.base.clone(), log)
 }
 
 /// The value of header `name` (lowercase, with its colon) in a request head.
@@ -1290,21 +1271,13 @@ async fn defect_24_a_typed_upload_needs_matching_bytes_not_just_an_extension() {
 /// A download that stops moving fails with `Stalled`, naming the path and the host once each.
 #[tokio::test]
 async fn a_stalled_download_names_its_path_and_host_once() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG")
-                    .await;
-                // Then nothing: the connection stays open and idle.
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            });
-        }
-    });
+    // A head and four bytes of a promised thousand, then nothing: the connection stays idle.
+    let server = common::hostile::serve(|_| common::hostile::Reply::Stall {
+        head: "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000".to_owned(),
+        body: b"\x89PNG".to_vec(),
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
     let client = fast("http://127.0.0.1:9")
         .timeout(Duration::from_millis(200))
         .max_retries(0)

@@ -36,8 +36,12 @@ async fn key_never_appears_in_debug_errors_or_traces() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let server = MockServer::start().await;
+    // Every error answer echoes the Authorization header it got.
+    let echo = |req: &wiremock::Request| format!("{:?}", req.headers.get("authorization"));
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(error_json("internal_error", "x")))
+        .respond_with(move |req: &wiremock::Request| {
+            ResponseTemplate::new(500).set_body_json(error_json("internal_error", &echo(req)))
+        })
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -46,10 +50,9 @@ async fn key_never_appears_in_debug_errors_or_traces() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_json(error_json("invalid_api_key", "Invalid API key.")),
-        )
+        .respond_with(move |req: &wiremock::Request| {
+            ResponseTemplate::new(401).set_body_json(error_json("invalid_api_key", &echo(req)))
+        })
         .mount(&server)
         .await;
 

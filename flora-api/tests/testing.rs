@@ -219,13 +219,28 @@ async fn injected_rate_limits_errors_and_broken_connections_are_survived() {
         my_pipeline(&client, face()).await.unwrap();
         assert_eq!(fake.run_count(), 1, "{fault:?}");
     }
-    // More failures than the client retries: the error reaches the caller, no run exists.
+    // More failures than the client retries: the error reaches the caller. A 500 may come
+    // after the server created the run, so the error carries the key, and retrying with it
+    // (not with a new one) is safe: here no run existed, so exactly one is made.
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
     fake.fail_next(3, Fault::Status(500));
-    let err = my_pipeline(&fake.client(), face()).await.unwrap_err();
+    let client = fake.client();
+    let err = my_pipeline(&client, face()).await.unwrap_err();
     assert_eq!(err.status(), Some(500));
+    assert!(matches!(err, Error::RunMayExist { .. }), "{err:?}");
     assert_eq!(fake.run_count(), 0);
+    let key = err.idempotency_key().unwrap().to_owned();
+    client
+        .run_with(
+            &CctvCam {
+                input_image: face(),
+            },
+            StartOptions::idempotency_key(key),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fake.run_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -461,11 +476,14 @@ async fn defect_17_asset_urls_percent_encode_file_names() {
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    for (name, len) in [
+    for (i, (name, len)) in [
         ("IMG 0001.png", 1000),
         ("a#b.png", 1000),
         ("big one.png", 5 << 20),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut bytes = png.clone();
         bytes.resize(len, 9);
         let url = client
@@ -475,7 +493,7 @@ async fn defect_17_asset_urls_percent_encode_file_names() {
         assert!(!url.as_str().contains(' '), "{url}");
         assert_eq!(fake.media(url.as_str()).unwrap(), bytes, "{name}");
         let saved = client
-            .download(&url, dir.path().join("x.png"))
+            .download(&url, dir.path().join(format!("{i}.png")))
             .await
             .unwrap();
         assert_eq!(std::fs::read(saved).unwrap(), bytes, "{name}");

@@ -418,10 +418,12 @@ impl Error {
         }
     }
 
-    /// The API error details, when the server answered with an error status.
+    /// The API error details, when the server answered with an error status (for
+    /// [`Error::RunMayExist`], its last attempt's).
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Error::Api(api) | Error::Idempotency { api, .. } => Some(api),
+            Error::RunMayExist { cause, .. } => cause.api(),
             _ => None,
         }
     }

@@ -47,6 +47,8 @@ pub enum Reply {
     Drop,
     /// Never answers (the connection stays open until the client gives up).
     Hang,
+    /// The head and the start of the body, then nothing more (the connection stays open).
+    Stall { head: String, body: Vec<u8> },
     /// The head, then a chunked body that never ends.
     Endless { head: String },
 }
@@ -136,6 +138,12 @@ pub async fn serve(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> H
                     }
                     Reply::Drop => drop(sock),
                     Reply::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    Reply::Stall { head, body } => {
+                        let head = format!("{head}\r\n\r\n");
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        let _ = sock.write_all(&body).await;
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
                     Reply::Endless { head } => {
