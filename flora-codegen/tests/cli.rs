@@ -396,7 +396,7 @@ async fn defect_09_the_api_key_is_redacted_from_everything_printed() {
     assert!(!o.status.success());
     let out = text(&o);
     assert!(out.contains("HTTP 400"), "{out}");
-    assert!(out.contains("[redacted API key]"), "{out}");
+    assert!(out.contains("Bearer [redacted]"), "{out}");
     assert!(!out.contains("sk_test_cli"), "{out}");
 }
 

@@ -22,13 +22,19 @@ pub use fetch::{FetchOptions, fetch};
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub use regen::{Layout, Options, Outcome, read_schemas, regen, schema_text};
 
-/// Replaces every occurrence of the API key in `text`: nothing the commands print may carry
-/// it, even when a server or proxy echoes the `Authorization` header back in an error body.
+/// `text` without the API key, any bearer token or Authorization value (flora-api's one
+/// redactor, `flora_api::redact`): nothing the commands print may carry the key, even when a
+/// server or proxy echoes the `Authorization` header back in an error body.
+#[cfg(feature = "cli")]
 pub fn redact(text: &str, api_key: Option<&str>) -> String {
-    match api_key.map(str::trim).filter(|k| k.len() >= 4) {
-        Some(key) => text.replace(key, "[redacted API key]"),
-        None => text.to_owned(),
-    }
+    flora_api::redact(text, api_key, &[]).into_owned()
+}
+
+/// `text` as it is: without the `cli` feature nothing is fetched, so no server text can echo
+/// a key (with it, flora-api's one redactor).
+#[cfg(not(feature = "cli"))]
+pub fn redact(text: &str, _api_key: Option<&str>) -> String {
+    text.to_owned()
 }
 
 /// Runs regen and prints its outcome; `rerun` is the command that updates stale files.
