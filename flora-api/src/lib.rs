@@ -67,6 +67,8 @@ extern crate self as flora_api;
 mod drift;
 mod durations;
 mod redact;
+#[cfg(any(feature = "cli", feature = "batch"))]
+mod safe_text;
 mod urls;
 mod wire;
 // floor 1, values:

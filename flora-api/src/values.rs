@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::safe_text::plain_text;
 use crate::upload::Upload;
 use crate::wire::{MediaType, Slot};
 
@@ -95,72 +96,8 @@ pub(crate) fn shorten(value: &str) -> String {
     plain_text(value, 80)
 }
 
-/// `text` as plain, single-line terminal text of at most `max` characters.
-fn plain_text(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            match chars.next() {
-                // CSI: parameters, then one final byte in @..~.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC (hyperlinks, titles): until BEL or ESC \.
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
-        if c.is_whitespace() || c.is_control() || bidi {
-            if !out.is_empty() && !out.ends_with(' ') && (c.is_whitespace() || c == '\u{85}') {
-                out.push(' ');
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    let trimmed = out.trim();
-    if trimmed.chars().count() > max {
-        let mut short: String = trimmed.chars().take(max.saturating_sub(1)).collect();
-        short.push('…');
-        short
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[cfg(feature = "cli")]
-    #[test]
-    fn schema_text_reaches_the_terminal_as_plain_text() {
-        use super::plain;
-        assert_eq!(plain("a\u{1b}[31mred\u{1b}[0m b"), "ared b");
-        assert_eq!(
-            plain("x\u{1b}]8;;https://evil\u{7}link\u{1b}]8;;\u{7}y"),
-            "xlinky"
-        );
-        assert_eq!(plain("line\none\r\n\ttwo\u{0}"), "line one two");
-        assert_eq!(plain("a\u{202E}b"), "ab");
-        assert_eq!(plain(&"x".repeat(500)).chars().count(), 400);
-    }
-
     #[test]
     fn values_in_messages_are_plain_and_short() {
         // A plan value cannot colour, reorder or break the line of a message.

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Run FLORA techniques from the command line: each technique's inputs are checked \
              flags, local files are uploaded, outputs are saved atomically.",
-    after_help = EXIT_CODES
+    after_help = super::report::exit_codes_help()
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -22,33 +22,14 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
-/// The documented exit codes (also in README).
-pub(crate) const EXIT_CODES: &str = "\
-Exit codes:
-  0    completed
-  1    anything else
-  2    usage or input invalid (nothing was sent)
-  3    the run failed on FLORA's side (its error_code is printed)
-  4    authentication or permission (HTTP 401/403)
-  5    rate limited after retries, insufficient credits (HTTP 429/402), or a batch's --max-cost
-  6    timed out waiting (the run keeps going: `floret wait` picks it up)
-  130  interrupted by Ctrl-C while waiting (the run id and `floret wait` command are printed)
-
-The API key comes from FLORA_API_KEY (or --api-key-stdin), never from a flag value.";
-
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Global {
     /// API base URL (default: FLORA_BASE_URL, else the production API).
-    #[arg(long, global = true, env = "FLORA_BASE_URL", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "URL")]
     pub base_url: Option<String>,
-    /// Workspace (ws_…) for listings and uploads.
-    #[arg(
-        long,
-        global = true,
-        env = "FLORA_WORKSPACE_ID",
-        hide_env_values = true
-    )]
+    /// Workspace (ws_…) for listings and uploads (default: FLORA_WORKSPACE_ID).
+    #[arg(long, global = true, value_name = "WS")]
     pub workspace_id: Option<String>,
     /// Read the API key from the first line of standard input instead of FLORA_API_KEY.
     #[arg(long, global = true)]
@@ -264,6 +245,36 @@ pub(crate) struct BatchFlags {
     /// The first poll's delay (tests use short ones).
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub poll_interval: Option<std::time::Duration>,
+}
+
+/// `--flag VALUE` / `--flag=VALUE` among `run`'s raw arguments (before a `--`): the few
+/// flags needed before the schema, which decides the rest of the command line, is known.
+pub(crate) fn peek_flag(rest: &[OsString], flag: &str) -> Option<String> {
+    let long = format!("--{flag}");
+    let mut it = rest.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            return None;
+        }
+        if a == long {
+            return it.next().map(|v| v.into_owned());
+        }
+        if let Some(v) = a.strip_prefix(&format!("{long}=")) {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+/// The global flags `run` takes after its slug (`floret run t --base-url U`), merged in.
+pub(crate) fn merge_run_globals(global: &mut Global, rest: &[OsString]) {
+    if let Some(url) = peek_flag(rest, "base-url") {
+        global.base_url = Some(url);
+    }
+    if let Some(ws) = peek_flag(rest, "workspace-id") {
+        global.workspace_id = Some(ws);
+    }
+    global.api_key_stdin |= rest.iter().any(|a| a == "--api-key-stdin");
 }
 
 /// A USD amount: a number, zero or more (`inf`: no limit).

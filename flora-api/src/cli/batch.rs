@@ -1,20 +1,20 @@
 //! `floret batch …`: the library's batches with a plan file, a progress bar, Ctrl-C that
 //! stops submissions (twice: at once) and the exit codes of `floret run`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde_json::json;
 
-use super::args::{BatchCommand, BatchFlags, Global};
-use super::commands::{client_with, known_key_of, schema};
-use super::finish;
-use super::report::{Exit, Failure, Mode, Out};
+use super::args::{BatchCommand, BatchFlags};
+use super::output::{Mode, Out, finish};
+use super::report::{Exit, Failure};
+use super::session::Session;
+use super::shell::command;
 use crate::batch::{Batch, BatchOptions, Event, StopReason, Summary, read_plan};
 
-pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode {
-    let key = known_key_of(&global);
+pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCode {
     match command {
         BatchCommand::Run {
             plan,
@@ -24,28 +24,28 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
             dry_run,
             flags,
         } => {
-            let out = Out::new(mode(&flags), key.as_deref());
+            let out = session.out(mode(&flags));
             let result = async {
                 // Checked first: a second `run` on one journal is a slip for `resume`.
                 if journal.exists() && !dry_run {
                     return Err(Failure::usage(format!(
-                        "{} exists already: it is a batch journal; continue it with `floret \
-                         batch resume --journal {}`, or pick a new file for a new batch",
+                        "{} exists already: it is a batch journal; continue it with `{}`, or \
+                         pick a new file for a new batch",
                         journal.display(),
-                        super::quote(&journal.display().to_string())
+                        resume_command(&journal)
                     )));
                 }
                 let items = read_plan(&plan)?;
                 // The schema with the client's own retries; the batch itself retries every
                 // request on its own (no client retries), so its window sees each 429.
-                let reader = client_with(&global, None, None);
+                let reader = session.client(None, None);
                 let reader = match (&schemas, reader) {
                     (_, Ok(c)) => Some(c),
                     (Some(_), Err(_)) if dry_run => None,
                     (_, Err(e)) => return Err(e),
                 };
-                let schema = schema(reader.as_ref(), &technique, schemas.as_deref()).await?;
-                let client = reader.map(|_| client_with(&global, None, Some(0))).transpose()?;
+                let schema = session.schema(reader.as_ref(), &technique, schemas.as_deref()).await?;
+                let client = reader.map(|_| session.client(None, Some(0))).transpose()?;
                 if dry_run {
                     crate::batch::engine_validate(&schema, &items).await?;
                     let cost = crate::batch::engine_estimate(&schema, items.len());
@@ -62,23 +62,23 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
                 }
                 let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
                 let batch = Batch::create(&client, &journal, &schema, &items, options(&flags)).await?;
-                drive(batch, &out, &journal).await
+                drive(session, batch, &out, &journal).await
             }
             .await;
             finish(&out, result)
         }
         BatchCommand::Resume { journal, flags } => {
-            let out = Out::new(mode(&flags), key.as_deref());
+            let out = session.out(mode(&flags));
             let result = async {
-                let client = client_with(&global, None, Some(0))?;
+                let client = session.client(None, Some(0))?;
                 let batch = Batch::open(&client, &journal, options(&flags)).await?;
-                drive(batch, &out, &journal).await
+                drive(session, batch, &out, &journal).await
             }
             .await;
             finish(&out, result)
         }
         BatchCommand::Status { journal, json } => {
-            let out = Out::new(if json { Mode::Json } else { Mode::Human }, key.as_deref());
+            let out = session.out(if json { Mode::Json } else { Mode::Human });
             let result = crate::batch::journal_items(&journal)
                 .map(|(summary, items)| {
                     out.document(&json!({"summary": summary_json(&summary), "items": items}));
@@ -91,7 +91,7 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
             finish(&out, result)
         }
         BatchCommand::Export { journal, out: file } => {
-            let out = Out::new(Mode::Human, key.as_deref());
+            let out = session.out(Mode::Human);
             let result = crate::batch::journal_items(&journal)
                 .map_err(Failure::from)
                 .and_then(|(_, items)| {
@@ -100,7 +100,7 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
                         text.push_str(&item.to_string());
                         text.push('\n');
                     }
-                    std::fs::write(&file, out.redact(&text)).map_err(|e| {
+                    std::fs::write(&file, out.clean(&text)).map_err(|e| {
                         Failure::new(
                             Exit::Other,
                             "io",
@@ -114,9 +114,14 @@ pub(crate) async fn dispatch(global: Global, command: BatchCommand) -> ExitCode 
             journal,
             include_unclear,
         } => {
-            let out = Out::new(Mode::Human, key.as_deref());
+            let out = session.out(Mode::Human);
             let result = crate::batch::journal_retry(&journal, include_unclear)
-                .map(|n| out.line(&format!("{n} item(s) back in the plan; `floret batch resume --journal {}` runs them", journal.display())))
+                .map(|n| {
+                    out.line(&format!(
+                        "{n} item(s) back in the plan; `{}` runs them",
+                        resume_command(&journal)
+                    ))
+                })
                 .map_err(Failure::from);
             finish(&out, result)
         }
@@ -210,13 +215,24 @@ fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// `floret batch resume --journal J`, quoted for pasting.
+fn resume_command(journal: &std::path::Path) -> String {
+    command(&[
+        "batch",
+        "resume",
+        "--journal",
+        &journal.display().to_string(),
+    ])
+}
+
 /// Runs the batch with progress and Ctrl-C handling; the exit code follows the outcome.
-async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(), Failure> {
-    // Shell-quoted when it needs it, so the printed command can be pasted.
-    let resume = format!(
-        "floret batch resume --journal {}",
-        super::quote(&journal.display().to_string())
-    );
+async fn drive(
+    session: &Session,
+    batch: Batch,
+    out: &Out,
+    journal: &std::path::Path,
+) -> Result<(), Failure> {
+    let resume = resume_command(journal);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let batch = Arc::new(batch.events(tx));
     let total = batch.summary()?.total as u64;
@@ -264,20 +280,18 @@ async fn drive(batch: Batch, out: &Out, journal: &std::path::Path) -> Result<(),
             }
         })
     };
+    // The first Ctrl-C drains (a second one exits at once: the session's listener).
     let interrupt = {
         let batch = Arc::downgrade(&batch);
+        let (token, out) = (session.interrupt.clone(), out.clone());
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "stopping submissions; in-flight runs are polled to their end (Ctrl-C again exits at once; the journal stays consistent)"
-                );
-                if let Some(b) = batch.upgrade() {
-                    b.drain("interrupted");
-                }
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    let _ = std::io::stderr().flush();
-                    std::process::exit(130);
-                }
+            token.cancelled().await;
+            out.always(
+                "stopping submissions; in-flight runs are polled to their end (Ctrl-C again \
+                 exits at once; the journal stays consistent)",
+            );
+            if let Some(b) = batch.upgrade() {
+                b.drain("interrupted");
             }
         })
     };
@@ -364,7 +378,7 @@ fn say(bar: &indicatif::ProgressBar, out: &Out, e: &Event) {
     };
     bar.suspend(|| {
         for line in &lines {
-            eprintln!("{}", out.redact(line));
+            out.always(line);
         }
     });
 }

@@ -13,26 +13,6 @@ use super::args::parse_duration;
 use crate::values::InputValue;
 use crate::wire::{MediaType, Slot, TechniqueSchema};
 
-/// `run`'s own flags (and the global ones it accepts after the slug): an input whose flag
-/// would be one of these gets the `input-` prefix.
-pub(crate) const RUN_FLAGS: &[&str] = &[
-    "help",
-    "json",
-    "jsonl",
-    "quiet",
-    "download",
-    "overwrite",
-    "no-wait",
-    "idempotency-key",
-    "timeout",
-    "schemas",
-    "base-url",
-    "workspace-id",
-    "api-key-stdin",
-    "verbose",
-    "version",
-];
-
 /// One input of the technique and the flag that sets it.
 #[derive(Debug, Clone)]
 pub(crate) struct InputFlag {
@@ -46,34 +26,29 @@ pub(crate) struct InputFlag {
     pub multiple: bool,
 }
 
-/// Kebab case of an input id: lowercase letters and digits, words joined by `-`.
+/// Kebab case of an input id, in ASCII: transliterated (`é` → `e`, `имя` → `imia`) and
+/// split into words exactly as flora-codegen names the Rust field (checked by a test), so a
+/// flag and a field name one input alike, and two ids that only look alike (Cyrillic and
+/// Latin letters) cannot hide behind two flags that look the same.
 pub(crate) fn kebab(id: &str) -> String {
-    let mut out = String::new();
-    let mut prev_lower = false;
-    for c in id.chars() {
-        if c.is_alphanumeric() {
-            // camelCase → camel-case
-            if c.is_uppercase() && prev_lower && !out.ends_with('-') {
-                out.push('-');
-            }
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
-            out.extend(c.to_lowercase());
-        } else {
-            prev_lower = false;
-            if !out.is_empty() && !out.ends_with('-') {
-                out.push('-');
-            }
-        }
-    }
-    out.trim_end_matches('-').to_owned()
+    use heck::ToKebabCase;
+    let words: String = deunicode::deunicode_with_tofu(id, " ")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+        .collect();
+    words.to_kebab_case()
 }
 
-/// The flag of input number `index` (from 0) with id `id`.
+/// The flag of input number `index` (from 0) with id `id`: its kebab case, prefixed with
+/// `input-` where it would shadow one of `run`'s own flags.
 pub(crate) fn flag_name(id: &str, index: usize) -> String {
     let name = kebab(id);
     if name.is_empty() {
         format!("input-{}", index + 1)
-    } else if RUN_FLAGS.contains(&name.as_str()) {
+    } else if own_args()
+        .iter()
+        .any(|a| a.get_long() == Some(name.as_str()))
+    {
         format!("input-{name}")
     } else {
         name
@@ -140,7 +115,7 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
         .about(about.clone())
         .disable_help_flag(true)
         .disable_version_flag(true)
-        .after_help(super::args::EXIT_CODES)
+        .after_help(super::report::exit_codes_help())
         .next_help_heading("Inputs");
     if let Some(d) = schema
         .description
@@ -193,75 +168,99 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
                 } else {
                     ArgAction::Set
                 })
+                .allow_hyphen_values(true)
                 .value_parser(clap::builder::NonEmptyStringValueParser::new()),
         );
     }
-    cmd = cmd
-        .next_help_heading("Run")
-        .arg(
-            Arg::new("help")
-                .short('h')
-                .long("help")
-                .action(ArgAction::Help)
-                .help("Print this technique's inputs and the run's flags"),
-        )
-        .arg(flag("no-wait", "Start the run, print its id and return"))
-        .arg(
-            Arg::new("idempotency-key")
-                .long("idempotency-key")
-                .value_name("KEY")
-                .help("Retry a run without paying twice: the key printed by an earlier attempt"),
-        )
-        .arg(
-            Arg::new("timeout")
-                .long("timeout")
-                .value_name("DURATION")
-                .value_parser(parse_duration)
-                .help("Give up waiting after this long (e.g. 90s, 10m; default 10m)"),
-        )
-        .arg(
-            Arg::new("schemas")
-                .long("schemas")
-                .value_name("DIR")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("Read <slug>.json from this directory instead of asking the API"),
-        )
-        .arg(
-            Arg::new("download")
-                .long("download")
-                .value_name("DIR|TEMPLATE")
-                .help(
-                    "Save the outputs: a directory, or a template of {slot} {index} {run_id} {ext}",
-                ),
-        )
-        .arg(flag("overwrite", "Replace files that already exist").requires("download"))
-        .arg(flag("json", "One JSON document on stdout").conflicts_with_all(["jsonl", "quiet"]))
-        .arg(flag("jsonl", "One JSON event per line on stdout").conflicts_with("quiet"))
-        .arg(flag("quiet", "Print nothing but errors").short('q'))
-        .arg(
-            Arg::new("base-url")
-                .long("base-url")
-                .value_name("URL")
-                .help("API base URL (default: FLORA_BASE_URL, else the production API)"),
-        )
-        .arg(
-            Arg::new("workspace-id")
-                .long("workspace-id")
-                .value_name("WS")
-                .help("Workspace (ws_…)"),
-        )
-        .arg(flag(
-            "api-key-stdin",
-            "Read the API key from standard input",
-        ))
-        .arg(
-            Arg::new("verbose")
-                .short('v')
-                .long("verbose")
-                .action(ArgAction::Count)
-                .help("Request ids and timings on stderr"),
-        );
+    cmd = cmd.next_help_heading("Run");
+    for arg in own_args() {
+        cmd = cmd.arg(arg);
+    }
     cmd
+}
+
+/// `run`'s own flags (and the global ones it takes after the slug): one definition, from
+/// which `--help` comes and against which input flags are kept apart.
+fn own_args() -> Vec<Arg> {
+    vec![
+        Arg::new("help")
+            .short('h')
+            .long("help")
+            .action(ArgAction::Help)
+            .help("Print this technique's inputs and the run's flags"),
+        flag("no-wait", "Start the run, print its id and return"),
+        Arg::new("idempotency-key")
+            .long("idempotency-key")
+            .value_name("KEY")
+            .value_parser(clap::builder::NonEmptyStringValueParser::new())
+            .help("Get a run back without paying twice: the key printed by an earlier attempt"),
+        Arg::new("timeout")
+            .long("timeout")
+            .value_name("DURATION")
+            .value_parser(parse_duration)
+            .help("Give up after this long, the whole command included (e.g. 90s, 10m; default: wait 10m)"),
+        Arg::new("schemas")
+            .long("schemas")
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Read <slug>.json from this directory instead of asking the API"),
+        Arg::new("download")
+            .long("download")
+            .value_name("DIR|TEMPLATE")
+            .help("Save the outputs: a directory, or a template of {slot} {index} {run_id} {ext}"),
+        flag("overwrite", "Replace files that already exist").requires("download"),
+        flag("json", "One JSON document on stdout").conflicts_with_all(["jsonl", "quiet"]),
+        flag("jsonl", "One JSON event per line on stdout").conflicts_with("quiet"),
+        flag("quiet", "Print nothing but errors").short('q'),
+        Arg::new("base-url")
+            .long("base-url")
+            .value_name("URL")
+            .help("API base URL (default: FLORA_BASE_URL, else the production API)"),
+        Arg::new("workspace-id")
+            .long("workspace-id")
+            .value_name("WS")
+            .help("Workspace (ws_…)"),
+        flag("api-key-stdin", "Read the API key from standard input"),
+        Arg::new("verbose")
+            .short('v')
+            .long("verbose")
+            .action(ArgAction::Count)
+            .help("Log requests on stderr (-vv: more), and where the time went"),
+        // Not a flag of `run`, but a shadowed `--version` would read oddly in `--help`.
+        Arg::new("version").long("version").hide(true).action(ArgAction::SetTrue),
+    ]
+}
+
+/// Problems with values that are `run`'s own flags (`--prompt --json`): inputs accept values
+/// starting with `-` (`--prompt -5`), so a flag given where a value belongs is named, with
+/// the spelling that means the text.
+pub(crate) fn flags_taken_as_values(
+    rest: &[std::ffi::OsString],
+    flags: &[InputFlag],
+    _matches: &clap::ArgMatches,
+) -> Vec<String> {
+    let own = own_args();
+    let is_own = |word: &str| {
+        own.iter().any(|a| {
+            a.get_long().is_some_and(|l| word == format!("--{l}"))
+                || a.get_short().is_some_and(|s| word == format!("-{s}"))
+        })
+    };
+    let words: Vec<String> = rest
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut problems = Vec::new();
+    for pair in words.windows(2) {
+        let (flag, value) = (&pair[0], &pair[1]);
+        if flags.iter().any(|f| *flag == format!("--{}", f.flag)) && is_own(value) {
+            problems.push(format!(
+                "{flag} was given `{value}`, which is one of run's flags: write {flag}={value} \
+                 if you meant that text, else give {flag} its value"
+            ));
+        }
+    }
+    problems
 }
 
 fn flag(name: &'static str, help: &'static str) -> Arg {

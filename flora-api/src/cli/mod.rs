@@ -1,23 +1,30 @@
 //! `floret`, the command line (cargo feature `cli`): `cargo install --path flora-api
-//! --features cli`. Each technique's inputs are flags checked against its schema before any
-//! paid request; local files are uploaded, runs are waited on with progress, outputs are
-//! saved atomically. Results go to stdout, progress and errors to stderr; exit codes are
-//! documented in `floret --help`.
+//! --features cli --locked`. Each technique's inputs are flags checked against its schema
+//! before any paid request; local files are uploaded, runs are waited on with progress,
+//! outputs are saved atomically. Results go to stdout, progress and errors to stderr; exit
+//! codes are documented in `floret --help`.
 //!
 //! The binary is `fn main() { flora_api::cli::main() }`; everything else here is internal.
+//! Floors: `args`, `report`, `output`, `shell` below `session`, below `inputs`, `batch` and
+//! `commands/` (one file per command).
 
 mod args;
 mod batch;
 mod commands;
 mod inputs;
+mod output;
 mod report;
+mod session;
+mod shell;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
 
-use report::{Exit, Failure, Out};
+use output::{KeySource, Mode, Out};
+use report::Exit;
 
 /// Runs `floret` with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
@@ -26,9 +33,16 @@ pub fn main() -> ExitCode {
 
 /// Runs `floret` with `argv` (the program name first).
 pub fn run_with(argv: Vec<OsString>) -> ExitCode {
+    // Before parsing: a usage error in `--json` mode is one JSON object too.
+    let words = || argv.iter().skip(1).take_while(|a| *a != "--");
+    let mode = Mode::of(
+        words().any(|a| a == "--json"),
+        words().any(|a| a == "--jsonl"),
+        false,
+    );
     let cli = match args::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => return clap_exit(e),
+        Err(e) => return clap_exit(e, mode),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -36,55 +50,62 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            Out::new(mode, None, KeySource::Env)
+                .always(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(Exit::Other.code());
         }
     };
-    runtime.block_on(commands::dispatch(cli))
-}
-
-/// A command-line parse that did not yield a command: help and version print to stdout and
-/// exit 0; usage errors print to stderr and exit 2.
-fn clap_exit(e: clap::Error) -> ExitCode {
-    let _ = e.print();
-    ExitCode::from(if e.use_stderr() {
-        Exit::Usage.code()
-    } else {
-        0
+    let args: Vec<OsString> = argv.into_iter().skip(1).collect();
+    runtime.block_on(async move {
+        let interrupt = listen_for_ctrl_c();
+        let args::Cli {
+            mut global,
+            command,
+        } = cli;
+        if let args::Command::Run { rest, .. } = &command {
+            args::merge_run_globals(&mut global, rest);
+        }
+        let session = session::Session::new(global, interrupt);
+        commands::dispatch(command, session, args).await
     })
 }
 
-/// The exit code for a result, after printing a failure.
-fn finish(out: &Out, result: Result<(), Failure>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            out.failure(&f);
-            ExitCode::from(f.exit.code())
+/// Ctrl-C from the start of a command: the first cancels the returned token (each phase says
+/// what it leaves behind and how to resume); a second exits at once with 130.
+fn listen_for_ctrl_c() -> CancellationToken {
+    let token = CancellationToken::new();
+    let first = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            first.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(Exit::Interrupted.code()));
+            }
         }
-    }
+    });
+    token
 }
 
-/// `text` as one shell word: as it is when plain, else in single quotes.
-pub(crate) fn quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./-:=@%+,".contains(c));
-    if plain {
-        text.to_owned()
+/// A command-line parse that did not yield a command: help and version print to stdout and
+/// exit 0; usage errors print to stderr (one JSON object in `--json` mode) and exit 2.
+fn clap_exit(e: clap::Error, mode: Mode) -> ExitCode {
+    let out = Out::new(mode, None, KeySource::Env);
+    if !e.use_stderr() {
+        out.raw(&e.render().to_string());
+        return ExitCode::SUCCESS;
+    }
+    if matches!(mode, Mode::Json | Mode::Jsonl) {
+        let message = e.render().to_string();
+        let message = message
+            .trim()
+            .trim_start_matches("error: ")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.failure(&report::Failure::new(Exit::Usage, "usage", message));
     } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
+        out.always(e.render().to_string().trim_end());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn words_are_quoted_only_when_needed() {
-        assert_eq!(super::quote("runs/j.db"), "runs/j.db");
-        assert_eq!(super::quote("my runs/j.db"), "'my runs/j.db'");
-        assert_eq!(super::quote("it's"), r"'it'\''s'");
-        assert_eq!(super::quote(""), "''");
-    }
+    ExitCode::from(Exit::Usage.code())
 }

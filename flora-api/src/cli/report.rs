@@ -1,19 +1,16 @@
-//! What `floret` prints and how it exits: results on stdout (human text, one JSON document,
-//! or JSON lines), progress and errors on stderr, the API key redacted from all of it, and
-//! the documented exit codes.
-
-use std::io::{IsTerminal, Write};
-
-use serde_json::{Value, json};
+//! How `floret` exits and what it says when something went wrong: the one table of exit
+//! codes (`--help` and README are checked against it), and library errors in floret's
+//! terms (flags and commands, never library names).
 
 use crate::error::Error;
 
-/// The documented exit codes.
+/// The documented exit codes: one table, read by `--help` ([`exit_codes_help`]) and checked
+/// against README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
     /// 1: anything else.
     Other,
-    /// 2: usage or input invalid; nothing was sent.
+    /// 2: usage or input invalid; nothing was sent, nothing paid.
     Usage,
     /// 3: the run failed on FLORA's side.
     RunFailed,
@@ -21,13 +18,27 @@ pub(crate) enum Exit {
     Auth,
     /// 5: rate limited after retries, insufficient credits (429/402), or `--max-cost`.
     Limited,
-    /// 6: timed out waiting; the run keeps going.
+    /// 6: `--timeout` passed; the run (if one was started) keeps going.
     TimedOut,
-    /// 130: interrupted by Ctrl-C while waiting.
+    /// 7: the run completed but an output could not be saved.
+    NotSaved,
+    /// 130: interrupted by Ctrl-C.
     Interrupted,
 }
 
 impl Exit {
+    /// Every code but 0, in order.
+    pub(crate) const ALL: [Exit; 8] = [
+        Exit::Other,
+        Exit::Usage,
+        Exit::RunFailed,
+        Exit::Auth,
+        Exit::Limited,
+        Exit::TimedOut,
+        Exit::NotSaved,
+        Exit::Interrupted,
+    ];
+
     pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Other => 1,
@@ -36,31 +47,94 @@ impl Exit {
             Exit::Auth => 4,
             Exit::Limited => 5,
             Exit::TimedOut => 6,
+            Exit::NotSaved => 7,
             Exit::Interrupted => 130,
+        }
+    }
+
+    /// What the code means, as `--help` and README say it.
+    pub(crate) fn meaning(self) -> &'static str {
+        match self {
+            Exit::Other => {
+                "anything else (a run that may exist prints its key and the command that resumes it)"
+            }
+            Exit::Usage => "usage or input invalid: nothing was sent, nothing paid",
+            Exit::RunFailed => "the run failed on FLORA's side (its error_code is printed)",
+            Exit::Auth => "authentication or permission (HTTP 401/403)",
+            Exit::Limited => {
+                "rate limited after retries, insufficient credits (HTTP 429/402), or a batch's --max-cost"
+            }
+            Exit::TimedOut => {
+                "--timeout passed: the run id (or the idempotency key) and the command that resumes are printed"
+            }
+            Exit::NotSaved => {
+                "the run completed but an output could not be saved: the command that saves it again is printed"
+            }
+            Exit::Interrupted => {
+                "Ctrl-C: what was sent (if anything) and the command that resumes are printed"
+            }
         }
     }
 }
 
-/// Why a command did not succeed, with what to print.
+/// The exit-code section of `--help`, from the table.
+pub(crate) fn exit_codes_help() -> String {
+    let mut text = String::from("Exit codes:\n  0    completed\n");
+    for e in Exit::ALL {
+        text.push_str(&format!("  {:<4} {}\n", e.code(), e.meaning()));
+    }
+    text.push_str(
+        "\nThe API key comes from FLORA_API_KEY (or --api-key-stdin), never from a flag value.",
+    );
+    text
+}
+
+/// Why a command did not succeed, with what to print (boxed: results stay small).
 #[derive(Debug, Clone)]
-pub(crate) struct Failure {
+pub(crate) struct Failure(Box<Details>);
+
+impl std::ops::Deref for Failure {
+    type Target = Details;
+    fn deref(&self) -> &Details {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut Details {
+        &mut self.0
+    }
+}
+
+/// What a [`Failure`] says.
+#[derive(Debug, Clone)]
+pub(crate) struct Details {
     pub exit: Exit,
     /// A stable machine-readable code (`invalid_input`, FLORA's error code, ...).
     pub code: String,
     pub message: String,
     pub request_id: Option<String>,
     pub run_id: Option<String>,
+    /// The key a run may exist under (never pay twice: resume with it).
+    pub idempotency_key: Option<String>,
+    /// The command that picks up where this left off, shell-quoted.
+    pub resume: Option<String>,
+    /// For a failed run: `retry_now`, `retry_later`, `change_input` or `not_retryable`.
+    pub retry_class: Option<&'static str>,
 }
 
 impl Failure {
     pub(crate) fn new(exit: Exit, code: &str, message: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(Details {
             exit,
             code: code.to_owned(),
             message: message.into(),
             request_id: None,
             run_id: None,
-        }
+            idempotency_key: None,
+            resume: None,
+            retry_class: None,
+        }))
     }
 
     /// A usage or input problem found before anything was sent.
@@ -72,149 +146,145 @@ impl Failure {
         self.run_id = Some(run_id.to_owned());
         self
     }
+
+    /// With the command that resumes (shown on its own line, and in JSON as `resume`).
+    pub(crate) fn resume(mut self, command: String) -> Self {
+        self.resume = Some(command);
+        self
+    }
+
+    /// A failure after a run exists: never exit 2 (which promises nothing was sent).
+    pub(crate) fn after_run(mut self, exit: Exit) -> Self {
+        if self.exit == Exit::Usage {
+            self.exit = exit;
+        }
+        self
+    }
+}
+
+/// Library advice, in floret's terms: one table, so no message points a person at an API
+/// they cannot call from a shell.
+const FLORET_TERMS: &[(&str, &str)] = &[
+    (
+        "; if this is a typed technique, its schema may have changed: run `cargo xtask regen` \
+         (`client.verify::<Technique>()` lists what changed)",
+        "; the technique's inputs may have changed: `floret show <slug>` lists them",
+    ),
+    (
+        "; the technique's schema may have changed: run `cargo xtask regen`",
+        "; the technique may have changed: `floret show <slug>` lists its inputs and outputs",
+    ),
+    (
+        "raise `ClientBuilder::timeout` if the API is slow",
+        "try again, or give a longer --timeout",
+    ),
+    (
+        "or raise `ClientBuilder::timeout` if the host is slow",
+        "or try again when the host is faster",
+    ),
+    (
+        "poll it again later or raise the poll deadline",
+        "`floret wait` picks it up (--timeout waits longer)",
+    ),
+    (" (or `ClientBuilder::base_url`)", " (or --base-url)"),
+    (
+        "; pass None to have one generated",
+        "; leave --idempotency-key out to have one made",
+    ),
+    ("(`StartOptions::idempotency_key`)", "(--idempotency-key)"),
+    (
+        "inspect the run with `client.get_run`",
+        "inspect it with `floret get`",
+    ),
+    (
+        "look again later with `client.asset(",
+        "it may become ready later (asset id: ",
+    ),
+    (" or raise `UploadOptions::poll_deadline`", ""),
+    ("; if it is one, set `UploadOptions::content_type`", ""),
+    (
+        " (set `UploadOptions::content_type` if the detection is wrong)",
+        "",
+    ),
+    ("; set `UploadOptions::content_type` to send it anyway", ""),
+    (" (an overwrite option)", " (--overwrite)"),
+    (" (DownloadOptions::deadline)", ""),
+    (
+        "raise DownloadOptions::max_bytes if the file is really that large",
+        "the host may be broken",
+    ),
+    (" (DownloadOptions::max_bytes)", ""),
+    ("invalid input: ", ""),
+];
+
+/// `text` with every library phrase of [`FLORET_TERMS`] said in floret's terms.
+pub(crate) fn floret_terms(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (library, floret) in FLORET_TERMS {
+        if out.contains(library) {
+            out = out.replace(library, floret);
+        }
+    }
+    out
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
-        match &e {
+        let message = floret_terms(&e.to_string());
+        let mut f = match &e {
+            Error::RunMayExist { cause, .. } => {
+                let mut f = Failure::from((**cause).clone_for_exit());
+                f.code = "run_may_exist".to_owned();
+                f.exit = Exit::Other;
+                f
+            }
             Error::Api(_) | Error::Idempotency { .. } => {
                 let api = e.api();
                 let status = api.map_or(0, |a| a.status);
                 let exit = match status {
                     401 | 403 => Exit::Auth,
                     402 | 429 => Exit::Limited,
+                    400 | 404 | 422 => Exit::Usage,
                     _ => Exit::Other,
                 };
                 let code = api
                     .map(|a| a.code.as_str().to_owned())
                     .filter(|c| !c.is_empty())
                     .unwrap_or_else(|| format!("http_{status}"));
-                let mut f = Failure::new(exit, &code, message);
+                let mut f = Failure::new(exit, &code, String::new());
                 f.request_id = api.and_then(|a| a.request_id.clone());
                 f
             }
             Error::RunFailed { run_id, code, .. } => {
-                let code = code.as_ref().map_or("run_failed", |c| c.as_str());
-                Failure::new(Exit::RunFailed, code, message).run_id(run_id)
+                let name = code.as_ref().map_or("run_failed", |c| c.as_str());
+                Failure::new(Exit::RunFailed, name, String::new()).run_id(run_id)
             }
             Error::WaitTimeout { run_id, .. } => {
-                Failure::new(Exit::TimedOut, "wait_timeout", message).run_id(run_id)
+                Failure::new(Exit::TimedOut, "wait_timeout", String::new()).run_id(run_id)
             }
-            Error::InvalidInput(_) => Failure::usage(message),
-            Error::Config(_) => Failure::new(Exit::Usage, "config", message),
-            Error::Connection { .. } | Error::Timeout { .. } | Error::Stalled { .. } => {
-                Failure::new(Exit::Other, "connection", message)
+            Error::InvalidInput(_) => Failure::usage(String::new()),
+            Error::Config(_) => Failure::new(Exit::Usage, "config", String::new()),
+            Error::Connection { .. } => Failure::new(Exit::Other, "connection", String::new()),
+            Error::Timeout { .. } | Error::Stalled { .. } => {
+                Failure::new(Exit::TimedOut, "timeout", String::new())
             }
-            _ => Failure::new(Exit::Other, "error", message),
-        }
+            Error::FileExists { .. } => Failure::new(Exit::Usage, "file_exists", String::new()),
+            _ => Failure::new(Exit::Other, "error", String::new()),
+        };
+        f.message = message;
+        f.idempotency_key = e.idempotency_key().map(str::to_owned);
+        f
     }
 }
 
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Human,
-    Json,
-    Jsonl,
-    Quiet,
-}
-
-impl Mode {
-    pub(crate) fn of(json: bool, jsonl: bool, quiet: bool) -> Mode {
-        match (json, jsonl, quiet) {
-            (true, _, _) => Mode::Json,
-            (_, true, _) => Mode::Jsonl,
-            (_, _, true) => Mode::Quiet,
-            _ => Mode::Human,
+impl Error {
+    /// A copy of what decides an exit code (status, code, request id); for the cause of a
+    /// run that may exist.
+    fn clone_for_exit(&self) -> Error {
+        match self.api() {
+            Some(api) => Error::Api(Box::new(api.clone())),
+            None => Error::InvalidInput(String::new()),
         }
-    }
-}
-
-/// The one place output leaves: every line goes through the key's redaction.
-#[derive(Debug, Clone)]
-pub(crate) struct Out {
-    pub mode: Mode,
-    key: Option<String>,
-}
-
-impl Out {
-    pub(crate) fn new(mode: Mode, key: Option<&str>) -> Self {
-        Out {
-            mode,
-            key: key.map(str::to_owned),
-        }
-    }
-
-    /// The library's one redactor: the key as given and as sent (trimmed), any bearer
-    /// token and any Authorization value.
-    pub(crate) fn redact(&self, text: &str) -> String {
-        crate::redact::redact(text, self.key.as_deref(), &[]).into_owned()
-    }
-
-    /// A result line for people (human mode only).
-    pub(crate) fn line(&self, text: &str) {
-        if self.mode == Mode::Human {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", self.redact(text));
-        }
-    }
-
-    /// A note for people on stderr (not in quiet or JSON modes).
-    pub(crate) fn note(&self, text: &str) {
-        if self.mode == Mode::Human {
-            eprintln!("{}", self.redact(text));
-        }
-    }
-
-    /// The result document (JSON mode only).
-    pub(crate) fn document(&self, value: &Value) {
-        if self.mode == Mode::Json {
-            let text = serde_json::to_string_pretty(value).unwrap_or_default();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", self.redact(&text));
-        }
-    }
-
-    /// One event (JSON lines mode only).
-    pub(crate) fn event(&self, event: &str, mut fields: Value) {
-        if self.mode == Mode::Jsonl {
-            if let Some(map) = fields.as_object_mut() {
-                map.insert("event".to_owned(), Value::String(event.to_owned()));
-            }
-            let text = serde_json::to_string(&fields).unwrap_or_default();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", self.redact(&text));
-            let _ = out.flush();
-        }
-    }
-
-    /// The failure on stderr: one JSON object in the JSON modes, text otherwise.
-    pub(crate) fn failure(&self, f: &Failure) {
-        let message = self.redact(&f.message);
-        match self.mode {
-            Mode::Json | Mode::Jsonl => {
-                let v = json!({
-                    "code": f.code,
-                    "message": message,
-                    "request_id": f.request_id,
-                    "run_id": f.run_id,
-                    "exit": f.exit.code(),
-                });
-                eprintln!("{}", serde_json::to_string(&v).unwrap_or_default());
-            }
-            Mode::Human | Mode::Quiet => {
-                eprintln!("error: {message}");
-                if let Some(id) = &f.request_id {
-                    eprintln!("  request id: {id} (quote it to FLORA support)");
-                }
-            }
-        }
-    }
-
-    /// Whether to draw progress bars: people watching a terminal only.
-    pub(crate) fn draws_progress(&self) -> bool {
-        self.mode == Mode::Human && std::io::stderr().is_terminal()
     }
 }
 
@@ -237,7 +307,9 @@ mod tests {
             last_status: crate::RunStatus::Running,
             waited: std::time::Duration::from_secs(1),
         };
-        assert_eq!(Failure::from(timeout).exit.code(), 6);
+        let f = Failure::from(timeout);
+        assert_eq!(f.exit.code(), 6);
+        assert!(!f.message.contains("poll deadline"), "{}", f.message);
         assert_eq!(
             Failure::from(Error::InvalidInput("x".into())).exit.code(),
             2
@@ -245,11 +317,14 @@ mod tests {
     }
 
     #[test]
-    fn the_key_is_redacted_from_everything_printed() {
-        let out = Out::new(Mode::Json, Some("sk_live_secret"));
-        assert_eq!(
-            out.redact("Authorization: Bearer sk_live_secret; again sk_live_secret"),
-            "Authorization: Bearer [redacted]; again [redacted]"
-        );
+    fn the_exit_code_table_is_the_help_text() {
+        let help = exit_codes_help();
+        for e in Exit::ALL {
+            assert!(help.contains(&format!("  {:<4} {}", e.code(), e.meaning())));
+        }
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        let mut unique = codes.clone();
+        unique.dedup();
+        assert_eq!(codes, unique, "codes are distinct and in order");
     }
 }
