@@ -133,13 +133,38 @@ fn foreign_client() -> Result<reqwest::Client, Error> {
 /// Connecting to another origin gives up after this long (each attempt; then `send` retries).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether a URL names a private, loopback, link-local or unspecified address by its IP.
+fn names_private_address(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Why a redirect to `next` (after `previous`) is not followed, if it is not.
 fn redirect_refusal(next: &url::Url, previous: &[url::Url]) -> Option<&'static str> {
     let downgrade = next.scheme() != "https" && previous.iter().any(|u| u.scheme() == "https");
+    let inward =
+        names_private_address(next) && !previous.first().is_some_and(names_private_address);
     if previous.len() >= 10 {
         Some("more than 10 redirects")
     } else if downgrade {
         Some("refusing a redirect from https:// to plain http://")
+    } else if inward {
+        Some("refusing a redirect from a public host to a private or local address")
     } else if !is_https_or_loopback(next) {
         Some("refusing a redirect to a non-https URL")
     } else {
@@ -157,6 +182,15 @@ mod tests {
         let https = [u("https://cdn.example/o.png")];
         assert!(redirect_refusal(&u("http://127.0.0.1:8080/admin"), &https).is_some());
         assert!(redirect_refusal(&u("https://other.example/o.png"), &https).is_none());
+        // Nor from a public host inward, whatever the scheme.
+        for inward in [
+            "https://127.0.0.1/x",
+            "https://10.0.0.8/x",
+            "https://[::1]/x",
+            "https://169.254.169.254/x",
+        ] {
+            assert!(redirect_refusal(&u(inward), &https).is_some(), "{inward}");
+        }
         // A loopback test server may redirect within plain http.
         let local = [u("http://127.0.0.1:9/a")];
         assert!(redirect_refusal(&u("http://127.0.0.1:9/b"), &local).is_none());

@@ -41,7 +41,14 @@ pub(crate) struct Known<'a> {
     /// When the creation was known to be over (its last answer), this machine's unix
     /// seconds: the fallback upper bound, widened like `sent_at`.
     pub over_at: Option<f64>,
+    /// FLORA's clock minus this machine's, from an answer's `Date` (to the second): with it,
+    /// the fallback bounds are widened by seconds, not by [`SKEW_ALLOWANCE_SECS`].
+    pub clock_skew: Option<f64>,
 }
+
+/// How far the fallback bounds are widened when the skew was measured from a `Date` header:
+/// its one-second resolution, and a second for the trip.
+const MEASURED_SKEW_MARGIN_SECS: f64 = 2.0;
 
 /// This machine's clock in unix seconds.
 pub(crate) fn unix_now() -> f64 {
@@ -76,8 +83,8 @@ impl Client {
             candidates,
             cause: Box::new(cause),
         };
-        // A 2xx that did not decode: the run was created; its id is in an answer we cannot read.
-        if matches!(error, Error::Decode { .. }) {
+        // A 2xx that could not be read: the run was created; its id is in that answer.
+        if matches!(error, Error::Decode { .. } | Error::ResponseTooLarge { .. }) {
             return Err(may_exist(error, Vec::new()));
         }
         // Every answer was a refusal: nothing was created by this call (a 409 then means the
@@ -101,6 +108,7 @@ impl Client {
                 .collect(),
             sent_at: Some(lost.first_sent),
             over_at: Some(unix_now()),
+            clock_skew: call.server_clock.map(|(server, local)| server - local),
             ..Known::default()
         };
         let owned = |id: &str| created.iter().any(|(c, _)| c == id);
@@ -128,7 +136,11 @@ impl Client {
 
     /// The technique's run history, newest first, back to the fallback bound of `known` (at
     /// most [`MAX_PAGES`] pages).
-    async fn history_since(&self, technique: &str, known: &Known<'_>) -> Result<Vec<Run>, Error> {
+    pub(crate) async fn history_since(
+        &self,
+        technique: &str,
+        known: &Known<'_>,
+    ) -> Result<Vec<Run>, Error> {
         let technique_id = if technique.starts_with("tech_") {
             technique.to_owned()
         } else {
@@ -180,20 +192,25 @@ impl Span {
                 .filter_map(|r| r.created_at)
                 .collect()
         };
-        // This machine's clock, in the listing's unit (a value past 1e11 is milliseconds).
+        // This machine's clock, in the listing's unit (a value past 1e11 is milliseconds),
+        // moved to FLORA's by the measured skew, widened by what is not known of it.
         let millis = runs.iter().filter_map(|r| r.created_at).any(|c| c > 1e11);
         let scale = if millis { 1000.0 } else { 1.0 };
+        let (shift, margin) = match known.clock_skew {
+            Some(skew) => (skew, MEASURED_SKEW_MARGIN_SECS),
+            None => (0.0, SKEW_ALLOWANCE_SECS),
+        };
         let from = times(&known.before)
             .into_iter()
             .reduce(f64::max)
             .or_else(|| {
-                // No owned run before it: the first POST's time, widened for skew.
-                Some((known.sent_at? - SKEW_ALLOWANCE_SECS) * scale)
+                // No owned run before it: the first POST's time.
+                Some((known.sent_at? + shift - margin) * scale)
             });
         let to = times(&known.after)
             .into_iter()
             .reduce(f64::min)
-            .or_else(|| Some((known.over_at? + SKEW_ALLOWANCE_SECS) * scale));
+            .or_else(|| Some((known.over_at? + shift + 1.0 + margin) * scale));
         Span { from, to }
     }
 
@@ -230,6 +247,7 @@ mod tests {
             after: after.iter().copied().collect(),
             sent_at,
             over_at: None,
+            clock_skew: None,
         }
     }
 

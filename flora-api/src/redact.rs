@@ -26,12 +26,11 @@ const MIN_SECRET_LEN: usize = 4;
 /// assert_eq!(safe, "401: got header Authorization: Bearer [redacted], token [redacted]");
 /// ```
 pub fn redact<'a>(text: &'a str, key: Option<&str>, others: &[&str]) -> Cow<'a, str> {
-    let mut out = Cow::Borrowed(text);
-    let secrets = key
-        .into_iter()
-        .flat_map(|k| [k, k.trim()])
-        .chain(others.iter().copied());
-    for secret in secrets {
+    let mut out = match key {
+        Some(k) => redact_key(text, k),
+        None => Cow::Borrowed(text),
+    };
+    for secret in others {
         if secret.len() >= MIN_SECRET_LEN && out.contains(secret) {
             out = Cow::Owned(out.replace(secret, REDACTED));
         }
@@ -40,6 +39,18 @@ pub fn redact<'a>(text: &'a str, key: Option<&str>, others: &[&str]) -> Cow<'a, 
         Some(cleaned) => Cow::Owned(cleaned),
         None => out,
     }
+}
+
+/// `text` without the key (as given, and trimmed as sent) and nothing else: for data that is
+/// the answer's own, where a phrase like `Bearer bonds` is content, not a token.
+pub(crate) fn redact_key<'a>(text: &'a str, key: &str) -> Cow<'a, str> {
+    let mut out = Cow::Borrowed(text);
+    for secret in [key, key.trim()] {
+        if secret.len() >= MIN_SECRET_LEN && out.contains(secret) {
+            out = Cow::Owned(out.replace(secret, REDACTED));
+        }
+    }
+    out
 }
 
 /// The text with the value after every `Bearer ` (any case) and `Authorization:` replaced;
@@ -107,6 +118,59 @@ fn token_len(s: &str) -> usize {
         .unwrap_or(s.len())
 }
 
+/// Applies `clean` to every string of a JSON value, object keys included; whether any
+/// changed. Decoded strings, so a key the server escaped (`\u0073k_…`) is found too.
+pub(crate) fn redact_json(
+    value: &mut serde_json::Value,
+    clean: &dyn Fn(&str) -> Cow<'_, str>,
+) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => match clean(s) {
+            Cow::Owned(c) => {
+                *s = c;
+                true
+            }
+            Cow::Borrowed(_) => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| redact_json(v, clean) | changed),
+        Value::Object(map) => {
+            let mut changed = false;
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                if let Some(v) = map.get_mut(&k) {
+                    changed |= redact_json(v, clean);
+                }
+                if let Cow::Owned(clean_key) = clean(&k)
+                    && let Some(v) = map.remove(&k)
+                {
+                    map.insert(clean_key, v);
+                    changed = true;
+                }
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// An error body without secrets: a JSON body has its decoded strings cleaned and is written
+/// again (escaped forms of the key cannot survive); any other text is cleaned as text.
+pub(crate) fn redact_body(text: &str, clean: &dyn Fn(&str) -> Cow<'_, str>) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut v) => {
+            if redact_json(&mut v, clean) || text.contains("\\u") {
+                serde_json::to_string(&v).unwrap_or_default()
+            } else {
+                clean(text).into_owned()
+            }
+        }
+        Err(_) => clean(text).into_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +217,18 @@ mod tests {
         assert_eq!(redact("bearer", None, &[]), "bearer");
         assert_eq!(redact("a bearer ", None, &[]), "a bearer ");
         assert_eq!(redact("Authorization", None, &[]), "Authorization");
+    }
+
+    #[test]
+    fn escaped_keys_in_json_are_found_in_the_decoded_strings() {
+        let key = "sk_live_SECRET_1";
+        let body = r#"{"error":{"code":"\u0073k_live_SECRET_1","message":"x"}}"#;
+        let out = redact_body(body, &|t| redact(t, Some(key), &[]));
+        assert!(!out.contains("SECRET") && !out.contains("\\u0073"), "{out}");
+        let mut v = serde_json::json!({"sk_live_SECRET_1": ["a sk_live_SECRET_1"]});
+        let f: &dyn Fn(&str) -> Cow<'_, str> = &|t| redact(t, Some(key), &[]);
+        assert!(redact_json(&mut v, f));
+        assert_eq!(v, serde_json::json!({"[redacted]": ["a [redacted]"]}));
     }
 
     #[test]

@@ -198,3 +198,41 @@ async fn a_run_cut_by_a_timeout_is_resumed_by_the_key_kept_before_awaiting() {
     assert_eq!(handle.run_id(), "run_fake0001");
     assert_eq!(fake.run_count(), 1, "and is not paid twice");
 }
+
+/// A 409 for a key this call did not use first (used an hour ago) is never matched to
+/// another process's run: after a refusal (503) it is reported as a used key; after a 500
+/// (which may come after handling) the run history is read in a span of seconds around
+/// this call (FLORA's clock from its `Date`), which another process's run from ten seconds
+/// before does not fall in.
+#[tokio::test]
+async fn a_key_used_before_is_never_matched_to_another_processs_run() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.server_clock(-3600.0, false);
+    let hour_ago = fake
+        .client()
+        .start_with(&face(), StartOptions::idempotency_key("job-7"))
+        .await
+        .unwrap();
+    fake.server_clock(-10.0, false);
+    let other = CctvCam {
+        input_image: ImageUrl::parse("https://example.com/other.png").unwrap(),
+    };
+    let foreign = fake.client().start(&other).await.unwrap();
+    fake.server_clock(0.0, false);
+    fake.duplicate_keys_conflict(true);
+    for fault in [Fault::Status(503), Fault::Status(500)] {
+        fake.fail_next(1, fault.clone());
+        let err = fake
+            .client()
+            .start_with(&face(), StartOptions::idempotency_key("job-7"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.idempotency_key(), Some("job-7"), "{fault:?}: {err}");
+        assert!(!err.is_retryable(), "{fault:?}: {err}");
+        let msg = err.to_string();
+        assert!(!msg.contains(foreign.run_id()), "{fault:?}: {msg}");
+        assert!(!msg.contains(hour_ago.run_id()), "{fault:?}: {msg}");
+    }
+    assert_eq!(fake.run_count(), 2, "no run was made or adopted");
+}

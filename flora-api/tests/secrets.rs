@@ -255,3 +255,96 @@ async fn the_key_never_appears_in_errors_or_logs_whatever_the_server_echoes() {
         assert!(!t.contains("SIGSECRET"), "signature leaked in: {t}");
     }
 }
+
+/// The key in an error's code, straddling the point where a body is cut short, or escaped in
+/// JSON (`\u0073k_…`) in a failed run's message or status: still never shown.
+#[tokio::test]
+async fn the_key_never_appears_escaped_cut_short_or_as_an_error_code() {
+    use common::hostile::{self, Reply};
+    let escaped = format!("\\u0073{}", &KEY[1..]);
+    let server = hostile::serve(move |req| {
+        let (escaped, key) = (escaped.clone(), KEY);
+        match (req.method.as_str(), req.path()) {
+            ("GET", "/techniques/code") => Reply::json(
+                401,
+                &json!({"error": {"code": key, "message": "x"}}),
+            ),
+            ("GET", "/techniques/long") => {
+                let mut body = "x".repeat(2048 - 17);
+                body.push_str(key);
+                body.push_str(&"y".repeat(100));
+                Reply::bytes(400, "text/plain", body.into_bytes())
+            }
+            ("GET", "/techniques/escaped") => Reply::bytes(
+                400,
+                "application/json",
+                format!(r#"{{"error":{{"code":"bad","message":"{escaped}"}}}}"#).into_bytes(),
+            ),
+            ("POST", "/techniques/upscale/runs") => Reply::json(
+                201,
+                &json!({"run_id": "run_1", "status": "pending", "progress": 0, "created_at": 1}),
+            ),
+            ("GET", "/techniques/upscale/runs/run_1") => Reply::bytes(
+                200,
+                "application/json",
+                format!(
+                    r#"{{"run_id":"run_1","status":"failed","progress":100,"created_at":1,"error_message":"{escaped}"}}"#
+                )
+                .into_bytes(),
+            ),
+            _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": "?"}})),
+        }
+    })
+    .await;
+    let client = fast(&server.base).build().unwrap();
+    let errors = [
+        client.technique("code").await.unwrap_err(),
+        client.technique("long").await.unwrap_err(),
+        client.technique("escaped").await.unwrap_err(),
+        client.run(&upscale()).await.unwrap_err(),
+    ];
+    for e in &errors {
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains("SUPERSECRET"), "key leaked in: {text}");
+            assert!(
+                !text.contains("sk_test_SUPERSECRE"),
+                "part of the key in: {text}"
+            );
+            assert!(!text.contains("\\u0073k_test"), "escaped key in: {text}");
+        }
+    }
+    assert!(
+        matches!(errors[3], flora_api::Error::RunFailed { .. }),
+        "{:?}",
+        errors[3]
+    );
+}
+
+/// Redaction takes the key out of successful answers, and nothing else: an output that
+/// merely reads like a token (`Bearer bonds`) and a field named `authorization` are the
+/// answer's own data and arrive as sent.
+#[tokio::test]
+async fn a_successful_answer_keeps_its_own_words() {
+    use common::hostile::{self, Reply};
+    let server = hostile::serve(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/techniques/upscale/runs") => Reply::json(
+            201,
+            &json!({
+                "run_id": "run_1", "status": "completed", "progress": 100, "created_at": 1,
+                "authorization": null,
+                "outputs": [
+                    {"output_id": "output_image", "type": "imageUrl", "url": "https://media.flora.ai/o.png"},
+                    {"output_id": "caption", "type": "text", "url": "Bearer bonds pay 5% (Authorization: none)"}
+                ]
+            }),
+        ),
+        _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": "?"}})),
+    })
+    .await;
+    let client = fast(&server.base).build().unwrap();
+    let done = client.run(&upscale()).await.unwrap();
+    assert_eq!(
+        done.outputs.caption,
+        "Bearer bonds pay 5% (Authorization: none)"
+    );
+}

@@ -17,7 +17,7 @@ use super::outputs;
 use super::plan::PlanItem;
 use super::window::Window;
 use crate::client::Client;
-use crate::endpoints::{ListRuns, StartOptions};
+use crate::endpoints::StartOptions;
 use crate::error::Error;
 use crate::reconcile;
 use crate::saving::{self, Names};
@@ -45,8 +45,9 @@ pub struct BatchOptions {
     /// never replaced (one holding the very bytes being saved is kept as is).
     pub overwrite: bool,
     /// When runs are polled; by default the client's [`PollPolicy`](crate::PollPolicy) (2 s,
-    /// growing to 5 s). Its deadline does not apply: a batch polls a run until it ends.
-    /// FLORA's `estimated_seconds` delays each run's first poll either way.
+    /// growing to 5 s). Its deadline bounds how long one run is polled in this process (the
+    /// item stays in flight; a resume polls it on). FLORA's `estimated_seconds` delays each
+    /// run's first poll either way.
     pub poll: Option<crate::PollPolicy>,
     /// Items whose run could not be identified after a lost answer are resubmitted.
     pub resubmit_unclear: bool,
@@ -926,7 +927,11 @@ impl Batch {
             // Every request waits, not only this one.
             self.window.cool_down(wait);
         } else {
-            tokio::time::sleep(wait).await;
+            // `stop()` ends the wait (and the caller's loop sees the stop).
+            tokio::select! {
+                () = self.abort.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
         }
         true
     }
@@ -1051,37 +1056,31 @@ impl Batch {
     /// not replay): the one unowned run of the technique created in the item's span (see
     /// `reconcile.rs`) is adopted; anything else needs review.
     async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
-        use futures_util::TryStreamExt;
+        let (before, after, owned, sent_at) = {
+            let j = self.journal();
+            let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
+            let at = sent_at.unwrap_or(0.0);
+            let after = if self.options.max_concurrency <= 1 {
+                j.runs_sent_after(row.pos, at)?
+            } else {
+                Vec::new()
+            };
+            (j.runs_known_before(at)?, after, j.owned_runs()?, sent_at)
+        };
+        let known = reconcile::Known {
+            before: before.iter().map(String::as_str).collect(),
+            after: after.iter().map(String::as_str).collect(),
+            sent_at,
+            over_at: None,
+            clock_skew: None,
+        };
+        // The listing back to the item's span only (bounded in pages): a history that pages
+        // forever cannot hold the batch.
         let runs: Result<Vec<Run>, Error> = self
-            .windowed(|| {
-                self.client
-                    .runs(ListRuns {
-                        technique_id: Some(self.meta.technique_id.clone()),
-                        limit: Some(100),
-                        ..ListRuns::default()
-                    })
-                    .try_collect()
-            })
+            .windowed(|| self.client.history_since(&self.meta.technique_id, &known))
             .await;
         let why = match runs {
             Ok(runs) => {
-                let (before, after, owned, sent_at) = {
-                    let j = self.journal();
-                    let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
-                    let at = sent_at.unwrap_or(0.0);
-                    let after = if self.options.max_concurrency <= 1 {
-                        j.runs_sent_after(row.pos, at)?
-                    } else {
-                        Vec::new()
-                    };
-                    (j.runs_known_before(at)?, after, j.owned_runs()?, sent_at)
-                };
-                let known = reconcile::Known {
-                    before: before.iter().map(String::as_str).collect(),
-                    after: after.iter().map(String::as_str).collect(),
-                    sent_at,
-                    over_at: None,
-                };
                 let span = reconcile::Span::of(&runs, &known);
                 let candidates = reconcile::candidates(&runs, span, |id| owned.contains(id));
                 if let [only] = candidates.as_slice() {
@@ -1152,7 +1151,11 @@ impl Batch {
                 () = self.abort.cancelled() => return Ok(None),
                 slot = self.window.acquire() => slot,
             };
-            match self.client.get_run(&self.meta.slug, &run_id).await {
+            let polled = tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                polled = self.client.get_run(&self.meta.slug, &run_id) => polled,
+            };
+            match polled {
                 Ok(run) => {
                     slot.success();
                     attempt = 0;

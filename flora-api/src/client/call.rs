@@ -13,6 +13,7 @@ use crate::connector::Origin;
 use crate::error::{ApiError, ApiErrorCode, Error, snippet};
 use crate::policy::{retryable_status, server_delay};
 use crate::urls::API_PATH;
+use secrecy::ExposeSecret;
 
 /// A request body of an API call. Every attempt sends the very same bytes: a retry under an
 /// idempotency key must never carry another body (a multipart form built again would get a
@@ -57,6 +58,21 @@ pub(crate) struct Call {
     /// Some attempt's answer may have been lost after the server handled the request (a 5xx,
     /// a timeout, a connection that broke after sending): a creation may have happened.
     pub(crate) maybe_handled: bool,
+    /// The last answer's `Date` and this machine's clock when it came (unix seconds): how far
+    /// apart the two clocks are, to the second.
+    pub(crate) server_clock: Option<(f64, f64)>,
+}
+
+/// The answer's `Date` header with this machine's time now, both in unix seconds.
+fn server_clock(headers: &HeaderMap) -> Option<(f64, f64)> {
+    let date = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    let at = httpdate::parse_http_date(date).ok()?;
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64())
+    };
+    Some((secs(at)?, secs(std::time::SystemTime::now())?))
 }
 
 impl Call {
@@ -68,6 +84,7 @@ impl Call {
             idempotency_key: None,
             base_path_suspect: false,
             maybe_handled: false,
+            server_clock: None,
         }
     }
 
@@ -151,9 +168,15 @@ impl Exchange for Call {
         })
     }
 
-    async fn answer(&mut self, response: reqwest::Response, _watch: &Watch) -> Verdict<String> {
+    async fn answer(
+        &mut self,
+        response: reqwest::Response,
+        _watch: &Watch,
+        client: &Client,
+    ) -> Verdict<String> {
         let status = response.status();
         let headers = response.headers().clone();
+        self.server_clock = server_clock(&headers);
         let limit = if status.is_success() {
             MAX_BODY
         } else {
@@ -177,8 +200,13 @@ impl Exchange for Call {
                 Verdict::Done(text)
             };
         }
+        // Secrets out before anything is kept or cut short (a key straddling the snippet's end
+        // must not survive in part), in the decoded strings of a JSON body too.
+        let text = crate::redact::redact_body(&text, &|t| client.redact(t));
         let error = self.api_error(status, &headers, &text);
-        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        // A 500, 502 or 504 (or 408) may come after the server handled the request; a 503
+        // (unavailable) or 429 is a refusal before it.
+        if matches!(status.as_u16(), 408 | 500 | 502 | 504..=599) {
             self.maybe_handled = true;
         }
         if !retryable_status(status) {
@@ -204,9 +232,20 @@ impl Client {
         call: &mut Call,
     ) -> Result<T, Error> {
         let body = self.send_call(call).await?;
-        serde_json::from_str(&body).map_err(|source| Error::Decode {
+        let decode_error = |source| Error::Decode {
             endpoint: call.endpoint(),
-            snippet: snippet(&body),
+            snippet: snippet(&self.redact(&body)),
+            source,
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&body).map_err(decode_error)?;
+        // A server that echoes the key in a successful answer (a field, a run's message,
+        // escaped or not) never gets it into decoded values, errors or logs. Only the key
+        // itself: what merely looks like a token (`Bearer bonds`) is the answer's own data.
+        let key = self.inner.api_key.expose_secret();
+        crate::redact::redact_json(&mut value, &|t| crate::redact::redact_key(t, key));
+        serde_json::from_value(value).map_err(|source| Error::Decode {
+            endpoint: call.endpoint(),
+            snippet: snippet(&self.redact(&body)),
             source,
         })
     }
@@ -220,12 +259,6 @@ impl Client {
             .path()
             .trim_end_matches('/')
             .ends_with(API_PATH);
-        let body = self.exchange(call).await?;
-        // A server that echoes the key in a successful answer (a field, a run's message)
-        // never gets it into decoded values, errors or logs either.
-        Ok(match self.redact(&body) {
-            std::borrow::Cow::Borrowed(_) => body,
-            std::borrow::Cow::Owned(clean) => clean,
-        })
+        self.exchange(call).await
     }
 }

@@ -114,11 +114,13 @@ pub(crate) trait Exchange: Send {
     fn request(&mut self, shaper: &reqwest::Client) -> Result<reqwest::RequestBuilder, Error>;
 
     /// Reads and judges one answer. The in-flight permit is held until this returns, so read
-    /// the body here. Report streamed bytes to `watch`.
+    /// the body here. Report streamed bytes to `watch`; take the key out of any text kept
+    /// with `client`'s redactor before cutting it short.
     fn answer(
         &mut self,
         response: reqwest::Response,
         watch: &Watch,
+        client: &Client,
     ) -> impl Future<Output = Verdict<Self::Output>> + Send;
 
     /// The error to report when the last attempt failed below HTTP.
@@ -340,7 +342,7 @@ impl Client {
             match inner.connector.send(request, origin).await {
                 Ok(response) => {
                     span.record("status", response.status().as_u16());
-                    exchange.answer(response, &watch_).await
+                    exchange.answer(response, &watch_, self).await
                 }
                 Err(e) => Verdict::broke(e),
             }

@@ -253,7 +253,12 @@ impl Exchange for Fetch {
         })
     }
 
-    async fn answer(&mut self, response: reqwest::Response, watch: &Watch) -> Verdict<()> {
+    async fn answer(
+        &mut self,
+        response: reqwest::Response,
+        watch: &Watch,
+        _client: &crate::client::Client,
+    ) -> Verdict<()> {
         self.receive(response, watch).await
     }
 

@@ -217,10 +217,13 @@ impl Client {
         let shown = strip_query(url);
         let parsed = url::Url::parse(url)
             .map_err(|e| Error::InvalidInput(format!("{shown:?} is not a URL ({e})")))?;
-        if !is_https_or_loopback(&parsed) {
+        // Plain http only from a loopback test server, and only for a client of a loopback
+        // API: a production answer cannot point the client at a local service.
+        let local_api = crate::urls::is_loopback(self.base_url());
+        if !(parsed.scheme() == "https" || (local_api && is_https_or_loopback(&parsed))) {
             return Err(Error::InvalidInput(format!(
-                "{shown} is not an https:// URL; only https:// (or http:// on loopback) is \
-                 downloaded"
+                "{shown} is not an https:// URL; only https:// is downloaded (http:// only from \
+                 loopback, for a client of a loopback API)"
             )));
         }
         let dir = match &dest {
@@ -242,15 +245,40 @@ impl Client {
             // Known before any byte is fetched.
             return Err(Error::FileExists { path: f.clone() });
         }
+        // Folders this download creates are removed again if it fails (when still empty).
+        let created = missing_ancestors(&dir).await;
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io("create", &dir, e))?;
+        let result = self.fetch_into(shown, parsed, &dir, dest, options).await;
+        if result.is_err() {
+            for d in &created {
+                let _ = tokio::fs::remove_dir(d).await;
+            }
+        }
+        result
+    }
+
+    /// The download itself, into `dir` (which exists).
+    async fn fetch_into(
+        &self,
+        shown: String,
+        parsed: url::Url,
+        dir: &Path,
+        dest: Dest,
+        options: &DownloadOptions,
+    ) -> Result<PathBuf, Error> {
+        let io = |action, path: &Path, source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
         // Dropped (and deleted) on every error path: no partial file is ever left behind.
         let tmp = file_builder()
             .prefix(".flora-download-")
             .suffix(".part")
-            .tempfile_in(&dir)
-            .map_err(|e| io("create a temporary file in", &dir, e))?;
+            .tempfile_in(dir)
+            .map_err(|e| io("create a temporary file in", dir, e))?;
         let std_file = tmp
             .as_file()
             .try_clone()
@@ -326,6 +354,18 @@ impl Client {
         }
         Ok(path)
     }
+}
+
+/// `dir` and those of its ancestors that do not exist, deepest first.
+async fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    let mut missing = Vec::new();
+    for a in dir.ancestors() {
+        if a.as_os_str().is_empty() || tokio::fs::symlink_metadata(a).await.is_ok() {
+            break;
+        }
+        missing.push(a.to_path_buf());
+    }
+    missing
 }
 
 /// Temporary files become the user's files: give them ordinary permissions (tempfile's

@@ -362,6 +362,9 @@ impl Error {
             }
         };
         let fix_api = |api: &mut ApiError| {
+            if let ApiErrorCode::Other(code) = &mut api.code {
+                fix(code);
+            }
             fix(&mut api.message);
             fix(&mut api.body);
             for f in &mut api.fields {

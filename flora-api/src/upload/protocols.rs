@@ -212,7 +212,18 @@ impl Exchange for SignedBytes<'_> {
     /// A storage host's error page may quote the signed request: its query values and the
     /// signed form's fields (policy, signature) stay out of the error.
     fn secrets(&self) -> Vec<String> {
-        let query = self.url.query_pairs().map(|(_, v)| v.into_owned());
+        // Decoded and as sent: a host may echo either.
+        let raw = self
+            .url
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_owned()));
+        let query = self
+            .url
+            .query_pairs()
+            .map(|(_, v)| v.into_owned())
+            .chain(raw);
         let fields = self
             .form
             .iter()
@@ -256,7 +267,12 @@ impl Exchange for SignedBytes<'_> {
         })
     }
 
-    async fn answer(&mut self, response: reqwest::Response, _watch: &Watch) -> Verdict<()> {
+    async fn answer(
+        &mut self,
+        response: reqwest::Response,
+        _watch: &Watch,
+        client: &Client,
+    ) -> Verdict<()> {
         let status = response.status();
         if status.is_success() {
             return Verdict::Done(());
@@ -266,11 +282,18 @@ impl Exchange for SignedBytes<'_> {
             Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) => return Verdict::broke(e),
         };
+        // Secrets out first, then cut: a key straddling the cut must not survive in part.
+        let secrets = self.secrets();
+        let others: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let error = Error::UploadHost {
             asset_id: self.asset_id.to_owned(),
             host: host(&self.url),
             status: status.as_u16(),
-            body: text.chars().take(500).collect(),
+            body: client
+                .redact_with(&text, &others)
+                .chars()
+                .take(500)
+                .collect(),
         };
         if retryable_status(status) {
             Verdict::retry(error)

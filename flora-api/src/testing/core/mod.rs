@@ -407,8 +407,26 @@ impl Core {
         to_reqwest(self.respond(req))
     }
 
-    /// Answers one request.
+    /// Answers one request, with a `Date` on the fake's clock (`FakeFlora::server_clock`), as
+    /// any HTTP server sends.
     pub fn respond(&self, req: FakeRequest) -> FakeResponse {
+        let mut answer = self.respond_undated(req);
+        if let FakeResponse::Answer { headers, .. } = &mut answer {
+            let offset = self.with(|st| st.clock.0);
+            let now = std::time::SystemTime::now();
+            let at = if offset >= 0.0 {
+                now.checked_add(crate::durations::from_secs_saturating(offset))
+            } else {
+                now.checked_sub(crate::durations::from_secs_saturating(-offset))
+            };
+            if let Some(at) = at {
+                headers.push(("date", httpdate::fmt_http_date(at)));
+            }
+        }
+        answer
+    }
+
+    fn respond_undated(&self, req: FakeRequest) -> FakeResponse {
         let fault = self.with(|st| {
             st.requests += 1;
             st.faults.pop_front()
