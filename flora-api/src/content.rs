@@ -154,6 +154,24 @@ pub(crate) fn saved_extension(content_type: &str, kind: Option<Family>) -> &'sta
     }
 }
 
+/// Every extension [`saved_extension`] can give a download of `kind` (to check, before a run,
+/// every name an output might get).
+#[cfg(feature = "cli")]
+pub(crate) fn saved_extensions(kind: Option<Family>) -> Vec<&'static str> {
+    let mut exts: Vec<&'static str> = ALLOWED
+        .iter()
+        .filter(|(t, _)| kind.is_none_or(|k| Family::of(t) == Some(k)))
+        .map(|(_, e)| *e)
+        .collect();
+    exts.push("bin");
+    if kind.is_none() {
+        exts.extend(["txt", "json"]);
+    }
+    exts.sort_unstable();
+    exts.dedup();
+    exts
+}
+
 fn allowed_list() -> String {
     ALLOWED
         .iter()

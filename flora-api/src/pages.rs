@@ -25,6 +25,11 @@ pub struct Page<T> {
 /// answers "nothing yet, try this cursor" would otherwise be followed forever.
 pub(crate) const MAX_EMPTY_PAGES: u32 = 100;
 
+/// Pages in a row whose items were all listed before (each with a new cursor) after which a
+/// listing is given up: a server that repeats one page under fresh cursors would otherwise
+/// be followed for ever.
+pub(crate) const MAX_STALE_PAGES: u32 = 3;
+
 /// A list request: path, query and the JSON key holding the items.
 #[derive(Debug, Clone)]
 pub(crate) struct ListRequest {
@@ -40,6 +45,16 @@ impl Client {
         req: &ListRequest,
         cursor: Option<&str>,
     ) -> Result<Page<T>, Error> {
+        Ok(self.page_seen(req, cursor).await?.0)
+    }
+
+    /// One page, with a fingerprint of each item as sent (to tell a page that brings nothing
+    /// new).
+    async fn page_seen<T: DeserializeOwned>(
+        &self,
+        req: &ListRequest,
+        cursor: Option<&str>,
+    ) -> Result<(Page<T>, Vec<u64>), Error> {
         let mut url = self.url(&req.segments)?;
         {
             let mut q = url.query_pairs_mut();
@@ -65,9 +80,16 @@ impl Client {
         };
         // The items key must hold an array. A missing or null list is not "no items": treating
         // it so would let a malformed answer look like an empty catalog.
+        let mut prints = Vec::new();
         let items = match body.get_mut(req.items_key).map(Value::take) {
             Some(Value::Array(list)) => {
                 let mut out = Vec::with_capacity(list.len());
+                for item in &list {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    item.to_string().hash(&mut h);
+                    prints.push(h.finish());
+                }
                 for (i, item) in list.into_iter().enumerate() {
                     let decoded = T::deserialize(&item)
                         .map_err(|e| decode_err(format!("{}[{i}]", req.items_key), e, &item))?;
@@ -86,10 +108,13 @@ impl Client {
                 return Err(decode_err(req.items_key.into(), e, shown));
             }
         };
-        Ok(Page {
-            items,
-            next_cursor: meta.next_cursor.filter(|c| !c.is_empty()),
-        })
+        Ok((
+            Page {
+                items,
+                next_cursor: meta.next_cursor.filter(|c| !c.is_empty()),
+            },
+            prints,
+        ))
     }
 
     /// Every item of every page, following `meta.next_cursor` until it is missing or empty.
@@ -109,6 +134,9 @@ impl Client {
             started: bool,
             /// Empty pages in a row.
             empty: u32,
+            /// Every item listed so far (fingerprints), and pages in a row with none new.
+            listed: HashSet<u64>,
+            stale: u32,
         }
         let state = State {
             client: self.clone(),
@@ -118,6 +146,8 @@ impl Client {
             buffer: VecDeque::new(),
             started: false,
             empty: 0,
+            listed: HashSet::new(),
+            stale: 0,
         };
         futures_util::stream::try_unfold(state, |mut s| async move {
             loop {
@@ -128,7 +158,14 @@ impl Client {
                     return Ok(None);
                 }
                 s.started = true;
-                let page: Page<T> = s.client.page(&s.req, s.cursor.as_deref()).await?;
+                let (page, prints): (Page<T>, Vec<u64>) =
+                    s.client.page_seen(&s.req, s.cursor.as_deref()).await?;
+                let fresh = prints.iter().filter(|p| s.listed.insert(**p)).count();
+                s.stale = if !prints.is_empty() && fresh == 0 {
+                    s.stale + 1
+                } else {
+                    0
+                };
                 let endless = |why: String| Error::Decode {
                     endpoint: format!("GET /{}", s.req.segments.join("/")),
                     snippet: String::new(),
@@ -146,6 +183,13 @@ impl Client {
                         return Err(endless(format!(
                             "the server returned cursor {next:?} a second time in one \
                              listing; stopping to avoid a loop"
+                        )));
+                    }
+                    if s.stale >= MAX_STALE_PAGES {
+                        return Err(endless(format!(
+                            "the server returned {MAX_STALE_PAGES} pages in a row holding only \
+                             items it had listed before, each with a new cursor; stopping, as \
+                             the listing does not seem to end"
                         )));
                     }
                     if s.empty >= MAX_EMPTY_PAGES {

@@ -219,6 +219,14 @@ pub(crate) struct Names<'a> {
     pub key: &'a str,
 }
 
+/// The template with `-{index}` before its extension (or at its end).
+fn with_index(template: &str) -> String {
+    match template.strip_suffix(".{ext}") {
+        Some(stem) => format!("{stem}-{{index}}.{{ext}}"),
+        None => format!("{template}-{{index}}"),
+    }
+}
+
 fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -> PathBuf {
     // `{{` stands for a literal `{` (a directory named with a brace): kept out of the way.
     const BRACE: &str = "\u{0}";
@@ -242,51 +250,113 @@ fn io_failure(action: &'static str, path: &Path, source: std::io::Error) -> Save
     })
 }
 
-/// The extensions a saved output of this kind can get.
+/// Every extension a saved output of this kind can get (the saver's own rule, from the
+/// content table: one list, so the check before a run and the save after it agree).
 #[cfg(feature = "cli")]
-fn extensions(kind: &MediaType) -> &'static [&'static str] {
+fn extensions(kind: &MediaType) -> Vec<&'static str> {
     match kind {
-        MediaType::ImageUrl => &[
-            "png", "jpg", "jpeg", "webp", "gif", "avif", "heic", "heif", "bin",
-        ],
-        MediaType::VideoUrl => &["mp4", "webm", "mov", "mpeg", "mpg", "bin"],
-        MediaType::AudioUrl => &["mp3", "mpeg", "wav", "ogg", "bin"],
-        MediaType::DocumentUrl => &["pdf", "bin"],
-        MediaType::Text => &["txt"],
-        _ => &["bin", "txt"],
+        MediaType::Text => vec!["txt"],
+        other => {
+            let family = crate::content::Family::of_output(other);
+            let mut exts = crate::content::saved_extensions(family);
+            if family.is_none() {
+                exts.push("txt");
+            }
+            exts
+        }
     }
 }
 
+/// Before the run (nothing paid yet), everything about the destination that can be known:
+/// two declared outputs on one path (refused: say which placeholder tells them apart); a
+/// folder that cannot be created (a file in the way, no permission); a file that exists on
+/// any name an output can get (unless `--overwrite`; a template naming `{run_id}` cannot
+/// clash with earlier files).
 #[cfg(feature = "cli")]
-/// Before the run (nothing paid yet): refuses a destination where a declared output would
-/// land on a file that exists, unless `--overwrite`. Templates naming `{run_id}` cannot
-/// clash with earlier files, so they pass.
 pub(crate) fn precheck(
     spec: &str,
     outputs: &[crate::wire::Slot],
     key: &str,
     overwrite: bool,
 ) -> Result<(), SaveError> {
-    if overwrite || spec.contains("{run_id}") {
-        return Ok(());
-    }
     let ids: Vec<&str> = outputs.iter().map(|o| o.id.as_str()).collect();
     let template = template(spec, &ids);
+    let names = Names {
+        run_id: "{run_id}",
+        key,
+    };
+    let probe: Vec<PathBuf> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| fill(&template, &o.id, i, names, "{ext}"))
+        .collect();
+    for (i, p) in probe.iter().enumerate() {
+        if let Some(j) = probe[..i].iter().position(|q| q == p) {
+            return Err(SaveError::Refused(format!(
+                "--download {spec}: outputs `{}` and `{}` would both be saved as {}; add {{slot}} \
+                 or {{index}} to the template (nothing was run)",
+                crate::safe_text::plain_text(ids[j], 80),
+                crate::safe_text::plain_text(ids[i], 80),
+                p.display()
+            )));
+        }
+    }
     for (i, o) in outputs.iter().enumerate() {
         for ext in extensions(&o.kind) {
-            let names = Names { run_id: "", key };
             let path = fill(&template, &o.id, i, names, ext);
-            if std::fs::symlink_metadata(&path).is_ok() {
+            creatable(spec, &path)?;
+            let exists = std::fs::symlink_metadata(&path).is_ok();
+            if exists && !overwrite && !template.contains("{run_id}") {
                 return Err(SaveError::Refused(format!(
                     "--download {spec}: output `{}` would be saved as {}, which already exists; \
                      floret never replaces a file unless --overwrite (nothing was run)",
-                    o.id,
+                    crate::safe_text::plain_text(&o.id, 80),
                     path.display()
                 )));
             }
         }
     }
     Ok(())
+}
+
+/// Whether `path` can be written: the nearest existing ancestor of its folder is a folder
+/// this process can create files in, and `path` is not a folder. Folders whose names hold an
+/// unfilled placeholder are judged by their existing ancestor.
+#[cfg(feature = "cli")]
+fn creatable(spec: &str, path: &Path) -> Result<(), SaveError> {
+    let refuse =
+        |why: String| SaveError::Refused(format!("--download {spec}: {why} (nothing was run)"));
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(refuse(format!(
+            "{} is a folder, not a file",
+            path.display()
+        )));
+    }
+    let mut dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    loop {
+        if dir.as_os_str().is_empty() {
+            dir = PathBuf::from(".");
+        }
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(refuse(format!(
+                    "{} is a file, so {} cannot be created",
+                    dir.display(),
+                    path.parent().unwrap_or(Path::new(".")).display()
+                )));
+            }
+            Err(_) => match dir.parent() {
+                Some(up) => dir = up.to_path_buf(),
+                None => break,
+            },
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(".flora-probe-")
+        .tempfile_in(&dir)
+        .map(drop)
+        .map_err(|e| refuse(format!("cannot create files in {}: {e}", dir.display())))
 }
 
 /// Saves every output (or, with `only`, the outputs at those indices, named as among all);
@@ -300,21 +370,31 @@ pub(crate) async fn save_all(
     only: Option<&[usize]>,
 ) -> Result<Vec<Saved>, SaveError> {
     let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
-    let template = template(spec, &ids);
-    // With every extension alike, distinct outputs must get distinct paths.
-    let probe: Vec<PathBuf> = outputs
-        .iter()
-        .enumerate()
-        .map(|(i, o)| fill(&template, &o.output_id, i, names, "ext"))
-        .collect();
-    for (i, p) in probe.iter().enumerate() {
-        if probe[..i].contains(p) {
-            return Err(SaveError::Refused(format!(
-                "--download {spec}: two outputs would both be saved as {}; add {{slot}} or \
-                 {{index}} to the template",
-                p.display()
-            )));
-        }
+    let mut template = template(spec, &ids);
+    // With every extension alike, distinct outputs must get distinct paths. The declared
+    // outputs were checked before the run; an output the schema did not declare that lands
+    // on another's path makes every name carry its index, never a refusal after paying.
+    let clash = |template: &str| {
+        let probe: Vec<PathBuf> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| fill(template, &o.output_id, i, names, "ext"))
+            .collect();
+        probe
+            .iter()
+            .enumerate()
+            .find(|(i, p)| probe[..*i].contains(p))
+            .map(|(_, p)| p.clone())
+    };
+    if clash(&template).is_some() {
+        template = with_index(&template);
+    }
+    if let Some(p) = clash(&template) {
+        return Err(SaveError::Refused(format!(
+            "--download {spec}: two outputs would both be saved as {}; add {{slot}} or \
+             {{index}} to the template",
+            p.display()
+        )));
     }
     let mut saved = Vec::with_capacity(outputs.len());
     for (i, o) in outputs.iter().enumerate() {
@@ -341,8 +421,9 @@ async fn save_one(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&parent).map_err(|e| io_failure("create", &parent, e))?;
+    crate::download::sweep_leftovers(&parent);
     let staging = tempfile::Builder::new()
-        .prefix(".floret-")
+        .prefix(".flora-save-")
         .tempdir_in(&parent)
         .map_err(|e| io_failure("create", &parent, e))?;
     let (tmp, ext) = if crate::download::is_media_url(o) {

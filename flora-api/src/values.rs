@@ -37,7 +37,13 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
         }
         return Ok(InputValue::Text(value.to_owned()));
     }
-    if value.starts_with("https://") {
+    // A scheme is case-insensitive: `HTTPS://…` is a URL, never a local path.
+    let starts = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if starts("https://") {
         let parsed = match kind {
             MediaType::ImageUrl => crate::ImageUrl::parse(value).map(|u| u.as_str().to_owned()),
             MediaType::VideoUrl => crate::VideoUrl::parse(value).map(|u| u.as_str().to_owned()),
@@ -49,7 +55,7 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
         upload.check(kind).await.map_err(|e| for_people(&e))?;
         return Ok(InputValue::Url(parsed));
     }
-    if value.starts_with("http://") {
+    if starts("http://") {
         return Err(
             "FLORA fetches inputs over https only; pass an https:// URL or a local file".to_owned(),
         );
@@ -66,7 +72,14 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
                 kind.as_str()
             ))
         }
-        Err(e) => Err(for_people(&e)),
+        // The library names the file; the caller names the flag and the value already.
+        Err(e) => {
+            let text = for_people(&e);
+            Err(text
+                .strip_prefix(&format!("{value}: "))
+                .map(str::to_owned)
+                .unwrap_or(text))
+        }
     }
 }
 

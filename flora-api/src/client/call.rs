@@ -31,20 +31,52 @@ pub(crate) enum Body {
 }
 
 impl Body {
-    /// A multipart form, encoded once (its boundary fixed) so every attempt sends the same
-    /// bytes.
-    pub(crate) async fn multipart(form: reqwest::multipart::Form) -> Result<Body, Error> {
+    /// A multipart form, encoded once so every attempt sends the same bytes, with a boundary
+    /// derived from `seed` (the upload's idempotency key): the same upload under the same key
+    /// is the same body in another process too (a repeated `floret run --idempotency-key`).
+    pub(crate) async fn multipart(
+        form: reqwest::multipart::Form,
+        seed: &str,
+    ) -> Result<Body, Error> {
         use futures_util::TryStreamExt;
-        let content_type = format!("multipart/form-data; boundary={}", form.boundary());
+        use sha2::{Digest, Sha256};
+        let random = form.boundary().to_owned();
+        let hash = hex::encode(Sha256::digest(seed.as_bytes()));
+        // reqwest's shape (four groups of 16 hex digits), so the length is the same.
+        let fixed = format!(
+            "{}-{}-{}-{}",
+            &hash[..16],
+            &hash[16..32],
+            &hash[32..48],
+            &hash[48..64]
+        );
         let chunks: Vec<Bytes> =
             form.into_stream().try_collect().await.map_err(|e| {
                 Error::InvalidInput(format!("could not encode the upload form: {e}"))
             })?;
+        let bytes = replace_all(&chunks.concat(), random.as_bytes(), fixed.as_bytes());
         Ok(Body::Encoded {
-            content_type,
-            bytes: Bytes::from(chunks.concat()),
+            content_type: format!("multipart/form-data; boundary={fixed}"),
+            bytes: Bytes::from(bytes),
         })
     }
+}
+
+/// `haystack` with every `from` replaced by `to` (a random boundary: 64 random hex digits,
+/// which file bytes hold by chance with odds of 2^-256).
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// One API call: JSON answers, FLORA's error bodies, the API's retry statuses.

@@ -250,6 +250,7 @@ impl Client {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io("create", &dir, e))?;
+        sweep_leftovers(&dir);
         let result = self.fetch_into(shown, parsed, &dir, dest, options).await;
         if result.is_err() {
             for d in &created {
@@ -353,6 +354,53 @@ impl Client {
             })?;
         }
         Ok(path)
+    }
+}
+
+/// How old a leftover of ours must be before it is removed: older than any transfer that is
+/// still moving leaves it (a live one touches its file at least every per-attempt timeout).
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Removes what a killed download or save left in `dir` (our temporary files and staging
+/// folders, by their prefixes), once they are [`LEFTOVER_AGE`] old: nobody else's files,
+/// and none a live transfer is still writing.
+pub(crate) fn sweep_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let stale = |p: &Path| {
+        let newest = std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+            .chain(
+                std::fs::symlink_metadata(p)
+                    .ok()
+                    .and_then(|m| m.modified().ok()),
+            )
+            .max();
+        newest.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > LEFTOVER_AGE))
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let path = e.path();
+        let ours_file = name.starts_with(".flora-download-") && name.ends_with(".part");
+        let ours_dir = name.starts_with(".flora-save-") || name.starts_with(".floret-");
+        if !(ours_file || ours_dir) || !stale(&path) {
+            continue;
+        }
+        let removed = if ours_dir && e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else if ours_file {
+            std::fs::remove_file(&path)
+        } else {
+            continue;
+        };
+        if removed.is_ok() {
+            tracing::info!(path = %path.display(), "removed a leftover of an interrupted transfer");
+        }
     }
 }
 

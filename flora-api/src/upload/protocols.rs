@@ -68,7 +68,7 @@ impl Client {
                 .file_name(p.file_name.clone()),
         };
         // Encoded once: every retry under this key sends the same bytes, boundary included.
-        let body = Body::multipart(form.part("file", part)).await?;
+        let body = Body::multipart(form.part("file", part), &ctx.key("create")).await?;
         if let Some(progress) = &ctx.options.progress {
             progress(0, Some(p.len));
         }

@@ -2,6 +2,8 @@
 //! server on loopback.
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub mod floret;
 pub mod hostile;
 
 use std::time::Duration;

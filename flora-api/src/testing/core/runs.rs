@@ -276,7 +276,11 @@ fn decide(
                     format!("placeholder text for `{}`", o.id)
                 } else {
                     let (bytes, ct, ext) = placeholder_bytes(&kind);
-                    let path = format!("/media/placeholder/{slug}/{}.{ext}", o.id);
+                    // The id as one path segment (`a b` → `a+b`, `a?b` → `a%3Fb`), so
+                    // the URL asks for exactly the path stored.
+                    let stem: String =
+                        url::form_urlencoded::byte_serialize(o.id.as_bytes()).collect();
+                    let path = format!("/media/placeholder/{slug}/{stem}.{ext}");
                     media.push((path.clone(), bytes, ct.to_owned()));
                     format!("{media_base}{path}")
                 };
