@@ -62,8 +62,14 @@ pub fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // rustls 0.23.48 deprecates its ring provider (no post-quantum key exchange) and
+            // offers no other way to name it; flora-api keeps ring (no C build; BENCHMARKS §7)
+            // until rustls ships its successor. The allow covers this one call, so users'
+            // `-D warnings` builds stay clean with the newest rustls (CI builds them).
+            #[allow(deprecated)]
+            let ring = rustls::crypto::ring::default_provider();
             // `Err`: another thread installed one meanwhile, which is all we need.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            let _ = ring.install_default();
         }
     });
 }

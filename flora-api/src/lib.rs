@@ -135,6 +135,17 @@ macro_rules! include_techniques {
     };
 }
 
+/// README's Rust examples, compiled as doctests (those that are programs are `no_run`): a
+/// snippet a user pastes must compile.
+#[cfg(all(
+    doctest,
+    feature = "techniques",
+    feature = "test-util",
+    feature = "batch"
+))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
 /// The `reqwest` this crate is built on, for [`ClientBuilder::http_client`].
 pub use reqwest;
 

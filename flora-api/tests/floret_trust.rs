@@ -828,3 +828,30 @@ async fn leftovers_of_a_killed_save_are_cleaned_at_the_next_run() {
     );
     assert!(Path::new(&out.join("output_image.png")).exists());
 }
+
+/// README's exit-code table is `floret --help`'s, line for line (both come from one table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_exit_codes_are_the_help_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = output(
+        floret("http://127.0.0.1:9", dir.path(), None, &["--help"]),
+        None,
+        LIMIT,
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let help = stdout(&o);
+    let section: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Exit codes:"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(section.len() > 5, "{help}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(&section.join("\n")),
+        "README lacks the exit codes as `floret --help` prints them:\n{}",
+        section.join("\n")
+    );
+}
