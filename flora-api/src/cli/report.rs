@@ -232,11 +232,26 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let message = floret_terms(&e.to_string());
         let mut f = match &e {
-            Error::RunMayExist { cause, .. } => {
+            Error::RunMayExist {
+                cause, candidates, ..
+            } => {
                 let mut f = Failure::from((**cause).clone_for_exit());
                 f.code = "run_may_exist".to_owned();
                 f.exit = Exit::Other;
-                f
+                let mut message = format!(
+                    "{}; FLORA may have created the run (and will bill it), but its answer was \
+                     lost",
+                    floret_terms(&cause.to_string())
+                );
+                if !candidates.is_empty() {
+                    message.push_str(&format!(
+                        "; runs from that time that may be it: {}",
+                        candidates.join(", ")
+                    ));
+                }
+                f.message = message;
+                f.idempotency_key = e.idempotency_key().map(str::to_owned);
+                return f;
             }
             Error::Api(_) | Error::Idempotency { .. } => {
                 let api = e.api();
