@@ -76,6 +76,7 @@ pub(crate) fn plain_text(text: &str, max: usize) -> String {
     }
 }
 
+#[cfg(feature = "cli")]
 /// `text` as terminal lines: escapes, control characters (but newline and tab) and bidi
 /// overrides removed; nothing else changed.
 pub(crate) fn terminal_text(text: &str) -> String {
@@ -88,6 +89,7 @@ pub(crate) fn terminal_text(text: &str) -> String {
     out
 }
 
+#[cfg(feature = "cli")]
 /// Serialised JSON with every unsafe character that serde leaves as it is (C1 controls,
 /// DEL, bidi overrides) written as a `\uXXXX` escape: the same JSON value, harmless on a
 /// terminal.
@@ -129,6 +131,7 @@ mod tests {
         assert!(long.ends_with('…'));
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn terminal_lines_keep_newlines_and_tabs_only() {
         assert_eq!(
@@ -137,6 +140,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn json_stays_the_same_value_and_harmless() {
         let value = serde_json::json!({"m": "a\u{1b}[2Jb\u{202E}c\u{9b}d"});
