@@ -138,8 +138,9 @@ fn push_opt(query: &mut Vec<(&'static str, String)>, key: &'static str, v: Optio
 
 /// # Schemas and runs, without generated code
 ///
-/// The dynamic API: list and retrieve technique schemas, start a run from [`RunInput`]s,
-/// poll and list runs. Typed techniques use the same calls underneath.
+/// The dynamic API: list and retrieve technique schemas, start a run from
+/// [`RunInput`](crate::RunInput)s, poll and list runs. Typed techniques use the same calls
+/// underneath.
 impl Client {
     fn default_workspace(&self, ws: Option<String>) -> Option<String> {
         ws.or_else(|| self.inner.workspace_id.clone())
