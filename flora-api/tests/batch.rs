@@ -147,9 +147,18 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
     let mut killed_mid_batch = 0;
     for _ in 0..10 {
         let args = run_or_resume(dir.path(), "plan.jsonl", &common);
+        let runs_before = fake.run_count();
         let mut child: Child = floret(&served, dir.path(), &args).spawn().unwrap();
-        let at = Duration::from_millis(rng.u64(50..600));
-        tokio::time::sleep(at).await;
+        // Killed after observed progress (the server made a run since the start), then a
+        // random moment more: never at a fixed time a loaded or fast machine would miss.
+        let started = std::time::Instant::now();
+        while fake.run_count() == runs_before
+            && matches!(child.try_wait(), Ok(None))
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..80))).await;
         // SIGKILL; `try_wait` tells whether it was still working when killed.
         if matches!(child.try_wait(), Ok(None)) {
             killed_mid_batch += 1;
