@@ -105,7 +105,7 @@ impl SlotInfo {
 }
 
 /// One `{id, type, value}` input of a run request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunInput {
     /// The technique input id, exactly as in the schema.
     pub id: Cow<'static, str>,

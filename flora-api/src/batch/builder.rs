@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::engine::{Batch, BatchOptions};
+use super::options::BatchOptions;
 use super::plan::PlanItem;
+use super::runner::Batch;
 use crate::client::Client;
 use crate::error::Error;
 use crate::technique::Technique;

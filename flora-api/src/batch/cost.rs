@@ -94,35 +94,49 @@ impl CostGuard {
 
     /// Right before a POST: waits while the price probe is in flight, then says whether one
     /// more run fits. Always `Go` without a limit.
+    #[cfg(test)]
     pub(crate) async fn before_post(&self, stopped: impl Fn() -> bool) -> Decision<'_> {
-        let mut changes = self.changed.subscribe();
         loop {
-            {
-                // Decided and reserved under one lock: two POSTs never take one last place.
-                let mut f = self.figures();
-                let probing = self.limit.is_some() && f.completed == 0 && f.flying > 0;
-                // The price is not known yet and a run is out to learn it: wait for it (unless
-                // stopped: the caller then sends nothing).
-                if !probing || stopped() {
-                    if let Some(limit) = self.limit
-                        && !probing
-                    {
-                        let per_run = self.per_run(&f).unwrap_or(self.listed);
-                        let committed = f64::from(f.flying + f.lost + 1);
-                        if f.charged + committed * per_run > limit + 1e-9 {
-                            return Decision::Over {
-                                charged: f.charged,
-                                per_run,
-                                flying: f.flying,
-                            };
-                        }
-                    }
-                    f.flying += 1;
-                    return Decision::Go(Reserved::new(self));
-                }
+            let mut changes = self.subscribe();
+            if let Some(d) = self.try_reserve(stopped()) {
+                return d;
             }
             let _ = changes.changed().await;
         }
+    }
+
+    /// Right before a POST, with the request's place in the window held: whether one more
+    /// run fits, reserving its place in flight under one lock (two POSTs never take one last
+    /// place). `None` while the price probe is in flight: give the place back and wait for a
+    /// change on a receiver taken from [`subscribe`](Self::subscribe) *before* asking, so a
+    /// waiting submission never holds a place the probe's polls need. `stopping`: the caller
+    /// sends nothing anyway, so it is not kept waiting.
+    pub(crate) fn try_reserve(&self, stopping: bool) -> Option<Decision<'_>> {
+        let mut f = self.figures();
+        let probing = self.limit.is_some() && f.completed == 0 && f.flying > 0;
+        if probing && !stopping {
+            return None;
+        }
+        if let Some(limit) = self.limit
+            && !probing
+        {
+            let per_run = self.per_run(&f).unwrap_or(self.listed);
+            let committed = f64::from(f.flying + f.lost + 1);
+            if f.charged + committed * per_run > limit + 1e-9 {
+                return Some(Decision::Over {
+                    charged: f.charged,
+                    per_run,
+                    flying: f.flying,
+                });
+            }
+        }
+        f.flying += 1;
+        Some(Decision::Go(Reserved::new(self)))
+    }
+
+    /// A receiver that sees the next run end (or the batch stop).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Runs created (or being created) and not ended.

@@ -1,10 +1,12 @@
 //! Batches (cargo feature `batch`): thousands of inputs through one technique, journaled in
 //! SQLite, resumable after a crash or Ctrl-C without paying twice.
 //!
-//! Every item moves `planned → uploading → submitting(key) → created(run_id) → completed |
-//! failed → saved` (or `needs_review`), each step committed before the next request. The idempotency key is a hash of the
-//! batch, the item key, the technique and the inputs (files by content), so a resume re-sends
-//! exactly what it sent before and FLORA replays the run instead of starting another.
+//! Every item moves `planned → uploading → submitting(key, body) → created(run_id) →
+//! completed | failed → saved` (or `needs_review`), each step committed before the next
+//! request, each move guarded (from the states it may leave only). The idempotency key is a
+//! hash of the batch, the item key and attempt, the technique and the exact body (files by
+//! their uploaded asset), journaled with that body, so a resume re-sends exactly what it sent
+//! before and FLORA replays the run instead of starting another.
 //!
 //! In code, items are pushed typed (the generated technique types, checked by the compiler
 //! as single runs are) or untyped, and running the same program again after a crash resumes
@@ -36,21 +38,31 @@
 //! # Ok(()) }
 //! ```
 
+// Floors: `state`, `keys`, `plan`, `window`, `cost`, `outputs` below `journal` and
+// `options`, below `validate` and `status`, below `runner` (the batch and its run) and
+// `drive` (one item), below `builder`.
 mod builder;
 mod cost;
-mod engine;
+mod drive;
 mod journal;
+mod keys;
+mod options;
 mod outputs;
 mod plan;
+mod runner;
+mod state;
+mod status;
+mod validate;
 mod window;
 
 pub use builder::BatchBuilder;
-pub use engine::{Batch, BatchOptions, Event, Progress, StopReason, Summary};
-pub use journal::ItemState;
+pub use options::{BatchOptions, Event, Progress, StopReason, Summary};
 pub use plan::{PlanItem, read_plan};
+pub use runner::Batch;
+pub use state::ItemState;
 
 #[cfg(feature = "cli")]
-pub(crate) use engine::{estimate as engine_estimate, validate as engine_validate};
+pub(crate) use validate::{check_cost, check_download, estimate, validate};
 
 /// The distinct local files a plan would upload (values of media inputs that are not URLs).
 #[cfg(feature = "cli")]
@@ -72,12 +84,13 @@ pub(crate) fn distinct_files(schema: &crate::TechniqueSchema, items: &[PlanItem]
     files.len()
 }
 
-/// The summary and every item's row (`status`, `export`), opening the journal briefly.
+/// The summary and every item's row (`status`, `export`), from a read-only snapshot (a
+/// running batch keeps running).
 #[cfg(feature = "cli")]
 pub(crate) fn journal_items(
     path: &std::path::Path,
 ) -> Result<(Summary, Vec<serde_json::Value>), crate::Error> {
-    engine::status_of(path)
+    status::status_of(path)
 }
 
 /// `retry-failed`: failed (and with `unclear`, needs-review) items back to planned.

@@ -47,8 +47,13 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
                 let schema = session.schema(reader.as_ref(), &technique, schemas.as_deref()).await?;
                 let client = reader.map(|_| session.client(None, Some(0))).transpose()?;
                 if dry_run {
-                    crate::batch::engine_validate(&schema, &items).await?;
-                    let cost = crate::batch::engine_estimate(&schema, items.len());
+                    // Everything the real run refuses before sending, refused here too.
+                    crate::batch::validate(&schema, &items).await?;
+                    crate::batch::check_cost(&schema, items.len(), flags.max_cost)?;
+                    if let Some(spec) = &flags.download {
+                        crate::batch::check_download(spec, items.len())?;
+                    }
+                    let cost = crate::batch::estimate(&schema, items.len());
                     let files = crate::batch::distinct_files(&schema, &items);
                     out.document(&json!({"items": items.len(), "run_cost": schema.run_cost, "estimate": cost, "uploads": files}));
                     out.line(&format!(
@@ -100,7 +105,13 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
                         text.push_str(&item.to_string());
                         text.push('\n');
                     }
-                    std::fs::write(&file, out.clean(&text)).map_err(|e| {
+                    let text = out.clean(&text);
+                    // `-` is standard output, as everywhere on the command line.
+                    if file.as_os_str() == "-" {
+                        out.raw(&text);
+                        return Ok(());
+                    }
+                    std::fs::write(&file, text).map_err(|e| {
                         Failure::new(
                             Exit::Other,
                             "io",
@@ -182,14 +193,24 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     json!({
         "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
         "saved": s.saved, "unsaved": s.unsaved, "failed": s.failed, "needs_review": s.needs_review,
+        "runs_in_flight": s.runs_in_flight,
         "charged": s.charged, "throttled": s.throttled,
         "stopped": s.stopped.as_ref().map(ToString::to_string),
     })
 }
 
 fn summary_line(s: &Summary) -> String {
+    let not_done = s.planned + s.in_flight;
+    let runs = if s.runs_in_flight > 0 {
+        format!(
+            " ({} with a run at FLORA: a resume polls them, never starts them again)",
+            s.runs_in_flight
+        )
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "{}/{} completed{}, {} failed, {} needs review, {} not done; {:.2} USD charged",
+        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {:.2} USD charged",
         s.completed,
         s.total,
         if s.saved + s.unsaved > 0 {
@@ -199,7 +220,7 @@ fn summary_line(s: &Summary) -> String {
         },
         s.failed,
         s.needs_review,
-        s.planned + s.in_flight,
+        not_done,
         s.charged
     );
     if s.needs_review > 0 {
@@ -359,6 +380,7 @@ fn say(bar: &indicatif::ProgressBar, out: &Out, e: &Event) {
         Event::Failed { key: k, error } => vec![format!("failed {}: {error}", key(k))],
         Event::NotSaved { key: k, error } => vec![format!("not saved {}: {error}", key(k))],
         Event::NeedsReview { key: k, why } => vec![format!("needs review {}: {why}", key(k))],
+        Event::Deferred { key: k, why } => vec![format!("not sent now {}: {why}", key(k))],
         Event::Changed { paths, .. } => paths
             .iter()
             .map(|p| {
@@ -393,6 +415,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::NotSaved { .. } => "not_saved",
         Event::Changed { .. } => "changed",
         Event::NeedsReview { .. } => "needs_review",
+        Event::Deferred { .. } => "deferred",
         Event::Stopped { .. } => "stopped",
     }
 }
@@ -415,6 +438,7 @@ fn event_json(e: &Event) -> serde_json::Value {
             json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(), "kept": true})
         }
         Event::NeedsReview { key, why } => json!({"key": key, "why": why}),
+        Event::Deferred { key, why } => json!({"key": key, "why": why}),
         Event::Stopped { reason } => json!({"why": reason.to_string()}),
     }
 }

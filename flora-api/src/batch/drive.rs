@@ -1,0 +1,743 @@
+//! One item, driven through its states: inputs resolved (each distinct file uploaded once
+//! per batch), the intent journaled with its exact body while the item holds its place to
+//! send, the POST, the run found again after a lost answer, polled to its end, saved.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::cost::{Decision, Reserved};
+use super::journal::{ItemRow, ItemState};
+use super::keys;
+use super::options::{Event, StopReason};
+use super::outputs;
+use super::runner::{Batch, SharedUpload};
+use super::window::Slot;
+use crate::endpoints::StartOptions;
+use crate::error::Error;
+use crate::reconcile;
+use crate::saving::{self, Names};
+use crate::technique::RunInput;
+use crate::values::{self, InputValue};
+use crate::wire::{Run, RunStatus};
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What became of one POST.
+enum Sent {
+    /// The item's run exists.
+    Run(String),
+    /// The item ended otherwise, or waits for a resume (refused, stopped, needs review).
+    Nothing,
+}
+
+impl Batch {
+    pub(crate) async fn drive(&self, mut row: ItemRow) -> Result<(), Error> {
+        loop {
+            match row.state {
+                ItemState::Planned | ItemState::Uploading => {
+                    if self.stopped() {
+                        return Ok(());
+                    }
+                    let Some(inputs) = self.resolve(&row).await? else {
+                        return Ok(());
+                    };
+                    match self.submit(&row, inputs).await? {
+                        Sent::Run(run_id) => {
+                            row.run_id = Some(run_id);
+                            row.state = ItemState::Created;
+                        }
+                        Sent::Nothing => return Ok(()),
+                    }
+                }
+                // Only caught items are `submitting` here, and `run` resends those first.
+                ItemState::Submitting => match self.resend(&row).await? {
+                    Some(run_id) => {
+                        row.run_id = Some(run_id);
+                        row.state = ItemState::Created;
+                    }
+                    None => return Ok(()),
+                },
+                ItemState::Created => {
+                    let Some(run) = self.poll_to_end(&row).await? else {
+                        // Polling gave up (a resume continues it): still counted as charged.
+                        self.costs.lost();
+                        return Ok(());
+                    };
+                    if !self.ended(&mut row, &run)? {
+                        return Ok(());
+                    }
+                }
+                ItemState::Completed => {
+                    let Some(spec) = &self.options.download else {
+                        return Ok(());
+                    };
+                    self.save(&row, &outputs::template(spec), None).await?;
+                    return Ok(());
+                }
+                ItemState::Failed | ItemState::Saved | ItemState::NeedsReview => return Ok(()),
+            }
+        }
+    }
+
+    /// Journals the run's end; whether the item goes on (to saving).
+    fn ended(&self, row: &mut ItemRow, run: &Run) -> Result<bool, Error> {
+        let outputs = serde_json::to_string(&run.outputs).unwrap_or_default();
+        if run.status == RunStatus::Completed {
+            self.journal().finished(
+                row.pos,
+                ItemState::Completed,
+                run.charged_cost,
+                Some(&outputs),
+                None,
+            )?;
+            self.costs.ended(run.charged_cost, true);
+            self.emit(Event::Completed {
+                key: row.key.clone(),
+                run_id: run.run_id.clone(),
+                charged: run.charged_cost,
+            });
+            row.outputs = Some(outputs);
+            row.state = ItemState::Completed;
+            return Ok(true);
+        }
+        // `failed`, or ended with a status this version does not know.
+        let code = match (&run.error_code, &run.status) {
+            (Some(c), _) => c.as_str().to_owned(),
+            (None, RunStatus::Failed) => "failed".to_owned(),
+            (None, other) => format!("ended `{other}`"),
+        };
+        let why = match &run.error_message {
+            Some(m) => format!("{code}: {}", values::shorten(m)),
+            None => code,
+        };
+        self.journal().finished(
+            row.pos,
+            ItemState::Failed,
+            run.charged_cost,
+            Some(&outputs),
+            Some(&why),
+        )?;
+        self.costs.ended(run.charged_cost, false);
+        self.emit(Event::Failed {
+            key: row.key.clone(),
+            error: why,
+        });
+        Ok(false)
+    }
+
+    /// A caught item (`submitting`, its POST may have left): the same key and the exact body
+    /// journaled with it, sent again; it passes the cost guard (it was counted in flight).
+    pub(crate) async fn resend(&self, row: &ItemRow) -> Result<Option<String>, Error> {
+        let (Some(key), Some(body)) = (row.idem.clone(), row.body.clone()) else {
+            // A journal of an earlier floret kept no body: the inputs are resolved again
+            // (uploads come from the journal, so the body is the one sent before).
+            let Some(inputs) = self.resolve(row).await? else {
+                return Ok(None);
+            };
+            let body = serde_json::to_string(&inputs).unwrap_or_default();
+            let key = row.idem.clone().unwrap_or_else(|| self.run_key(row, &body));
+            return Ok(self.created(row, self.post(row, inputs, &key, None).await?));
+        };
+        let inputs: Vec<RunInput> = serde_json::from_str(&body).map_err(|e| Error::Journal {
+            path: std::path::PathBuf::from(&self.meta.slug),
+            problem: format!("item {:?}: its journaled body cannot be read: {e}", row.key),
+        })?;
+        Ok(self.created(row, self.post(row, inputs, &key, None).await?))
+    }
+
+    /// `Some(run id)` after a run became known, with its event.
+    fn created(&self, row: &ItemRow, sent: Sent) -> Option<String> {
+        match sent {
+            Sent::Run(run_id) => {
+                self.emit(Event::Created {
+                    key: row.key.clone(),
+                    run_id: run_id.clone(),
+                });
+                Some(run_id)
+            }
+            Sent::Nothing => None,
+        }
+    }
+
+    fn run_key(&self, row: &ItemRow, body: &str) -> String {
+        keys::run_key(
+            &self.meta.batch_id,
+            &row.key,
+            row.attempt,
+            &self.meta.technique_id,
+            body,
+        )
+    }
+
+    /// A new run for a planned item: a place in the window first, then the cost guard, then
+    /// the intent (key and exact body) journaled, then the POST, all while the place is
+    /// held, so nothing waits between its intent and its request, and a stop seen with the
+    /// place in hand sends nothing.
+    async fn submit(&self, row: &ItemRow, inputs: Vec<RunInput>) -> Result<Sent, Error> {
+        let Ok(_unresolved) = self.unresolved.acquire().await else {
+            return Ok(Sent::Nothing);
+        };
+        let body = serde_json::to_string(&inputs).unwrap_or_default();
+        let key = self.run_key(row, &body);
+        loop {
+            let mut price = self.costs.subscribe();
+            let slot = tokio::select! {
+                () = self.abort.cancelled() => return Ok(Sent::Nothing),
+                slot = self.window.acquire() => slot,
+            };
+            if self.stopped() {
+                return Ok(Sent::Nothing);
+            }
+            let reserved = match self.costs.try_reserve(false) {
+                Some(Decision::Go(reserved)) => reserved,
+                Some(Decision::Over {
+                    charged,
+                    per_run,
+                    flying,
+                }) => {
+                    drop(slot);
+                    self.halt(StopReason::MaxCost {
+                        limit: self.options.max_cost.unwrap_or(0.0),
+                        charged,
+                        per_run,
+                        in_flight: flying,
+                    });
+                    return Ok(Sent::Nothing);
+                }
+                None => {
+                    // The price is being learnt: the place goes back while waiting.
+                    drop(slot);
+                    tokio::select! {
+                        () = self.abort.cancelled() => return Ok(Sent::Nothing),
+                        _ = price.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            self.journal().submitting(row.pos, &key, &body, now())?;
+            let sent = self
+                .post_with(row, inputs, &key, Some(reserved), slot)
+                .await?;
+            return Ok(match self.created(row, sent) {
+                Some(run_id) => Sent::Run(run_id),
+                None => Sent::Nothing,
+            });
+        }
+    }
+
+    /// The POST of a journaled intent, retried (same key, same body) while its failures are
+    /// worth another attempt. `reserved`: the cost guard's place, for a new run.
+    async fn post(
+        &self,
+        row: &ItemRow,
+        inputs: Vec<RunInput>,
+        key: &str,
+        reserved: Option<Reserved<'_>>,
+    ) -> Result<Sent, Error> {
+        let slot = tokio::select! {
+            () = self.abort.cancelled() => return Ok(Sent::Nothing),
+            slot = self.window.acquire() => slot,
+        };
+        self.post_with(row, inputs, key, reserved, slot).await
+    }
+
+    async fn post_with(
+        &self,
+        row: &ItemRow,
+        inputs: Vec<RunInput>,
+        key: &str,
+        reserved: Option<Reserved<'_>>,
+        first_slot: Slot<'_>,
+    ) -> Result<Sent, Error> {
+        // Whether an earlier process's POST of this item may have made its run.
+        let sent_before = row.sent_at.is_some();
+        let mut reserved = reserved;
+        let mut slot = Some(first_slot);
+        let mut attempt = 0u32;
+        loop {
+            let held = match slot.take() {
+                Some(s) => s,
+                None => tokio::select! {
+                    () = self.abort.cancelled() => return Ok(Sent::Nothing),
+                    s = self.window.acquire() => s,
+                },
+            };
+            if self.stopped() && attempt == 0 && !sent_before {
+                // Never sent: back to planned (the same key and body when it is).
+                self.journal().unsent(row.pos)?;
+                if let Some(r) = reserved.take() {
+                    r.no_run();
+                }
+                return Ok(Sent::Nothing);
+            }
+            self.journal().sending(row.pos, now())?;
+            let alone_before = self.posting.fetch_add(1, Ordering::SeqCst) == 0;
+            let seq = self.posts_started.fetch_add(1, Ordering::SeqCst);
+            let result = self
+                .client
+                .start_run(
+                    &self.meta.slug,
+                    inputs.clone(),
+                    StartOptions::idempotency_key(key),
+                )
+                .await;
+            self.posting.fetch_sub(1, Ordering::SeqCst);
+            // Alone from start to end: every item sent after it was sent after its run was
+            // created (the upper bound of a later reconciliation holds).
+            if attempt == 0
+                && !sent_before
+                && alone_before
+                && self.posts_started.load(Ordering::SeqCst) == seq + 1
+            {
+                self.journal().solo(row.pos)?;
+            }
+            match result {
+                Ok(handle) => {
+                    // Committed before the window place is given back.
+                    self.journal().created(row.pos, handle.run_id(), now())?;
+                    if let Some(r) = reserved.take() {
+                        r.made_a_run();
+                    }
+                    if let Some(at) = handle.ready_at() {
+                        self.ready_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(row.pos, at);
+                    }
+                    held.success();
+                    return Ok(Sent::Run(handle.run_id().to_owned()));
+                }
+                Err(e @ Error::Idempotency { .. }) if e.status() == Some(409) => {
+                    drop(held);
+                    let found = self.reconcile(row).await?;
+                    if let (Some(_), Some(r)) = (&found, reserved.take()) {
+                        r.made_a_run();
+                    }
+                    return Ok(found.map_or(Sent::Nothing, Sent::Run));
+                }
+                Err(e) => {
+                    // A lost answer: the run may exist, and the same key replays it.
+                    let e = match e {
+                        Error::RunMayExist { cause, .. } => *cause,
+                        e => e,
+                    };
+                    let refused_outright = attempt == 0 && !sent_before;
+                    let give_back = |reserved: &mut Option<Reserved<'_>>| {
+                        if refused_outright && let Some(r) = reserved.take() {
+                            r.no_run();
+                        }
+                    };
+                    match e.status() {
+                        Some(401..=403) => {
+                            drop(held);
+                            give_back(&mut reserved);
+                            if refused_outright {
+                                // Refused, no run: back to planned for the resume.
+                                self.journal().unsent(row.pos)?;
+                            }
+                            self.halt(if e.status() == Some(402) {
+                                StopReason::InsufficientCredits(e.to_string())
+                            } else {
+                                StopReason::Unauthorized(e.to_string())
+                            });
+                            return Ok(Sent::Nothing);
+                        }
+                        Some(400 | 404 | 422) => {
+                            drop(held);
+                            give_back(&mut reserved);
+                            self.refuse(row, e.to_string())?;
+                            return Ok(Sent::Nothing);
+                        }
+                        _ => {}
+                    }
+                    attempt += 1;
+                    if !self.pause(held, &e, attempt).await {
+                        // Left in `submitting`: a resume sends the same key and body again.
+                        self.emit(Event::Deferred {
+                            key: row.key.clone(),
+                            why: format!("its run could not be started now: {e}"),
+                        });
+                        return Ok(Sent::Nothing);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends an item as failed before it had a run (a value refused, the request refused).
+    pub(crate) fn refuse(&self, row: &ItemRow, why: String) -> Result<(), Error> {
+        self.journal()
+            .finished(row.pos, ItemState::Failed, None, None, Some(&why))?;
+        self.emit(Event::Failed {
+            key: row.key.clone(),
+            error: why,
+        });
+        Ok(())
+    }
+
+    /// The run's inputs, local files uploaded: each distinct file once per batch (by content
+    /// and kind, journaled; items that name the same file wait for the one upload). `None`
+    /// when the item ended otherwise: a value refused or an upload refused (failed), an
+    /// upload that kept failing (back to planned: a resume tries again), or the batch stopped.
+    pub(crate) async fn resolve(&self, row: &ItemRow) -> Result<Option<Vec<RunInput>>, Error> {
+        let mut out = Vec::new();
+        for slot in self.schema.inputs.iter().flatten() {
+            for v in row.values.get(&slot.id).into_iter().flatten() {
+                let wire = slot.kind.as_str().to_owned();
+                let value = match values::check(slot, v).await {
+                    Ok(InputValue::Text(t) | InputValue::Url(t)) => t,
+                    Ok(InputValue::File(path)) => {
+                        if self.stopped() {
+                            return Ok(None);
+                        }
+                        match self.uploaded(row, &path, &slot.kind).await? {
+                            Ok(url) => url,
+                            Err((permanent, why)) => {
+                                let why = format!("uploading {}: {why}", path.display());
+                                if permanent {
+                                    self.refuse(row, why)?;
+                                } else {
+                                    self.journal().unuploaded(row.pos)?;
+                                    self.emit(Event::Deferred {
+                                        key: row.key.clone(),
+                                        why,
+                                    });
+                                }
+                                return Ok(None);
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.refuse(row, why)?;
+                        return Ok(None);
+                    }
+                };
+                out.push(RunInput::new(slot.id.clone(), wire, value));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The asset URL of a local file for this kind: from the journal, or uploaded now, once,
+    /// whichever item asks first (the others wait for that upload).
+    async fn uploaded(
+        &self,
+        row: &ItemRow,
+        path: &Path,
+        kind: &crate::MediaType,
+    ) -> Result<Result<String, (bool, String)>, Error> {
+        let p = path.to_path_buf();
+        let (_, hash) = tokio::task::spawn_blocking(move || saving::digest(&p))
+            .await
+            .map_err(|e| Error::InvalidInput(format!("reading {}: {e}", path.display())))??;
+        let wire = kind.as_str().to_owned();
+        if let Some(url) = self.journal().upload_url(&hash, &wire)? {
+            return Ok(Ok(url));
+        }
+        let cell: SharedUpload = {
+            let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(uploads.entry((hash.clone(), wire.clone())).or_default())
+        };
+        let result = cell
+            .get_or_init(|| async {
+                self.journal().uploading(row.pos).ok();
+                let key = keys::upload_key(&self.meta.batch_id, &hash, &wire);
+                let sent = self
+                    .windowed(|| {
+                        self.client.upload_for_slot(
+                            crate::Upload::path(path),
+                            kind,
+                            crate::UploadOptions::default().idempotency_key(key.clone()),
+                        )
+                    })
+                    .await;
+                match sent {
+                    Ok(url) => match self.journal().put_upload(&hash, &wire, &url) {
+                        Ok(()) => {
+                            self.emit(Event::Uploaded {
+                                key: row.key.clone(),
+                                path: path.to_path_buf(),
+                            });
+                            Ok(url)
+                        }
+                        Err(e) => Err((false, e.to_string())),
+                    },
+                    // A 4xx will not change by sending the same bytes again.
+                    Err(e) => Err((
+                        e.status()
+                            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429),
+                        e.to_string(),
+                    )),
+                }
+            })
+            .await
+            .clone();
+        Ok(result)
+    }
+
+    /// One request in the window, tried again after [`pause`](Self::pause) until it succeeds
+    /// or is not worth another attempt (its error then).
+    pub(crate) async fn windowed<T, F, Fut>(&self, mut request: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let slot = self.window.acquire().await;
+            match request().await {
+                Ok(v) => {
+                    slot.success();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed request: shrinks the window on 429/503 and sleeps; `false` when the
+    /// error is not worth another attempt (or attempts ran out, or the batch was stopped).
+    pub(crate) async fn pause(&self, slot: Slot<'_>, e: &Error, attempt: u32) -> bool {
+        let throttled = matches!(e.status(), Some(429 | 503));
+        if throttled {
+            slot.throttled();
+        } else {
+            drop(slot);
+        }
+        if !e.is_retryable() || (!throttled && attempt >= 8) {
+            return false;
+        }
+        let backoff =
+            Duration::from_millis(250 * 2u64.pow(attempt.min(7))).min(Duration::from_secs(30));
+        let wait = match e.retry_after() {
+            Some(d) => d.min(Duration::from_secs(60)),
+            None if throttled => Duration::from_millis(5000 + fastrand::u64(0..1000)),
+            None => backoff,
+        };
+        if throttled {
+            // Every request waits, not only this one.
+            self.window.cool_down(wait);
+        } else {
+            // `stop()` ends the wait (and the caller's loop sees the stop).
+            tokio::select! {
+                () = self.abort.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        true
+    }
+
+    /// After a 409 `idempotency_duplicate` (the key's first answer was lost and FLORA does
+    /// not replay): the one unowned run of the technique created in the item's span (see
+    /// `reconcile.rs`) is adopted; anything else needs review. The span's upper bound is used
+    /// only when the item's POST was journaled as alone (no other submission overlapped it),
+    /// whatever this process's concurrency is.
+    async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
+        let (before, after, owned, sent_at, solo) = {
+            let j = self.journal();
+            let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
+            let solo = j
+                .items()?
+                .into_iter()
+                .find(|r| r.pos == row.pos)
+                .is_some_and(|r| r.solo);
+            let at = sent_at.unwrap_or(0.0);
+            let after = if solo {
+                j.runs_sent_after(row.pos, at)?
+            } else {
+                Vec::new()
+            };
+            (
+                j.runs_known_before(at)?,
+                after,
+                j.owned_runs()?,
+                sent_at,
+                solo,
+            )
+        };
+        let known = reconcile::Known {
+            before: before.iter().map(String::as_str).collect(),
+            after: after.iter().map(String::as_str).collect(),
+            sent_at,
+            over_at: None,
+            clock_skew: None,
+        };
+        // The listing back to the item's span only (bounded in pages): a history that pages
+        // forever cannot hold the batch.
+        let runs: Result<Vec<Run>, Error> = self
+            .windowed(|| self.client.history_since(&self.meta.technique_id, &known))
+            .await;
+        let why = match runs {
+            Ok(runs) => {
+                let span = reconcile::Span::of(&runs, &known);
+                let candidates = reconcile::candidates(&runs, span, |id| owned.contains(id));
+                if let [only] = candidates.as_slice() {
+                    self.journal().created(row.pos, only, now())?;
+                    return Ok(Some((*only).to_owned()));
+                }
+                format!(
+                    "its first answer was lost and {} unowned run(s) of the technique were \
+                     created in its span{}; runs carry no inputs, so which one is this item's \
+                     cannot be told",
+                    candidates.len(),
+                    if solo {
+                        ""
+                    } else {
+                        " (other submissions were in flight with it)"
+                    }
+                )
+            }
+            Err(e) => format!("its first answer was lost and the run listing failed: {e}"),
+        };
+        if self.options.resubmit_unclear {
+            // A new attempt: a new key, a new run, on purpose (the next resume sends it).
+            self.journal().replan(row.pos)?;
+            return Ok(None);
+        }
+        self.journal().review(row.pos, &why)?;
+        self.emit(Event::NeedsReview {
+            key: row.key.clone(),
+            why,
+        });
+        Ok(None)
+    }
+
+    /// Polls until the run ends (`completed`, `failed`, or a status this version does not
+    /// know on a run that reports `completed_at`); `None` if polling gave up: transient
+    /// errors ran out, the poll policy's deadline passed, or the batch was stopped (a resume
+    /// continues it).
+    async fn poll_to_end(&self, row: &ItemRow) -> Result<Option<Run>, Error> {
+        let Some(run_id) = row.run_id.clone() else {
+            return Ok(None);
+        };
+        // The first poll waits for FLORA's estimate, when the create answer gave one.
+        let ready_at = self
+            .ready_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&row.pos);
+        let left = ready_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+        let policy = self
+            .options
+            .poll
+            .clone()
+            .unwrap_or_else(|| self.client.poll_policy().clone());
+        let deadline = tokio::time::Instant::now().checked_add(policy.deadline);
+        let mut delays = policy.delays_after(left);
+        let mut attempt = 0u32;
+        loop {
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            let wake = tokio::time::Instant::now() + delay;
+            let wake = deadline.map_or(wake, |d| wake.min(d));
+            tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                tracing::warn!(
+                    run_id,
+                    "stopped polling at the poll deadline; a resume polls on"
+                );
+                return Ok(None);
+            }
+            let slot = tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                slot = self.window.acquire() => slot,
+            };
+            let polled = tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                polled = self.client.get_run(&self.meta.slug, &run_id) => polled,
+            };
+            match polled {
+                Ok(run) => {
+                    slot.success();
+                    attempt = 0;
+                    if crate::poll::has_ended(&run) {
+                        return Ok(Some(run));
+                    }
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves the item's outputs (`only`: those at these indices, the others kept as
+    /// journaled), retrying transient failures; journals the files with their sha256.
+    pub(crate) async fn save(
+        &self,
+        row: &ItemRow,
+        template: &str,
+        only: Option<&[usize]>,
+    ) -> Result<(), Error> {
+        let run_outputs: Vec<crate::RunOutput> = row
+            .outputs
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default();
+        let run_id = row.run_id.clone().unwrap_or_default();
+        // `{key}` is the item's output name, decided with the plan: distinct from every
+        // other item's, so no item ever writes (or overwrites) another's files.
+        let names = Names {
+            run_id: &run_id,
+            key: &row.name,
+        };
+        let save_options = saving::SaveOptions::default().overwrite(self.options.overwrite);
+        for attempt in 1..=5u32 {
+            // An interrupted save left some files: those with the very bytes are kept.
+            let saving = saving::save_all(
+                &self.client,
+                names,
+                &run_outputs,
+                template,
+                &save_options,
+                only,
+            );
+            match saving.await {
+                Ok(saved) => {
+                    let old = if only.is_some() {
+                        outputs::parse(row.saved.as_deref())
+                    } else {
+                        Vec::new()
+                    };
+                    let files = outputs::merge(old, &saved);
+                    let json = serde_json::to_string(&files).unwrap_or_default();
+                    self.journal().saved(row.pos, &json)?;
+                    self.emit(Event::Saved {
+                        key: row.key.clone(),
+                        paths: saved.into_iter().map(|s| s.path).collect(),
+                    });
+                    return Ok(());
+                }
+                Err(saving::SaveError::Failed(e)) if e.is_retryable() && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    // A saved item whose files could not be restored is not saved any more.
+                    self.journal().unsaved(row.pos)?;
+                    self.emit(Event::NotSaved {
+                        key: row.key.clone(),
+                        error: e.to_string(),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! A batch bound to its journal: made from a checked plan or opened to resume, stopped or
+//! drained on request, and run: every unfinished item driven (`drive.rs`) under one adaptive
+//! window and one cost guard, until each ends or the batch stops.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::cost::CostGuard;
+use super::journal::{ItemRow, ItemState, Journal, Meta};
+use super::options::{BatchOptions, Event, Progress, StopReason, Summary};
+use super::outputs;
+use super::plan::PlanItem;
+use super::status::row_json;
+use super::validate;
+use super::window::Window;
+use crate::client::Client;
+use crate::error::Error;
+use crate::wire::TechniqueSchema;
+
+/// One distinct local file's upload, shared by every item that names it (single flight):
+/// its URL, or why it failed (`true`: for good, e.g. refused as too large).
+pub(crate) type SharedUpload = Arc<tokio::sync::OnceCell<Result<String, (bool, String)>>>;
+
+/// A batch bound to its journal (which it holds locked).
+pub struct Batch {
+    pub(crate) client: Client,
+    pub(crate) journal: Mutex<Journal>,
+    pub(crate) meta: Meta,
+    pub(crate) schema: TechniqueSchema,
+    pub(crate) options: BatchOptions,
+    pub(crate) window: Window,
+    /// The `max_cost` guard (its figures set up by `run`).
+    pub(crate) costs: CostGuard,
+    /// Submissions between their first POST and a known run id: at most `max_concurrency`.
+    pub(crate) unresolved: tokio::sync::Semaphore,
+    /// When FLORA estimated each new run done (`estimated_seconds`), by item: its first poll
+    /// waits until then.
+    pub(crate) ready_at: Mutex<HashMap<i64, tokio::time::Instant>>,
+    pub(crate) stop: AtomicBool,
+    /// Set by [`Batch::stop`]: polling ends too (runs in flight are polled by a resume).
+    pub(crate) abort: CancellationToken,
+    pub(crate) stop_reason: Mutex<Option<StopReason>>,
+    pub(crate) events: Option<UnboundedSender<Event>>,
+    /// Uploads by (content, kind): one per distinct file per batch, however many items.
+    pub(crate) uploads: Mutex<HashMap<(String, String), SharedUpload>>,
+    /// POSTs creating runs in flight now, and how many ever started: whether one POST
+    /// overlapped another.
+    pub(crate) posting: AtomicUsize,
+    pub(crate) posts_started: AtomicU64,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("batch_id", &self.meta.batch_id)
+            .field("technique", &self.meta.slug)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batch {
+    /// Validates `items` against `schema` (every row; nothing is sent when one is wrong),
+    /// decides every item's output names, and writes a new journal at `path` (whole or not
+    /// at all).
+    pub async fn create(
+        client: &Client,
+        path: &Path,
+        schema: &TechniqueSchema,
+        items: &[PlanItem],
+        options: BatchOptions,
+    ) -> Result<Batch, Error> {
+        options.check()?;
+        validate::validate(schema, items).await?;
+        validate::check_cost(schema, items.len(), options.max_cost)?;
+        if let Some(spec) = &options.download {
+            validate::check_download(spec, items.len())?;
+        }
+        let meta = Meta {
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            slug: schema.slug_or_derived().to_owned(),
+            technique_id: schema.technique_id.clone(),
+            run_cost: schema.run_cost,
+            schema: schema.raw().clone(),
+            download: options.download.clone(),
+            max_cost: options.max_cost,
+        };
+        let names = validate::output_names(items);
+        let journal = Journal::create(path, &meta, items, &names)?;
+        Ok(Batch::with(client, journal, meta, schema.clone(), options))
+    }
+
+    /// An existing journal, to resume (`options.download` and `options.max_cost` override the
+    /// stored ones; a new limit is stored).
+    pub async fn open(client: &Client, path: &Path, options: BatchOptions) -> Result<Batch, Error> {
+        options.check()?;
+        let (journal, meta) = Journal::open(path)?;
+        let schema: TechniqueSchema =
+            serde_json::from_value(meta.schema.clone()).map_err(|e| Error::Journal {
+                path: path.to_path_buf(),
+                problem: format!("its technique schema cannot be read: {e}"),
+            })?;
+        let mut options = options;
+        if options.download.is_none() {
+            options.download = meta.download.clone();
+        }
+        // A limit holds across resumes until another is given.
+        match options.max_cost {
+            None => options.max_cost = meta.max_cost,
+            Some(max) => journal.set_max_cost(max)?,
+        }
+        Ok(Batch::with(client, journal, meta, schema, options))
+    }
+
+    fn with(
+        client: &Client,
+        journal: Journal,
+        meta: Meta,
+        schema: TechniqueSchema,
+        options: BatchOptions,
+    ) -> Batch {
+        Batch {
+            // The batch's window is its retry strategy: the client's own retries would sleep
+            // inside a window slot and hide 429s from it.
+            client: client.without_retries(),
+            journal: Mutex::new(journal),
+            window: Window::new(options.max_concurrency),
+            unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
+            costs: CostGuard::new(options.max_cost, meta.run_cost.unwrap_or(0.0)),
+            meta,
+            schema,
+            options,
+            ready_at: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            abort: CancellationToken::new(),
+            stop_reason: Mutex::new(None),
+            events: None,
+            uploads: Mutex::new(HashMap::new()),
+            posting: AtomicUsize::new(0),
+            posts_started: AtomicU64::new(0),
+        }
+    }
+
+    /// Sends an [`Event`] for every item change.
+    pub fn events(mut self, tx: UnboundedSender<Event>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    /// Stops the batch promptly: no new submissions, and polling ends, so [`run`](Self::run)
+    /// returns. Runs in flight go on at FLORA; their ids are journaled, and the next resume
+    /// polls them (never starts them again).
+    pub fn stop(&self, why: &str) {
+        self.halt(StopReason::Requested(why.to_owned()));
+        self.abort.cancel();
+    }
+
+    /// Stops new submissions; runs in flight are still polled to their end (and saved).
+    pub fn drain(&self, why: &str) {
+        self.halt(StopReason::Requested(why.to_owned()));
+    }
+
+    pub(crate) fn halt(&self, reason: StopReason) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            if let Ok(mut r) = self.stop_reason.lock() {
+                *r = Some(reason.clone());
+            }
+            self.emit(Event::Stopped { reason });
+        }
+        // Submissions waiting for the cost guard see the stop.
+        self.costs.wake();
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    pub(crate) fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is moving now, for a progress display.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            runs_in_flight: self.costs.in_flight(),
+            window: self.window.limit(),
+            requests_in_flight: self.window.in_flight(),
+            throttled: self.window.throttled(),
+        }
+    }
+
+    /// Where the batch stands, from the journal.
+    pub fn summary(&self) -> Result<Summary, Error> {
+        let journal = self.journal();
+        let rows = journal.items()?;
+        let mut s = Summary::of(
+            &rows,
+            self.options.download.is_some(),
+            journal.charged_total()?,
+        );
+        s.throttled = self.window.throttled();
+        s.stopped = self.stop_reason.lock().ok().and_then(|r| r.clone());
+        Ok(s)
+    }
+
+    /// Every item's row, for `status` and `export`.
+    pub fn items_json(&self) -> Result<Vec<Value>, Error> {
+        Ok(self.journal().items()?.iter().map(row_json).collect())
+    }
+
+    /// What makes this journal's plan another one than `items` of `schema`'s technique.
+    pub(crate) fn differs_from(
+        &self,
+        schema: &TechniqueSchema,
+        items: &[PlanItem],
+    ) -> Result<Option<String>, Error> {
+        if self.meta.technique_id != schema.technique_id {
+            return Ok(Some(format!(
+                "a batch of technique `{}`, not `{}`",
+                self.meta.slug,
+                schema.slug_or_derived()
+            )));
+        }
+        let rows = self.journal().items()?;
+        if rows.len() != items.len() {
+            return Ok(Some(format!("{} items, not {}", rows.len(), items.len())));
+        }
+        for (row, item) in rows.iter().zip(items) {
+            if row.key != item.key {
+                return Ok(Some(format!(
+                    "its item {} is {:?}, here {:?}",
+                    row.pos + 1,
+                    row.key,
+                    item.key
+                )));
+            }
+            if row.values != item.values {
+                return Ok(Some(format!("item {:?} has other inputs", row.key)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Failed items (and, with `unclear`, those needing review) back to planned under a new
+    /// attempt: their next run gets a new key, on purpose. What their runs were charged stays
+    /// in the ledger.
+    pub fn retry_failed(&self, unclear: bool) -> Result<usize, Error> {
+        self.journal().retry(unclear)
+    }
+
+    /// Drives every unfinished item to its end (or until stopped) and returns the summary.
+    pub async fn run(&self) -> Result<Summary, Error> {
+        let rows = {
+            let journal = self.journal();
+            // An intent whose POST never left is no run: back to planned, before anything.
+            for r in journal.items()? {
+                if r.state == ItemState::Submitting && r.sent_at.is_none() {
+                    journal.unsent(r.pos)?;
+                }
+            }
+            let rows = journal.items()?;
+            let flying = rows
+                .iter()
+                .filter(|r| {
+                    r.state == ItemState::Created
+                        || (r.state == ItemState::Submitting && r.sent_at.is_some())
+                })
+                .count();
+            self.costs.start(
+                journal.charges()?.into_iter(),
+                u32::try_from(flying).unwrap_or(u32::MAX),
+            );
+            rows
+        };
+        let resaves = self.resaves(&rows);
+        let work: Vec<ItemRow> = rows
+            .into_iter()
+            .filter(|r| {
+                let nothing_to_save =
+                    r.state == ItemState::Completed && self.options.download.is_none();
+                !r.state.is_final() && !nothing_to_save
+            })
+            .collect();
+        // Items caught between a POST and its answer go first, one at a time and oldest
+        // first: their runs are found (replayed, or reconciled from the listing) before any
+        // new run can blur the history. They were counted in flight above: they pass the
+        // cost guard without waiting on it.
+        let (mut caught, rest): (Vec<ItemRow>, Vec<ItemRow>) = work
+            .into_iter()
+            .partition(|r| r.state == ItemState::Submitting);
+        caught.sort_by(|a, b| {
+            let at = |r: &ItemRow| (r.sent_at.unwrap_or(0.0), r.pos);
+            at(a)
+                .partial_cmp(&at(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut settled = Vec::new();
+        for mut r in caught {
+            if let Some(run_id) = self.resend(&r).await? {
+                r.run_id = Some(run_id);
+                r.state = ItemState::Created;
+                settled.push(r);
+            }
+        }
+        let template = self.options.download.as_deref().map(outputs::template);
+        let resaves = resaves.into_iter().map(|(r, again)| {
+            let template = template.clone().unwrap_or_default();
+            async move { self.save(&r, &template, Some(&again)).await }
+        });
+        let drives = settled.into_iter().chain(rest).map(|r| self.drive(r));
+        let (results, resaved) = futures_util::future::join(
+            futures_util::future::join_all(drives),
+            futures_util::future::join_all(resaves),
+        )
+        .await;
+        for r in results.into_iter().chain(resaved) {
+            // An item's error leaves it where it was (a resume continues it); journal errors
+            // are the batch's.
+            if let Err(e @ Error::Journal { .. }) = r {
+                return Err(e);
+            }
+        }
+        self.summary()
+    }
+
+    /// Saved items whose files are gone since (downloaded again) or changed (kept and
+    /// reported, unless `overwrite`): intact ones are not downloaded again.
+    fn resaves(&self, rows: &[ItemRow]) -> Vec<(ItemRow, Vec<usize>)> {
+        let mut resaves = Vec::new();
+        if self.options.download.is_none() {
+            return resaves;
+        }
+        for r in rows.iter().filter(|r| r.state == ItemState::Saved) {
+            let check = outputs::Check::of(&outputs::parse(r.saved.as_deref()));
+            let mut again = check.missing.clone();
+            if self.options.overwrite {
+                again.extend(check.changed.iter().map(|(i, _)| *i));
+            } else if !check.changed.is_empty() {
+                self.emit(Event::Changed {
+                    key: r.key.clone(),
+                    paths: check.changed.into_iter().map(|(_, p)| p).collect(),
+                });
+            }
+            if !again.is_empty() {
+                resaves.push((r.clone(), again));
+            }
+        }
+        resaves
+    }
+}
