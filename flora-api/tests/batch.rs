@@ -327,6 +327,16 @@ async fn dry_run_prices_the_plan_and_max_cost_refuses_it() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("over --max-cost 0.1"), "{}", text(&o));
     assert_eq!(fake.run_count(), 0);
+    // A dry run refuses what the run refuses, the same way.
+    let o = output(floret(
+        &served,
+        dir.path(),
+        &run_args("plan.csv", &["--dry-run", "--max-cost", "0.1"]),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("over --max-cost 0.1"), "{}", text(&o));
+    assert!(!dir.path().join("j.db").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,6 +369,19 @@ async fn a_second_process_on_one_journal_is_refused() {
         &["batch", "resume", "--journal", "j.db"],
     ))
     .await;
+    // Readers are welcome meanwhile: `status` and `export` read a snapshot.
+    let status = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "status", "--journal", "j.db", "--json"],
+    ))
+    .await;
+    let export = output(floret(
+        &served,
+        dir.path(),
+        &["batch", "export", "--journal", "j.db", "-"],
+    ))
+    .await;
     let _ = first.kill();
     let _ = tokio::task::spawn_blocking(move || first.wait()).await;
     assert!(!o.status.success());
@@ -367,6 +390,16 @@ async fn a_second_process_on_one_journal_is_refused() {
         "{}",
         text(&o)
     );
+    assert!(status.status.success(), "{}", text(&status));
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["summary"]["runs_in_flight"], 3, "{}", doc["summary"]);
+    assert!(export.status.success(), "{}", text(&export));
+    assert_eq!(
+        String::from_utf8_lossy(&export.stdout).lines().count(),
+        3,
+        "`-` is standard output"
+    );
+    assert!(!dir.path().join("-").exists());
 }
 
 /// Runs charged more than the technique lists (priced by their inputs): the plan's estimate

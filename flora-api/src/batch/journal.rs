@@ -889,6 +889,22 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_is_made_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        // Two items with one key fail halfway through the writing: nothing is left at `path`
+        // to be taken for a journal, and no temporary file either.
+        let items = [
+            PlanItem::new("same", BTreeMap::new()),
+            PlanItem::new("same", BTreeMap::new()),
+        ];
+        assert!(Journal::create(&path, &meta(), &items, &[]).is_err());
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        Journal::create(&path, &meta(), &plan(2), &[]).unwrap();
+    }
+
+    #[test]
     fn the_ledger_keeps_every_charge_across_retries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");

@@ -52,6 +52,8 @@ mod plan;
 mod runner;
 mod state;
 mod status;
+#[cfg(all(test, feature = "test-util", feature = "techniques"))]
+mod tests;
 mod validate;
 mod window;
 

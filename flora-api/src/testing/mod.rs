@@ -202,6 +202,12 @@ impl FakeFlora {
         self.core.run_count()
     }
 
+    /// How many assets were created in all (replays of one idempotency key count once): an
+    /// upload done once per distinct file shows here.
+    pub fn asset_count(&self) -> usize {
+        self.core.asset_count()
+    }
+
     /// How many requests reached the fake (retries included).
     pub fn request_count(&self) -> usize {
         self.core.request_count()
@@ -308,7 +314,9 @@ impl<T: FakeTechnique> RuleBuilder<T> {
     }
 
     /// Completed runs are charged `usd` rather than the technique's listed `run_cost`, as a
-    /// technique priced by its inputs (a video's length) is: for testing cost limits.
+    /// technique priced by its inputs (a video's length) is: for testing cost limits. With
+    /// [`fails`](Self::fails), failed runs are charged it too (failed runs are free
+    /// otherwise), for testing that nothing forgets what was charged.
     pub fn charges(mut self, usd: f64) -> Self {
         self.charges = Some(usd);
         self

@@ -331,6 +331,10 @@ impl Core {
         self.with(|st| st.requests)
     }
 
+    pub fn asset_count(&self) -> usize {
+        self.with(|st| st.assets.len())
+    }
+
     pub fn require_key(&self, key: String) {
         self.with(|st| st.required_key = Some(key));
     }

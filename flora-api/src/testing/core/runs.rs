@@ -266,7 +266,7 @@ fn decide(
         }),
         Ending::Fails { code, message } => json!({
             "status": "failed", "error_code": code, "error_message": message,
-            "charged_cost": 0, "completed_at": 2
+            "charged_cost": rule.charges.unwrap_or(0.0), "completed_at": 2
         }),
         Ending::Placeholders => {
             let mut outs = Vec::new();
