@@ -231,9 +231,10 @@ pub(crate) struct BatchFlags {
     /// The most requests in flight (the adaptive window's ceiling).
     #[arg(long, default_value_t = 16)]
     pub max_concurrency: usize,
-    /// Refuse a plan estimated over this, and stop submitting before the total passes it
-    /// (the first run goes alone: its charge is the price for the rest). Kept in the journal
-    /// for later resumes; `inf` lifts it.
+    /// Refuse a plan estimated over this (exit 2), and stop submitting before the charged
+    /// total would pass it (exit 5). The first run goes alone: its charge is the price for the
+    /// rest; if later runs cost more, the limit is passed by at most the runs already in
+    /// flight, each by the rise. Kept in the journal for later resumes; `inf` lifts it.
     #[arg(long, value_name = "USD", value_parser = parse_usd)]
     pub max_cost: Option<f64>,
     /// Resubmit items whose run could not be identified after a lost answer (a new run).
