@@ -191,7 +191,7 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// What a running batch is doing ([`Batch::progress`]).
+/// What a running batch is doing ([`Batch::progress`](super::Batch::progress)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Progress {
