@@ -131,8 +131,8 @@ async fn a_wrong_plan_sends_nothing_and_says_why() {
     );
 }
 
-/// A batch's first poll of each run waits for FLORA's `estimated_seconds`: before it, only
-/// the schema read and the creates are sent.
+/// A batch's first look at each run waits for FLORA's `estimated_seconds`: before it, only
+/// the schema read and the creates are sent; then one listing tells all three runs' ends.
 #[tokio::test(start_paused = true)]
 async fn polls_wait_for_floras_estimate() {
     let fake = FakeFlora::new();
@@ -155,7 +155,11 @@ async fn polls_wait_for_floras_estimate() {
     let (summary, ()) = tokio::join!(batch.run(), check);
     let summary = summary.unwrap();
     assert_eq!(summary.completed, 3, "{summary:?}");
-    assert_eq!(fake.request_count(), 7, "one poll per run, at the estimate");
+    assert_eq!(
+        fake.request_count(),
+        5,
+        "one listing for the three runs, at the estimate"
+    );
 }
 
 #[tokio::test]

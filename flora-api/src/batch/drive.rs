@@ -613,67 +613,50 @@ impl Batch {
         Ok(None)
     }
 
-    /// Polls until the run ends (`completed`, `failed`, or a status this version does not
-    /// know on a run that reports `completed_at`); `None` if polling gave up: transient
-    /// errors ran out, the poll policy's deadline passed, or the batch was stopped (a resume
-    /// continues it).
+    /// Waits until the run ends (`completed`, `failed`, or a status this version does not
+    /// know on a run that reports `completed_at`), watched with every other run in flight
+    /// (`watch.rs`); `None` if waiting gave up: the poll policy's deadline passed, or the
+    /// batch was stopped (a resume continues it).
     async fn poll_to_end(&self, row: &ItemRow) -> Result<Option<Run>, Error> {
         let Some(run_id) = row.run_id.clone() else {
             return Ok(None);
         };
-        // The first poll waits for FLORA's estimate, when the create answer gave one.
+        // Not looked for before FLORA's estimate, when the create answer gave one.
         let ready_at = self
             .ready_at
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&row.pos);
-        let left = ready_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+        if let Some(at) = ready_at {
+            tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                () = tokio::time::sleep_until(at) => {}
+            }
+        }
         let policy = self
             .options
             .poll
             .clone()
             .unwrap_or_else(|| self.client.poll_policy().clone());
         let deadline = tokio::time::Instant::now().checked_add(policy.deadline);
-        let mut delays = policy.delays_after(left);
-        let mut attempt = 0u32;
-        loop {
-            let delay = delays.next().unwrap_or(Duration::from_secs(5));
-            let wake = tokio::time::Instant::now() + delay;
-            let wake = deadline.map_or(wake, |d| wake.min(d));
-            tokio::select! {
-                () = self.abort.cancelled() => return Ok(None),
-                () = tokio::time::sleep_until(wake) => {}
+        let ended = self.watcher.wait(&run_id);
+        let limit = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                tracing::warn!(
-                    run_id,
-                    "stopped polling at the poll deadline; a resume polls on"
-                );
-                return Ok(None);
+        };
+        tokio::select! {
+            () = self.abort.cancelled() => {
+                self.watcher.forget(&run_id);
+                Ok(None)
             }
-            let slot = tokio::select! {
-                () = self.abort.cancelled() => return Ok(None),
-                slot = self.window.acquire() => slot,
-            };
-            let polled = tokio::select! {
-                () = self.abort.cancelled() => return Ok(None),
-                polled = self.client.get_run(&self.meta.slug, &run_id) => polled,
-            };
-            match polled {
-                Ok(run) => {
-                    slot.success();
-                    attempt = 0;
-                    if crate::poll::has_ended(&run) {
-                        return Ok(Some(run));
-                    }
-                }
-                Err(e) => {
-                    attempt += 1;
-                    if !self.pause(slot, &e, attempt).await {
-                        return Ok(None);
-                    }
-                }
+            () = limit => {
+                self.watcher.forget(&run_id);
+                tracing::warn!(run_id, "stopped waiting at the poll deadline; a resume polls on");
+                Ok(None)
             }
+            run = ended => Ok(run.ok()),
         }
     }
 

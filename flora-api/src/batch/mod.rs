@@ -55,6 +55,7 @@ mod status;
 #[cfg(all(test, feature = "test-util", feature = "techniques"))]
 mod tests;
 mod validate;
+mod watch;
 mod window;
 
 pub use builder::BatchBuilder;

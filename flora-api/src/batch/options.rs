@@ -32,6 +32,10 @@ pub struct BatchOptions {
     pub poll: Option<crate::PollPolicy>,
     /// Items whose run could not be identified after a lost answer are resubmitted.
     pub resubmit_unclear: bool,
+    /// Look at each run in flight alone (one request per run and round), instead of one
+    /// listing of the run history for a hundred of them: for comparison, or a history too
+    /// slow to list.
+    pub poll_each_run: bool,
 }
 
 impl Default for BatchOptions {
@@ -43,6 +47,7 @@ impl Default for BatchOptions {
             overwrite: false,
             poll: None,
             resubmit_unclear: false,
+            poll_each_run: false,
         }
     }
 }

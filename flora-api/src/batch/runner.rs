@@ -18,10 +18,15 @@ use super::outputs;
 use super::plan::PlanItem;
 use super::status::row_json;
 use super::validate;
+use super::watch::Watcher;
 use super::window::Window;
 use crate::client::Client;
 use crate::error::Error;
 use crate::wire::TechniqueSchema;
+
+/// Items driven at once: each is a few requests at most in flight (bounded by the window), or
+/// a run being watched (cheap: one listing watches a hundred).
+const DRIVEN_AT_ONCE: usize = 4096;
 
 /// One distinct local file's upload, shared by every item that names it (single flight):
 /// its URL, or why it failed (`true`: for good, e.g. refused as too large).
@@ -53,6 +58,8 @@ pub struct Batch {
     /// overlapped another.
     pub(crate) posting: AtomicUsize,
     pub(crate) posts_started: AtomicU64,
+    /// Runs in flight, watched together through the run history.
+    pub(crate) watcher: Watcher,
 }
 
 impl std::fmt::Debug for Batch {
@@ -143,6 +150,7 @@ impl Batch {
             uploads: Mutex::new(HashMap::new()),
             posting: AtomicUsize::new(0),
             posts_started: AtomicU64::new(0),
+            watcher: Watcher::default(),
         }
     }
 
@@ -318,10 +326,24 @@ impl Batch {
             let template = template.clone().unwrap_or_default();
             async move { self.save(&r, &template, Some(&again)).await }
         });
+        // Items are driven a bounded number at a time (a plan of 100,000 rows is not 100,000
+        // futures at once; the first POST leaves as soon as the first item is resolved).
+        // Runs in flight are watched together meanwhile.
         let drives = settled.into_iter().chain(rest).map(|r| self.drive(r));
-        let (results, resaved) = futures_util::future::join(
-            futures_util::future::join_all(drives),
+        let done = CancellationToken::new();
+        let driving = async {
+            use futures_util::StreamExt;
+            let results: Vec<Result<(), Error>> = futures_util::stream::iter(drives)
+                .buffer_unordered(DRIVEN_AT_ONCE)
+                .collect()
+                .await;
+            done.cancel();
+            results
+        };
+        let (results, resaved, ()) = futures_util::future::join3(
+            driving,
             futures_util::future::join_all(resaves),
+            self.watch(&done),
         )
         .await;
         for r in results.into_iter().chain(resaved) {

@@ -246,6 +246,9 @@ pub(crate) struct BatchFlags {
     /// The first poll's delay (tests use short ones).
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub poll_interval: Option<std::time::Duration>,
+    /// Look at each run alone instead of listing the run history (bench comparisons).
+    #[arg(long, hide = true)]
+    pub poll_each_run: bool,
 }
 
 /// `--flag VALUE` / `--flag=VALUE` among `run`'s raw arguments (before a `--`): the few

@@ -154,6 +154,7 @@ fn options(flags: &BatchFlags) -> BatchOptions {
         download: flags.download.clone(),
         overwrite: flags.overwrite,
         resubmit_unclear: flags.resubmit_unclear,
+        poll_each_run: flags.poll_each_run,
         ..BatchOptions::default()
     };
     if let Some(d) = flags.poll_interval {

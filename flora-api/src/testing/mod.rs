@@ -65,6 +65,22 @@ pub enum Fault {
     LostAnswer,
 }
 
+/// The shape of [`FakeFlora::rate_limit_shaped`]'s limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Limiter {
+    /// `n` requests per calendar second; then 429 with the time left in that second
+    /// (`retry-after-ms`).
+    #[default]
+    FixedWindow,
+    /// A bucket of `n` tokens refilled at `n` a second, one per request; empty, 429 with
+    /// `Retry-After: 1`.
+    TokenBucket,
+    /// At most `n` requests in any one second; then 429 with the time until the oldest of
+    /// them leaves the second (`retry-after-ms`).
+    SlidingWindow,
+}
+
 /// An in-process fake FLORA. Cheap to clone; clones share state.
 ///
 /// A user's test of their own pipeline (the example from the README; `my_pipeline` is the
@@ -208,6 +224,13 @@ impl FakeFlora {
         self.core.asset_count()
     }
 
+    /// An ended run's `charged_cost` is left out of the first `listings` run listings that
+    /// show it (`GET /technique-runs`), as FLORA's list reports a charge some time after the
+    /// run ends; polling the run itself shows it at once.
+    pub fn charge_settles_after(&self, listings: u32) {
+        self.core.charge_settles_after(listings);
+    }
+
     /// How many requests reached the fake (retries included).
     pub fn request_count(&self) -> usize {
         self.core.request_count()
@@ -222,9 +245,16 @@ impl FakeFlora {
 
     /// Limits API requests (creates, polls, listings) to `per_second` per second, as FLORA's
     /// per-workspace limit does; requests over it get 429 `rate_limited` with the time left in
-    /// the second as `retry-after-ms`.
+    /// the second as `retry-after-ms`. A fixed one-second window: see
+    /// [`rate_limit_shaped`](Self::rate_limit_shaped) for others.
     pub fn rate_limit(&self, per_second: u32) {
-        self.core.rate_limit(per_second);
+        self.core.rate_limit(per_second, Limiter::FixedWindow);
+    }
+
+    /// [`rate_limit`](Self::rate_limit) with a limiter of this shape (FLORA's is not
+    /// published): a client tuned against one shape should be tried against all.
+    pub fn rate_limit_shaped(&self, per_second: u32, shape: Limiter) {
+        self.core.rate_limit(per_second, shape);
     }
 
     /// How many requests the rate limit answered with 429.

@@ -50,6 +50,7 @@ async fn answer(
     let fake = FakeRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
         headers: parts.headers,
         body,
     };

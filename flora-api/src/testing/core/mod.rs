@@ -74,6 +74,9 @@ struct Entry {
 
 struct RunState {
     slug: String,
+    /// Run listings after the run ended in which its charge is still missing
+    /// (`FakeFlora::charge_settles_after`).
+    unsettled_listings: u32,
     /// Unix seconds when it was created (run listings are filtered by it).
     created_at: f64,
     polls_left: u32,
@@ -107,10 +110,16 @@ struct State {
     faults: VecDeque<Fault>,
     next_id: u64,
     requests: usize,
+    /// `FakeFlora::charge_settles_after`: listings of an ended run that omit its charge.
+    charge_settles_after: u32,
     /// `FakeFlora::rate_limit`: API requests allowed per second, and the current second's
     /// start and count.
     rate_limit: Option<u32>,
+    /// Its shape, and each shape's memory.
+    limiter: super::Limiter,
     rate_window: Option<(std::time::Instant, u32)>,
+    bucket: Option<(f64, std::time::Instant)>,
+    recent: VecDeque<std::time::Instant>,
     /// API requests answered 429 by the rate limit.
     rate_limited: usize,
     /// `FakeFlora::duplicate_keys_conflict`: a repeated key answers 409 instead of a replay.
@@ -124,6 +133,8 @@ struct State {
 pub(crate) struct FakeRequest {
     pub method: String,
     pub path: String,
+    /// The query string (without `?`), or `""`.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -335,12 +346,19 @@ impl Core {
         self.with(|st| st.assets.len())
     }
 
+    pub fn charge_settles_after(&self, listings: u32) {
+        self.with(|st| st.charge_settles_after = listings);
+    }
+
     pub fn require_key(&self, key: String) {
         self.with(|st| st.required_key = Some(key));
     }
 
-    pub fn rate_limit(&self, per_second: u32) {
-        self.with(|st| st.rate_limit = Some(per_second.max(1)));
+    pub fn rate_limit(&self, per_second: u32, shape: super::Limiter) {
+        self.with(|st| {
+            st.rate_limit = Some(per_second.max(1));
+            st.limiter = shape;
+        });
     }
 
     pub fn rate_limited(&self) -> usize {
@@ -355,26 +373,67 @@ impl Core {
         self.with(|st| st.clock = (offset_secs, millis));
     }
 
-    /// The rate limit's verdict for one API request: `Some(ms to wait)` when over it.
-    fn over_limit(&self) -> Option<u128> {
+    /// The rate limit's verdict for one API request: the `Retry-After` header to send when
+    /// over it (the header a limiter of that shape sends).
+    fn over_limit(&self) -> Option<(&'static str, String)> {
         self.with(|st| {
             let limit = st.rate_limit?;
             let now = std::time::Instant::now();
-            let (start, count) = match st.rate_window {
-                Some((start, count)) if now.duration_since(start).as_secs_f64() < 1.0 => {
-                    (start, count)
+            let second = std::time::Duration::from_secs(1);
+            let refused = match st.limiter {
+                super::Limiter::FixedWindow => {
+                    let (start, count) = match st.rate_window {
+                        Some((start, count)) if now.duration_since(start) < second => {
+                            (start, count)
+                        }
+                        _ => (now, 0),
+                    };
+                    if count >= limit {
+                        st.rate_window = Some((start, count));
+                        let left = second.saturating_sub(now.duration_since(start));
+                        Some(("retry-after-ms", left.as_millis().max(1).to_string()))
+                    } else {
+                        st.rate_window = Some((start, count + 1));
+                        None
+                    }
                 }
-                _ => (now, 0),
+                super::Limiter::TokenBucket => {
+                    // `limit` tokens, refilled at `limit` a second; a request takes one.
+                    let (tokens, last) = st.bucket.unwrap_or((f64::from(limit), now));
+                    let tokens = (tokens
+                        + now.duration_since(last).as_secs_f64() * f64::from(limit))
+                    .min(f64::from(limit));
+                    if tokens >= 1.0 {
+                        st.bucket = Some((tokens - 1.0, now));
+                        None
+                    } else {
+                        st.bucket = Some((tokens, now));
+                        Some(("retry-after", "1".to_owned()))
+                    }
+                }
+                super::Limiter::SlidingWindow => {
+                    // At most `limit` requests in any second.
+                    while st
+                        .recent
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) >= second)
+                    {
+                        st.recent.pop_front();
+                    }
+                    if st.recent.len() >= limit as usize {
+                        let oldest = st.recent.front().copied().unwrap_or(now);
+                        let left = second.saturating_sub(now.duration_since(oldest));
+                        Some(("retry-after-ms", left.as_millis().max(1).to_string()))
+                    } else {
+                        st.recent.push_back(now);
+                        None
+                    }
+                }
             };
-            if count >= limit {
+            if refused.is_some() {
                 st.rate_limited += 1;
-                let left =
-                    std::time::Duration::from_secs(1).saturating_sub(now.duration_since(start));
-                st.rate_window = Some((start, count));
-                return Some(left.as_millis().max(1));
             }
-            st.rate_window = Some((start, count + 1));
-            None
+            refused
         })
     }
 
@@ -399,6 +458,7 @@ impl Core {
         let req = FakeRequest {
             method: request.method().as_str().to_owned(),
             path: request.url().path().to_owned(),
+            query: request.url().query().unwrap_or("").to_owned(),
             headers: request.headers().clone(),
             body,
         };
@@ -464,13 +524,13 @@ impl Core {
         let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         // The per-workspace limit counts API requests (creates, polls, listings), as FLORA's.
         if let ["api", ..] = &segs[..]
-            && let Some(wait_ms) = self.over_limit()
+            && let Some(retry_after) = self.over_limit()
         {
             return FakeResponse::Answer {
                 status: 429,
                 headers: vec![
                     ("content-type", "application/json".to_owned()),
-                    ("retry-after-ms", wait_ms.to_string()),
+                    retry_after,
                 ],
                 body: Bytes::from_static(
                     br#"{"error":{"code":"rate_limited","message":"rate limit exceeded (FakeFlora::rate_limit)"}}"#,
@@ -502,7 +562,7 @@ impl Core {
             ("GET", ["api", "v1", "techniques", _, "runs", id] | ["api", "v1", "runs", id]) => {
                 self.poll(id)
             }
-            ("GET", ["api", "v1", "technique-runs"]) => self.history(),
+            ("GET", ["api", "v1", "technique-runs"]) => self.history(&req.query),
             ("GET", ["api", "v1", "workspaces"]) => json_answer(
                 200,
                 &json!({"workspaces": [{"workspace_id": super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),

@@ -127,6 +127,7 @@ impl Core {
             let id = format!("run_fake{:04}", st.next_id);
             let run = RunState {
                 slug: slug.clone(),
+                unsettled_listings: 0,
                 created_at: {
                     let (offset, millis) = st.clock;
                     let secs = std::time::SystemTime::now()
@@ -198,18 +199,89 @@ impl Core {
         })
     }
 
-    pub(super) fn history(&self) -> FakeResponse {
-        let list: Vec<Value> = self.with(|st| {
-            st.run_order
+    /// `GET /technique-runs`: newest first, filtered by `technique_id` and `status`, in
+    /// pages of `limit` (at most 100) with an opaque cursor. Listing a run counts as looking
+    /// at it, as a poll does: a run with pending polls moves on. An ended run's charge is
+    /// left out of the first listings after its end (`FakeFlora::charge_settles_after`), as
+    /// FLORA's list reports it late.
+    pub(super) fn history(&self, query: &str) -> FakeResponse {
+        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let limit = params
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(20)
+            .clamp(1, 100);
+        let offset = params
+            .get("cursor")
+            .and_then(|c| c.strip_prefix('o'))
+            .and_then(|o| o.parse::<usize>().ok())
+            .unwrap_or(0);
+        let (list, more) = self.with(|st| {
+            let technique = params.get("technique_id");
+            let wanted: Vec<String> = st
+                .run_order
                 .iter()
                 .rev()
-                .filter_map(|id| st.runs.get(id).map(|r| Self::run_json(id, r, None)))
-                .collect()
+                .filter(|id| {
+                    let Some(run) = st.runs.get(*id) else {
+                        return false;
+                    };
+                    let of_technique = technique.is_none_or(|t| {
+                        st.techniques
+                            .get(&run.slug)
+                            .is_some_and(|e| &e.technique_id == t)
+                    });
+                    let status = Self::status_now(run);
+                    of_technique && params.get("status").is_none_or(|s| s == status)
+                })
+                .cloned()
+                .collect();
+            let page: Vec<String> = wanted.iter().skip(offset).take(limit).cloned().collect();
+            let settles = st.charge_settles_after;
+            let list = page
+                .iter()
+                .filter_map(|id| {
+                    let run = st.runs.get_mut(id)?;
+                    Some(Self::listed(id, run, settles))
+                })
+                .collect::<Vec<Value>>();
+            (list, wanted.len() > offset + limit)
         });
+        let next = more.then(|| format!("o{}", offset + limit));
         json_answer(
             200,
-            &json!({"technique_runs": list, "meta": {"next_cursor": null}}),
+            &json!({"technique_runs": list, "meta": {"next_cursor": next}}),
         )
+    }
+
+    /// The status a poll would answer now.
+    fn status_now(run: &RunState) -> &str {
+        if run.polls_left == 0 {
+            run.last["status"].as_str().unwrap_or("completed")
+        } else if u64::from(run.polls_left) * 2 > u64::from(run.polls_total) {
+            "pending"
+        } else {
+            "running"
+        }
+    }
+
+    /// One run as listed (and looked at: pending polls move on).
+    fn listed(id: &str, run: &mut RunState, settles: u32) -> Value {
+        if run.polls_left > 0 {
+            let status = Self::status_now(run).to_owned();
+            run.polls_left -= 1;
+            return Self::run_json(id, run, Some(&status));
+        }
+        let mut v = Self::run_json(id, run, None);
+        if run.unsettled_listings < settles {
+            run.unsettled_listings += 1;
+            if let Some(m) = v.as_object_mut() {
+                m.remove("charged_cost");
+            }
+        }
+        v
     }
 }
 
