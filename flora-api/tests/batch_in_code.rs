@@ -132,7 +132,8 @@ async fn a_wrong_plan_sends_nothing_and_says_why() {
 }
 
 /// A batch's first look at each run waits for FLORA's `estimated_seconds`: before it, only
-/// the schema read and the creates are sent; then one listing tells all three runs' ends.
+/// the schema read and the creates are sent; then one round (the lists of completed and of
+/// failed runs) tells all three runs' ends.
 #[tokio::test(start_paused = true)]
 async fn polls_wait_for_floras_estimate() {
     let fake = FakeFlora::new();
@@ -157,8 +158,8 @@ async fn polls_wait_for_floras_estimate() {
     assert_eq!(summary.completed, 3, "{summary:?}");
     assert_eq!(
         fake.request_count(),
-        5,
-        "one listing for the three runs, at the estimate"
+        6,
+        "one round of two listings for the three runs, at the estimate"
     );
 }
 

@@ -401,17 +401,73 @@ impl Journal {
     }
 
     pub(crate) fn items(&self) -> Result<Vec<ItemRow>, Error> {
+        self.select("", &[])
+    }
+
+    /// Items in these states, in plan order.
+    pub(crate) fn items_in(&self, states: &[ItemState]) -> Result<Vec<ItemRow>, Error> {
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        self.select(&format!("WHERE state IN ({})", names.join(", ")), &[])
+    }
+
+    /// Up to `n` items after position `after` in these states: a plan of any size read a page
+    /// at a time, never whole.
+    pub(crate) fn page_in(
+        &self,
+        states: &[ItemState],
+        after: i64,
+        n: i64,
+    ) -> Result<Vec<ItemRow>, Error> {
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        self.select(
+            &format!(
+                "WHERE state IN ({}) AND pos > ?1 ORDER BY pos LIMIT ?2",
+                names.join(", ")
+            ),
+            &[&after, &n],
+        )
+    }
+
+    /// Items in flight at FLORA: created, or their POST sent.
+    pub(crate) fn flying(&self) -> Result<u32, Error> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM items WHERE state = 'created' \
+                 OR (state = 'submitting' AND sent_at IS NOT NULL)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// Intents whose POST never left: no run can exist, back to planned (the same key and
+    /// body when they are sent).
+    pub(crate) fn unsend_unsent(&self) -> Result<(), Error> {
+        self.exec(
+            "UPDATE items SET state = 'planned', idem = NULL, body = NULL, intent_at = NULL, \
+             solo = 0 WHERE state = 'submitting' AND sent_at IS NULL",
+            [],
+        )
+        .map(drop)
+    }
+
+    fn select(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ItemRow>, Error> {
         let e = |e: rusqlite::Error| journal_error(&self.path, e);
+        let order = if tail.contains("ORDER BY") {
+            ""
+        } else {
+            " ORDER BY pos"
+        };
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT pos, key, vals, state, attempt, idem, intent_at, run_id, charged, error, \
-                 outputs, saved, sent_at, body, solo, COALESCE(name, key) FROM items \
-                 ORDER BY pos",
-            )
+                 outputs, saved, sent_at, body, solo, COALESCE(name, key) FROM items {tail}{order}"
+            ))
             .map_err(e)?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 let vals: String = r.get(2)?;
                 Ok(ItemRow {
                     pos: r.get(0)?,
@@ -616,7 +672,7 @@ impl Journal {
             ));
         }
         tx.execute(
-            "UPDATE ledger SET charged = ?2, settled = 1 WHERE run_id = \
+            "UPDATE ledger SET charged = ?2, settled = ?2 IS NOT NULL WHERE run_id = \
              (SELECT run_id FROM items WHERE pos = ?1)",
             params![pos, charged],
         )
@@ -774,6 +830,20 @@ impl Journal {
             .query_row("SELECT COALESCE(SUM(charged), 0) FROM ledger", [], |r| {
                 r.get(0)
             })
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// Runs that ended without a charge known yet (FLORA reports some late): the total is
+    /// then a floor.
+    pub(crate) fn unsettled(&self) -> Result<usize, Error> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM ledger l JOIN items i ON i.run_id = l.run_id \
+                 WHERE l.settled = 0 AND i.state IN ('completed', 'saved', 'failed')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| usize::try_from(n).unwrap_or(0))
             .map_err(|e| journal_error(&self.path, e))
     }
 }

@@ -234,6 +234,8 @@ pub struct Summary {
     /// USD charged: every run of the batch FLORA charged (its ledger), booked once per run
     /// from its terminal state; earlier attempts' runs included.
     pub charged: f64,
+    /// Ended runs whose charge FLORA had not reported yet: `charged` is then a floor ("≥").
+    pub unsettled: usize,
     /// 429/503 answers met.
     pub throttled: u64,
     /// Why submissions stopped early, if they did.

@@ -26,7 +26,10 @@ use crate::wire::TechniqueSchema;
 
 /// Items driven at once: each is a few requests at most in flight (bounded by the window), or
 /// a run being watched (cheap: one listing watches a hundred).
-const DRIVEN_AT_ONCE: usize = 4096;
+const DRIVEN_AT_ONCE: usize = 1024;
+
+/// Items read from the journal at a time.
+const PAGE: i64 = 512;
 
 /// One distinct local file's upload, shared by every item that names it (single flight):
 /// its URL, or why it failed (`true`: for good, e.g. refused as too large).
@@ -217,6 +220,7 @@ impl Batch {
             self.options.download.is_some(),
             journal.charged_total()?,
         );
+        s.unsettled = journal.unsettled()?;
         s.throttled = self.window.throttled();
         s.stopped = self.stop_reason.lock().ok().and_then(|r| r.clone());
         Ok(s)
@@ -269,44 +273,25 @@ impl Batch {
 
     /// Drives every unfinished item to its end (or until stopped) and returns the summary.
     pub async fn run(&self) -> Result<Summary, Error> {
-        let rows = {
+        let (caught, resaves) = {
             let journal = self.journal();
             // An intent whose POST never left is no run: back to planned, before anything.
-            for r in journal.items()? {
-                if r.state == ItemState::Submitting && r.sent_at.is_none() {
-                    journal.unsent(r.pos)?;
-                }
-            }
-            let rows = journal.items()?;
-            let flying = rows
-                .iter()
-                .filter(|r| {
-                    r.state == ItemState::Created
-                        || (r.state == ItemState::Submitting && r.sent_at.is_some())
-                })
-                .count();
-            self.costs.start(
-                journal.charges()?.into_iter(),
-                u32::try_from(flying).unwrap_or(u32::MAX),
-            );
-            rows
+            journal.unsend_unsent()?;
+            self.costs
+                .start(journal.charges()?.into_iter(), journal.flying()?);
+            let saved = if self.options.download.is_some() {
+                journal.items_in(&[ItemState::Saved])?
+            } else {
+                Vec::new()
+            };
+            (journal.items_in(&[ItemState::Submitting])?, saved)
         };
-        let resaves = self.resaves(&rows);
-        let work: Vec<ItemRow> = rows
-            .into_iter()
-            .filter(|r| {
-                let nothing_to_save =
-                    r.state == ItemState::Completed && self.options.download.is_none();
-                !r.state.is_final() && !nothing_to_save
-            })
-            .collect();
+        let resaves = self.resaves(&resaves);
         // Items caught between a POST and its answer go first, one at a time and oldest
         // first: their runs are found (replayed, or reconciled from the listing) before any
         // new run can blur the history. They were counted in flight above: they pass the
         // cost guard without waiting on it.
-        let (mut caught, rest): (Vec<ItemRow>, Vec<ItemRow>) = work
-            .into_iter()
-            .partition(|r| r.state == ItemState::Submitting);
+        let mut caught = caught;
         caught.sort_by(|a, b| {
             let at = |r: &ItemRow| (r.sent_at.unwrap_or(0.0), r.pos);
             at(a)
@@ -329,24 +314,57 @@ impl Batch {
         // Items are driven a bounded number at a time (a plan of 100,000 rows is not 100,000
         // futures at once; the first POST leaves as soon as the first item is resolved).
         // Runs in flight are watched together meanwhile.
-        let drives = settled.into_iter().chain(rest).map(|r| self.drive(r));
+        // The rest, read from the journal a page at a time, in plan order.
+        let mut states = vec![ItemState::Planned, ItemState::Uploading, ItemState::Created];
+        if self.options.download.is_some() {
+            states.push(ItemState::Completed);
+        }
+        let rest = futures_util::stream::unfold(Some(-1i64), move |after| {
+            let states = states.clone();
+            async move {
+                let after = after?;
+                let page = match self.journal().page_in(&states, after, PAGE) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the journal could not be read on");
+                        return None;
+                    }
+                };
+                let next = page.last().map(|r| r.pos);
+                Some((futures_util::stream::iter(page), next))
+            }
+        });
+        use futures_util::StreamExt;
+        let settled_positions: std::collections::HashSet<i64> =
+            settled.iter().map(|r| r.pos).collect();
+        let drives = futures_util::stream::iter(settled)
+            .chain(
+                rest.flatten()
+                    .filter(move |r| std::future::ready(!settled_positions.contains(&r.pos))),
+            )
+            .map(|r| self.drive(r));
         let done = CancellationToken::new();
         let driving = async {
-            use futures_util::StreamExt;
-            let results: Vec<Result<(), Error>> = futures_util::stream::iter(drives)
+            // Only journal errors are kept (an item's own error leaves it where it was).
+            let errors: Vec<Error> = drives
                 .buffer_unordered(DRIVEN_AT_ONCE)
+                .filter_map(|r| std::future::ready(r.err()))
+                .filter(|e| std::future::ready(matches!(e, Error::Journal { .. })))
                 .collect()
                 .await;
             done.cancel();
-            results
+            errors
         };
-        let (results, resaved, ()) = futures_util::future::join3(
+        let (errors, resaved, ()) = futures_util::future::join3(
             driving,
             futures_util::future::join_all(resaves),
             self.watch(&done),
         )
         .await;
-        for r in results.into_iter().chain(resaved) {
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        for r in resaved {
             // An item's error leaves it where it was (a resume continues it); journal errors
             // are the batch's.
             if let Err(e @ Error::Journal { .. }) = r {
@@ -358,12 +376,12 @@ impl Batch {
 
     /// Saved items whose files are gone since (downloaded again) or changed (kept and
     /// reported, unless `overwrite`): intact ones are not downloaded again.
-    fn resaves(&self, rows: &[ItemRow]) -> Vec<(ItemRow, Vec<usize>)> {
+    fn resaves(&self, saved: &[ItemRow]) -> Vec<(ItemRow, Vec<usize>)> {
         let mut resaves = Vec::new();
         if self.options.download.is_none() {
             return resaves;
         }
-        for r in rows.iter().filter(|r| r.state == ItemState::Saved) {
+        for r in saved {
             let check = outputs::Check::of(&outputs::parse(r.saved.as_deref()));
             let mut again = check.missing.clone();
             if self.options.overwrite {

@@ -59,19 +59,6 @@ impl ItemState {
     pub(crate) fn parse(s: &str) -> Option<ItemState> {
         ItemState::ALL.into_iter().find(|state| state.as_str() == s)
     }
-
-    /// Whether the item is done in this batch (nothing more is sent or saved for it unless
-    /// asked: `retry-failed`, or a save of missing files).
-    pub(crate) fn is_final(self) -> bool {
-        match self {
-            ItemState::Failed | ItemState::Saved | ItemState::NeedsReview => true,
-            ItemState::Planned
-            | ItemState::Uploading
-            | ItemState::Submitting
-            | ItemState::Created
-            | ItemState::Completed => false,
-        }
-    }
 }
 
 impl std::fmt::Display for ItemState {

@@ -15,10 +15,9 @@ pub(crate) fn status_of(
     use super::options::Summary;
     let (journal, meta) = Journal::read(path)?;
     let rows = journal.items()?;
-    Ok((
-        Summary::of(&rows, meta.download.is_some(), journal.charged_total()?),
-        rows.iter().map(row_json).collect(),
-    ))
+    let mut summary = Summary::of(&rows, meta.download.is_some(), journal.charged_total()?);
+    summary.unsettled = journal.unsettled()?;
+    Ok((summary, rows.iter().map(row_json).collect()))
 }
 
 /// One item as `status --json` and `export` show it.

@@ -1,11 +1,16 @@
-//! Runs in flight, watched together: one listing of the technique's run history (100 runs a
-//! page) tells the state of every run of the batch in it, where polling each would cost one
-//! request per run. Under a rate limit that is most of a batch's requests, and so most of its
-//! time. A run the listing does not show (it fell past the pages read, or the history lags)
-//! is read alone, and so is a run the listing shows ended without its charge (FLORA's list
-//! reports a charge some time after the end): the settled charge is booked, not the first seen.
+//! Runs in flight, watched together: each round lists the technique's ended runs (one page
+//! of the newest `completed`, one of the newest `failed`, 100 runs a page), which tells the
+//! end of every run of the batch that ended since, where polling each would cost one request
+//! per run. Under a rate limit that is most of a batch's requests, and so most of its time.
+//! A round costs two requests however many runs are in flight.
+//!
+//! What the listing cannot tell is read alone: a run the list shows ended without its charge
+//! (FLORA's list reports a charge some time after the end: the settled charge is booked, not
+//! the first seen), and, every few rounds, each run not seen ended for a while (an end the
+//! filtered list cannot show, such as a status this version does not know, or a history
+//! that lags).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,22 +21,36 @@ use super::runner::Batch;
 use crate::endpoints::ListRuns;
 use crate::wire::{Run, RunStatus};
 
-/// History pages read in one round at most (newest first).
+/// Pages of one status read in one round at most (newest first): more only while every run
+/// of a page was one of ours.
 const MAX_PAGES: usize = 10;
+
+/// A run not seen ended in this many rounds is read alone (then again as many rounds later).
+const ROUNDS_BEFORE_READING_ALONE: u32 = 50;
+
+/// One run waited for.
+struct Waiting {
+    tx: oneshot::Sender<Run>,
+    /// Rounds since it was last read alone (or since it was added).
+    rounds: u32,
+}
 
 /// Who waits for which run.
 #[derive(Default)]
 pub(crate) struct Watcher {
-    waiting: Mutex<HashMap<String, oneshot::Sender<Run>>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
     /// Rings when a run starts being waited for.
     added: Notify,
+    /// The run history refused to be listed (a 4xx): every run is read alone from then on.
+    no_history: std::sync::atomic::AtomicBool,
 }
 
 impl Watcher {
-    /// Waits for `run_id` to end; the answer comes from the next round that sees it ended.
+    /// Waits for `run_id` to end; the answer comes from the round that sees it ended.
     pub(crate) fn wait(&self, run_id: &str) -> oneshot::Receiver<Run> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(run_id.to_owned(), tx);
+        self.lock()
+            .insert(run_id.to_owned(), Waiting { tx, rounds: 0 });
         self.added.notify_one();
         rx
     }
@@ -41,100 +60,101 @@ impl Watcher {
         self.lock().remove(run_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Run>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn ids(&self) -> HashSet<String> {
-        self.lock().keys().cloned().collect()
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn is_waited(&self, run_id: &str) -> bool {
+        self.lock().contains_key(run_id)
+    }
+
+    /// Runs due to be read alone this round (all of them when `each`), their count reset.
+    fn due(&self, each: bool) -> Vec<String> {
+        let mut waiting = self.lock();
+        let mut due = Vec::new();
+        for (id, w) in waiting.iter_mut() {
+            w.rounds += 1;
+            if each || w.rounds >= ROUNDS_BEFORE_READING_ALONE || waiting_alone(w) {
+                w.rounds = 0;
+                due.push(id.clone());
+            }
+        }
+        due
     }
 
     /// Hands an ended run to its waiter.
     fn deliver(&self, run: Run) {
-        if let Some(tx) = self.lock().remove(&run.run_id) {
-            let _ = tx.send(run);
+        if let Some(w) = self.lock().remove(&run.run_id) {
+            let _ = w.tx.send(run);
         }
     }
 }
 
+/// A run whose waiter is gone (the receiver dropped) is read no more.
+fn waiting_alone(w: &Waiting) -> bool {
+    w.tx.is_closed()
+}
+
 impl Batch {
-    /// Rounds until `done` (every item's drive ended) or the batch is stopped: each round,
-    /// after the poll interval, one listing for every run waited for, and single reads for
-    /// what the listing could not tell.
+    /// Rounds at the poll policy's interval until `done` (every item's drive ended) or the
+    /// batch is stopped.
     pub(crate) async fn watch(&self, done: &CancellationToken) {
         let policy = self
             .options
             .poll
             .clone()
             .unwrap_or_else(|| self.client.poll_policy().clone());
-        let mut delays = policy.delays();
+        // The first delay after a quiet spell, then a steady cadence: a round costs the same
+        // however many runs wait, so it need not slow down as they pile up.
+        let cadence = policy.delays().nth(1).unwrap_or(Duration::from_secs(2));
+        let first = policy.delays().next().unwrap_or(cadence);
+        let mut delay = first;
         loop {
-            if self.watcher.ids().is_empty() {
+            if self.watcher.is_empty() {
                 // Nothing to watch: wait for a run (or the end) without spending requests.
                 tokio::select! {
                     () = done.cancelled() => return,
                     () = self.abort.cancelled() => return,
                     () = self.watcher.added.notified() => {}
                 }
-                delays = policy.delays();
+                delay = first;
             }
-            let delay = delays.next().unwrap_or(Duration::from_secs(5));
             tokio::select! {
                 () = done.cancelled() => return,
                 () = self.abort.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
+            delay = cadence;
             self.round().await;
         }
     }
 
-    /// One round: the listing, then single reads.
+    /// One round: the ended runs listed, then single reads of what the list cannot tell.
     async fn round(&self) {
-        let mut left = self.watcher.ids();
-        if left.is_empty() {
-            return;
-        }
-        let mut alone: Vec<String> = Vec::new();
-        if left.len() > 1 && !self.options.poll_each_run {
-            let mut cursor = None;
-            for _ in 0..MAX_PAGES {
-                let query = ListRuns {
-                    technique_id: Some(self.meta.technique_id.clone()),
-                    limit: Some(100),
-                    cursor: cursor.take(),
-                    ..ListRuns::default()
-                };
-                let page = self.windowed(|| self.client.list_runs(&query)).await;
-                let Ok(page) = page else {
-                    // The next round lists again: reading every run alone now would cost
-                    // what the listing saves.
-                    return;
-                };
-                for run in page.items {
-                    if !left.remove(&run.run_id) {
-                        continue;
-                    }
-                    if !crate::poll::has_ended(&run) {
-                        continue;
-                    }
-                    if run.status == RunStatus::Completed && run.charged_cost.is_none() {
-                        // Ended, its charge not on the list yet: read it alone.
-                        alone.push(run.run_id);
-                    } else {
-                        self.watcher.deliver(run);
-                    }
-                }
-                match page.next_cursor {
-                    Some(next) if !left.is_empty() => cursor = Some(next),
-                    _ => break,
+        use std::sync::atomic::Ordering;
+        let each = self.options.poll_each_run || self.watcher.no_history.load(Ordering::SeqCst);
+        let mut alone = self.watcher.due(each);
+        if !each {
+            for status in [RunStatus::Completed, RunStatus::Failed] {
+                // A failed listing is tried again next round (reading every run alone now
+                // would cost what the listing saves); the runs due to be read alone are.
+                if !self.list_ended(status, &mut alone).await {
+                    break;
                 }
             }
         }
-        // Runs the listing did not show (or a lone run: one read is one listing).
-        alone.extend(left);
+        alone.sort();
+        alone.dedup();
         for run_id in alone {
             if self.abort.is_cancelled() {
                 return;
+            }
+            if !self.watcher.is_waited(&run_id) {
+                continue;
             }
             if let Ok(run) = self
                 .windowed(|| self.client.get_run(&self.meta.slug, &run_id))
@@ -144,5 +164,55 @@ impl Batch {
                 self.watcher.deliver(run);
             }
         }
+    }
+
+    /// The newest runs of the technique ended with `status`: ours are delivered, those
+    /// without their charge yet added to `alone`. `false` when the listing failed.
+    async fn list_ended(&self, status: RunStatus, alone: &mut Vec<String>) -> bool {
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let query = ListRuns {
+                technique_id: Some(self.meta.technique_id.clone()),
+                status: Some(status.clone()),
+                limit: Some(100),
+                cursor: cursor.take(),
+                ..ListRuns::default()
+            };
+            let page = match self.windowed(|| self.client.list_runs(&query)).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // A server without a run history (or refusing its filters): read each.
+                    if e.status()
+                        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+                    {
+                        tracing::warn!(error = %e, "the run history cannot be listed; reading each run alone");
+                        self.watcher
+                            .no_history
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    return false;
+                }
+            };
+            let full = page.items.len();
+            let mut ours = 0;
+            for run in page.items {
+                if !self.watcher.is_waited(&run.run_id) {
+                    continue;
+                }
+                ours += 1;
+                if run.status == RunStatus::Completed && run.charged_cost.is_none() {
+                    // Ended, its charge not on the list yet: read it alone.
+                    alone.push(run.run_id);
+                } else {
+                    self.watcher.deliver(run);
+                }
+            }
+            // The next page only while this one was all ours: older ends were seen before.
+            match page.next_cursor {
+                Some(next) if ours == full && full > 0 => cursor = Some(next),
+                _ => break,
+            }
+        }
+        true
     }
 }

@@ -3,6 +3,12 @@
 //! 429 or 503, never below 1 or above the maximum. A 429 also pauses *every* request until
 //! the server's `Retry-After` has passed: with fast answers a small window still sends many
 //! requests a second, so the wait must be shared, not only the failing request's.
+//!
+//! And it paces: a window bounds requests in flight, not requests a second, and against a
+//! limiter that counts a sliding second (or refills a bucket) a burst after each pause is
+//! refused again. From the first 429 on, requests start at most at a measured rate: 90 % of
+//! what started in the second before the refusal, raised by a twentieth after each second
+//! of successes, lowered again at the next refusal.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +22,12 @@ struct State {
     streak: usize,
     /// No request leaves before this.
     cooldown_until: Option<tokio::time::Instant>,
+    /// Requests started in the last second, oldest first.
+    started: std::collections::VecDeque<tokio::time::Instant>,
+    /// At most this many requests start in any second (from the first 429 on).
+    rate: Option<f64>,
+    /// Successes since the rate last rose.
+    paced_successes: usize,
 }
 
 #[derive(Debug)]
@@ -41,6 +53,9 @@ impl Window {
                 in_flight: 0,
                 streak: 0,
                 cooldown_until: None,
+                started: std::collections::VecDeque::new(),
+                rate: None,
+                paced_successes: 0,
             }),
             notify: Notify::new(),
             max,
@@ -62,17 +77,42 @@ impl Window {
                 continue;
             }
             let notified = self.notify.notified();
-            {
+            let paced = {
                 let mut s = self.lock();
-                if s.in_flight < s.limit {
+                let now = tokio::time::Instant::now();
+                let second = std::time::Duration::from_secs(1);
+                while s
+                    .started
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= second)
+                {
+                    s.started.pop_front();
+                }
+                let over_rate = s
+                    .rate
+                    .is_some_and(|r| s.started.len() as f64 >= r.floor().max(1.0));
+                if over_rate {
+                    // The next start once the oldest of the second leaves it.
+                    s.started.front().map(|t| *t + second)
+                } else if s.in_flight < s.limit {
                     s.in_flight += 1;
+                    s.started.push_back(now);
+                    // Kept for the measured rate even before pacing starts (bounded).
+                    if s.started.len() > 10_000 {
+                        s.started.pop_front();
+                    }
                     return Slot {
                         window: self,
                         released: false,
                     };
+                } else {
+                    None
                 }
+            };
+            match paced {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => notified.await,
             }
-            notified.await;
         }
     }
 
@@ -113,10 +153,28 @@ impl Window {
                     s.limit = (s.limit + 1).min(self.max);
                     s.streak = 0;
                 }
+                if let Some(rate) = s.rate {
+                    s.paced_successes += 1;
+                    if s.paced_successes as f64 >= rate {
+                        s.rate = Some(rate + (rate / 20.0).max(1.0));
+                        s.paced_successes = 0;
+                    }
+                }
             }
             Some(false) => {
                 s.limit = (s.limit / 2).max(1);
                 s.streak = 0;
+                // What got through in the second before the refusal, a little less.
+                let now = tokio::time::Instant::now();
+                let second = std::time::Duration::from_secs(1);
+                let recent = s
+                    .started
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < second)
+                    .count() as f64;
+                let measured = (recent * 0.9).max(1.0);
+                s.rate = Some(s.rate.map_or(measured, |r| r.min(measured)).max(1.0));
+                s.paced_successes = 0;
                 self.throttled.fetch_add(1, Ordering::Relaxed);
             }
             None => {}

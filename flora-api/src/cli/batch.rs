@@ -67,6 +67,8 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
                 }
                 let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
                 let batch = Batch::create(&client, &journal, &schema, &items, options(&flags)).await?;
+                // The journal holds the plan now: a plan of any size is not kept twice.
+                drop(items);
                 drive(session, batch, &out, &journal).await
             }
             .await;
@@ -194,7 +196,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     json!({
         "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
         "saved": s.saved, "unsaved": s.unsaved, "failed": s.failed, "needs_review": s.needs_review,
-        "runs_in_flight": s.runs_in_flight,
+        "runs_in_flight": s.runs_in_flight, "unsettled": s.unsettled,
         "charged": s.charged, "throttled": s.throttled,
         "stopped": s.stopped.as_ref().map(ToString::to_string),
     })
@@ -210,8 +212,9 @@ fn summary_line(s: &Summary) -> String {
     } else {
         String::new()
     };
+    let floor = if s.unsettled > 0 { "≥ " } else { "" };
     let mut line = format!(
-        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {:.2} USD charged",
+        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {floor}{:.2} USD charged",
         s.completed,
         s.total,
         if s.saved + s.unsaved > 0 {
@@ -230,6 +233,12 @@ fn summary_line(s: &Summary) -> String {
              run was the item's (runs carry no inputs); check them, then `retry-failed \
              --include-unclear` or leave them",
         );
+    }
+    if s.unsettled > 0 {
+        line.push_str(&format!(
+            "\n{} run(s) ended without their charge reported yet: the total is a floor",
+            s.unsettled
+        ));
     }
     if let Some(why) = &s.stopped {
         line.push_str(&format!("\nstopped submitting: {why}"));

@@ -200,10 +200,10 @@ impl Core {
     }
 
     /// `GET /technique-runs`: newest first, filtered by `technique_id` and `status`, in
-    /// pages of `limit` (at most 100) with an opaque cursor. Listing a run counts as looking
-    /// at it, as a poll does: a run with pending polls moves on. An ended run's charge is
-    /// left out of the first listings after its end (`FakeFlora::charge_settles_after`), as
-    /// FLORA's list reports it late.
+    /// pages of `limit` (at most 100) with an opaque cursor. A listing counts as a moment for
+    /// every run of the technique, as a poll does for one: runs with pending polls move on.
+    /// An ended run's charge is left out of the first listings after its end
+    /// (`FakeFlora::charge_settles_after`), as FLORA's list reports it late.
     pub(super) fn history(&self, query: &str) -> FakeResponse {
         let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -220,21 +220,35 @@ impl Core {
             .unwrap_or(0);
         let (list, more) = self.with(|st| {
             let technique = params.get("technique_id");
-            let wanted: Vec<String> = st
-                .run_order
+            let of_technique = |st: &State, run: &RunState| {
+                technique.is_none_or(|t| {
+                    st.techniques
+                        .get(&run.slug)
+                        .is_some_and(|e| &e.technique_id == t)
+                })
+            };
+            // A listing is a moment passing for every run of the technique, shown or not
+            // (a filtered list of ended runs still sees runs end): pending ones move on.
+            let ids: Vec<String> = st.run_order.clone();
+            for id in &ids {
+                let tick = st
+                    .runs
+                    .get(id)
+                    .is_some_and(|r| r.polls_left > 0 && of_technique(st, r));
+                if tick && let Some(run) = st.runs.get_mut(id) {
+                    run.polls_left -= 1;
+                }
+            }
+            let wanted: Vec<String> = ids
                 .iter()
                 .rev()
                 .filter(|id| {
-                    let Some(run) = st.runs.get(*id) else {
-                        return false;
-                    };
-                    let of_technique = technique.is_none_or(|t| {
-                        st.techniques
-                            .get(&run.slug)
-                            .is_some_and(|e| &e.technique_id == t)
-                    });
-                    let status = Self::status_now(run);
-                    of_technique && params.get("status").is_none_or(|s| s == status)
+                    st.runs.get(*id).is_some_and(|run| {
+                        of_technique(st, run)
+                            && params
+                                .get("status")
+                                .is_none_or(|s| s == Self::status_now(run))
+                    })
                 })
                 .cloned()
                 .collect();
@@ -267,11 +281,10 @@ impl Core {
         }
     }
 
-    /// One run as listed (and looked at: pending polls move on).
+    /// One run as listed (its charge left out of the first listings after its end).
     fn listed(id: &str, run: &mut RunState, settles: u32) -> Value {
         if run.polls_left > 0 {
             let status = Self::status_now(run).to_owned();
-            run.polls_left -= 1;
             return Self::run_json(id, run, Some(&status));
         }
         let mut v = Self::run_json(id, run, None);
