@@ -27,6 +27,10 @@ pub struct SaveOptions {
     /// The most bytes taken for one output when its host announces no length
     /// ([`DownloadOptions::max_bytes`]).
     pub max_bytes: u64,
+    /// Names the staging folders `.flora-save-{tag}-…`, so their owner (a batch, under its
+    /// lock) can remove what a killed process of its own left at once, not only once it is
+    /// old (`download::sweep_leftovers`).
+    pub(crate) staging_tag: Option<String>,
 }
 
 impl Default for SaveOptions {
@@ -34,6 +38,7 @@ impl Default for SaveOptions {
         SaveOptions {
             overwrite: false,
             max_bytes: DEFAULT_MAX_DOWNLOAD,
+            staging_tag: None,
         }
     }
 }
@@ -48,6 +53,28 @@ impl SaveOptions {
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
+    }
+    /// Tags the staging folders with their owner (see the field).
+    #[cfg(feature = "batch")]
+    pub(crate) fn staging_tag(mut self, tag: &str) -> Self {
+        self.staging_tag = Some(tag.to_owned());
+        self
+    }
+}
+
+/// The prefix of a staging folder (tagged with its owner, if any).
+pub(crate) fn staging_prefix(tag: Option<&str>) -> String {
+    match tag {
+        // The tag comes from a journal: only its plain characters make a file name.
+        Some(t) => {
+            let t: String = t
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect();
+            format!(".flora-save-{t}-")
+        }
+        None => ".flora-save-".to_owned(),
     }
 }
 
@@ -242,6 +269,30 @@ fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -
     )
 }
 
+/// The folder a file goes in (`.` for a bare name).
+fn folder_of(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The folders [`save_all`] stages these outputs in (their files' folders), known before it
+/// runs: a batch journals them first, so what a killed save leaves there is found again.
+#[cfg(feature = "batch")]
+pub(crate) fn staging_dirs(names: Names<'_>, outputs: &[RunOutput], spec: &str) -> Vec<PathBuf> {
+    let ids: Vec<&str> = outputs.iter().map(|o| o.output_id.as_str()).collect();
+    let template = template(spec, &ids);
+    let mut dirs: Vec<PathBuf> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| folder_of(&fill(&template, &o.output_id, i, names, "ext")))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 fn io_failure(action: &'static str, path: &Path, source: std::io::Error) -> SaveError {
     SaveError::Failed(Error::Io {
         action,
@@ -415,15 +466,12 @@ async fn save_one(
 ) -> Result<Saved, SaveError> {
     // The parent of the final path holds the temporary file, so the final step is a rename
     // or a link within one directory.
-    let parent = fill(template, &o.output_id, index, names, "ext")
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let parent = folder_of(&fill(template, &o.output_id, index, names, "ext"));
     std::fs::create_dir_all(&parent).map_err(|e| io_failure("create", &parent, e))?;
     crate::download::sweep_leftovers(&parent);
+    let prefix = staging_prefix(options.staging_tag.as_deref());
     let staging = tempfile::Builder::new()
-        .prefix(".flora-save-")
+        .prefix(&prefix)
         .tempdir_in(&parent)
         .map_err(|e| io_failure("create", &parent, e))?;
     let (tmp, ext) = if crate::download::is_media_url(o) {

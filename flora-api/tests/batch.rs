@@ -86,14 +86,94 @@ fn sha256_hex(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-/// 200 items, run creations' answers lost now and then, the process SIGKILLed at ten random
-/// moments and resumed each time: every item completes, exactly 200 runs exist, every output
-/// file is there with the journal's sha256, and the charged total is the sum over runs.
-async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
+/// How one crash test is run.
+struct Crash {
+    /// FLORA answers a repeated key with 409 (else it replays the first answer).
+    conflict: bool,
+    /// `--max-concurrency` of the runs that are killed, in turn.
+    crashed_at: &'static [&'static str],
+    /// `--max-concurrency` of the last resume (another than the crashed runs').
+    finished_at: &'static str,
+    /// How long each API answer takes: with it, creations sent together are in flight
+    /// together.
+    latency: Duration,
+    /// The first two creations lose their answers (while both are in flight).
+    lose_first_two_creates: bool,
+    /// Every this many items names a local file.
+    files_every: usize,
+    /// About one answer in this many is lost while processes are killed.
+    lose_every: usize,
+}
+
+/// What the plan's item `i` names: every `files_every`-th a local file `in/{i}.png` (its
+/// bytes name the item), the rest a URL naming it.
+fn crash_plan(dir: &Path, n: usize, files_every: usize) {
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::create_dir_all(dir.join("moved")).unwrap();
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let value = if i % files_every == 0 {
+                std::fs::write(dir.join(format!("in/{i}.png")), file_bytes(i)).unwrap();
+                format!("in/{i}.png")
+            } else {
+                format!("https://example.com/{i}.png")
+            };
+            format!(r#"{{"key": "item-{i}", "input_image": "{value}"}}"#)
+        })
+        .collect();
+    std::fs::write(dir.join("plan.jsonl"), lines.join("\n")).unwrap();
+}
+
+/// A PNG signature, then the item's name: distinct bytes per item.
+fn file_bytes(i: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend_from_slice(format!("item-{i}").as_bytes());
+    b
+}
+
+/// After a kill: each local file of an item whose intent or run is journaled (its body is
+/// fixed) is edited or moved away, in turn; returns how many were (edited, moved).
+fn touch_sent_files(dir: &Path, files_every: usize, turn: &mut usize) -> (usize, usize) {
+    let (mut edited, mut moved) = (0, 0);
+    for item in status(dir)["items"].as_array().unwrap() {
+        let state = item["state"].as_str().unwrap();
+        if !matches!(state, "submitting" | "created" | "completed") {
+            continue;
+        }
+        let i: usize = item["key"].as_str().unwrap()["item-".len()..]
+            .parse()
+            .unwrap();
+        let path = dir.join(format!("in/{i}.png"));
+        if !i.is_multiple_of(files_every) || !path.exists() {
+            continue;
+        }
+        *turn += 1;
+        if (*turn).is_multiple_of(2) {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(b" edited after its run was sent");
+            std::fs::write(&path, bytes).unwrap();
+            edited += 1;
+        } else {
+            std::fs::rename(&path, dir.join(format!("moved/{i}.png"))).unwrap();
+            moved += 1;
+        }
+    }
+    (edited, moved)
+}
+
+/// 200 items (a quarter of them local files), answers lost now and then, the process
+/// SIGKILLed ten times after observed progress and resumed (at another concurrency at the
+/// end); between kills the files of items already sent are edited or moved. Then: exactly one
+/// run per item (never a second), each item's run is its own (its inputs name the item: no
+/// wrong adoption), every output file is there with the journal's sha256 and the output
+/// directory holds nothing else, and the ledger's total is what the server charged.
+async fn crash_and_resume(c: Crash) -> Value {
+    const N: usize = 200;
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
-    fake.duplicate_keys_conflict(conflict);
-    if conflict {
+    fake.duplicate_keys_conflict(c.conflict);
+    fake.latency(c.latency);
+    if c.conflict {
         // The workspace has older runs of the technique (someone else's, two hours before),
         // and the listing's `created_at` is an hour ahead of this machine, in milliseconds:
         // reconciling must tell the batch's runs from those without comparing the two
@@ -113,13 +193,17 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
         }
         fake.server_clock(3600.0, true);
     }
+    if c.lose_first_two_creates {
+        fake.fail_next_creates(2, Fault::LostAnswer);
+    }
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    plan(dir.path(), 200);
+    crash_plan(dir.path(), N, c.files_every);
     // Lost answers: the request is handled, its answer lost (a 500), now and then.
     let done = Arc::new(AtomicBool::new(false));
     let chaos = {
         let fake = fake.clone();
+        let lose_every = c.lose_every;
         let done = done.clone();
         tokio::spawn(async move {
             // Faults queue up: add one only after requests were made since the last one,
@@ -127,7 +211,7 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
             let mut seen = 0;
             while !done.load(Ordering::SeqCst) {
                 let now = fake.request_count();
-                if now >= seen + 3 {
+                if now >= seen + lose_every {
                     fake.fail_next(1, Fault::LostAnswer);
                     seen = now;
                 }
@@ -135,26 +219,31 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
             }
         })
     };
-    let common = [
-        "--download",
-        "out",
-        "--poll-interval",
-        "20ms",
-        "--max-concurrency",
-        concurrency,
-    ];
+    let common = |concurrency: &'static str| {
+        [
+            "--download",
+            "out",
+            "--poll-interval",
+            "20ms",
+            "--max-concurrency",
+            concurrency,
+        ]
+    };
+    let began = std::time::Instant::now();
     let mut rng = fastrand::Rng::with_seed(7);
-    let mut killed_mid_batch = 0;
-    for _ in 0..10 {
-        let args = run_or_resume(dir.path(), "plan.jsonl", &common);
+    let (mut killed_mid_batch, mut edited, mut moved, mut turn) = (0, 0, 0, 0);
+    for round in 0..10 {
+        let extra = common(c.crashed_at[round % c.crashed_at.len()]);
+        let args = run_or_resume(dir.path(), "plan.jsonl", &extra);
         let runs_before = fake.run_count();
         let mut child: Child = floret(&served, dir.path(), &args).spawn().unwrap();
-        // Killed after observed progress (the server made a run since the start), then a
-        // random moment more: never at a fixed time a loaded or fast machine would miss.
+        // Killed after observed progress (the server made a tenth of the runs since the
+        // start), then a random moment more: never at a fixed time a loaded or fast machine
+        // would miss, and most of the runs are made while answers are being lost.
         let started = std::time::Instant::now();
-        while fake.run_count() == runs_before
+        while fake.run_count() < runs_before + N / 12
             && matches!(child.try_wait(), Ok(None))
-            && started.elapsed() < Duration::from_secs(20)
+            && started.elapsed() < Duration::from_secs(30)
         {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -165,91 +254,195 @@ async fn crash_and_resume(conflict: bool, concurrency: &str) -> Value {
         }
         let _ = child.kill();
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        let (e, m) = touch_sent_files(dir.path(), c.files_every, &mut turn);
+        edited += e;
+        moved += m;
     }
+    let runs_under_faults = fake.run_count();
     eprintln!(
-        "killed mid-batch {killed_mid_batch} times; {} runs and {} requests before the last resume",
-        fake.run_count(),
-        fake.request_count()
+        "killed mid-batch {killed_mid_batch} times in {:.1} s; {runs_under_faults} runs, {} \
+         requests and {} repeated keys before the last resume; {edited} files edited and \
+         {moved} moved after their item was sent",
+        began.elapsed().as_secs_f64(),
+        fake.request_count(),
+        fake.repeated_key_count(),
     );
     assert!(
         killed_mid_batch >= 5,
         "the kills must land while work remains"
     );
+    assert!(
+        runs_under_faults >= N / 2,
+        "most runs are made while answers are lost and processes killed"
+    );
+    assert!(
+        fake.repeated_key_count() >= 1,
+        "lost answers were retried under their key"
+    );
+    assert!(
+        edited >= 1 && moved >= 1,
+        "files of sent items were edited ({edited}) and moved ({moved})"
+    );
     done.store(true, Ordering::SeqCst);
     chaos.await.unwrap();
-    // The last resume runs to the end.
-    let args = run_or_resume(dir.path(), "plan.jsonl", &common);
+    // The last resume runs to the end, at another concurrency.
+    let args = run_or_resume(dir.path(), "plan.jsonl", &common(c.finished_at));
+    let last = std::time::Instant::now();
     let o = output(floret(&served, dir.path(), &args)).await;
-    // With 409s and several submissions in flight, some items may end in needs_review
-    // (exit 1); everything else must be done.
+    eprintln!(
+        "the last resume took {:.1} s ({:?}):\n{}",
+        last.elapsed().as_secs_f64(),
+        o.status,
+        text(&o)
+    );
+    for item in status(dir.path())["items"].as_array().unwrap() {
+        if item["state"] != "saved" && item["state"] != "needs_review" {
+            eprintln!("not done: {item}");
+        }
+    }
+    // Items that need review exit 1; everything else must be done.
     assert!(
-        o.status
-            .code()
-            .is_some_and(|c| c == 0 || (conflict && c == 1)),
+        o.status.code().is_some_and(|code| code == 0 || code == 1),
         "{}",
         text(&o)
     );
 
-    let foreign = if conflict { 3 } else { 0 };
+    let foreign = if c.conflict { 3 } else { 0 };
     assert_eq!(
         fake.run_count(),
-        200 + foreign,
+        N + foreign,
         "one run per item: never a second one"
     );
     let status = status(dir.path());
     let saved = status["summary"]["saved"].as_u64().unwrap();
     let review = status["summary"]["needs_review"].as_u64().unwrap();
-    assert_eq!(saved + review, 200, "{}", status["summary"]);
-    let mut charged = 0.0;
+    assert_eq!(saved + review, N as u64, "{}", status["summary"]);
+    assert_eq!(o.status.code(), Some(if review > 0 { 1 } else { 0 }));
+    let mut booked = 0.0;
+    let mut charged_by_server = 0.0;
     let mut run_ids = std::collections::BTreeSet::new();
+    let mut outputs = std::collections::BTreeSet::new();
     for item in status["items"].as_array().unwrap() {
         if item["state"] == "needs_review" {
             continue;
         }
         assert_eq!(item["state"], "saved", "{item}");
-        assert!(run_ids.insert(item["run_id"].as_str().unwrap().to_owned()));
-        charged += item["charged_cost"].as_f64().unwrap();
+        let run_id = item["run_id"].as_str().unwrap();
+        assert!(
+            run_ids.insert(run_id.to_owned()),
+            "one run, one item: {item}"
+        );
+        // The run is this item's: its input names the item (a URL, or an upload of the
+        // file's bytes as they were when the item was sent).
+        let i: usize = item["key"].as_str().unwrap()["item-".len()..]
+            .parse()
+            .unwrap();
+        let inputs = fake.run_inputs(run_id).unwrap();
+        let value = inputs[0].value.as_str();
+        if i.is_multiple_of(c.files_every) {
+            let uploaded = fake.media(value).unwrap_or_default();
+            assert_eq!(
+                uploaded.as_ref(),
+                file_bytes(i),
+                "{item}: run {run_id} is not its own"
+            );
+        } else {
+            assert_eq!(
+                value,
+                format!("https://example.com/{i}.png"),
+                "{item}: wrong run"
+            );
+        }
+        booked += item["charged_cost"].as_f64().unwrap();
+        charged_by_server += fake.charged(run_id).unwrap();
         for saved in item["saved"].as_array().unwrap() {
-            let path = dir.path().join(saved["path"].as_str().unwrap());
+            let rel = saved["path"].as_str().unwrap();
+            let path = dir.path().join(rel);
             assert_eq!(
                 sha256_hex(&path),
                 saved["sha256"].as_str().unwrap(),
                 "{path:?}"
             );
+            outputs.insert(path);
         }
     }
     assert!(
-        (charged - saved as f64 * 0.05).abs() < 1e-6,
-        "charged {charged}"
+        (booked - charged_by_server).abs() < 1e-6,
+        "booked {booked}, the server charged {charged_by_server}"
     );
-    assert!((status["summary"]["charged"].as_f64().unwrap() - charged).abs() < 1e-6);
+    assert!((status["summary"]["charged"].as_f64().unwrap() - booked).abs() < 1e-6);
+    // A finished batch leaves only its outputs (no partial downloads, no strays).
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.path().join("out")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.insert(path);
+            }
+        }
+    }
+    let extra: Vec<_> = found.difference(&outputs).collect();
+    assert!(extra.is_empty(), "left in the output directory: {extra:?}");
+    eprintln!("{}", status["summary"]);
     status["summary"].clone()
 }
 
-/// 200 items, answers lost now and then, the process SIGKILLed at ten random moments and
-/// resumed each time; FLORA replays a repeated key: every item completes, exactly 200 runs
-/// exist, every output file is there with the journal's sha256, the charged total is the sum.
+/// Replayed keys: killed ten times at concurrency 16 and 3, finished at 5. Every item
+/// completes, one run each, its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_ten_times_and_resumed_never_pays_twice() {
-    let summary = crash_and_resume(false, "16").await;
+    let summary = crash_and_resume(Crash {
+        conflict: false,
+        crashed_at: &["16", "3"],
+        finished_at: "5",
+        latency: Duration::from_millis(5),
+        lose_first_two_creates: false,
+        files_every: 4,
+        lose_every: 3,
+    })
+    .await;
     assert_eq!(summary["saved"], 200, "{summary}");
 }
 
-/// The same with the spec's 409 for a repeated key and one submission in flight: every lost
-/// answer is reconciled from the run listing, so every item completes (with the server's
-/// clock an hour off and in milliseconds).
+/// 409 for a repeated key, killed at concurrency 1, finished at 8: every lost answer of a
+/// submission sent alone is reconciled from the run listing, whatever the resume's
+/// concurrency (with the server's clock an hour off and in milliseconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_409s_and_one_submission_in_flight_every_lost_answer_is_reconciled() {
-    let summary = crash_and_resume(true, "1").await;
+async fn with_409s_every_lost_answer_of_a_lone_submission_is_reconciled() {
+    let summary = crash_and_resume(Crash {
+        conflict: true,
+        crashed_at: &["1"],
+        finished_at: "8",
+        latency: Duration::ZERO,
+        lose_first_two_creates: false,
+        files_every: 2,
+        lose_every: 5,
+    })
+    .await;
     assert_eq!(summary["saved"], 200, "{summary}");
 }
 
-/// With 409s and many submissions in flight, a lost answer may be unclear: such items end in
-/// needs_review, never as a second run (the helper checks 200 runs for 200 items).
+/// 409 for a repeated key, killed at concurrency 8 and 1, finished at 1 (a crash with
+/// several in flight resumed one at a time), the first two creations losing their answers
+/// while both are in flight: those cannot be told apart, so they need review; never a second
+/// run, never another item's run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_409s_and_concurrency_unclear_items_need_review_never_a_second_run() {
-    let summary = crash_and_resume(true, "16").await;
-    eprintln!("409s with concurrency 16: {summary}");
+async fn with_409s_and_creations_in_flight_together_unclear_items_need_review() {
+    let summary = crash_and_resume(Crash {
+        conflict: true,
+        crashed_at: &["8", "1"],
+        finished_at: "1",
+        latency: Duration::from_millis(15),
+        lose_first_two_creates: true,
+        files_every: 4,
+        lose_every: 4,
+    })
+    .await;
+    let review = summary["needs_review"].as_u64().unwrap();
+    assert!(review >= 2, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -547,11 +547,7 @@ impl Batch {
         let (before, after, owned, sent_at, solo) = {
             let j = self.journal();
             let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
-            let solo = j
-                .items()?
-                .into_iter()
-                .find(|r| r.pos == row.pos)
-                .is_some_and(|r| r.solo);
+            let solo = j.item(row.pos)?.is_some_and(|r| r.solo);
             let at = sent_at.unwrap_or(0.0);
             let after = if solo {
                 j.runs_sent_after(row.pos, at)?
@@ -680,11 +676,25 @@ impl Batch {
             run_id: &run_id,
             key: &row.name,
         };
-        let save_options = saving::SaveOptions::default().overwrite(self.options.overwrite);
+        let save_options = saving::SaveOptions::default()
+            .overwrite(self.options.overwrite)
+            .staging_tag(&self.meta.batch_id);
+        // The staging folders are journaled before anything is staged there: a kill in the
+        // middle leaves nothing the next run of the batch does not find.
+        for dir in saving::staging_dirs(names, &run_outputs, template) {
+            let new = self
+                .saved_into
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(dir.clone());
+            if new {
+                self.journal().staging_in(&dir)?;
+            }
+        }
         for attempt in 1..=5u32 {
             // An interrupted save left some files: those with the very bytes are kept.
             let saving = saving::save_all(
-                &self.client,
+                &self.saver,
                 names,
                 &run_outputs,
                 template,

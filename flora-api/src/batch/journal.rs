@@ -93,6 +93,9 @@ const MIGRATIONS: &[&str] = &[
      INSERT OR IGNORE INTO ledger (run_id, pos, attempt, charged, settled)
          SELECT run_id, pos, attempt, charged, charged IS NOT NULL FROM items
          WHERE run_id IS NOT NULL;",
+    // 3: the folders outputs are staged in, journaled before a save starts there: what a
+    // killed save left is found and removed by the next run of the batch.
+    "CREATE TABLE staging (dir TEXT PRIMARY KEY);",
 ];
 
 /// The journal version this floret writes.
@@ -402,6 +405,11 @@ impl Journal {
 
     pub(crate) fn items(&self) -> Result<Vec<ItemRow>, Error> {
         self.select("", &[])
+    }
+
+    /// The item at `pos`.
+    pub(crate) fn item(&self, pos: i64) -> Result<Option<ItemRow>, Error> {
+        Ok(self.select("WHERE pos = ?1", &[&pos])?.pop())
     }
 
     /// Items in these states, in plan order.
@@ -773,6 +781,29 @@ impl Journal {
             params![pos],
         )
         .map(drop)
+    }
+
+    /// Notes a folder outputs are staged in (before the save starts there).
+    pub(crate) fn staging_in(&self, dir: &Path) -> Result<(), Error> {
+        self.exec(
+            "INSERT OR IGNORE INTO staging (dir) VALUES (?1)",
+            params![dir.to_string_lossy()],
+        )
+        .map(drop)
+    }
+
+    /// Every folder outputs were ever staged in.
+    pub(crate) fn staging_dirs(&self) -> Result<Vec<std::path::PathBuf>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dir FROM staging ORDER BY dir")
+            .map_err(|e| journal_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| journal_error(&self.path, e))?;
+        rows.map(|r| r.map(std::path::PathBuf::from))
+            .collect::<Result<_, _>>()
+            .map_err(|e| journal_error(&self.path, e))
     }
 
     pub(crate) fn upload_url(&self, sha256: &str, kind: &str) -> Result<Option<String>, Error> {

@@ -38,6 +38,8 @@ pub(crate) type SharedUpload = Arc<tokio::sync::OnceCell<Result<String, (bool, S
 /// A batch bound to its journal (which it holds locked).
 pub struct Batch {
     pub(crate) client: Client,
+    /// The client outputs are downloaded with (its own retries on).
+    pub(crate) saver: Client,
     pub(crate) journal: Mutex<Journal>,
     pub(crate) meta: Meta,
     pub(crate) schema: TechniqueSchema,
@@ -63,6 +65,9 @@ pub struct Batch {
     pub(crate) posts_started: AtomicU64,
     /// Runs in flight, watched together through the run history.
     pub(crate) watcher: Watcher,
+    /// The folders outputs are staged in that the journal already holds (each is journaled
+    /// once, before the first save there).
+    pub(crate) saved_into: Mutex<std::collections::BTreeSet<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -138,6 +143,9 @@ impl Batch {
             // The batch's window is its retry strategy: the client's own retries would sleep
             // inside a window slot and hide 429s from it.
             client: client.without_retries(),
+            // Outputs come from the media host, outside the API's limit and the window:
+            // their downloads keep the client's retries.
+            saver: client.clone(),
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
@@ -154,6 +162,7 @@ impl Batch {
             posting: AtomicUsize::new(0),
             posts_started: AtomicU64::new(0),
             watcher: Watcher::default(),
+            saved_into: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -273,6 +282,7 @@ impl Batch {
 
     /// Drives every unfinished item to its end (or until stopped) and returns the summary.
     pub async fn run(&self) -> Result<Summary, Error> {
+        self.sweep_staging()?;
         let (caught, resaves) = {
             let journal = self.journal();
             // An intent whose POST never left is no run: back to planned, before anything.
@@ -319,6 +329,9 @@ impl Batch {
         if self.options.download.is_some() {
             states.push(ItemState::Completed);
         }
+        // A journal that cannot be read on ends the stream and then the batch, with its error.
+        let unreadable: Mutex<Option<Error>> = Mutex::new(None);
+        let unreadable = &unreadable;
         let rest = futures_util::stream::unfold(Some(-1i64), move |after| {
             let states = states.clone();
             async move {
@@ -326,7 +339,7 @@ impl Batch {
                 let page = match self.journal().page_in(&states, after, PAGE) {
                     Ok(page) => page,
                     Err(e) => {
-                        tracing::warn!(error = %e, "the journal could not be read on");
+                        *unreadable.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         return None;
                     }
                 };
@@ -361,7 +374,11 @@ impl Batch {
             self.watch(&done),
         )
         .await;
-        if let Some(e) = errors.into_iter().next() {
+        // Nothing of this batch is being saved now, and no other process of it runs (the
+        // lock): its staging folders anywhere it saved are leftovers of a killed save.
+        self.sweep_staging()?;
+        let unread = unreadable.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(e) = errors.into_iter().next().or(unread) {
             return Err(e);
         }
         for r in resaved {
@@ -372,6 +389,17 @@ impl Batch {
             }
         }
         self.summary()
+    }
+
+    /// Removes the batch's staging folders wherever it ever saved: only when no save of it
+    /// runs (at the start and the end of [`run`](Self::run); the lock keeps other processes
+    /// of this batch out), so all of them are what a killed save left.
+    fn sweep_staging(&self) -> Result<(), Error> {
+        let dirs = self.journal().staging_dirs()?;
+        for dir in dirs {
+            crate::download::sweep_tagged(&dir, &self.meta.batch_id);
+        }
+        Ok(())
     }
 
     /// Saved items whose files are gone since (downloaded again) or changed (kept and

@@ -36,16 +36,15 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
                     )));
                 }
                 let items = read_plan(&plan)?;
-                // The schema with the client's own retries; the batch itself retries every
-                // request on its own (no client retries), so its window sees each 429.
-                let reader = session.client(None, None);
-                let reader = match (&schemas, reader) {
+                // One client: the batch drives a retry-less copy of it (its window is its
+                // retry strategy) and downloads outputs with the client's own retries.
+                let client = session.client(None);
+                let client = match (&schemas, client) {
                     (_, Ok(c)) => Some(c),
                     (Some(_), Err(_)) if dry_run => None,
                     (_, Err(e)) => return Err(e),
                 };
-                let schema = session.schema(reader.as_ref(), &technique, schemas.as_deref()).await?;
-                let client = reader.map(|_| session.client(None, Some(0))).transpose()?;
+                let schema = session.schema(client.as_ref(), &technique, schemas.as_deref()).await?;
                 if dry_run {
                     // Everything the real run refuses before sending, refused here too.
                     crate::batch::validate(&schema, &items).await?;
@@ -77,7 +76,7 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
         BatchCommand::Resume { journal, flags } => {
             let out = session.out(mode(&flags));
             let result = async {
-                let client = session.client(None, Some(0))?;
+                let client = session.client(None)?;
                 let batch = Batch::open(&client, &journal, options(&flags)).await?;
                 drive(session, batch, &out, &journal).await
             }
@@ -373,11 +372,27 @@ async fn drive(
             ),
         ));
     }
-    if !summary.finished() || summary.needs_review > 0 {
+    if !summary.finished() {
         return Err(Failure::new(
             Exit::Other,
             "unfinished",
             format!("some items are not done; `{resume}` continues them"),
+        ));
+    }
+    if summary.needs_review > 0 {
+        let status = command(&[
+            "batch",
+            "status",
+            "--journal",
+            &journal.display().to_string(),
+        ]);
+        return Err(Failure::new(
+            Exit::Other,
+            "needs_review",
+            format!(
+                "{} item(s) need review: `{status}` lists them and why",
+                summary.needs_review
+            ),
         ));
     }
     Ok(())

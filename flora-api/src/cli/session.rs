@@ -84,13 +84,8 @@ impl Session {
         Out::new(mode, self.given.as_deref(), self.source)
     }
 
-    /// A client; `wait` bounds a wait, `retries` overrides the default (a batch retries
-    /// itself).
-    pub(crate) fn client(
-        &self,
-        wait: Option<Duration>,
-        retries: Option<u32>,
-    ) -> Result<Client, Failure> {
+    /// A client; `wait` bounds a wait.
+    pub(crate) fn client(&self, wait: Option<Duration>) -> Result<Client, Failure> {
         let key = self.key.clone()?;
         let mut b = Client::builder()
             .api_key(key)
@@ -107,9 +102,6 @@ impl Session {
         }
         if let Some(ws) = setting(&self.global.workspace_id, crate::ENV_WORKSPACE_ID) {
             b = b.workspace_id(ws);
-        }
-        if let Some(r) = retries {
-            b = b.max_retries(r);
         }
         b.build().map_err(Failure::from)
     }

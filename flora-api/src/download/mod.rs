@@ -404,6 +404,23 @@ pub(crate) fn sweep_leftovers(dir: &Path) {
     }
 }
 
+/// Removes the staging folders tagged `tag` in `dir` whatever their age: their owner (a
+/// batch, under its lock) knows no live transfer of its own writes them.
+#[cfg(feature = "batch")]
+pub(crate) fn sweep_tagged(dir: &Path, tag: &str) {
+    let prefix = crate::saving::staging_prefix(Some(tag));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let ours = e.file_name().to_string_lossy().starts_with(&prefix)
+            && e.file_type().is_ok_and(|t| t.is_dir());
+        if ours && std::fs::remove_dir_all(e.path()).is_ok() {
+            tracing::info!(path = %e.path().display(), "removed a staging folder of a killed save");
+        }
+    }
+}
+
 /// `dir` and those of its ancestors that do not exist, deepest first.
 async fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
     let mut missing = Vec::new();

@@ -282,6 +282,37 @@ impl FakeFlora {
         self.core.push_faults(n, fault);
     }
 
+    /// Makes each of the next `n` run creations (`POST …/runs`) fail with `fault`, whatever
+    /// other requests come between: e.g. two creations in flight at once both losing their
+    /// answer ([`Fault::LostAnswer`]). Faults from [`fail_next`](Self::fail_next) come first.
+    pub fn fail_next_creates(&self, n: usize, fault: Fault) {
+        self.core.push_create_faults(n, fault);
+    }
+
+    /// Every API answer takes `latency` (media is served at once), as over a real network:
+    /// with it, requests a client sends together are in flight together.
+    pub fn latency(&self, latency: std::time::Duration) {
+        self.core.set_latency(latency);
+    }
+
+    /// How many run creations repeated an idempotency key already used (a retry after a
+    /// lost answer, replayed or refused with 409): proof a test's lost answers were retried.
+    pub fn repeated_key_count(&self) -> usize {
+        self.core.repeated_keys()
+    }
+
+    /// The inputs run `run_id` was started with (uploaded files as their asset URLs; see
+    /// [`media`](Self::media)), to check which run a client took for which item.
+    pub fn run_inputs(&self, run_id: &str) -> Option<Vec<crate::RunInput>> {
+        self.core.run_inputs(run_id)
+    }
+
+    /// What run `run_id` was charged, once it ended (`None` before, or when it charged
+    /// nothing): what FLORA took, to compare with what a client booked.
+    pub fn charged(&self, run_id: &str) -> Option<f64> {
+        self.core.charged(run_id)
+    }
+
     /// Bytes stored for a media URL this fake serves (uploads, placeholder outputs).
     pub fn media(&self, url: &str) -> Option<bytes::Bytes> {
         self.core.media(url)

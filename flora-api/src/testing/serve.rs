@@ -47,6 +47,10 @@ async fn answer(
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
+    let latency = core.latency_for(parts.uri.path());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let fake = FakeRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),

@@ -11,7 +11,7 @@ pub(super) async fn get(
     technique: &str,
     run_id: &str,
 ) -> Result<(), Failure> {
-    let client = session.client(None, None)?;
+    let client = session.client(None)?;
     let run = client
         .get_run(technique, run_id)
         .await

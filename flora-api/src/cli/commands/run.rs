@@ -50,7 +50,7 @@ pub(super) async fn run(
     // `--timeout` bounds the whole command, from here.
     let deadline = timeout.map(|t| began + t);
     let prepared = async {
-        let client = match (&dir, session.client(timeout, None)) {
+        let client = match (&dir, session.client(timeout)) {
             (_, Ok(c)) => Some(c),
             // Offline `--help` and checks work without a key; a run needs one later.
             (Some(_), Err(_)) => None,

@@ -15,7 +15,7 @@ pub(super) async fn runs(
     slug: &str,
     limit: u32,
 ) -> Result<(), Failure> {
-    let client = session.client(None, None)?;
+    let client = session.client(None)?;
     let technique = session.schema(Some(&client), slug, None).await?;
     let mut list: Vec<Run> = client
         .runs(ListRuns {

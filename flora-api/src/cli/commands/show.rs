@@ -17,7 +17,7 @@ pub(super) async fn show(
 ) -> Result<(), Failure> {
     let client = match dir {
         Some(_) => None,
-        None => Some(session.client(None, None)?),
+        None => Some(session.client(None)?),
     };
     let schema = session.schema(client.as_ref(), slug, dir).await?;
     let flags = inputs::flags(&schema).map_err(Failure::usage)?;

@@ -11,7 +11,7 @@ use crate::endpoints::ListTechniques;
 use crate::wire::TechniqueSchema;
 
 pub(super) async fn techniques(session: &Session, out: &Out) -> Result<(), Failure> {
-    let client = session.client(None, None)?;
+    let client = session.client(None)?;
     let list: Vec<TechniqueSchema> = client
         .techniques(ListTechniques::default())
         .try_collect()

@@ -21,7 +21,7 @@ pub(super) async fn upload(session: &Session, out: &Out, paths: &[PathBuf]) -> R
             )));
         }
     }
-    let client = session.client(None, None)?;
+    let client = session.client(None)?;
     let mut rows = Vec::new();
     for p in paths {
         let asset = client

@@ -34,7 +34,7 @@ pub(super) async fn wait(
     timeout: Option<Duration>,
     saving: &Saving,
 ) -> Result<(), Failure> {
-    let client = session.client(timeout, None)?;
+    let client = session.client(timeout)?;
     let handle = RunHandle::<Untyped>::attach(&client, technique, run_id);
     let deadline = timeout.map(|t| Instant::now() + t);
     let waited = wait_and_save(session, &client, out, handle, technique, saving, deadline).await?;

@@ -85,6 +85,8 @@ struct RunState {
     estimated_seconds: Option<f64>,
     /// The final run fields (`status`, `outputs`/`error_*`, `charged_cost`).
     last: Value,
+    /// The inputs it was started with.
+    inputs: Vec<RunInput>,
 }
 
 struct AssetState {
@@ -108,6 +110,12 @@ struct State {
     assets: HashMap<String, AssetState>,
     media: HashMap<String, (Bytes, String)>,
     faults: VecDeque<Fault>,
+    /// `FakeFlora::fail_next_creates`: faults for run creations only.
+    create_faults: VecDeque<Fault>,
+    /// Run creations that repeated an earlier idempotency key (replayed or refused).
+    repeated_keys: usize,
+    /// `FakeFlora::latency`: how long each API answer takes.
+    latency: std::time::Duration,
     next_id: u64,
     requests: usize,
     /// `FakeFlora::charge_settles_after`: listings of an ended run that omit its charge.
@@ -441,6 +449,43 @@ impl Core {
         self.with(|st| st.faults.extend(std::iter::repeat_n(fault, n)));
     }
 
+    pub fn push_create_faults(&self, n: usize, fault: Fault) {
+        self.with(|st| st.create_faults.extend(std::iter::repeat_n(fault, n)));
+    }
+
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.with(|st| st.latency = latency);
+    }
+
+    /// How long an answer to a request for `path` takes (`FakeFlora::latency`: the API's
+    /// answers only, not media).
+    pub fn latency_for(&self, path: &str) -> std::time::Duration {
+        if path.starts_with("/api/") {
+            self.with(|st| st.latency)
+        } else {
+            std::time::Duration::ZERO
+        }
+    }
+
+    pub fn repeated_keys(&self) -> usize {
+        self.with(|st| st.repeated_keys)
+    }
+
+    pub fn run_inputs(&self, id: &str) -> Option<Vec<RunInput>> {
+        self.with(|st| st.runs.get(id).map(|r| r.inputs.clone()))
+    }
+
+    /// What an ended run was charged (`None` while it runs, or when it charged nothing).
+    pub fn charged(&self, id: &str) -> Option<f64> {
+        self.with(|st| {
+            let run = st.runs.get(id)?;
+            if run.polls_left > 0 {
+                return None;
+            }
+            run.last["charged_cost"].as_f64()
+        })
+    }
+
     pub fn media(&self, url: &str) -> Option<Bytes> {
         let path = url::Url::parse(url).ok()?.path().to_owned();
         self.with(|st| st.media.get(&path).map(|(b, _)| b.clone()))
@@ -462,6 +507,10 @@ impl Core {
             headers: request.headers().clone(),
             body,
         };
+        let latency = self.latency_for(&req.path);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         to_reqwest(self.respond(req))
     }
 
@@ -485,9 +534,16 @@ impl Core {
     }
 
     fn respond_undated(&self, req: FakeRequest) -> FakeResponse {
+        let create = req.method == "POST"
+            && req.path.starts_with("/api/v1/techniques/")
+            && req.path.ends_with("/runs");
         let fault = self.with(|st| {
             st.requests += 1;
-            st.faults.pop_front()
+            match st.faults.pop_front() {
+                Some(f) => Some(f),
+                None if create => st.create_faults.pop_front(),
+                None => None,
+            }
         });
         match fault {
             Some(Fault::Status(s)) => {

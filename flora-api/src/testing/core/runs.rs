@@ -85,6 +85,7 @@ impl Core {
         let request = json!({"technique": slug, "inputs": body["inputs"]});
         self.with(|st| {
             if let Some((id, first)) = key.as_ref().and_then(|k| st.run_keys.get(k)).cloned() {
+                st.repeated_keys += 1;
                 // The same key with another request is refused, as FLORA documents.
                 if first != request {
                     return error(
@@ -144,6 +145,7 @@ impl Core {
                 polls_total: polls,
                 estimated_seconds,
                 last: final_fields,
+                inputs: inputs.clone(),
             };
             let answer = Self::created_json(&id, &run);
             st.runs.insert(id.clone(), run);
