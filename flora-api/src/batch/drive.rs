@@ -299,8 +299,13 @@ impl Batch {
             }
             match result {
                 Ok(handle) => {
+                    self.watcher.expect(handle.run_id(), handle.ready_at());
                     // Committed before the window place is given back.
-                    self.journal().created(row.pos, handle.run_id(), now())?;
+                    let journaled = self.journal().created(row.pos, handle.run_id(), now());
+                    if let Err(e) = journaled {
+                        self.watcher.forget(handle.run_id());
+                        return Err(e);
+                    }
                     if let Some(r) = reserved.take() {
                         r.made_a_run();
                     }

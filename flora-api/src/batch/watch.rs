@@ -1,8 +1,10 @@
-//! Runs in flight, watched together: each round lists the technique's ended runs (one page
-//! of the newest `completed`, one of the newest `failed`, 100 runs a page), which tells the
-//! end of every run of the batch that ended since, where polling each would cost one request
-//! per run. Under a rate limit that is most of a batch's requests, and so most of its time.
-//! A round costs two requests however many runs are in flight.
+//! Runs in flight, watched together: each round lists the technique's ended runs (the
+//! newest `completed`, then the newest `failed`, 100 runs a page, more pages only while the
+//! runs of ours that ended reach a page's bottom), which tells the end of every run of the
+//! batch that ended since, where polling each would cost one request per run. Under a rate
+//! limit that is most of a batch's requests, and so most of its time. A round costs about two
+//! requests however many runs are in flight. A run is watched from its create answer on, so
+//! a listing knows it is ours however soon it ends.
 //!
 //! What the listing cannot tell is read alone: a run the list shows ended without its charge
 //! (FLORA's list reports a charge some time after the end: the settled charge is booked, not
@@ -33,12 +35,16 @@ struct Waiting {
     tx: oneshot::Sender<Run>,
     /// Rounds since it was last read alone (or since it was added).
     rounds: u32,
+    /// Not read alone before this (FLORA's estimate from the create answer).
+    not_before: Option<tokio::time::Instant>,
 }
 
 /// Who waits for which run.
 #[derive(Default)]
 pub(crate) struct Watcher {
     waiting: Mutex<HashMap<String, Waiting>>,
+    /// Answers for runs watched from their creation on, until their item waits.
+    early: Mutex<HashMap<String, oneshot::Receiver<Run>>>,
     /// Rings when a run starts being waited for.
     added: Notify,
     /// The run history refused to be listed (a 4xx): every run is read alone from then on.
@@ -46,11 +52,38 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
+    /// Watches `run_id` from the moment its create answer arrives, before its item is
+    /// journaled and waits: a listing can then tell it is ours however soon it ends. (A run
+    /// that ended while unknown to the watcher is, in the pages after the first, found only
+    /// by reading it alone many rounds later.)
+    pub(crate) fn expect(&self, run_id: &str, not_before: Option<tokio::time::Instant>) {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(
+            run_id.to_owned(),
+            Waiting {
+                tx,
+                rounds: 0,
+                not_before,
+            },
+        );
+        self.early_lock().insert(run_id.to_owned(), rx);
+        self.added.notify_one();
+    }
+
     /// Waits for `run_id` to end; the answer comes from the round that sees it ended.
     pub(crate) fn wait(&self, run_id: &str) -> oneshot::Receiver<Run> {
+        if let Some(rx) = self.early_lock().remove(run_id) {
+            return rx;
+        }
         let (tx, rx) = oneshot::channel();
-        self.lock()
-            .insert(run_id.to_owned(), Waiting { tx, rounds: 0 });
+        self.lock().insert(
+            run_id.to_owned(),
+            Waiting {
+                tx,
+                rounds: 0,
+                not_before: None,
+            },
+        );
         self.added.notify_one();
         rx
     }
@@ -58,6 +91,11 @@ impl Watcher {
     /// Stops waiting for `run_id` (its waiter gave up).
     pub(crate) fn forget(&self, run_id: &str) {
         self.lock().remove(run_id);
+        self.early_lock().remove(run_id);
+    }
+
+    fn early_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Receiver<Run>>> {
+        self.early.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
@@ -76,9 +114,21 @@ impl Watcher {
     fn due(&self, each: bool) -> Vec<String> {
         let mut waiting = self.lock();
         let mut due = Vec::new();
+        let now = tokio::time::Instant::now();
+        // A run whose waiter is gone (its receiver dropped) is watched no more.
+        waiting.retain(|_, w| !w.tx.is_closed());
         for (id, w) in waiting.iter_mut() {
+            if w.not_before.is_some_and(|at| at > now) {
+                continue;
+            }
             w.rounds += 1;
-            if each || w.rounds >= ROUNDS_BEFORE_READING_ALONE || waiting_alone(w) {
+            if each || w.rounds >= ROUNDS_BEFORE_READING_ALONE {
+                if !each {
+                    tracing::debug!(
+                        run_id = id,
+                        "not seen ended in {ROUNDS_BEFORE_READING_ALONE} rounds"
+                    );
+                }
                 w.rounds = 0;
                 due.push(id.clone());
             }
@@ -92,11 +142,6 @@ impl Watcher {
             let _ = w.tx.send(run);
         }
     }
-}
-
-/// A run whose waiter is gone (the receiver dropped) is read no more.
-fn waiting_alone(w: &Waiting) -> bool {
-    w.tx.is_closed()
 }
 
 impl Batch {
@@ -149,6 +194,12 @@ impl Batch {
         }
         alone.sort();
         alone.dedup();
+        if !alone.is_empty() {
+            tracing::debug!(
+                runs = alone.len(),
+                "reading runs alone the listing could not tell"
+            );
+        }
         for run_id in alone {
             if self.abort.is_cancelled() {
                 return;
@@ -168,8 +219,16 @@ impl Batch {
 
     /// The newest runs of the technique ended with `status`: ours are delivered, those
     /// without their charge yet added to `alone`. `false` when the listing failed.
+    ///
+    /// The list is newest first, and runs of one batch end roughly in the order they were
+    /// made, so the ends of ours since the last round lie in one stretch from the top: the
+    /// next page is read while the stretch reaches the bottom of this one (its last run is
+    /// ours, or one this round already took: the list grows at the top between two pages,
+    /// which shifts runs already seen down). A run that ends long after runs made after it
+    /// lies below the stretch; it is read alone after a while.
     async fn list_ended(&self, status: RunStatus, alone: &mut Vec<String>) -> bool {
         let mut cursor = None;
+        let mut taken = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let query = ListRuns {
                 technique_id: Some(self.meta.technique_id.clone()),
@@ -193,23 +252,30 @@ impl Batch {
                     return false;
                 }
             };
-            let full = page.items.len();
+            let last = page.items.last().map(|run| run.run_id.clone());
             let mut ours = 0;
             for run in page.items {
                 if !self.watcher.is_waited(&run.run_id) {
                     continue;
                 }
                 ours += 1;
+                taken.insert(run.run_id.clone());
                 if run.status == RunStatus::Completed && run.charged_cost.is_none() {
                     // Ended, its charge not on the list yet: read it alone.
+                    tracing::debug!(run_id = run.run_id, "listed without its charge");
                     alone.push(run.run_id);
                 } else {
                     self.watcher.deliver(run);
                 }
             }
-            // The next page only while this one was all ours: older ends were seen before.
+            tracing::debug!(
+                ?status,
+                ours,
+                more = page.next_cursor.is_some(),
+                "run history page"
+            );
             match page.next_cursor {
-                Some(next) if ours == full && full > 0 => cursor = Some(next),
+                Some(next) if last.is_some_and(|id| taken.contains(&id)) => cursor = Some(next),
                 _ => break,
             }
         }

@@ -236,6 +236,13 @@ impl FakeFlora {
         self.core.request_count()
     }
 
+    /// Requests per route (retries included), e.g. `"POST /techniques/{slug}/runs"`,
+    /// `"GET /technique-runs"`, `"GET media"`: where a program's requests go, to pin that a
+    /// change saves the ones it meant to.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.core.request_counts()
+    }
+
     /// Answers the API only for this key, and any other (or none) with FLORA's 401
     /// `unauthorized`, to test what a program does with a wrong key. [`client`](Self::client)
     /// sends `sk_fake_flora`; set the key with [`client_builder`](Self::client_builder)`.api_key(..)`.

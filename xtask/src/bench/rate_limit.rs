@@ -28,6 +28,8 @@ struct Outcome {
     wall: Duration,
     requests: usize,
     limited: usize,
+    /// Requests per route (creates, listings, single reads).
+    routes: std::collections::BTreeMap<&'static str, usize>,
     rss_kib: Option<u64>,
     journal_bytes: Option<u64>,
 }
@@ -54,8 +56,14 @@ async fn with_floret(
         .map(|i| format!(r#"{{"input_image": "https://example.com/{i}.png"}}"#))
         .collect();
     std::fs::write(dir.path().join("plan.jsonl"), plan.join("\n")).map_err(|e| e.to_string())?;
+    // Its stderr goes to a file (a pipe nobody reads would block it once full), shown when
+    // it fails; `BENCH11_LOG=DIR` keeps a copy with floret's debug log, to tune.
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let keep = std::env::var_os("BENCH11_LOG");
     let mut child = std::process::Command::new(floret)
         .current_dir(dir.path())
+        .args(keep.is_some().then_some("-vv"))
         .args([
             "batch",
             "run",
@@ -73,7 +81,7 @@ async fn with_floret(
         .env("FLORA_BASE_URL", served.base_url())
         .env("FLORA_API_KEY", "sk_bench")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(log)
         .spawn()
         .map_err(|e| e.to_string())?;
     let pid = child.id();
@@ -85,13 +93,25 @@ async fn with_floret(
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             if !status.success() {
-                return Err(format!("floret batch failed: {status}"));
+                let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = said.lines().rev().take(20).collect();
+                return Err(format!(
+                    "floret batch failed: {status}; it said (last lines):\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
             }
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = t.elapsed();
+    if let Some(keep) = keep {
+        let name = format!(
+            "{shape:?}-{}.log",
+            if each_run { "each" } else { "history" }
+        );
+        let _ = std::fs::copy(&log_path, Path::new(&keep).join(name));
+    }
     let journal_bytes = ["j.db", "j.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
@@ -101,6 +121,7 @@ async fn with_floret(
         wall,
         requests: fake.request_count(),
         limited: fake.rate_limited_count(),
+        routes: fake.request_counts(),
         rss_kib: rss,
         journal_bytes,
     })
@@ -165,6 +186,7 @@ async fn naive(n: usize, rate: u32, poll: Duration, shape: Limiter) -> Result<Ou
         wall,
         requests: fake.request_count(),
         limited: fake.rate_limited_count(),
+        routes: fake.request_counts(),
         rss_kib: None,
         journal_bytes: None,
     })
@@ -173,26 +195,38 @@ async fn naive(n: usize, rate: u32, poll: Duration, shape: Limiter) -> Result<Ou
 pub async fn run(quick: bool) -> Result<String, String> {
     let root = crate::workspace_root();
     let floret = super::floret_cli::build_floret(&root)?;
-    let (n, rate) = if quick { (100, 100) } else { (2000, 200) };
+    let (mut n, rate) = if quick { (100, 100) } else { (2000, 200) };
+    // For tuning: fewer items, one shape, no baselines (`BENCH11_ITEMS=500`).
+    let tuning = std::env::var("BENCH11_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(items) = tuning {
+        n = items;
+    }
     let poll = Duration::from_millis(100);
     let mut out = format!(
         "## 11. Batch under a rate limit ({n} items, limit R = {rate} requests/s, runs complete \
          after 3 looks, 100 ms poll interval)\n\n| limiter | | wall | runs/s ÷ R | requests | \
          429 share | peak RSS | journal per item |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
     );
+    let mut breakdown = Vec::new();
     for (shape_name, shape) in [
         ("fixed window", Limiter::FixedWindow),
         ("token bucket", Limiter::TokenBucket),
         ("sliding window", Limiter::SlidingWindow),
     ] {
+        if std::env::var("BENCH11_SHAPE").is_ok_and(|only| !shape_name.starts_with(&only)) {
+            continue;
+        }
         let listing = with_floret(&floret, n, rate, "100ms", shape, false).await?;
-        let each = with_floret(&floret, n, rate, "100ms", shape, true).await?;
-        let theirs = naive(n, rate, poll, shape).await?;
-        for (name, o) in [
-            ("`floret batch` (run history)", &listing),
-            ("`floret batch --poll-each-run`", &each),
-            ("naive loop (16 in flight, client retries)", &theirs),
-        ] {
+        let mut rows = vec![("`floret batch` (run history)", listing)];
+        if tuning.is_none() {
+            let each = with_floret(&floret, n, rate, "100ms", shape, true).await?;
+            let theirs = naive(n, rate, poll, shape).await?;
+            rows.push(("`floret batch --poll-each-run`", each));
+            rows.push(("naive loop (16 in flight, client retries)", theirs));
+        }
+        for (name, o) in &rows {
             let runs_per_second = n as f64 / o.wall.as_secs_f64();
             let _ = writeln!(
                 out,
@@ -209,13 +243,27 @@ pub async fn run(quick: bool) -> Result<String, String> {
                     .map_or("–".to_owned(), |b| format!("{} B", b / n as u64)),
             );
         }
+        let routes: Vec<String> = rows[0]
+            .1
+            .routes
+            .iter()
+            .map(|(route, count)| format!("{route}: {count}"))
+            .collect();
+        breakdown.push(format!("- {shape_name}: {}", routes.join(", ")));
     }
+    let _ = writeln!(
+        out,
+        "\nWhere `floret batch` (run history) sent its requests:\n{}",
+        breakdown.join("\n")
+    );
     let _ = writeln!(
         out,
         "\nRuns/s ÷ R: runs completed per second as a share of the request limit (1.0 would be \
          one request per run).\n"
     );
-    out += &big_plan(&floret, if quick { 5_000 } else { 100_000 }).await?;
+    if tuning.is_none() {
+        out += &big_plan(&floret, if quick { 5_000 } else { 100_000 }).await?;
+    }
     Ok(out)
 }
 
@@ -231,8 +279,14 @@ async fn big_plan(floret: &Path, n: usize) -> Result<String, String> {
         .collect();
     std::fs::write(dir.path().join("plan.jsonl"), plan.join("\n")).map_err(|e| e.to_string())?;
     let t = Instant::now();
+    // Its stderr goes to a file (a pipe nobody reads would block it once full), shown when
+    // it fails; `BENCH11_LOG=DIR` keeps a copy with floret's debug log, to tune.
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let keep = std::env::var_os("BENCH11_LOG");
     let mut child = std::process::Command::new(floret)
         .current_dir(dir.path())
+        .args(keep.is_some().then_some("-vv"))
         .args([
             "batch",
             "run",

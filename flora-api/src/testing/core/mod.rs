@@ -118,6 +118,8 @@ struct State {
     latency: std::time::Duration,
     next_id: u64,
     requests: usize,
+    /// Requests per route (`FakeFlora::request_counts`).
+    by_route: std::collections::BTreeMap<&'static str, usize>,
     /// `FakeFlora::charge_settles_after`: listings of an ended run that omit its charge.
     charge_settles_after: u32,
     /// `FakeFlora::rate_limit`: API requests allowed per second, and the current second's
@@ -350,6 +352,10 @@ impl Core {
         self.with(|st| st.requests)
     }
 
+    pub fn request_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.with(|st| st.by_route.clone())
+    }
+
     pub fn asset_count(&self) -> usize {
         self.with(|st| st.assets.len())
     }
@@ -537,8 +543,10 @@ impl Core {
         let create = req.method == "POST"
             && req.path.starts_with("/api/v1/techniques/")
             && req.path.ends_with("/runs");
+        let route = route_of(&req.method, &req.path);
         let fault = self.with(|st| {
             st.requests += 1;
+            *st.by_route.entry(route).or_default() += 1;
             match st.faults.pop_front() {
                 Some(f) => Some(f),
                 None if create => st.create_faults.pop_front(),
@@ -577,6 +585,7 @@ impl Core {
     }
 
     fn route(&self, req: FakeRequest) -> FakeResponse {
+        // Keep in step with `route_of`, which names these routes for `request_counts`.
         let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         // The per-workspace limit counts API requests (creates, polls, listings), as FLORA's.
         if let ["api", ..] = &segs[..]
@@ -702,5 +711,27 @@ impl Connector for Core {
     /// Answers come at once; a timer under a paused test clock would only fire spuriously.
     fn timeouts_apply(&self) -> bool {
         false
+    }
+}
+
+/// A request's route as the API reference writes it (ids as placeholders), for
+/// `FakeFlora::request_counts`; the routes `Core::route` serves.
+fn route_of(method: &str, path: &str) -> &'static str {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segs.as_slice()) {
+        (_, ["media", "upload", _]) => "upload to a signed target",
+        ("GET", ["media", ..]) => "GET media",
+        ("GET", ["api", "v1", "techniques"]) => "GET /techniques",
+        ("GET", ["api", "v1", "techniques", _]) => "GET /techniques/{slug}",
+        ("POST", ["api", "v1", "techniques", _, "runs"]) => "POST /techniques/{slug}/runs",
+        ("GET", ["api", "v1", "techniques", _, "runs", _]) => "GET /techniques/{slug}/runs/{id}",
+        ("GET", ["api", "v1", "runs", _]) => "GET /runs/{id}",
+        ("GET", ["api", "v1", "technique-runs"]) => "GET /technique-runs",
+        ("GET", ["api", "v1", "workspaces"]) => "GET /workspaces",
+        ("POST", ["api", "v1", "assets"]) => "POST /assets",
+        ("GET", ["api", "v1", "assets", _]) => "GET /assets/{id}",
+        ("POST", ["api", "v1", "assets", _, "complete"]) => "POST /assets/{id}/complete",
+        ("POST", ["api", "v1", "assets", _, "retry"]) => "POST /assets/{id}/retry",
+        _ => "other",
     }
 }
