@@ -279,14 +279,8 @@ async fn big_plan(floret: &Path, n: usize) -> Result<String, String> {
         .collect();
     std::fs::write(dir.path().join("plan.jsonl"), plan.join("\n")).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    // Its stderr goes to a file (a pipe nobody reads would block it once full), shown when
-    // it fails; `BENCH11_LOG=DIR` keeps a copy with floret's debug log, to tune.
-    let log_path = dir.path().join("stderr.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let keep = std::env::var_os("BENCH11_LOG");
     let mut child = std::process::Command::new(floret)
         .current_dir(dir.path())
-        .args(keep.is_some().then_some("-vv"))
         .args([
             "batch",
             "run",
