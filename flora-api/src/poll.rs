@@ -297,6 +297,12 @@ impl<T> RunHandle<T> {
         self.state.ready_at
     }
 
+    /// The run's `created_at` as the create answer gave it (FLORA's clock and unit).
+    #[cfg(feature = "batch")]
+    pub(crate) fn created_at(&self) -> Option<f64> {
+        self.state.last.as_ref().and_then(|r| r.created_at)
+    }
+
     /// The technique slug or id polled on, for nested-route runs.
     pub fn technique(&self) -> Option<&str> {
         match &self.state.route {

@@ -299,7 +299,8 @@ impl Batch {
             }
             match result {
                 Ok(handle) => {
-                    self.watcher.expect(handle.run_id(), handle.ready_at());
+                    self.watcher
+                        .expect(handle.run_id(), handle.ready_at(), handle.created_at());
                     // Committed before the window place is given back.
                     let journaled = self.journal().created(row.pos, handle.run_id(), now());
                     if let Err(e) = journaled {

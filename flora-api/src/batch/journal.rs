@@ -22,7 +22,7 @@ pub(crate) struct ItemRow {
     /// `{key}` in the output template: the key as a file name, distinct from every other
     /// item's (decided when the journal was made).
     pub name: String,
-    pub values: BTreeMap<String, Vec<String>>,
+    pub values: super::plan::PlanValues,
     pub state: ItemState,
     pub attempt: i64,
     pub idem: Option<String>,

@@ -60,7 +60,7 @@ mod window;
 
 pub use builder::BatchBuilder;
 pub use options::{BatchOptions, Event, Progress, StopReason, Summary};
-pub use plan::{PlanItem, read_plan};
+pub use plan::{PlanItem, PlanValues, read_plan};
 pub use runner::Batch;
 pub use state::ItemState;
 

@@ -16,29 +16,128 @@ pub struct PlanItem {
     /// The item key: the row's `key`, else `row-<line>`.
     pub key: String,
     /// Input id → values (several for inputs that allow multiple values).
-    pub values: BTreeMap<String, Vec<String>>,
+    pub values: PlanValues,
+}
+
+/// An item's values: input id → values, sorted by id. A map as small as its entries (a
+/// `BTreeMap` node holds room for eleven): a 100,000-row plan is held whole while it is
+/// checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanValues(Vec<(String, Vec<String>)>);
+
+impl PlanValues {
+    /// The values of input `id`.
+    pub fn get(&self, id: &str) -> Option<&Vec<String>> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Adds `value` to input `id`'s values.
+    pub fn push(&mut self, id: impl Into<String>, value: impl Into<String>) {
+        let id = id.into();
+        match self.0.binary_search_by(|(k, _)| k.cmp(&id)) {
+            Ok(i) => self.0[i].1.push(value.into()),
+            Err(i) => self.0.insert(i, (id, vec![value.into()])),
+        }
+    }
+
+    /// Input ids, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// (input id, values), sorted by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// How many inputs have values.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No input has a value.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Gives back spare room (rows are kept for the whole check).
+    fn shrink(&mut self) {
+        for (k, v) in &mut self.0 {
+            k.shrink_to_fit();
+            v.shrink_to_fit();
+            for s in v.iter_mut() {
+                s.shrink_to_fit();
+            }
+        }
+        self.0.shrink_to_fit();
+    }
+}
+
+impl From<BTreeMap<String, Vec<String>>> for PlanValues {
+    fn from(map: BTreeMap<String, Vec<String>>) -> Self {
+        let mut values = PlanValues(map.into_iter().collect());
+        values.shrink();
+        values
+    }
+}
+
+impl FromIterator<(String, Vec<String>)> for PlanValues {
+    fn from_iter<I: IntoIterator<Item = (String, Vec<String>)>>(iter: I) -> Self {
+        let mut values = PlanValues::default();
+        for (k, vs) in iter {
+            for v in vs {
+                values.push(k.clone(), v);
+            }
+        }
+        values.shrink();
+        values
+    }
+}
+
+impl std::ops::Index<&str> for PlanValues {
+    type Output = Vec<String>;
+
+    /// The values of input `id`; panics when it has none (as a map's index does).
+    fn index(&self, id: &str) -> &Vec<String> {
+        match self.get(id) {
+            Some(v) => v,
+            None => panic!("no values for input `{id}`"),
+        }
+    }
+}
+
+impl serde::Serialize for PlanValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlanValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, Vec<String>>::deserialize(deserializer).map(PlanValues::from)
+    }
 }
 
 impl PlanItem {
     /// An item from a typed technique value, checked by the compiler like a single run:
     /// `PlanItem::typed("face-1", &CctvCam { input_image })`.
     pub fn typed<T: crate::Technique>(key: impl Into<String>, technique: &T) -> Self {
-        let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut values = PlanValues::default();
         for input in technique.inputs() {
-            values
-                .entry(input.id.into_owned())
-                .or_default()
-                .push(input.value);
+            values.push(input.id.into_owned(), input.value);
         }
         PlanItem::new(key, values)
     }
 
-    /// An item added in code.
-    pub fn new(key: impl Into<String>, values: BTreeMap<String, Vec<String>>) -> Self {
+    /// An item added in code: input id → values, e.g. a `BTreeMap<String, Vec<String>>`.
+    pub fn new(key: impl Into<String>, values: impl Into<PlanValues>) -> Self {
         PlanItem {
             line: 0,
             key: key.into(),
-            values,
+            values: values.into(),
         }
     }
 }
@@ -127,7 +226,7 @@ fn read_jsonl(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
         out.push(PlanItem {
             line: n,
             key,
-            values,
+            values: values.into(),
         });
     }
     Ok(out)
@@ -173,7 +272,7 @@ fn read_csv(path: &Path, text: &str) -> Result<Vec<PlanItem>, Error> {
         out.push(PlanItem {
             line: n,
             key,
-            values,
+            values: values.into(),
         });
     }
     Ok(out)

@@ -23,9 +23,10 @@ use super::runner::Batch;
 use crate::endpoints::ListRuns;
 use crate::wire::{Run, RunStatus};
 
-/// Pages of one status read in one round at most (newest first): more only while every run
-/// of a page was one of ours.
-const MAX_PAGES: usize = 10;
+/// Pages of one status read in one round at most (newest first; see `list_ended` for when
+/// the next is read): each page read on delivers runs or reaches runs watched since the
+/// last round, so this bounds only a history that misbehaves.
+const MAX_PAGES: usize = 100;
 
 /// A run not seen ended in this many rounds is read alone (then again as many rounds later).
 const ROUNDS_BEFORE_READING_ALONE: u32 = 50;
@@ -37,6 +38,10 @@ struct Waiting {
     rounds: u32,
     /// Not read alone before this (FLORA's estimate from the create answer).
     not_before: Option<tokio::time::Instant>,
+    /// Its `created_at` (FLORA's clock), while no listing begun after it was watched has
+    /// been read: an earlier listing may have shown it ended before it was known as ours,
+    /// so it may lie below runs taken since (see `list_ended`).
+    fresh: Option<f64>,
 }
 
 /// Who waits for which run.
@@ -56,7 +61,12 @@ impl Watcher {
     /// journaled and waits: a listing can then tell it is ours however soon it ends. (A run
     /// that ended while unknown to the watcher is, in the pages after the first, found only
     /// by reading it alone many rounds later.)
-    pub(crate) fn expect(&self, run_id: &str, not_before: Option<tokio::time::Instant>) {
+    pub(crate) fn expect(
+        &self,
+        run_id: &str,
+        not_before: Option<tokio::time::Instant>,
+        created_at: Option<f64>,
+    ) {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(
             run_id.to_owned(),
@@ -64,6 +74,7 @@ impl Watcher {
                 tx,
                 rounds: 0,
                 not_before,
+                fresh: created_at,
             },
         );
         self.early_lock().insert(run_id.to_owned(), rx);
@@ -82,6 +93,7 @@ impl Watcher {
                 tx,
                 rounds: 0,
                 not_before: None,
+                fresh: None,
             },
         );
         self.added.notify_one();
@@ -136,6 +148,31 @@ impl Watcher {
         due
     }
 
+    /// The runs watched so far that no listing begun after they were watched has read yet,
+    /// and the oldest `created_at` among them.
+    fn fresh(&self) -> (Vec<String>, Option<f64>) {
+        let waiting = self.lock();
+        let mut ids = Vec::new();
+        let mut oldest: Option<f64> = None;
+        for (id, w) in waiting.iter() {
+            if let Some(at) = w.fresh {
+                ids.push(id.clone());
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        (ids, oldest)
+    }
+
+    /// These runs were watched when a listing that was read through began.
+    fn not_fresh(&self, ids: &[String]) {
+        let mut waiting = self.lock();
+        for id in ids {
+            if let Some(w) = waiting.get_mut(id) {
+                w.fresh = None;
+            }
+        }
+    }
+
     /// Hands an ended run to its waiter.
     fn deliver(&self, run: Run) {
         if let Some(w) = self.lock().remove(&run.run_id) {
@@ -184,12 +221,18 @@ impl Batch {
         let each = self.options.poll_each_run || self.watcher.no_history.load(Ordering::SeqCst);
         let mut alone = self.watcher.due(each);
         if !each {
+            let (fresh, oldest_fresh) = self.watcher.fresh();
+            let mut listed = true;
             for status in [RunStatus::Completed, RunStatus::Failed] {
                 // A failed listing is tried again next round (reading every run alone now
                 // would cost what the listing saves); the runs due to be read alone are.
-                if !self.list_ended(status, &mut alone).await {
+                if !self.list_ended(status, oldest_fresh, &mut alone).await {
+                    listed = false;
                     break;
                 }
+            }
+            if listed {
+                self.watcher.not_fresh(&fresh);
             }
         }
         alone.sort();
@@ -224,9 +267,16 @@ impl Batch {
     /// made, so the ends of ours since the last round lie in one stretch from the top: the
     /// next page is read while the stretch reaches the bottom of this one (its last run is
     /// ours, or one this round already took: the list grows at the top between two pages,
-    /// which shifts runs already seen down). A run that ends long after runs made after it
-    /// lies below the stretch; it is read alone after a while.
-    async fn list_ended(&self, status: RunStatus, alone: &mut Vec<String>) -> bool {
+    /// which shifts runs already seen down). Runs watched since the last listing began may
+    /// have ended before they were known as ours, under runs taken since: pages are read
+    /// down to the oldest of them (`oldest_fresh`, by `created_at`). A run that ends long
+    /// after runs made after it lies below the stretch; it is read alone after a while.
+    async fn list_ended(
+        &self,
+        status: RunStatus,
+        oldest_fresh: Option<f64>,
+        alone: &mut Vec<String>,
+    ) -> bool {
         let mut cursor = None;
         let mut taken = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
@@ -253,6 +303,13 @@ impl Batch {
                 }
             };
             let last = page.items.last().map(|run| run.run_id.clone());
+            // Fresh runs may lie below this page while its oldest run is newer than them.
+            let above_fresh = oldest_fresh.is_some_and(|fresh| {
+                page.items
+                    .last()
+                    .and_then(|run| run.created_at)
+                    .is_some_and(|at| at > fresh)
+            });
             let mut ours = 0;
             for run in page.items {
                 if !self.watcher.is_waited(&run.run_id) {
@@ -275,7 +332,9 @@ impl Batch {
                 "run history page"
             );
             match page.next_cursor {
-                Some(next) if last.is_some_and(|id| taken.contains(&id)) => cursor = Some(next),
+                Some(next) if above_fresh || last.is_some_and(|id| taken.contains(&id)) => {
+                    cursor = Some(next);
+                }
                 _ => break,
             }
         }
