@@ -62,22 +62,6 @@ impl SaveOptions {
     }
 }
 
-/// The prefix of a staging folder (tagged with its owner, if any).
-pub(crate) fn staging_prefix(tag: Option<&str>) -> String {
-    match tag {
-        // The tag comes from a journal: only its plain characters make a file name.
-        Some(t) => {
-            let t: String = t
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .take(40)
-                .collect();
-            format!(".flora-save-{t}-")
-        }
-        None => ".flora-save-".to_owned(),
-    }
-}
-
 impl<O> TechniqueRun<O> {
     /// Saves every output of the run (typed and extra) into `dir`: media as
     /// `<output_id>.<ext>` (downloaded, the extension one of the output's kind), text as
@@ -469,7 +453,7 @@ async fn save_one(
     let parent = folder_of(&fill(template, &o.output_id, index, names, "ext"));
     std::fs::create_dir_all(&parent).map_err(|e| io_failure("create", &parent, e))?;
     crate::download::sweep_leftovers(&parent);
-    let prefix = staging_prefix(options.staging_tag.as_deref());
+    let prefix = crate::download::staging_prefix(options.staging_tag.as_deref());
     let staging = tempfile::Builder::new()
         .prefix(&prefix)
         .tempdir_in(&parent)

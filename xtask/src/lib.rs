@@ -11,6 +11,7 @@ pub mod bench;
 #[cfg(feature = "extras")]
 pub mod bench_files;
 pub mod doc_fixtures;
+pub mod layers;
 pub mod regen;
 #[cfg(feature = "extras")]
 pub mod sandbox;

@@ -53,6 +53,12 @@ enum Command {
     /// Build the codegen fixtures (hostile docs included) into a scratch flora-api and
     /// check `cargo doc -D warnings` and the doctests.
     DocFixtures,
+    /// Every import cycle between modules at any depth (siblings that use each other),
+    /// naming the files that tie it; exits 1 when there is one. CI runs it.
+    Layers {
+        /// The crates to check (default: flora-api, flora-codegen, xtask).
+        crates: Vec<String>,
+    },
     /// Bench 4 alone, in its own process (spawned by `bench`).
     #[command(hide = true)]
     BenchScale {
@@ -128,6 +134,13 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("doc-fixtures failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Layers { crates } => match xtask::layers::run(&xtask::workspace_root(), &crates) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("layers: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -256,6 +269,6 @@ async fn extras(command: Command) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Regen { .. } | Command::DocFixtures => ExitCode::FAILURE,
+        Command::Regen { .. } | Command::DocFixtures | Command::Layers { .. } => ExitCode::FAILURE,
     }
 }

@@ -56,6 +56,7 @@ mod status;
 mod tests;
 mod validate;
 mod watch;
+mod watcher;
 mod window;
 
 pub use builder::BatchBuilder;

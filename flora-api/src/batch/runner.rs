@@ -18,7 +18,7 @@ use super::outputs;
 use super::plan::PlanItem;
 use super::status::row_json;
 use super::validate;
-use super::watch::Watcher;
+use super::watcher::Watcher;
 use super::window::Window;
 use crate::client::Client;
 use crate::error::Error;

@@ -404,11 +404,28 @@ pub(crate) fn sweep_leftovers(dir: &Path) {
     }
 }
 
+/// The prefix of a save's staging folder (tagged with its owner, if any): here, below
+/// `saving`, which stages there, because the sweep of leftovers must know it too.
+pub(crate) fn staging_prefix(tag: Option<&str>) -> String {
+    match tag {
+        // The tag comes from a journal: only its plain characters make a file name.
+        Some(t) => {
+            let t: String = t
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect();
+            format!(".flora-save-{t}-")
+        }
+        None => ".flora-save-".to_owned(),
+    }
+}
+
 /// Removes the staging folders tagged `tag` in `dir` whatever their age: their owner (a
 /// batch, under its lock) knows no live transfer of its own writes them.
 #[cfg(feature = "batch")]
 pub(crate) fn sweep_tagged(dir: &Path, tag: &str) {
-    let prefix = crate::saving::staging_prefix(Some(tag));
+    let prefix = staging_prefix(Some(tag));
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
