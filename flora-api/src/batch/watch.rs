@@ -54,6 +54,17 @@ impl Batch {
                 () = self.abort.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
+            // Every run watched is before FLORA's estimate of its end: no round until the
+            // first is due (or another run comes).
+            if let Some(at) = self.watcher.none_due_before() {
+                tokio::select! {
+                    () = done.cancelled() => return,
+                    () = self.abort.cancelled() => return,
+                    () = tokio::time::sleep_until(at) => {}
+                    () = self.watcher.added.notified() => {}
+                }
+                continue;
+            }
             delay = cadence;
             self.round().await;
         }

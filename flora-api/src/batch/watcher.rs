@@ -94,6 +94,20 @@ impl Watcher {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// When every run watched is before its `not_before` (FLORA's estimate): the first of
+    /// them. `None` when one is due now, or none is watched.
+    pub(super) fn none_due_before(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let mut first: Option<tokio::time::Instant> = None;
+        for w in self.lock().values() {
+            match w.not_before {
+                Some(at) if at > now => first = Some(first.map_or(at, |f| f.min(at))),
+                _ => return None,
+            }
+        }
+        first
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
