@@ -6,7 +6,6 @@
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use crate::durations::{from_secs_saturating, scale};
@@ -40,10 +39,6 @@ impl RetryPolicy {
     pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
         backoff(self.backoff_min, self.backoff_max, self.max_retries)
     }
-}
-
-pub(crate) fn retryable_status(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Our own delays between attempts: exponential from `min` doubling to `max`, each less a
@@ -260,16 +255,6 @@ mod tests {
         // Values too large to multiply saturate.
         let d: Vec<_> = backoff(Duration::MAX, Duration::MAX, 3).collect();
         assert_eq!(d, vec![Duration::MAX; 3]);
-    }
-
-    #[test]
-    fn retry_statuses() {
-        for s in [408, 429, 500, 502, 503, 504] {
-            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [400, 401, 402, 403, 404, 409, 422, 501] {
-            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
     }
 
     #[test]

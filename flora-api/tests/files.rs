@@ -822,8 +822,9 @@ fn key_of(r: &Request) -> String {
 
 /// Defect 4: a refused direct create falls back to the signed reserve, another body, so it
 /// goes under another idempotency key; retries of one request keep theirs.
+// Was `defect_04` in its issue.
 #[tokio::test]
-async fn defect_04_the_signed_fallback_has_its_own_idempotency_key() {
+async fn the_signed_fallback_has_its_own_idempotency_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "face.png", &png_bytes(1024 * 1024));
     let s = signed_setup(json!({"upload": {"url": "x", "form_fields": {}}}), 204).await;
@@ -871,8 +872,9 @@ async fn defect_04_the_signed_fallback_has_its_own_idempotency_key() {
 
 /// Defect 5: every create carries the checked, normalised name and type, never the caller's
 /// raw spelling beside them.
+// Was `defect_05` in its issue.
 #[tokio::test]
-async fn defect_05_creates_send_the_checked_content_type_and_file_name() {
+async fn creates_send_the_checked_content_type_and_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let jpeg = [&b"\xff\xd8\xff\xe0\0\x10JFIF\0"[..], &[7u8; 2048]].concat();
     let file = write_file(dir.path(), "face", &jpeg);
@@ -923,9 +925,10 @@ async fn defect_05_creates_send_the_checked_content_type_and_file_name() {
 }
 
 /// Defect 6: a FIFO (or any non-regular file) is refused at once, before it is opened.
+// Was `defect_06` in its issue.
 #[cfg(unix)]
 #[tokio::test]
-async fn defect_06_a_fifo_is_refused_promptly_not_read_forever() {
+async fn a_fifo_is_refused_promptly_not_read_forever() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe.png");
     let made = std::process::Command::new("mkfifo")
@@ -983,8 +986,9 @@ async fn changing_host(
 
 /// Defect 8: a resumed range must be of the same version: `If-Range` with the first answer's
 /// ETag, and a 206 of another version restarts from byte 0. Never v1's half glued to v2's.
+// Was `defect_08` in its issue.
 #[tokio::test]
-async fn defect_08_a_resume_never_splices_two_versions() {
+async fn a_resume_never_splices_two_versions() {
     for honours in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let v1 = png_bytes(200_000);
@@ -1008,8 +1012,9 @@ async fn defect_08_a_resume_never_splices_two_versions() {
 }
 
 /// Defect 9: only a 200 answers a plain GET; a 206 to it is never saved as the whole file.
+// Was `defect_09` in its issue.
 #[tokio::test]
-async fn defect_09_a_206_to_a_plain_get_is_not_the_whole_file() {
+async fn a_206_to_a_plain_get_is_not_the_whole_file() {
     let dir = tempfile::tempdir().unwrap();
     let host = MockServer::start().await;
     Mock::given(method("GET"))
@@ -1034,8 +1039,9 @@ async fn defect_09_a_206_to_a_plain_get_is_not_the_whole_file() {
 
 /// Defect 10: downloads ask for `identity`, and encoded bytes are refused, never saved as
 /// the media.
+// Was `defect_10` in its issue.
 #[tokio::test]
-async fn defect_10_downloads_ask_for_identity_and_refuse_encoded_bytes() {
+async fn downloads_ask_for_identity_and_refuse_encoded_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let host = MockServer::start().await;
     Mock::given(method("GET"))
@@ -1061,8 +1067,9 @@ async fn defect_10_downloads_ask_for_identity_and_refuse_encoded_bytes() {
 /// Defect 7: the asset wait behaves like the run wait. Transient errors while checking (here
 /// 503s that outlast `send`'s own retries) are tried again until the deadline, and the
 /// deadline bounds a check that hangs.
+// Was `defect_07` in its issue.
 #[tokio::test]
-async fn defect_07_the_asset_wait_retries_transient_errors_and_its_deadline_bounds_checks() {
+async fn the_asset_wait_retries_transient_errors_and_its_deadline_bounds_checks() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "face.png", &png_bytes(1000));
     let api = direct_api(asset("asset_w", "ready", "https://x/y.png")).await;
@@ -1158,8 +1165,9 @@ async fn save(outputs: Value, image_url: String, dir: &Path) -> Vec<PathBuf> {
 
 /// Defect 11: no two outputs map to one path, also when the clash appears only with the
 /// extensions (a text output `notes` and a document output `notes` served as text).
+// Was `defect_11` in its issue.
 #[tokio::test]
-async fn defect_11_no_two_outputs_are_saved_to_one_path() {
+async fn no_two_outputs_are_saved_to_one_path() {
     let dir = tempfile::tempdir().unwrap();
     let host = typed_media_host(
         &[("/notes", "text/plain"), ("/img", "image/png")],
@@ -1191,8 +1199,9 @@ async fn defect_11_no_two_outputs_are_saved_to_one_path() {
 
 /// Defect 12: a saved output's extension is one of its kind's media extensions or `.bin`,
 /// never what a host's content type would make executable or a page.
+// Was `defect_12` in its issue.
 #[tokio::test]
-async fn defect_12_an_outputs_extension_never_comes_from_a_hostile_content_type() {
+async fn an_outputs_extension_never_comes_from_a_hostile_content_type() {
     let dir = tempfile::tempdir().unwrap();
     let host = typed_media_host(
         &[
@@ -1248,8 +1257,9 @@ async fn defect_12_an_outputs_extension_never_comes_from_a_hostile_content_type(
 
 /// Defect 24: a typed upload needs bytes that match an accepted type of its kind: a text file
 /// named `face.png` is refused before any request, and `content_type` is the way out.
+// Was `defect_24` in its issue.
 #[tokio::test]
-async fn defect_24_a_typed_upload_needs_matching_bytes_not_just_an_extension() {
+async fn a_typed_upload_needs_matching_bytes_not_just_an_extension() {
     let dir = tempfile::tempdir().unwrap();
     let api = MockServer::start().await;
     let c = client(&api);

@@ -339,8 +339,9 @@ async fn serve_answers_on_a_real_socket() {
 
 /// Issue 19, defect 20: dropping `Served` closes the connections already open (a pooled
 /// keep-alive one included), so a "server went away" test sees the server go away.
+// Was `defect_20` in its issue.
 #[tokio::test]
-async fn defect_20_dropping_served_closes_open_connections() {
+async fn dropping_served_closes_open_connections() {
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
     let served = fake.serve().await.unwrap();
@@ -362,8 +363,9 @@ async fn defect_20_dropping_served_closes_open_connections() {
 
 /// Issue 19, defect 15: one idempotency key with two different run bodies is refused with
 /// FLORA's 422 `idempotency_conflict`; the same body is replayed as one run.
+// Was `defect_15` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_15_one_key_for_two_bodies_is_an_idempotency_conflict() {
+async fn one_key_for_two_bodies_is_an_idempotency_conflict() {
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
     let client = fake.client();
@@ -400,8 +402,9 @@ async fn defect_15_one_key_for_two_bodies_is_an_idempotency_conflict() {
 
 /// Issue 19, defect 22: through `fake.client()`, a host the fake does not serve is
 /// unreachable (a connection error), not a 404 "the URL may have expired".
+// Was `defect_22` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_22_a_host_the_fake_does_not_serve_is_unreachable() {
+async fn a_host_the_fake_does_not_serve_is_unreachable() {
     let fake = FakeFlora::new();
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
@@ -431,8 +434,9 @@ async fn defect_22_a_host_the_fake_does_not_serve_is_unreachable() {
 
 /// Issue 19, defect 13: a lost answer on a signed reserve is replayed as it was, upload
 /// target included, so the client's retry can upload.
+// Was `defect_13` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_13_a_replayed_reserve_keeps_its_upload_target() {
+async fn a_replayed_reserve_keeps_its_upload_target() {
     let fake = FakeFlora::new();
     let client = fake.client();
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -447,8 +451,9 @@ async fn defect_13_a_replayed_reserve_keeps_its_upload_target() {
 
 /// Issue 19, defect 19: the fake stores only the types FLORA accepts; others are refused as
 /// FLORA refuses them (also when the client's own check was skipped with an explicit type).
+// Was `defect_19` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_19_the_fake_refuses_types_flora_refuses() {
+async fn the_fake_refuses_types_flora_refuses() {
     let fake = FakeFlora::new();
     let client = fake.client();
     for len in [1_000, 5 * 1024 * 1024] {
@@ -470,8 +475,9 @@ async fn defect_19_the_fake_refuses_types_flora_refuses() {
 
 /// Issue 19, defect 17: asset URLs carry the file name percent-encoded: valid `ImageUrl`s
 /// that `fake.media(url)` and downloads resolve, for names with spaces or `#`.
+// Was `defect_17` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_17_asset_urls_percent_encode_file_names() {
+async fn asset_urls_percent_encode_file_names() {
     let fake = FakeFlora::new();
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
@@ -502,8 +508,9 @@ async fn defect_17_asset_urls_percent_encode_file_names() {
 
 /// Issue 19, defect 23: a registered schema is served as given: a hand-written name and
 /// description (and fields the fake does not model) survive a fetch from the fake.
+// Was `defect_23` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_23_a_registered_schema_is_served_as_given() {
+async fn a_registered_schema_is_served_as_given() {
     let fake = FakeFlora::new();
     let schema: flora_api::TechniqueSchema = serde_json::from_value(serde_json::json!({
         "technique_id": "tech_vd", "slug": "video-dub", "name": "Video Dub",
@@ -527,8 +534,9 @@ async fn defect_23_a_registered_schema_is_served_as_given() {
 
 /// Issue 19, defect 21: a fake can require a key and answers others with FLORA's 401
 /// `unauthorized`; an injected status carries the code FLORA sends with it.
+// Was `defect_21` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_21_a_wrong_key_and_injected_statuses_look_like_flora() {
+async fn a_wrong_key_and_injected_statuses_look_like_flora() {
     let fake = FakeFlora::new();
     fake.technique::<CctvCam>().completes();
     fake.require_key("sk_right");

@@ -348,8 +348,9 @@ mod tests {
     }
 
     /// Issue 20, defect 8: `out_file` names a file in the output directory, nothing else.
+    // Was `defect_08` in its issue.
     #[test]
-    fn defect_08_out_file_is_a_plain_file_name() {
+    fn out_file_is_a_plain_file_name() {
         let (tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
         for bad in [
             "../escaped.rs",
@@ -382,8 +383,9 @@ mod tests {
 
     /// Issue 20, defect 7: a module or runtime path must be a Rust path; anything else (code,
     /// newlines, a code fence) is refused before anything is written.
+    // Was `defect_07` in its issue.
     #[test]
-    fn defect_07_paths_that_are_not_rust_paths_are_refused() {
+    fn paths_that_are_not_rust_paths_are_refused() {
         let (_tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
         let hostile = "crate::x; fn evil(){}\n```\nfn more() {}\n```";
         let err = Build::new()
@@ -437,9 +439,10 @@ mod tests {
 
     /// Issue 20, defect 10: a schema file whose name is not UTF-8 is refused by name, as
     /// `generate` and `fetch` refuse it (one reader, `schema_dir::read`).
+    // Was `defect_10` in its issue.
     #[cfg(unix)]
     #[test]
-    fn defect_10_a_schema_name_that_is_not_utf8_is_refused_by_name() {
+    fn a_schema_name_that_is_not_utf8_is_refused_by_name() {
         use std::os::unix::ffi::OsStrExt;
         let (_tmp, s, o) = dirs(&[("cctv-cam.json", CCTV)]);
         std::fs::write(s.join(std::ffi::OsStr::from_bytes(b"caf\xe9.json")), CCTV).unwrap();

@@ -219,8 +219,9 @@ fn project() -> tempfile::TempDir {
 
 /// Issue 20, defect 1: only files with the `@generated` header are replaced or deleted; a
 /// run that would overwrite one of the user's is refused naming it.
+// Was `defect_01` in its issue.
 #[test]
-fn defect_01_files_without_the_generated_header_are_never_touched() {
+fn files_without_the_generated_header_are_never_touched() {
     let tmp = project();
     let main = "fn main() {}\n";
     std::fs::write(tmp.path().join("src/main.rs"), main).unwrap();
@@ -272,8 +273,9 @@ fn defect_01_files_without_the_generated_header_are_never_touched() {
 
 /// Issue 20, defect 3: a schema directory that does not exist is an error, not an empty
 /// catalog that deletes every generated file.
+// Was `defect_03` in its issue.
 #[test]
-fn defect_03_a_missing_schema_directory_is_an_error() {
+fn a_missing_schema_directory_is_an_error() {
     let tmp = project();
     let out = ["generate", "--schemas", "s", "--out", "src/techniques"];
     assert!(run(tmp.path(), &out, None).status.success());
@@ -290,8 +292,9 @@ fn defect_03_a_missing_schema_directory_is_an_error() {
 
 /// Issue 20, defect 4: the bytes depend on the schemas and options only, not on how the
 /// schema directory was typed.
+// Was `defect_04` in its issue.
 #[test]
-fn defect_04_headers_do_not_depend_on_how_the_path_was_typed() {
+fn headers_do_not_depend_on_how_the_path_was_typed() {
     let tmp = project();
     let out = ["--out", "src/techniques"];
     let o = run(
@@ -320,8 +323,9 @@ fn defect_04_headers_do_not_depend_on_how_the_path_was_typed() {
 }
 
 /// Issue 20, defect 5: a retrieved technique that is not the listed one is refused.
+// Was `defect_05` in its issue.
 #[tokio::test]
-async fn defect_05_a_retrieved_schema_must_be_the_listed_technique() {
+async fn a_retrieved_schema_must_be_the_listed_technique() {
     let tmp = tempfile::tempdir().unwrap();
     let s = MockServer::start().await;
     Mock::given(method("GET"))
@@ -357,8 +361,9 @@ impl wiremock::Respond for EndlessEmptyPages {
 
 /// Issue 20, defect 6: a listing of endless empty pages with ever-new cursors ends with an
 /// error after a bound, and nothing is written.
+// Was `defect_06` in its issue.
 #[tokio::test]
-async fn defect_06_endless_empty_pages_end_with_an_error() {
+async fn endless_empty_pages_end_with_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let s = MockServer::start().await;
     let endless = EndlessEmptyPages(std::sync::atomic::AtomicUsize::new(0));
@@ -380,8 +385,9 @@ async fn defect_06_endless_empty_pages_end_with_an_error() {
 
 /// Issue 20, defect 9: an error body that echoes the `Authorization` header does not put the
 /// key on the terminal.
+// Was `defect_09` in its issue.
 #[tokio::test]
-async fn defect_09_the_api_key_is_redacted_from_everything_printed() {
+async fn the_api_key_is_redacted_from_everything_printed() {
     let tmp = tempfile::tempdir().unwrap();
     let s = MockServer::start().await;
     Mock::given(method("GET"))
@@ -401,8 +407,9 @@ async fn defect_09_the_api_key_is_redacted_from_everything_printed() {
 }
 
 /// Issue 20, defect 11: `generate` speaks of itself and its own flags.
+// Was `defect_11` in its issue.
 #[test]
-fn defect_11_messages_name_the_running_command() {
+fn messages_name_the_running_command() {
     let tmp = project();
     let o = run(
         tmp.path(),
@@ -438,8 +445,9 @@ fn defect_11_messages_name_the_running_command() {
 
 /// Issue 20, defect 12: slugs unsafe as file names on Windows or macOS, in all six shapes,
 /// are refused with a diagnostic naming the file, and nothing is written.
+// Was `defect_12` in its issue.
 #[test]
-fn defect_12_unsafe_slugs_are_refused_in_every_shape() {
+fn unsafe_slugs_are_refused_in_every_shape() {
     let shapes: [&[&str]; 6] = [
         &["con.json"],
         &["COM1.json"],

@@ -55,6 +55,9 @@ mod status;
 #[cfg(all(test, feature = "test-util", feature = "techniques"))]
 mod tests;
 mod validate;
+mod requests;
+mod resolve;
+mod save;
 mod watch;
 mod watcher;
 mod window;

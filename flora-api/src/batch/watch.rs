@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::Batch;
 use crate::endpoints::ListRuns;
+use crate::error::ErrorClass;
 use crate::wire::RunStatus;
 
 /// Pages of one status read in one round at most (newest first; see `list_ended` for when
@@ -26,6 +27,53 @@ use crate::wire::RunStatus;
 const MAX_PAGES: usize = 100;
 
 impl Batch {
+    /// Waits until the run ends (`completed`, `failed`, or a status this version does not
+    /// know on a run that reports `completed_at`), watched with every other run in flight
+    /// (`watch.rs`); `None` if waiting gave up: the poll policy's deadline passed, or the
+    /// batch was stopped (a resume continues it).
+    pub(super) async fn poll_to_end(&self, row: &ItemRow) -> Result<Option<Run>, Error> {
+        let Some(run_id) = row.run_id.clone() else {
+            return Ok(None);
+        };
+        // Not looked for before FLORA's estimate, when the create answer gave one.
+        let ready_at = self
+            .ready_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&row.pos);
+        if let Some(at) = ready_at {
+            tokio::select! {
+                () = self.abort.cancelled() => return Ok(None),
+                () = tokio::time::sleep_until(at) => {}
+            }
+        }
+        let policy = self
+            .options
+            .poll
+            .clone()
+            .unwrap_or_else(|| self.client.poll_policy().clone());
+        let deadline = tokio::time::Instant::now().checked_add(policy.deadline);
+        let ended = self.watcher.wait(&run_id);
+        let limit = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.abort.cancelled() => {
+                self.watcher.forget(&run_id);
+                Ok(None)
+            }
+            () = limit => {
+                self.watcher.forget(&run_id);
+                tracing::warn!(run_id, "stopped waiting at the poll deadline; a resume polls on");
+                Ok(None)
+            }
+            run = ended => Ok(run.ok()),
+        }
+    }
+
     /// Rounds at the poll policy's interval until `done` (every item's drive ended) or the
     /// batch is stopped.
     pub(crate) async fn watch(&self, done: &CancellationToken) {
@@ -146,9 +194,7 @@ impl Batch {
                 Ok(page) => page,
                 Err(e) => {
                     // A server without a run history (or refusing its filters): read each.
-                    if e.status()
-                        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
-                    {
+                    if matches!(e.class(), ErrorClass::InvalidInput | ErrorClass::NotFound) {
                         tracing::warn!(error = %e, "the run history cannot be listed; reading each run alone");
                         self.watcher
                             .no_history

@@ -2,7 +2,7 @@
 //! codes (`--help` and README are checked against it), and library errors in floret's
 //! terms (flags and commands, never library names).
 
-use crate::error::Error;
+use crate::error::{Error, ErrorClass};
 
 /// The documented exit codes: one table, read by `--help` ([`exit_codes_help`]) and checked
 /// against README.
@@ -16,7 +16,7 @@ pub(crate) enum Exit {
     RunFailed,
     /// 4: authentication or permission (401/403).
     Auth,
-    /// 5: rate limited after retries, insufficient credits (429/402), or `--max-cost`.
+    /// 5: rate limited or overloaded after retries, insufficient credits (429/503/402), or `--max-cost`.
     Limited,
     /// 6: `--timeout` passed; the run (if one was started) keeps going.
     TimedOut,
@@ -62,7 +62,7 @@ impl Exit {
             Exit::RunFailed => "the run failed on FLORA's side (its error_code is printed)",
             Exit::Auth => "authentication or permission (HTTP 401/403)",
             Exit::Limited => {
-                "rate limited after retries, insufficient credits (HTTP 429/402), or a batch's --max-cost"
+                "rate limited or overloaded after retries, insufficient credits (HTTP 429/503/402), or a batch's --max-cost"
             }
             Exit::TimedOut => {
                 "--timeout passed: the run id (or the idempotency key) and the command that resumes are printed"
@@ -256,11 +256,12 @@ impl From<Error> for Failure {
             Error::Api(_) | Error::Idempotency { .. } => {
                 let api = e.api();
                 let status = api.map_or(0, |a| a.status);
-                let exit = match status {
-                    401 | 403 => Exit::Auth,
-                    402 | 429 => Exit::Limited,
-                    400 | 404 | 422 => Exit::Usage,
-                    _ => Exit::Other,
+                let exit = match e.class() {
+                    ErrorClass::Auth => Exit::Auth,
+                    ErrorClass::Credits | ErrorClass::Throttled => Exit::Limited,
+                    ErrorClass::InvalidInput | ErrorClass::NotFound => Exit::Usage,
+                    // A key used already: its first run may exist (and be billed).
+                    ErrorClass::Conflict | ErrorClass::Transient | ErrorClass::Fatal => Exit::Other,
                 };
                 let code = api
                     .map(|a| a.code.as_str().to_owned())

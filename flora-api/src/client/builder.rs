@@ -16,12 +16,17 @@ use crate::error::Error;
 use crate::policy::{PollPolicy, RetryPolicy};
 use crate::urls::{API_PATH, is_loopback};
 
+/// How long an upload waits for its answer after its last byte left (see
+/// [`ClientBuilder::answer_timeout`]).
+const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Configures a [`Client`]. Every setting has a sane default except the API key.
 #[derive(Default)]
 pub struct ClientBuilder {
     api_key: Option<SecretString>,
     base_url: Option<String>,
     timeout: Option<Duration>,
+    answer_timeout: Option<Duration>,
     max_retries: Option<u32>,
     backoff: Option<(Duration, Duration)>,
     poll: Option<PollPolicy>,
@@ -38,6 +43,7 @@ impl fmt::Debug for ClientBuilder {
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
+            .field("answer_timeout", &self.answer_timeout)
             .field("max_retries", &self.max_retries)
             .field("poll", &self.poll)
             .field("workspace_id", &self.workspace_id)
@@ -67,6 +73,17 @@ impl ClientBuilder {
     /// byte moved for this long, so a steady transfer of any length succeeds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long an upload waits for its answer once every byte of its body has left
+    /// (default 2 min). The operating system takes megabytes of a body at once and the host
+    /// may still be reading them at its own pace: that wait is not a stall, so the
+    /// [`timeout`](Self::timeout)'s idle bound does not apply to it; this one does (the
+    /// longer of the two). A host that never answers fails with
+    /// [`Error::Stalled`](crate::Error::Stalled) naming this wait.
+    pub fn answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = Some(timeout);
         self
     }
 
@@ -210,6 +227,7 @@ impl ClientBuilder {
                 base,
                 api_key,
                 timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
+                answer_timeout: self.answer_timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
                 retry: RetryPolicy {
                     max_retries: self.max_retries.unwrap_or(2),
                     backoff_min,

@@ -7,11 +7,13 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::send::{Exchange, MAX_BODY, MAX_ERROR_BODY, Verdict, Watch, read_capped};
+use super::send::{Exchange, MAX_BODY, MAX_ERROR_BODY, Verdict, read_capped};
+use super::watch::Watch;
 use super::{Client, IDEMPOTENCY_HEADER};
 use crate::connector::Origin;
 use crate::error::{ApiError, ApiErrorCode, Error, snippet};
-use crate::policy::{retryable_status, server_delay};
+use crate::error::retryable_status;
+use crate::policy::server_delay;
 use crate::urls::API_PATH;
 use secrecy::ExposeSecret;
 

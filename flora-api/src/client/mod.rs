@@ -5,6 +5,7 @@
 mod builder;
 mod call;
 mod send;
+mod watch;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,7 +24,8 @@ pub use builder::ClientBuilder;
 use builder::parse_custom_headers;
 pub(crate) use call::{Body, Call};
 pub use send::IDEMPOTENCY_HEADER;
-pub(crate) use send::{Exchange, Failure, Verdict, Watch, failure_error, read_capped};
+pub(crate) use send::{Exchange, Failure, Verdict, failure_error, read_capped};
+pub(crate) use watch::Watch;
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://app.flora.ai/api/v1";
@@ -64,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) api_key: SecretString,
     /// One attempt's limit: in total, or without progress for streamed bodies.
     pub(crate) timeout: Duration,
+    /// How long a streamed request body's answer may take once its last byte left.
+    pub(crate) answer_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) poll: PollPolicy,
     pub(crate) headers: HeaderMap,
@@ -194,6 +198,7 @@ impl Client {
                 base: i.base.clone(),
                 api_key: i.api_key.clone(),
                 timeout: i.timeout,
+                answer_timeout: i.answer_timeout,
                 retry: RetryPolicy {
                     max_retries: 0,
                     ..i.retry

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
+use super::watch::{Watch, watch_body};
 use super::{Client, USER_AGENT as UA};
 use crate::connector::Origin;
 use crate::error::Error;
@@ -43,10 +44,13 @@ pub(crate) enum Failure {
     Connection(reqwest::Error),
     /// No complete answer within the per-attempt timeout.
     Timeout,
-    /// A streamed transfer moved no byte for the per-attempt timeout, after `bytes` bytes.
+    /// A streamed transfer moved no byte for `idle` after `bytes` bytes: the per-attempt
+    /// timeout, or the answer timeout once a request body had left whole.
     Stalled {
         /// Bytes moved in the attempt before it stalled.
         bytes: u64,
+        /// How long nothing moved.
+        idle: Duration,
     },
 }
 
@@ -161,76 +165,13 @@ pub(crate) fn failure_error<E: Exchange + ?Sized>(
             attempts,
             per_attempt,
         },
-        Failure::Stalled { bytes } => Error::Stalled {
+        Failure::Stalled { bytes, idle } => Error::Stalled {
             endpoint,
             host,
             attempts,
             bytes,
-            idle: per_attempt,
+            idle,
         },
-    }
-}
-
-/// Progress of one attempt's streamed bytes: when the last one moved, and how many moved.
-/// Requests that do not stream watch nothing (and allocate nothing).
-#[derive(Clone)]
-pub(crate) struct Watch(Option<Arc<Mutex<Moved>>>);
-
-struct Moved {
-    at: Instant,
-    bytes: u64,
-}
-
-impl Watch {
-    fn new() -> Self {
-        Watch(Some(Arc::new(Mutex::new(Moved {
-            at: Instant::now(),
-            bytes: 0,
-        }))))
-    }
-
-    /// For a request that does not stream.
-    fn nothing() -> Self {
-        Watch(None)
-    }
-
-    /// `f` on the counters; `None` when nothing is watched.
-    fn read<R>(&self, f: impl FnOnce(&mut Moved) -> R) -> Option<R> {
-        // A panic elsewhere while holding the lock leaves the counters usable.
-        let mut moved = self.0.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
-        Some(f(&mut moved))
-    }
-
-    /// `n` more bytes moved now.
-    pub(crate) fn moved(&self, n: u64) {
-        self.read(|m| {
-            m.at = Instant::now();
-            m.bytes += n;
-        });
-    }
-
-    fn bytes(&self) -> u64 {
-        self.read(|m| m.bytes).unwrap_or(0)
-    }
-
-    /// Runs `fut` until it ends or no byte moved for `idle`; then `Err(bytes moved)`.
-    async fn bound<F: Future>(&self, idle: Duration, fut: F) -> Result<F::Output, u64> {
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            // Too far away to represent (or nothing watched): no limit.
-            let Some(limit) = self.read(|m| m.at.checked_add(idle)).flatten() else {
-                return Ok(fut.await);
-            };
-            tokio::select! {
-                biased;
-                out = &mut fut => return Ok(out),
-                () = tokio::time::sleep_until(limit) => {
-                    if self.read(|m| m.at + idle <= Instant::now()).unwrap_or(false) {
-                        return Err(self.bytes());
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -350,38 +291,14 @@ impl Client {
         Ok(match (bounded, streams) {
             (false, _) => run.await,
             (true, true) => watch
-                .bound(inner.timeout, run)
+                .bound(inner.timeout, inner.answer_timeout, run)
                 .await
-                .unwrap_or_else(|bytes| Verdict::Below(Failure::Stalled { bytes })),
+                .unwrap_or_else(|(bytes, idle)| Verdict::Below(Failure::Stalled { bytes, idle })),
             (true, false) => tokio::time::timeout(inner.timeout, run)
                 .await
                 .unwrap_or(Verdict::Below(Failure::Timeout)),
         })
     }
-}
-
-/// Reports the request body's bytes to `watch` as the connector takes them (multipart framing
-/// included: every byte that moves is progress). `Content-Length`, set by the exchange, stays.
-fn watch_body(request: &mut reqwest::Request, watch: &Watch) {
-    let Some(mut body) = request.body_mut().take() else {
-        return;
-    };
-    let watch = watch.clone();
-    let frames = futures_util::stream::poll_fn(move |cx| {
-        loop {
-            let frame = match std::task::ready!(Pin::new(&mut body).poll_frame(cx)) {
-                None => return Poll::Ready(None),
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Some(Ok(frame)) => frame,
-            };
-            // Trailers carry no bytes of the body: look at the next frame.
-            if let Ok(data) = frame.into_data() {
-                watch.moved(data.len() as u64);
-                return Poll::Ready(Some(Ok(data)));
-            }
-        }
-    });
-    *request.body_mut() = Some(reqwest::Body::wrap_stream(frames));
 }
 
 /// Reads at most `limit` bytes of the body; the flag says whether more was left unread (the
@@ -401,43 +318,4 @@ pub(crate) async fn read_capped(
         buf.extend_from_slice(&chunk);
     }
     Ok((buf, false))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_watch_bounds_idle_time_not_total_time() {
-        let idle = Duration::from_secs(1);
-        // Moves a byte every 0.5 s for 10 s: ten times the limit in total, never idle.
-        let watch = Watch::new();
-        let w = watch.clone();
-        let steady = async move {
-            for _ in 0..20 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                w.moved(1);
-            }
-            "done"
-        };
-        assert_eq!(watch.bound(idle, steady).await, Ok("done"));
-
-        // Moves 3 bytes, then nothing: ends one `idle` after the last byte.
-        let watch = Watch::new();
-        let w = watch.clone();
-        let start = Instant::now();
-        let stalls = async move {
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                w.moved(1);
-            }
-            std::future::pending::<()>().await;
-        };
-        assert_eq!(watch.bound(idle, stalls).await, Err(3));
-        assert_eq!(start.elapsed(), Duration::from_millis(900) + idle);
-
-        // No limit at all for a duration too large to add.
-        let watch = Watch::new();
-        assert_eq!(watch.bound(Duration::MAX, async { 7 }).await, Ok(7));
-    }
 }

@@ -9,9 +9,14 @@ use crate::durations::human;
 use crate::wire::{AssetStatus, RunErrorCode, RunStatus};
 
 mod api;
+mod class;
 
 pub(crate) use api::snippet;
 pub use api::{ApiError, ApiErrorCode, FieldError};
+pub use class::ErrorClass;
+#[cfg(feature = "test-util")]
+pub(crate) use class::code_for_status;
+pub(crate) use class::retryable_status;
 
 /// Everything that can go wrong talking to FLORA.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +97,12 @@ pub enum Error {
     },
 
     /// A streamed transfer (upload bytes, a download) moved no byte for the per-attempt
-    /// timeout, in every attempt. A transfer that keeps moving is never cut, however long.
+    /// timeout, in every attempt; or an upload whose body left whole got no answer within
+    /// `ClientBuilder::answer_timeout`. A transfer that keeps moving is never cut, however long.
     #[error(
         "{endpoint} on {host} made no progress for {} after {bytes} bytes, in each of \
-         {attempts} attempt(s); check the network, or raise `ClientBuilder::timeout` if the \
-         host is slow",
+         {attempts} attempt(s); check the network, or raise `ClientBuilder::timeout` \
+         (`answer_timeout` for the wait after an upload's last byte) if the host is slow",
         human(*.idle)
     )]
     Stalled {
@@ -108,7 +114,7 @@ pub enum Error {
         attempts: u32,
         /// Bytes moved in the last attempt before it stalled.
         bytes: u64,
-        /// How long nothing moved (the per-attempt timeout).
+        /// How long nothing moved (the per-attempt timeout, or the answer timeout).
         idle: Duration,
     },
 
@@ -413,11 +419,32 @@ impl Error {
     /// [`Error::RunMayExist`] is never retryable as a fresh start: repeat it under its
     /// [`idempotency_key`](Self::idempotency_key).
     pub fn is_retryable(&self) -> bool {
+        self.class().retries()
+    }
+
+    /// What this error means for the caller (see [`ErrorClass`]): an answer's by its status
+    /// and FLORA's code; a connection, timeout or stall is transient; a failed run is
+    /// transient only for `model_timeout` (as a new run); a run that may exist is a
+    /// conflict (repeat it under its key, never afresh); a value refused before sending is
+    /// invalid input.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Api(api) => matches!(api.status, 408 | 429 | 500 | 502 | 503 | 504),
-            Error::Connection { .. } | Error::Timeout { .. } | Error::Stalled { .. } => true,
-            Error::RunFailed { code, .. } => matches!(code, Some(RunErrorCode::ModelTimeout)),
-            _ => false,
+            Error::Api(api) | Error::Idempotency { api, .. } => {
+                let code = api.code.as_str();
+                ErrorClass::of(api.status, (!code.is_empty()).then_some(code))
+            }
+            Error::Connection { .. } | Error::Timeout { .. } | Error::Stalled { .. } => {
+                ErrorClass::Transient
+            }
+            Error::RunFailed { code, .. } => match code {
+                Some(RunErrorCode::ModelTimeout) => ErrorClass::Transient,
+                _ => ErrorClass::Fatal,
+            },
+            Error::RunMayExist { .. } => ErrorClass::Conflict,
+            Error::InvalidInput(_) | Error::Config(_) | Error::FileExists { .. } => {
+                ErrorClass::InvalidInput
+            }
+            _ => ErrorClass::Fatal,
         }
     }
 

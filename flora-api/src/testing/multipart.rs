@@ -153,8 +153,9 @@ PNGDATA\r\n--XX--\r\n",
 
     /// Issue 19, defect 18: quoted parameter values are read as RFC 7578 says: a `;` inside
     /// quotes is part of the value, and `\"` / `\\` are escapes.
+    // Was `defect_18` in its issue.
     #[test]
-    fn defect_18_quoted_parameters_keep_semicolons_and_unescape() {
+    fn quoted_parameters_keep_semicolons_and_unescape() {
         let cd = r#" form-data; name="file"; filename="a;b \"c\" \\ d.png""#;
         assert_eq!(param(cd, "name").as_deref(), Some("file"));
         assert_eq!(param(cd, "filename").as_deref(), Some(r#"a;b "c" \ d.png"#));

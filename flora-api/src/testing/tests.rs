@@ -15,11 +15,14 @@ use crate::connector::{Connector, Origin, Sending};
 use crate::{Client, Error, Upload, UploadOptions};
 
 /// A storage host that takes the bytes of a signed upload slowly: one body chunk every
-/// `per_chunk`, and once it holds `stall_after` bytes none at all. Everything else is the fake's.
+/// `per_chunk`, and once it holds `stall_after` bytes none at all; then, with the whole body,
+/// it takes `answer_after` to answer (the OS took the body at once, the host reads on).
+/// Everything else is the fake's.
 struct SlowUploadHost {
     core: Core,
     per_chunk: Duration,
     stall_after: Option<u64>,
+    answer_after: Duration,
     upload_attempts: AtomicUsize,
     /// Bytes taken in the latest attempt.
     taken: AtomicU64,
@@ -31,6 +34,7 @@ impl SlowUploadHost {
             core: Core::new(),
             per_chunk,
             stall_after,
+            answer_after: Duration::ZERO,
             upload_attempts: AtomicUsize::new(0),
             taken: AtomicU64::new(0),
         }
@@ -55,6 +59,7 @@ impl Connector for SlowUploadHost {
                     }
                     tokio::time::sleep(self.per_chunk).await;
                 }
+                tokio::time::sleep(self.answer_after).await;
                 *request.body_mut() = Some(reqwest::Body::from(received));
             }
             Ok(self.core.handle(request).await)
@@ -81,8 +86,9 @@ fn big_png() -> Upload {
     Upload::bytes(bytes, "big.png")
 }
 
+// Was `defect_01` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_01_a_steady_signed_upload_longer_than_the_timeout_succeeds_in_one_attempt() {
+async fn a_steady_signed_upload_longer_than_the_timeout_succeeds_in_one_attempt() {
     let host = Arc::new(SlowUploadHost::new(Duration::from_millis(400), None));
     let client = client_with(host.clone(), Duration::from_secs(1), 64);
     let start = Instant::now();
@@ -100,6 +106,50 @@ async fn defect_01_a_steady_signed_upload_longer_than_the_timeout_succeeds_in_on
     assert_eq!(host.upload_attempts.load(Ordering::SeqCst), 1);
     let url = asset.url.unwrap();
     assert_eq!(host.core.media(&url).unwrap().len(), 6 * 1024 * 1024);
+}
+
+/// An 8 MiB signed upload handed over at once (as the OS buffers it), whose host reads on
+/// for 40 s before it answers, with a 20 s idle timeout: one attempt, not a stall. A host
+/// that never answers fails once the answer timeout passed, naming that wait.
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_an_uploads_answer_after_its_last_byte_is_not_a_stall() {
+    let mut host = SlowUploadHost::new(Duration::ZERO, None);
+    host.answer_after = Duration::from_secs(40);
+    let host = Arc::new(host);
+    let client = client_with(host.clone(), Duration::from_secs(20), 64);
+    let mut bytes = vec![0u8; 8 * 1024 * 1024];
+    bytes[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
+    let asset = client
+        .upload(Upload::bytes(bytes.clone(), "big.png"), UploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(host.upload_attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(host.core.media(&asset.url.unwrap()).unwrap().len(), bytes.len());
+
+    let mut host = SlowUploadHost::new(Duration::ZERO, None);
+    host.answer_after = Duration::from_secs(3600);
+    let host = Arc::new(host);
+    let client = Client::builder()
+        .api_key("sk_fake_flora")
+        .base_url(FAKE_BASE_URL)
+        .workspace_id(FAKE_WORKSPACE_ID)
+        .timeout(Duration::from_secs(20))
+        .answer_timeout(Duration::from_secs(90))
+        .max_retries(0)
+        .connector(host.clone())
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = client
+        .upload(Upload::bytes(bytes, "big.png"), UploadOptions::default())
+        .await
+        .unwrap_err();
+    let Error::Stalled { idle, bytes, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*idle, Duration::from_secs(90), "{err}");
+    assert!(*bytes >= 8 * 1024 * 1024, "{err}");
+    assert!(start.elapsed() >= Duration::from_secs(90), "{:?}", start.elapsed());
 }
 
 #[tokio::test(start_paused = true)]
@@ -200,8 +250,9 @@ impl Connector for CountOpen {
     }
 }
 
+// Was `defect_03` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_03_max_in_flight_bounds_every_request_uploads_and_downloads_included() {
+async fn max_in_flight_bounds_every_request_uploads_and_downloads_included() {
     let counter = Arc::new(CountOpen {
         core: Core::new(),
         open: Arc::new(AtomicUsize::new(0)),
@@ -266,8 +317,9 @@ impl Connector for EndlessRefusal {
 
 /// Issue 19, defect 2: a refusing upload host's error body is read a few KiB at most, then the
 /// connection is dropped (here: an endless body, which a whole read would never finish).
+// Was `defect_02` in its issue.
 #[tokio::test]
-async fn defect_02_an_upload_hosts_error_body_is_read_bounded() {
+async fn an_upload_hosts_error_body_is_read_bounded() {
     let served = Arc::new(AtomicU64::new(0));
     let host = Arc::new(EndlessRefusal {
         core: Core::new(),
@@ -294,8 +346,9 @@ async fn defect_02_an_upload_hosts_error_body_is_read_bounded() {
 
 /// Issue 19, defect 16: `pending_polls(u32::MAX)` runs (and the user's wait times out), never
 /// an overflow panic.
+// Was `defect_16` in its issue.
 #[tokio::test(start_paused = true)]
-async fn defect_16_pending_polls_u32_max_does_not_overflow() {
+async fn pending_polls_u32_max_does_not_overflow() {
     use crate::PollPolicy;
     let fake = super::FakeFlora::new();
     let schema: crate::TechniqueSchema = serde_json::from_value(serde_json::json!({
@@ -349,8 +402,9 @@ impl Connector for ExpiringHost {
 
 /// Issue 19, defect 14: `POST /assets/{id}/retry` gives a fresh upload target, so a client
 /// whose target expired uploads again and succeeds.
+// Was `defect_14` in its issue.
 #[tokio::test]
-async fn defect_14_a_renewed_target_is_fresh_and_usable() {
+async fn a_renewed_target_is_fresh_and_usable() {
     let host = Arc::new(ExpiringHost {
         core: Core::new(),
         refusals: AtomicUsize::new(1),

@@ -245,9 +245,10 @@ mod tests {
 
     /// Issue 20, defect 2: a symlink where an older version staged (`<file>.regen-tmp`) is
     /// never written through; the target ends up a regular file.
+    // Was `defect_02` in its issue.
     #[cfg(unix)]
     #[test]
-    fn defect_02_staging_never_follows_an_existing_path() {
+    fn staging_never_follows_an_existing_path() {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside.txt");
         std::fs::write(&outside, "precious").unwrap();

@@ -1,0 +1,67 @@
+//! Every request of a batch goes through its adaptive window: a place taken, the outcome
+//! told (a 429 or 503 narrows it and pauses everyone), retried while worth it.
+
+use std::time::Duration;
+
+use super::runner::Batch;
+use super::window::Slot;
+use crate::error::{Error, ErrorClass};
+
+impl Batch {
+    /// One request in the window, tried again after [`pause`](Self::pause) until it succeeds
+    /// or is not worth another attempt (its error then).
+    pub(crate) async fn windowed<T, F, Fut>(&self, mut request: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let slot = self.window.acquire().await;
+            match request().await {
+                Ok(v) => {
+                    slot.success();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(slot, &e, attempt).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed request: shrinks the window on 429/503 and sleeps; `false` when the
+    /// error is not worth another attempt (or attempts ran out, or the batch was stopped).
+    pub(crate) async fn pause(&self, slot: Slot<'_>, e: &Error, attempt: u32) -> bool {
+        let throttled = e.class() == ErrorClass::Throttled;
+        if throttled {
+            slot.throttled();
+        } else {
+            drop(slot);
+        }
+        if !e.is_retryable() || (!throttled && attempt >= 8) {
+            return false;
+        }
+        let backoff =
+            Duration::from_millis(250 * 2u64.pow(attempt.min(7))).min(Duration::from_secs(30));
+        let wait = match e.retry_after() {
+            Some(d) => d.min(Duration::from_secs(60)),
+            None if throttled => Duration::from_millis(5000 + fastrand::u64(0..1000)),
+            None => backoff,
+        };
+        if throttled {
+            // Every request waits, not only this one.
+            self.window.cool_down(wait);
+        } else {
+            // `stop()` ends the wait (and the caller's loop sees the stop).
+            tokio::select! {
+                () = self.abort.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        true
+    }
+}

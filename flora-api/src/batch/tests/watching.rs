@@ -1,0 +1,73 @@
+//! Runs in flight watched through the run history: requests counted per route.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn runs_in_flight_are_watched_through_one_listing_not_a_poll_each() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(3).completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..40).map(|i| url_item(&format!("k{i}"))).collect();
+    let options = BatchOptions {
+        max_concurrency: 64,
+        ..fast()
+    };
+    let schema = schema(&client).await;
+    let before = fake.request_count();
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, options)
+        .await
+        .unwrap();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 40, "{summary:?}");
+    let requests = fake.request_count() - before;
+    // 40 creates; polling each run would add 4 looks each (160 requests).
+    assert!(requests < 40 + 20, "{requests} requests for 40 runs");
+}
+
+/// Hundreds of runs made and ended in a burst, more than a page of the run history: every
+/// run is found through the listing, none read alone. (Bench 11 shows the case this guards
+/// most: under a rate limit the list grows at its top between two pages of one round.)
+#[tokio::test(start_paused = true)]
+async fn runs_ending_in_a_burst_are_found_through_the_listing_without_reading_each() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(3).completes();
+    fake.latency(Duration::from_millis(1));
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..400).map(|i| url_item(&format!("k{i}"))).collect();
+    let options = BatchOptions {
+        max_concurrency: 400,
+        ..fast()
+    };
+    let schema = schema(&client).await;
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, options)
+        .await
+        .unwrap();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 400, "{summary:?}");
+    let routes = fake.request_counts();
+    assert_eq!(routes.get("POST /techniques/{slug}/runs"), Some(&400));
+    assert_eq!(
+        routes.get("GET /techniques/{slug}/runs/{id}"),
+        None,
+        "no run read alone: {routes:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_charge_the_listing_reports_late_is_read_from_the_run_itself() {
+    let fake = fake();
+    // The list never shows a charge: the settled one comes from reading each run.
+    fake.charge_settles_after(u32::MAX);
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..5).map(|i| url_item(&format!("k{i}"))).collect();
+    let schema = schema(&client).await;
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
+        .await
+        .unwrap();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 5, "{summary:?}");
+    assert!((summary.charged - 0.25).abs() < 1e-9, "{summary:?}");
+}
