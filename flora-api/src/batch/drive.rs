@@ -2,24 +2,21 @@
 //! per batch), the intent journaled with its exact body while the item holds its place to
 //! send, the POST, the run found again after a lost answer, polled to its end, saved.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cost::{Decision, Reserved};
 use super::journal::{ItemRow, ItemState};
 use super::keys;
 use super::options::{Event, StopReason};
 use super::outputs;
-use super::runner::{Batch, SharedUpload};
+use super::runner::Batch;
 use super::window::Slot;
 use crate::endpoints::StartOptions;
 use crate::error::Error;
 use crate::reconcile;
-use crate::saving::{self, Names};
 use crate::technique::RunInput;
-use crate::values::{self, InputValue};
+use crate::values::{self};
 use crate::wire::{Run, RunStatus};
 
 fn now() -> f64 {
@@ -457,5 +454,4 @@ impl Batch {
         });
         Ok(None)
     }
-
 }

@@ -49,15 +49,15 @@ mod keys;
 mod options;
 mod outputs;
 mod plan;
+mod requests;
+mod resolve;
 mod runner;
+mod save;
 mod state;
 mod status;
 #[cfg(all(test, feature = "test-util", feature = "techniques"))]
 mod tests;
 mod validate;
-mod requests;
-mod resolve;
-mod save;
 mod watch;
 mod watcher;
 mod window;

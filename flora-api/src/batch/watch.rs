@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::journal::ItemRow;
 use super::runner::Batch;
 use crate::endpoints::ListRuns;
-use crate::error::ErrorClass;
+use crate::error::{Error, ErrorClass};
+use crate::wire::Run;
 use crate::wire::RunStatus;
 
 /// Pages of one status read in one round at most (newest first; see `list_ended` for when

@@ -11,15 +11,9 @@
 //! replays the first run instead of starting (and billing) a second one.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
-use http_body::Body as _;
-
 use reqwest::header::{AUTHORIZATION, USER_AGENT};
-use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 

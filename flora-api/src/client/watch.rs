@@ -76,10 +76,16 @@ impl Watch {
         fut: F,
     ) -> Result<F::Output, (u64, Duration)> {
         let mut fut = std::pin::pin!(fut);
-        let bound = |m: &mut Moved| if m.sent { idle.max(answer) } else { idle };
+        let bound = |m: &Moved| if m.sent { idle.max(answer) } else { idle };
         loop {
             // Too far away to represent (or nothing watched): no limit.
-            let Some(limit) = self.read(|m| m.at.checked_add(bound(m))).flatten() else {
+            let Some(limit) = self
+                .read(|m| {
+                    let b = bound(m);
+                    m.at.checked_add(b)
+                })
+                .flatten()
+            else {
                 return Ok(fut.await);
             };
             tokio::select! {

@@ -14,8 +14,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::client::{Exchange, Failure, Verdict, Watch, failure_error};
 use crate::connector::Origin;
 use crate::content;
-use crate::error::{Error, root_causes};
 use crate::error::retryable_status;
+use crate::error::{Error, root_causes};
 use crate::upload::Progress;
 
 /// One download to a temporary file; across attempts it keeps what was written, so a broken

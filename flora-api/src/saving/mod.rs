@@ -9,19 +9,19 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
-use crate::content::safe_file_stem;
 use crate::download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions};
 use crate::error::Error;
 use crate::technique::TechniqueRun;
-#[cfg(feature = "cli")]
-use crate::wire::MediaType;
 use crate::wire::RunOutput;
 
 mod paths;
 
-pub(crate) use paths::{Names, staging_dirs};
-#[allow(unused_imports)]
-use paths::*;
+pub(crate) use paths::Names;
+#[cfg(feature = "cli")]
+pub(crate) use paths::precheck;
+#[cfg(feature = "batch")]
+pub(crate) use paths::staging_dirs;
+use paths::{fill, folder_of, io_failure, template, with_index};
 
 /// How [`TechniqueRun::save_outputs_with`] saves.
 #[derive(Debug, Clone)]

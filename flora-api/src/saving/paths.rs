@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::SaveError;
 use crate::content::safe_file_stem;
+use crate::error::Error;
 #[cfg(feature = "cli")]
 use crate::wire::MediaType;
+#[cfg(feature = "batch")]
 use crate::wire::RunOutput;
 
 /// A directory becomes `DIR/{slot}.{ext}`, or `DIR/{slot}-{index}.{ext}` when two outputs'
@@ -51,7 +53,13 @@ pub(super) fn with_index(template: &str) -> String {
     }
 }
 
-pub(super) fn fill(template: &str, slot: &str, index: usize, names: Names<'_>, ext: &str) -> PathBuf {
+pub(super) fn fill(
+    template: &str,
+    slot: &str,
+    index: usize,
+    names: Names<'_>,
+    ext: &str,
+) -> PathBuf {
     // `{{` stands for a literal `{` (a directory named with a brace): kept out of the way.
     const BRACE: &str = "\u{0}";
     PathBuf::from(

@@ -120,11 +120,17 @@ async fn the_wait_for_an_uploads_answer_after_its_last_byte_is_not_a_stall() {
     let mut bytes = vec![0u8; 8 * 1024 * 1024];
     bytes[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
     let asset = client
-        .upload(Upload::bytes(bytes.clone(), "big.png"), UploadOptions::default())
+        .upload(
+            Upload::bytes(bytes.clone(), "big.png"),
+            UploadOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(host.upload_attempts.load(Ordering::SeqCst), 1);
-    assert_eq!(host.core.media(&asset.url.unwrap()).unwrap().len(), bytes.len());
+    assert_eq!(
+        host.core.media(&asset.url.unwrap()).unwrap().len(),
+        bytes.len()
+    );
 
     let mut host = SlowUploadHost::new(Duration::ZERO, None);
     host.answer_after = Duration::from_secs(3600);
@@ -149,7 +155,11 @@ async fn the_wait_for_an_uploads_answer_after_its_last_byte_is_not_a_stall() {
     };
     assert_eq!(*idle, Duration::from_secs(90), "{err}");
     assert!(*bytes >= 8 * 1024 * 1024, "{err}");
-    assert!(start.elapsed() >= Duration::from_secs(90), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(90),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]

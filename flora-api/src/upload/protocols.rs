@@ -11,8 +11,8 @@ use super::{Progress, UploadOptions};
 use crate::client::{Body, Call, Client, Exchange, Verdict, Watch, read_capped};
 use crate::connector::Origin;
 use crate::endpoints::check_path_id;
-use crate::error::{ApiErrorCode, Error};
 use crate::error::retryable_status;
+use crate::error::{ApiErrorCode, Error};
 use crate::urls::{host, is_https_or_loopback};
 use crate::wire::{Asset, UploadTarget};
 

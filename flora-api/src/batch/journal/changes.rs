@@ -1,6 +1,8 @@
 //! The journal's state changes: each one transaction, guarded by the states an item may
 //! move from (see `transition`).
 
+use std::path::Path;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{ItemState, Journal, journal_error};

@@ -1,13 +1,13 @@
 //! The fake's HTTP face: requests and answers, routing, and the in-process connector.
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
 
+use super::super::Fault;
 use super::Core;
-use crate::error::code_for_status;
 use crate::connector::{Connector, Origin, Sending};
+use crate::error::code_for_status;
 
 /// A request as the fake sees it.
 pub(crate) struct FakeRequest {
@@ -21,7 +21,7 @@ pub(crate) struct FakeRequest {
 
 impl FakeRequest {
     /// The `Content-Type` header, or `""`.
-    fn content_type(&self) -> String {
+    pub(super) fn content_type(&self) -> String {
         self.headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -48,7 +48,12 @@ pub(super) fn json_answer(status: u16, v: &Value) -> FakeResponse {
     }
 }
 
-pub(super) fn error(status: u16, code: &str, message: &str, fields: &[(String, String)]) -> FakeResponse {
+pub(super) fn error(
+    status: u16,
+    code: &str,
+    message: &str,
+    fields: &[(String, String)],
+) -> FakeResponse {
     let mut e = json!({"error": {"code": code, "message": message}});
     if !fields.is_empty() {
         e["error"]["fields"] = Value::Array(
@@ -60,7 +65,6 @@ pub(super) fn error(status: u16, code: &str, message: &str, fields: &[(String, S
     }
     json_answer(status, &e)
 }
-
 
 impl Core {
     /// Answers one request, with a `Date` on the fake's clock (`FakeFlora::server_clock`), as
@@ -173,7 +177,7 @@ impl Core {
             ("GET", ["api", "v1", "technique-runs"]) => self.history(&req.query),
             ("GET", ["api", "v1", "workspaces"]) => json_answer(
                 200,
-                &json!({"workspaces": [{"workspace_id": super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),
+                &json!({"workspaces": [{"workspace_id": super::super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),
             ),
             ("POST", ["api", "v1", "assets"]) => self.create_asset(&req, key),
             ("GET", ["api", "v1", "assets", id]) => self.asset(id),
@@ -188,7 +192,6 @@ impl Core {
         }
     }
 }
-
 
 pub(super) fn to_reqwest(resp: FakeResponse) -> reqwest::Response {
     let built = match resp {

@@ -6,13 +6,13 @@ use super::Core;
 impl Core {
     /// The rate limit's verdict for one API request: the `Retry-After` header to send when
     /// over it (the header a limiter of that shape sends).
-    fn over_limit(&self) -> Option<(&'static str, String)> {
+    pub(super) fn over_limit(&self) -> Option<(&'static str, String)> {
         self.with(|st| {
             let limit = st.rate_limit?;
             let now = std::time::Instant::now();
             let second = std::time::Duration::from_secs(1);
             let refused = match st.limiter {
-                super::Limiter::FixedWindow => {
+                super::super::Limiter::FixedWindow => {
                     let (start, count) = match st.rate_window {
                         Some((start, count)) if now.duration_since(start) < second => {
                             (start, count)
@@ -28,7 +28,7 @@ impl Core {
                         None
                     }
                 }
-                super::Limiter::TokenBucket => {
+                super::super::Limiter::TokenBucket => {
                     // `limit` tokens, refilled at `limit` a second; a request takes one.
                     let (tokens, last) = st.bucket.unwrap_or((f64::from(limit), now));
                     let tokens = (tokens
@@ -42,7 +42,7 @@ impl Core {
                         Some(("retry-after", "1".to_owned()))
                     }
                 }
-                super::Limiter::SlidingWindow => {
+                super::super::Limiter::SlidingWindow => {
                     // At most `limit` requests in any second.
                     while st
                         .recent

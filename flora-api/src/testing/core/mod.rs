@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
 
 mod assets;
@@ -19,12 +18,11 @@ mod placeholders;
 mod runs;
 
 pub(crate) use http::{FakeRequest, FakeResponse};
-use http::{error, json_answer};
+use http::{error, json_answer, to_reqwest};
 use placeholders::placeholder_bytes;
 
 use super::Fault;
 use super::multipart;
-use crate::connector::{Connector, Origin, Sending};
 use crate::technique::{RunInput, SlotInfo};
 use crate::wire::{MediaType, TechniqueSchema};
 
@@ -390,5 +388,4 @@ impl Core {
         }
         to_reqwest(self.respond(req))
     }
-
 }
