@@ -146,6 +146,12 @@ impl CostGuard {
 
     /// A run ended with this charge.
     pub(crate) fn ended(&self, charged: Option<f64>, completed: bool) {
+        if completed && charged.is_none() {
+            // A completed run that tells no charge was charged something: it counts at the
+            // price (as a run whose end is not seen), never as free, and tells no price.
+            self.lost();
+            return;
+        }
         {
             let mut f = self.figures();
             let c = charged.unwrap_or(0.0);
@@ -371,5 +377,19 @@ mod tests {
         stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         g.wake();
         waiting.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_completed_run_without_its_charge_counts_at_the_price_never_as_free() {
+        // Limit 0.25 at 0.1 a run: two runs charged, a third completed without a charge.
+        let g = CostGuard::new(Some(0.25), 0.1);
+        for _ in 0..2 {
+            run_made(&g).await;
+            g.ended(Some(0.1), true);
+        }
+        run_made(&g).await;
+        g.ended(None, true);
+        // 0.2 charged and one run counted at 0.1: a fourth would pass 0.25.
+        assert!(matches!(g.try_reserve(false), Some(Decision::Over { .. })));
     }
 }

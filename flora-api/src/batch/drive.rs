@@ -296,8 +296,11 @@ impl Batch {
             }
             match result {
                 Ok(handle) => {
-                    self.watcher
-                        .expect(handle.run_id(), handle.ready_at(), handle.created_at());
+                    self.watcher.expect(
+                        handle.run_id(),
+                        self.not_before(handle.ready_at()),
+                        handle.created_at(),
+                    );
                     // Committed before the window place is given back.
                     let journaled = self.journal().created(row.pos, handle.run_id(), now());
                     if let Err(e) = journaled {
@@ -306,12 +309,6 @@ impl Batch {
                     }
                     if let Some(r) = reserved.take() {
                         r.made_a_run();
-                    }
-                    if let Some(at) = handle.ready_at() {
-                        self.ready_at
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(row.pos, at);
                     }
                     held.success();
                     return Ok(Sent::Run(handle.run_id().to_owned()));

@@ -17,7 +17,11 @@ impl Batch {
     {
         let mut attempt = 0u32;
         loop {
-            let slot = self.window.acquire().await;
+            // `stop()` ends a wait for a place too (a cool-down after a 429 included).
+            let slot = tokio::select! {
+                () = self.abort.cancelled() => return Err(stopped()),
+                slot = self.window.acquire() => slot,
+            };
             match request().await {
                 Ok(v) => {
                     slot.success();
@@ -42,7 +46,7 @@ impl Batch {
         } else {
             drop(slot);
         }
-        if !e.is_retryable() || (!throttled && attempt >= 8) {
+        if !e.is_retryable() || (!throttled && attempt >= 8) || self.abort.is_cancelled() {
             return false;
         }
         let backoff =
@@ -64,4 +68,9 @@ impl Batch {
         }
         true
     }
+}
+
+/// What a request the batch's stop kept from leaving fails with.
+fn stopped() -> Error {
+    Error::InvalidInput("not sent: the batch was stopped (a resume sends it)".to_owned())
 }

@@ -49,9 +49,6 @@ pub struct Batch {
     pub(crate) costs: CostGuard,
     /// Submissions between their first POST and a known run id: at most `max_concurrency`.
     pub(crate) unresolved: tokio::sync::Semaphore,
-    /// When FLORA estimated each new run done (`estimated_seconds`), by item: its first poll
-    /// waits until then.
-    pub(crate) ready_at: Mutex<HashMap<i64, tokio::time::Instant>>,
     pub(crate) stop: AtomicBool,
     /// Set by [`Batch::stop`]: polling ends too (runs in flight are polled by a resume).
     pub(crate) abort: CancellationToken,
@@ -153,7 +150,6 @@ impl Batch {
             meta,
             schema,
             options,
-            ready_at: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             abort: CancellationToken::new(),
             stop_reason: Mutex::new(None),

@@ -29,6 +29,28 @@ use crate::wire::RunStatus;
 const MAX_PAGES: usize = 100;
 
 impl Batch {
+    fn poll_policy(&self) -> crate::PollPolicy {
+        self.options
+            .poll
+            .clone()
+            .unwrap_or_else(|| self.client.poll_policy().clone())
+    }
+
+    /// When a run created now with FLORA's estimate `ready_at` is first looked at alone: the
+    /// estimate, capped as a single run's wait caps it (10 min, half the poll deadline), so a
+    /// wild estimate (milliseconds sent as seconds) never parks an item.
+    pub(super) fn not_before(
+        &self,
+        ready_at: Option<tokio::time::Instant>,
+    ) -> Option<tokio::time::Instant> {
+        let cap = crate::policy::MAX_ESTIMATE_WAIT.min(self.poll_policy().deadline / 2);
+        let latest = tokio::time::Instant::now().checked_add(cap);
+        match (ready_at, latest) {
+            (Some(at), Some(latest)) => Some(at.min(latest)),
+            (at, _) => at,
+        }
+    }
+
     /// Waits until the run ends (`completed`, `failed`, or a status this version does not
     /// know on a run that reports `completed_at`), watched with every other run in flight
     /// (`watch.rs`); `None` if waiting gave up: the poll policy's deadline passed, or the
@@ -37,24 +59,9 @@ impl Batch {
         let Some(run_id) = row.run_id.clone() else {
             return Ok(None);
         };
-        // Not looked for before FLORA's estimate, when the create answer gave one.
-        let ready_at = self
-            .ready_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&row.pos);
-        if let Some(at) = ready_at {
-            tokio::select! {
-                () = self.abort.cancelled() => return Ok(None),
-                () = tokio::time::sleep_until(at) => {}
-            }
-        }
-        let policy = self
-            .options
-            .poll
-            .clone()
-            .unwrap_or_else(|| self.client.poll_policy().clone());
-        let deadline = tokio::time::Instant::now().checked_add(policy.deadline);
+        // Not looked for before FLORA's estimate (the watcher holds it, capped: `not_before`);
+        // a round that sees the run ended before then delivers it all the same.
+        let deadline = tokio::time::Instant::now().checked_add(self.poll_policy().deadline);
         let ended = self.watcher.wait(&run_id);
         let limit = async {
             match deadline {
@@ -79,15 +86,17 @@ impl Batch {
     /// Rounds at the poll policy's interval until `done` (every item's drive ended) or the
     /// batch is stopped.
     pub(crate) async fn watch(&self, done: &CancellationToken) {
-        let policy = self
-            .options
-            .poll
-            .clone()
-            .unwrap_or_else(|| self.client.poll_policy().clone());
+        let policy = self.poll_policy();
         // The first delay after a quiet spell, then a steady cadence: a round costs the same
-        // however many runs wait, so it need not slow down as they pile up.
-        let cadence = policy.delays().nth(1).unwrap_or(Duration::from_secs(2));
-        let first = policy.delays().next().unwrap_or(cadence);
+        // however many runs wait, so it need not slow down as they pile up. Never rounds
+        // back to back, whatever the policy says.
+        let least = Duration::from_millis(5);
+        let cadence = policy
+            .delays()
+            .nth(1)
+            .unwrap_or(Duration::from_secs(2))
+            .max(least);
+        let first = policy.delays().next().unwrap_or(cadence).max(least);
         let mut delay = first;
         loop {
             if self.watcher.is_empty() {
@@ -116,7 +125,15 @@ impl Batch {
                 continue;
             }
             delay = cadence;
-            self.round().await;
+            if self.watcher.is_empty() {
+                continue;
+            }
+            // A stop (or the end) does not wait for a round, however long the server takes.
+            tokio::select! {
+                () = done.cancelled() => return,
+                () = self.abort.cancelled() => return,
+                () = self.round() => {}
+            }
         }
     }
 
@@ -148,21 +165,23 @@ impl Batch {
                 "reading runs alone the listing could not tell"
             );
         }
-        for run_id in alone {
-            if self.abort.is_cancelled() {
-                return;
-            }
-            if !self.watcher.is_waited(&run_id) {
-                continue;
-            }
-            if let Ok(run) = self
-                .windowed(|| self.client.get_run(&self.meta.slug, &run_id))
-                .await
-                && crate::poll::has_ended(&run)
-            {
-                self.watcher.deliver(run);
-            }
-        }
+        // Side by side, as many as the window lets through (not one after another: each
+        // may wait out retries).
+        use futures_util::StreamExt;
+        futures_util::stream::iter(alone)
+            .for_each_concurrent(self.options.max_concurrency.max(1), |run_id| async move {
+                if self.abort.is_cancelled() || !self.watcher.is_waited(&run_id) {
+                    return;
+                }
+                if let Ok(run) = self
+                    .windowed(|| self.client.get_run(&self.meta.slug, &run_id))
+                    .await
+                    && crate::poll::has_ended(&run)
+                {
+                    self.watcher.deliver(run);
+                }
+            })
+            .await;
     }
 
     /// The newest runs of the technique ended with `status`: ours are delivered, those
@@ -184,7 +203,11 @@ impl Batch {
     ) -> bool {
         let mut cursor = None;
         let mut taken = std::collections::HashSet::new();
+        let mut listed = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
+            if self.abort.is_cancelled() {
+                return false;
+            }
             let query = ListRuns {
                 technique_id: Some(self.meta.technique_id.clone()),
                 status: Some(status.clone()),
@@ -206,12 +229,20 @@ impl Batch {
                 }
             };
             let last = page.items.last().map(|run| run.run_id.clone());
-            // Fresh runs may lie below this page while its oldest run is newer than them.
+            // A page with no run not listed before this round: a history that repeats
+            // itself under new cursors is read no further.
+            let news = page
+                .items
+                .iter()
+                .filter(|run| listed.insert(run.run_id.clone()))
+                .count();
+            // Fresh runs may lie below this page while its oldest run is newer than them
+            // (both times FLORA's, each in seconds whichever unit it came in).
             let above_fresh = oldest_fresh.is_some_and(|fresh| {
                 page.items
                     .last()
                     .and_then(|run| run.created_at)
-                    .is_some_and(|at| at > fresh)
+                    .is_some_and(|at| in_seconds(at) > in_seconds(fresh))
             });
             let mut ours = 0;
             for run in page.items {
@@ -235,7 +266,9 @@ impl Batch {
                 "run history page"
             );
             match page.next_cursor {
-                Some(next) if above_fresh || last.is_some_and(|id| taken.contains(&id)) => {
+                Some(next)
+                    if news > 0 && (above_fresh || last.is_some_and(|id| taken.contains(&id))) =>
+                {
                     cursor = Some(next);
                 }
                 _ => break,
@@ -243,4 +276,10 @@ impl Batch {
         }
         true
     }
+}
+
+/// A `created_at` in seconds: FLORA's values past 1e11 are milliseconds (as in
+/// `reconcile.rs`).
+fn in_seconds(t: f64) -> f64 {
+    if t > 1e11 { t / 1000.0 } else { t }
 }

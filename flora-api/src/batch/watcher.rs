@@ -71,7 +71,10 @@ impl Watcher {
             run_id.to_owned(),
             Waiting {
                 tx,
-                rounds: 0,
+                // Not watched from its creation (a resume, a run found after a 409): it
+                // may have ended long ago, deep in the history, so it is read alone once
+                // in the next round.
+                rounds: ROUNDS_BEFORE_READING_ALONE,
                 not_before: None,
                 fresh: None,
             },
