@@ -381,15 +381,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_completed_run_without_its_charge_counts_at_the_price_never_as_free() {
-        // Limit 0.25 at 0.1 a run: two runs charged, a third completed without a charge.
-        let g = CostGuard::new(Some(0.25), 0.1);
+        // Limit 0.35 at 0.1 a run: two runs charged, a third completed without a charge.
+        let g = CostGuard::new(Some(0.35), 0.1);
         for _ in 0..2 {
             run_made(&g).await;
             g.ended(Some(0.1), true);
         }
         run_made(&g).await;
         g.ended(None, true);
-        // 0.2 charged and one run counted at 0.1: a fourth would pass 0.25.
+        // 0.2 charged and one run counted at 0.1: a fourth would pass 0.35 (counted as
+        // free, it would go).
         assert!(matches!(g.try_reserve(false), Some(Decision::Over { .. })));
     }
 }

@@ -71,3 +71,77 @@ async fn a_charge_the_listing_reports_late_is_read_from_the_run_itself() {
     assert_eq!(summary.completed, 5, "{summary:?}");
     assert!((summary.charged - 0.25).abs() < 1e-9, "{summary:?}");
 }
+
+/// A wild estimate (`estimated_seconds` of 30,000: milliseconds sent as seconds) never parks
+/// an item: it is looked at by half the poll deadline at the latest, and a listing that sees
+/// it ended delivers it at once.
+#[tokio::test(start_paused = true)]
+async fn a_wild_estimate_never_parks_an_item_past_half_the_deadline() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .estimated_seconds(30_000.0)
+        .completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..3).map(|i| url_item(&format!("k{i}"))).collect();
+    let options = BatchOptions {
+        poll: Some(
+            crate::PollPolicy::default()
+                .initial_delay(Duration::from_millis(5))
+                .interval(Duration::from_millis(5))
+                .deadline(Duration::from_secs(60)),
+        ),
+        ..BatchOptions::default()
+    };
+    let schema = schema(&client).await;
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, options)
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 3, "{summary:?}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(31),
+        "{:?} on a paused clock",
+        started.elapsed()
+    );
+}
+
+/// The run history answers 429 with a minute's `Retry-After` again and again: `stop()`
+/// still ends `run()` at once (the round, its page and the cool-down all give way).
+#[tokio::test(start_paused = true)]
+async fn stop_ends_the_run_while_every_listing_is_throttled() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(1_000).completes();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..3).map(|i| url_item(&format!("k{i}"))).collect();
+    let schema = schema(&client).await;
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
+        .await
+        .unwrap();
+    let stopped_at = std::sync::Mutex::new(None);
+    let stopper = async {
+        while fake.run_count() < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        fake.fail_next(
+            10_000,
+            Fault::RateLimited {
+                retry_after: Duration::from_secs(60),
+            },
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        *stopped_at.lock().unwrap() = Some(tokio::time::Instant::now());
+        batch.stop("enough");
+    };
+    let (summary, ()) = tokio::join!(batch.run(), stopper);
+    summary.unwrap();
+    let stopped_at = stopped_at.lock().unwrap().unwrap();
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(1),
+        "run() returned {:?} after the stop (paused clock)",
+        stopped_at.elapsed()
+    );
+    assert!(fake.rate_limited_count() > 0 || fake.request_count() > 4);
+}
