@@ -1092,7 +1092,7 @@ async fn the_asset_wait_retries_transient_errors_and_its_deadline_bounds_checks(
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(asset("asset_h", "ready", "https://x/y.png"))
-                .set_delay(Duration::from_secs(4)),
+                .set_delay(Duration::from_secs(60)),
         )
         .with_priority(1)
         .mount(&api)
@@ -1105,8 +1105,9 @@ async fn the_asset_wait_retries_transient_errors_and_its_deadline_bounds_checks(
         )
         .await
         .unwrap_err();
+    // Bounded by the 0.5 s deadline, not the host's minute: generous for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );

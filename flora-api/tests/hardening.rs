@@ -41,7 +41,8 @@ async fn huge_or_long_retry_after_fails_fast_with_the_hint() {
         let client = fast(&server.uri()).build().unwrap();
         let t = Instant::now();
         let err = client.technique("a").await.unwrap_err();
-        assert!(t.elapsed() < Duration::from_secs(2), "{name}: {value}");
+        // Not slept through (a minute or more): answered at once.
+        assert!(t.elapsed() < Duration::from_secs(30), "{name}: {value}");
         assert_eq!(request_count(&server).await, 1, "{name}: {value}");
         assert_eq!(err.status(), Some(503));
         let hint = err.retry_after().unwrap();
@@ -95,12 +96,12 @@ fn deadline_client(server: &MockServer, deadline: Duration) -> Client {
 /// and the handle stays usable afterwards.
 #[tokio::test]
 async fn wait_deadline_bounds_polls_and_their_retries() {
-    // A poll answered 503 + Retry-After: 1 (the retry would sleep a second).
+    // A poll answered 503 + Retry-After: 30 (the retry would sleep half a minute).
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(
             ResponseTemplate::new(503)
-                .insert_header("retry-after", "1")
+                .insert_header("retry-after", "30")
                 .set_body_json(error_json("service_unavailable", "x")),
         )
         .up_to_n_times(1)
@@ -117,7 +118,8 @@ async fn wait_deadline_bounds_polls_and_their_retries() {
     let err = handle.wait().await.unwrap_err();
     let took = t.elapsed();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
-    assert!(took < Duration::from_millis(600), "{took:?}");
+    // The 0.1 s deadline, not the server's 30 s: generous for a loaded machine.
+    assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(err.to_string().contains("keeps running"), "{err}");
     // The handle is still usable: the run is polled again and completes.
     let done = handle.poll().await.unwrap();
@@ -129,7 +131,7 @@ async fn wait_deadline_bounds_polls_and_their_retries() {
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(run_json("run_1", "running"))
-                .set_delay(Duration::from_secs(2)),
+                .set_delay(Duration::from_secs(60)),
         )
         .mount(&server)
         .await;
@@ -138,8 +140,9 @@ async fn wait_deadline_bounds_polls_and_their_retries() {
     let t = Instant::now();
     let err = handle.wait().await.unwrap_err();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    // The 0.1 s deadline, not the server's minute.
     assert!(
-        t.elapsed() < Duration::from_millis(600),
+        t.elapsed() < Duration::from_secs(30),
         "{:?}",
         t.elapsed()
     );
