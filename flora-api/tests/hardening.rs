@@ -141,11 +141,7 @@ async fn wait_deadline_bounds_polls_and_their_retries() {
     let err = handle.wait().await.unwrap_err();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
     // The 0.1 s deadline, not the server's minute.
-    assert!(
-        t.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
 }
 
 /// Defect 9: a deadline too far away to represent means "no deadline"; huge intervals do
