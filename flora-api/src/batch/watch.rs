@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::ItemRow;
 use super::runner::Batch;
 use crate::endpoints::ListRuns;
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
 use crate::wire::Run;
 use crate::wire::RunStatus;
 
@@ -27,6 +27,9 @@ use crate::wire::RunStatus;
 /// the next is read): each page read on delivers runs or reaches runs watched since the
 /// last round, so this bounds only a history that misbehaves.
 const MAX_PAGES: usize = 100;
+
+/// Listings refused in a row (a 4xx) before the run history is given up for this process.
+const REFUSALS_BEFORE_READING_EACH: u32 = 3;
 
 impl Batch {
     fn poll_policy(&self) -> crate::PollPolicy {
@@ -218,16 +221,25 @@ impl Batch {
             let page = match self.windowed(|| self.client.list_runs(&query)).await {
                 Ok(page) => page,
                 Err(e) => {
-                    // A server without a run history (or refusing its filters): read each.
-                    if matches!(e.class(), ErrorClass::InvalidInput | ErrorClass::NotFound) {
-                        tracing::warn!(error = %e, "the run history cannot be listed; reading each run alone");
-                        self.watcher
-                            .no_history
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    // A server without a run history (or refusing its filters, or this key):
+                    // after a few refusals in a row, each run is read alone. One refusal (a
+                    // proxy's 404, say) is not enough; an answer that may change (429, 5xx)
+                    // never counts.
+                    use std::sync::atomic::Ordering;
+                    if e.status().is_some() && !e.is_retryable() {
+                        let refused =
+                            self.watcher.refused_listings.fetch_add(1, Ordering::SeqCst) + 1;
+                        if refused >= REFUSALS_BEFORE_READING_EACH {
+                            tracing::warn!(error = %e, "the run history cannot be listed; reading each run alone");
+                            self.watcher.no_history.store(true, Ordering::SeqCst);
+                        }
                     }
                     return false;
                 }
             };
+            self.watcher
+                .refused_listings
+                .store(0, std::sync::atomic::Ordering::SeqCst);
             let last = page.items.last().map(|run| run.run_id.clone());
             // A page with no run not listed before this round: a history that repeats
             // itself under new cursors is read no further.

@@ -34,6 +34,8 @@ pub(crate) struct Watcher {
     pub(super) added: Notify,
     /// The run history refused to be listed (a 4xx): every run is read alone from then on.
     pub(super) no_history: std::sync::atomic::AtomicBool,
+    /// Listings refused in a row (reset by one that answers).
+    pub(super) refused_listings: std::sync::atomic::AtomicU32,
 }
 
 impl Watcher {

@@ -276,6 +276,12 @@ impl FakeFlora {
         self.core.duplicate_keys_conflict(on);
     }
 
+    /// A server without the run history: `GET /technique-runs` answers 404, as an older
+    /// deployment (or a proxy that does not pass it) would.
+    pub fn without_run_history(&self) {
+        self.core.without_run_history();
+    }
+
     /// The server's clock as runs' `created_at` shows it: `offset_secs` away from this
     /// machine's, in milliseconds when `millis` (FLORA does not document the unit). For
     /// testing code that must not compare its own clock with the server's.

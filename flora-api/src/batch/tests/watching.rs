@@ -145,3 +145,29 @@ async fn stop_ends_the_run_while_every_listing_is_throttled() {
     );
     assert!(fake.rate_limited_count() > 0 || fake.request_count() > 4);
 }
+
+/// A server without the run history (404 on every listing): after three refusals in a row
+/// the batch reads each run alone and finishes; it never gives the history up on one.
+#[tokio::test(start_paused = true)]
+async fn without_a_run_history_runs_are_read_alone_after_three_refusals() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(2).completes();
+    fake.without_run_history();
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = (0..4).map(|i| url_item(&format!("k{i}"))).collect();
+    let schema = schema(&client).await;
+    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
+        .await
+        .unwrap();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 4, "{summary:?}");
+    let routes = fake.request_counts();
+    assert_eq!(routes.get("GET /technique-runs"), Some(&3), "{routes:?}");
+    assert!(
+        routes
+            .get("GET /techniques/{slug}/runs/{id}")
+            .is_some_and(|n| *n >= 4),
+        "{routes:?}"
+    );
+}

@@ -174,7 +174,9 @@ impl Core {
             ("GET", ["api", "v1", "techniques", _, "runs", id] | ["api", "v1", "runs", id]) => {
                 self.poll(id)
             }
-            ("GET", ["api", "v1", "technique-runs"]) => self.history(&req.query),
+            ("GET", ["api", "v1", "technique-runs"]) if self.has_run_history() => {
+                self.history(&req.query)
+            }
             ("GET", ["api", "v1", "workspaces"]) => json_answer(
                 200,
                 &json!({"workspaces": [{"workspace_id": super::super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),

@@ -139,6 +139,8 @@ struct State {
     rate_limited: usize,
     /// `FakeFlora::duplicate_keys_conflict`: a repeated key answers 409 instead of a replay.
     duplicate_conflict: bool,
+    /// `FakeFlora::without_run_history`: `GET /technique-runs` answers 404.
+    no_history: bool,
     /// `FakeFlora::server_clock`: seconds added to this machine's clock for `created_at`, and
     /// whether it is sent in milliseconds.
     clock: (f64, bool),
@@ -314,6 +316,14 @@ impl Core {
 
     pub fn duplicate_keys_conflict(&self, on: bool) {
         self.with(|st| st.duplicate_conflict = on);
+    }
+
+    pub fn without_run_history(&self) {
+        self.with(|st| st.no_history = true);
+    }
+
+    pub(super) fn has_run_history(&self) -> bool {
+        self.with(|st| !st.no_history)
     }
 
     pub fn server_clock(&self, offset_secs: f64, millis: bool) {
