@@ -131,13 +131,34 @@ fn file_bytes(i: usize) -> Vec<u8> {
     b
 }
 
-/// After a kill: each local file of an item whose intent or run is journaled (its body is
-/// fixed) is edited or moved away, in turn; returns how many were (edited, moved).
+/// The keys of items whose POST left (the journal's `sent_at`) or whose run is known: their
+/// body is fixed, and a run may exist. (An intent whose POST never left is sent afresh, its
+/// files read again: a file moved away then fails that item, with nothing paid.)
+fn sent_items(dir: &Path) -> std::collections::HashSet<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("j.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key FROM items WHERE sent_at IS NOT NULL OR run_id IS NOT NULL")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// After a kill: each local file of an item whose POST left, not yet completed, is edited or
+/// moved away, in turn; returns how many were (edited, moved).
 fn touch_sent_files(dir: &Path, files_every: usize, turn: &mut usize) -> (usize, usize) {
     let (mut edited, mut moved) = (0, 0);
+    let sent = sent_items(dir);
     for item in status(dir)["items"].as_array().unwrap() {
         let state = item["state"].as_str().unwrap();
-        if !matches!(state, "submitting" | "created" | "completed") {
+        if !matches!(state, "submitting" | "created" | "completed")
+            || !sent.contains(item["key"].as_str().unwrap())
+        {
             continue;
         }
         let i: usize = item["key"].as_str().unwrap()["item-".len()..]
