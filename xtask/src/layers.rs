@@ -166,14 +166,7 @@ fn scan(krate: &mut Crate, file: &Path, module: &ModPath, tokens: TokenStream) {
                             .reexports
                             .insert((module.clone(), name.clone()), abs.clone());
                     }
-                    krate.uses.push((
-                        module.clone(),
-                        abs,
-                        Use {
-                            file: file.to_path_buf(),
-                            path: path.join("::"),
-                        },
-                    ));
+                    krate.record(module, abs, file, &path);
                 }
                 i = end + 1;
                 public = false;
@@ -183,14 +176,7 @@ fn scan(krate: &mut Crate, file: &Path, module: &ModPath, tokens: TokenStream) {
                 if let Some((path, next)) = plain_path(&trees, i)
                     && let Some(abs) = absolute(module, &path)
                 {
-                    krate.uses.push((
-                        module.clone(),
-                        abs,
-                        Use {
-                            file: file.to_path_buf(),
-                            path: path.join("::"),
-                        },
-                    ));
+                    krate.record(module, abs, file, &path);
                     i = next;
                     public = false;
                     continue;
@@ -306,6 +292,18 @@ fn absolute(module: &ModPath, path: &[String]) -> Option<ModPath> {
 }
 
 impl Crate {
+    /// `module` uses `abs` (written `path` in `file`).
+    fn record(&mut self, module: &ModPath, abs: ModPath, file: &Path, path: &[String]) {
+        self.uses.push((
+            module.clone(),
+            abs,
+            Use {
+                file: file.to_path_buf(),
+                path: path.join("::"),
+            },
+        ));
+    }
+
     /// The module `path` lands in: its longest prefix that is a module, followed through a
     /// re-export when the next segment is one (a few steps at most).
     fn target(&self, path: &ModPath) -> ModPath {

@@ -19,6 +19,19 @@ async fn schema(client: &Client) -> TechniqueSchema {
     client.technique("cctv-cam").await.unwrap()
 }
 
+/// A new batch of `items`, journaled at `dir/j.db`, checked against the fake's CCTV Cam.
+async fn create(client: &Client, dir: &Path, items: &[PlanItem], options: BatchOptions) -> Batch {
+    Batch::create(
+        client,
+        &dir.join("j.db"),
+        &schema(client).await,
+        items,
+        options,
+    )
+    .await
+    .unwrap()
+}
+
 /// A fake whose CCTV Cam runs complete.
 fn fake() -> FakeFlora {
     let fake = FakeFlora::new();
@@ -198,15 +211,7 @@ async fn nothing_is_sent_after_a_stop_and_nothing_is_left_half_sent() {
         max_concurrency: 8,
         ..fast()
     };
-    let batch = Batch::create(
-        &client,
-        &dir.path().join("j.db"),
-        &schema(&client).await,
-        &items,
-        options,
-    )
-    .await
-    .unwrap();
+    let batch = create(&client, dir.path(), &items, options).await;
     let at_stop = Arc::new(AtomicUsize::new(usize::MAX));
     let stopper = async {
         while fake.run_count() < 3 {
@@ -268,15 +273,7 @@ async fn retry_failed_keeps_what_was_charged() {
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<PlanItem> = (0..3).map(|i| url_item(&format!("k{i}"))).collect();
-    let batch = Batch::create(
-        &client,
-        &dir.path().join("j.db"),
-        &schema(&client).await,
-        &items,
-        fast(),
-    )
-    .await
-    .unwrap();
+    let batch = create(&client, dir.path(), &items, fast()).await;
     let first = batch.run().await.unwrap();
     assert_eq!(first.failed, 3);
     assert!((first.charged - 1.5).abs() < 1e-9, "{first:?}");
@@ -304,15 +301,7 @@ async fn a_shared_local_file_is_uploaded_once_per_batch() {
         max_concurrency: 6,
         ..fast()
     };
-    let batch = Batch::create(
-        &client,
-        &dir.path().join("j.db"),
-        &schema(&client).await,
-        &items,
-        options,
-    )
-    .await
-    .unwrap();
+    let batch = create(&client, dir.path(), &items, options).await;
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.completed, 6, "{summary:?}");
     assert_eq!(fake.asset_count(), 1, "one upload for one file");
@@ -328,15 +317,7 @@ async fn a_refused_upload_fails_its_items_naming_the_file_and_the_reason_once() 
     let items: Vec<PlanItem> = (0..3)
         .map(|i| item(&format!("k{i}"), face.to_str().unwrap()))
         .collect();
-    let batch = Batch::create(
-        &client,
-        &dir.path().join("j.db"),
-        &schema(&client).await,
-        &items,
-        fast(),
-    )
-    .await
-    .unwrap();
+    let batch = create(&client, dir.path(), &items, fast()).await;
     fake.fail_next(1, Fault::Status(400));
     let before = fake.request_count();
     let summary = batch.run().await.unwrap();
@@ -358,15 +339,7 @@ async fn two_items_whose_keys_clean_to_one_name_never_share_a_file() {
         download: Some(out.to_string_lossy().into_owned()),
         ..fast()
     };
-    let batch = Batch::create(
-        &client,
-        &dir.path().join("j.db"),
-        &schema(&client).await,
-        &items,
-        options,
-    )
-    .await
-    .unwrap();
+    let batch = create(&client, dir.path(), &items, options).await;
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.saved, 3, "{summary:?}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "three files");

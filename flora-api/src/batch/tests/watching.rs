@@ -40,10 +40,7 @@ async fn runs_ending_in_a_burst_are_found_through_the_listing_without_reading_ea
         max_concurrency: 400,
         ..fast()
     };
-    let schema = schema(&client).await;
-    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, options)
-        .await
-        .unwrap();
+    let batch = create(&client, dir.path(), &items, options).await;
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.completed, 400, "{summary:?}");
     let routes = fake.request_counts();
@@ -63,10 +60,7 @@ async fn a_charge_the_listing_reports_late_is_read_from_the_run_itself() {
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<PlanItem> = (0..5).map(|i| url_item(&format!("k{i}"))).collect();
-    let schema = schema(&client).await;
-    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
-        .await
-        .unwrap();
+    let batch = create(&client, dir.path(), &items, fast()).await;
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.completed, 5, "{summary:?}");
     assert!((summary.charged - 0.25).abs() < 1e-9, "{summary:?}");
@@ -93,10 +87,7 @@ async fn a_wild_estimate_never_parks_an_item_past_half_the_deadline() {
         ),
         ..BatchOptions::default()
     };
-    let schema = schema(&client).await;
-    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, options)
-        .await
-        .unwrap();
+    let batch = create(&client, dir.path(), &items, options).await;
     let started = tokio::time::Instant::now();
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.completed, 3, "{summary:?}");
@@ -116,10 +107,7 @@ async fn stop_ends_the_run_while_every_listing_is_throttled() {
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<PlanItem> = (0..3).map(|i| url_item(&format!("k{i}"))).collect();
-    let schema = schema(&client).await;
-    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
-        .await
-        .unwrap();
+    let batch = create(&client, dir.path(), &items, fast()).await;
     let stopped_at = std::sync::Mutex::new(None);
     let stopper = async {
         while fake.run_count() < 3 {
@@ -156,10 +144,7 @@ async fn without_a_run_history_runs_are_read_alone_after_three_refusals() {
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<PlanItem> = (0..4).map(|i| url_item(&format!("k{i}"))).collect();
-    let schema = schema(&client).await;
-    let batch = Batch::create(&client, &dir.path().join("j.db"), &schema, &items, fast())
-        .await
-        .unwrap();
+    let batch = create(&client, dir.path(), &items, fast()).await;
     let summary = batch.run().await.unwrap();
     assert_eq!(summary.completed, 4, "{summary:?}");
     let routes = fake.request_counts();
