@@ -3,7 +3,7 @@
 //! of slot types and the Rust types generated code gives them, which flora-codegen's own
 //! tests check against its table both ways.
 
-use crate::wire::MediaType;
+use crate::wire::{MediaType, SlotClass};
 
 /// The contract this runtime speaks. Generated code carries the version it was generated
 /// for, and [`expect_contract`] compares the two while the user's crate compiles.
@@ -30,14 +30,11 @@ pub fn slot_types() -> &'static [(&'static str, MediaType)] {
 /// The runtime type generated code uses for a slot type: the media URL newtypes, `String`
 /// for text; `None` for a type this runtime does not know.
 pub fn rust_type(slot_type: &MediaType) -> Option<&'static str> {
-    Some(match slot_type {
-        MediaType::ImageUrl => "ImageUrl",
-        MediaType::VideoUrl => "VideoUrl",
-        MediaType::AudioUrl => "AudioUrl",
-        MediaType::DocumentUrl => "DocumentUrl",
-        MediaType::Text => "String",
-        _ => return None,
-    })
+    match slot_type.class() {
+        SlotClass::Media(kind) => Some(kind.url_type()),
+        SlotClass::Text => Some("String"),
+        SlotClass::Unknown(_) => None,
+    }
 }
 
 #[cfg(test)]

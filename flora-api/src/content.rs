@@ -5,69 +5,21 @@
 //! `image/jpg` → `image/jpeg`) before they are compared with FLORA's list.
 
 use crate::error::Error;
+use crate::kinds::MediaKind;
 
-/// The media family a typed upload expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Family {
-    Image,
-    Video,
-    Audio,
-    Document,
+/// The content types FLORA accepts for assets (its asset docs), with their usual extension:
+/// every kind's list in the one table of kinds.
+pub(crate) fn allowed() -> impl Iterator<Item = (&'static str, &'static str)> {
+    MediaKind::ALL
+        .iter()
+        .flat_map(|k| k.content_types().iter().copied())
 }
 
-impl Family {
-    /// The family of a technique output's kind; `None` for text and kinds this crate does
-    /// not know.
-    pub(crate) fn of_output(kind: &crate::wire::MediaType) -> Option<Family> {
-        use crate::wire::MediaType;
-        match kind {
-            MediaType::ImageUrl => Some(Family::Image),
-            MediaType::VideoUrl => Some(Family::Video),
-            MediaType::AudioUrl => Some(Family::Audio),
-            MediaType::DocumentUrl => Some(Family::Document),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Family::Image => "an image",
-            Family::Video => "a video",
-            Family::Audio => "an audio file",
-            Family::Document => "a document",
-        }
-    }
-
-    /// The family of a (normalised) content type, if it is a media type at all.
-    fn of(content_type: &str) -> Option<Family> {
-        let top = content_type.split('/').next().unwrap_or("");
-        match top {
-            "image" => Some(Family::Image),
-            "video" => Some(Family::Video),
-            "audio" => Some(Family::Audio),
-            "application" | "text" => Some(Family::Document),
-            _ => None,
-        }
-    }
+/// The types FLORA accepts for `kind`, for messages.
+fn accepted(kind: MediaKind) -> String {
+    let types: Vec<&str> = kind.content_types().iter().map(|(t, _)| *t).collect();
+    types.join(", ")
 }
-
-/// The content types FLORA accepts for assets (its asset docs), with their usual extension.
-pub(crate) const ALLOWED: &[(&str, &str)] = &[
-    ("image/jpeg", "jpg"),
-    ("image/png", "png"),
-    ("image/webp", "webp"),
-    ("image/gif", "gif"),
-    ("image/avif", "avif"),
-    ("image/heic", "heic"),
-    ("image/heif", "heif"),
-    ("video/mp4", "mp4"),
-    ("video/webm", "webm"),
-    ("video/quicktime", "mov"),
-    ("audio/mpeg", "mp3"),
-    ("audio/wav", "wav"),
-    ("audio/ogg", "ogg"),
-    ("application/pdf", "pdf"),
-];
 
 /// Lower case, no parameters, common aliases folded into FLORA's spelling.
 pub(crate) fn normalise(content_type: &str) -> String {
@@ -99,15 +51,10 @@ pub(crate) fn detect(head: &[u8], file_name: Option<&str>) -> Option<String> {
 /// The type of the bytes of a typed upload (`upload_image`, …): from their signature only. A
 /// file whose bytes match no type is refused, whatever its extension says (a text file named
 /// `face.png` is not an image); `UploadOptions::content_type` is the way out.
-pub(crate) fn detect_typed(head: &[u8], name: &str, family: Family) -> Result<String, Error> {
+pub(crate) fn detect_typed(head: &[u8], name: &str, kind: MediaKind) -> Result<String, Error> {
     match infer::get(head) {
         Some(t) => Ok(normalise(t.mime_type())),
         None => {
-            let accepted: Vec<&str> = ALLOWED
-                .iter()
-                .map(|(t, _)| *t)
-                .filter(|t| Family::of(t) == Some(family))
-                .collect();
             let named = mime_guess::from_path(name)
                 .first()
                 .map(|m| format!(" (its name says `{}`)", normalise(m.essence_str())))
@@ -116,8 +63,8 @@ pub(crate) fn detect_typed(head: &[u8], name: &str, family: Family) -> Result<St
                 "the bytes of {name}{named} are not {} FLORA accepts ({}): they match no \
                  known file signature, and a name's extension alone is not trusted; if it is \
                  one, set `UploadOptions::content_type`",
-                family.name(),
-                accepted.join(", ")
+                kind.noun(),
+                accepted(kind)
             )))
         }
     }
@@ -126,7 +73,7 @@ pub(crate) fn detect_typed(head: &[u8], name: &str, family: Family) -> Result<St
 /// The extension to give a file of this type (`png` for `image/png`).
 pub(crate) fn extension(content_type: &str) -> Option<&'static str> {
     let ct = normalise(content_type);
-    if let Some((_, ext)) = ALLOWED.iter().find(|(t, _)| *t == ct) {
+    if let Some((_, ext)) = allowed().find(|(t, _)| *t == ct) {
         return Some(ext);
     }
     match ct.as_str() {
@@ -140,12 +87,12 @@ pub(crate) fn extension(content_type: &str) -> Option<&'static str> {
 /// media extensions (of `kind`'s family, when the output's kind is known), `txt` or `json` for
 /// a download of unknown kind, else the neutral `bin`. Never an executable or page type
 /// (`.bat`, `.hta`, `.htm`), whatever the host says.
-pub(crate) fn saved_extension(content_type: &str, kind: Option<Family>) -> &'static str {
+pub(crate) fn saved_extension(content_type: &str, kind: Option<MediaKind>) -> &'static str {
     let ct = normalise(content_type);
-    let media = ALLOWED
-        .iter()
-        .find(|(t, _)| *t == ct)
-        .filter(|_| kind.is_none_or(|k| Family::of(&ct) == Some(k)));
+    let media = match kind {
+        Some(k) => k.content_types().iter().copied().find(|(t, _)| *t == ct),
+        None => allowed().find(|(t, _)| *t == ct),
+    };
     match (media, kind, ct.as_str()) {
         (Some((_, ext)), _, _) => ext,
         (None, None, "text/plain") => "txt",
@@ -157,12 +104,11 @@ pub(crate) fn saved_extension(content_type: &str, kind: Option<Family>) -> &'sta
 /// Every extension [`saved_extension`] can give a download of `kind` (to check, before a run,
 /// every name an output might get).
 #[cfg(feature = "cli")]
-pub(crate) fn saved_extensions(kind: Option<Family>) -> Vec<&'static str> {
-    let mut exts: Vec<&'static str> = ALLOWED
-        .iter()
-        .filter(|(t, _)| kind.is_none_or(|k| Family::of(t) == Some(k)))
-        .map(|(_, e)| *e)
-        .collect();
+pub(crate) fn saved_extensions(kind: Option<MediaKind>) -> Vec<&'static str> {
+    let mut exts: Vec<&'static str> = match kind {
+        Some(k) => k.content_types().iter().map(|(_, e)| *e).collect(),
+        None => allowed().map(|(_, e)| e).collect(),
+    };
     exts.push("bin");
     if kind.is_none() {
         exts.extend(["txt", "json"]);
@@ -173,11 +119,7 @@ pub(crate) fn saved_extensions(kind: Option<Family>) -> Vec<&'static str> {
 }
 
 fn allowed_list() -> String {
-    ALLOWED
-        .iter()
-        .map(|(t, _)| *t)
-        .collect::<Vec<_>>()
-        .join(", ")
+    allowed().map(|(t, _)| t).collect::<Vec<_>>().join(", ")
 }
 
 /// Checks a detected or given type before any request: it must belong to `wanted` (when the
@@ -186,25 +128,20 @@ fn allowed_list() -> String {
 pub(crate) fn check(
     what: &str,
     content_type: &str,
-    wanted: Option<Family>,
+    wanted: Option<MediaKind>,
     explicit: bool,
 ) -> Result<(), Error> {
     if let Some(w) = wanted
-        && Family::of(content_type) != Some(w)
+        && MediaKind::of_content_type(content_type) != Some(w)
     {
-        let allowed: Vec<&str> = ALLOWED
-            .iter()
-            .map(|(t, _)| *t)
-            .filter(|t| Family::of(t) == Some(w))
-            .collect();
         return Err(Error::InvalidInput(format!(
             "{what} is `{content_type}`, not {}: allowed here are {} (set \
              `UploadOptions::content_type` if the detection is wrong)",
-            w.name(),
-            allowed.join(", ")
+            w.noun(),
+            accepted(w)
         )));
     }
-    if !explicit && !ALLOWED.iter().any(|(t, _)| *t == content_type) {
+    if !explicit && !allowed().any(|(t, _)| t == content_type) {
         return Err(Error::InvalidInput(format!(
             "{what} is `{content_type}`, which FLORA does not accept (allowed: {}); set \
              `UploadOptions::content_type` to send it anyway",
@@ -287,15 +224,15 @@ mod tests {
 
     #[test]
     fn family_and_allowed_list_are_checked() {
-        let e = check("clip.mp4", "video/mp4", Some(Family::Image), false).unwrap_err();
+        let e = check("clip.mp4", "video/mp4", Some(MediaKind::Image), false).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("`video/mp4`, not an image"), "{msg}");
         assert!(msg.contains("image/png"), "{msg}");
-        assert!(check("a", "image/png", Some(Family::Image), false).is_ok());
-        assert!(check("a", "image/bmp", Some(Family::Image), false).is_err());
-        assert!(check("a", "image/bmp", Some(Family::Image), true).is_ok());
-        assert!(check("a", "video/mp4", Some(Family::Image), true).is_err());
-        assert!(check("a", "application/pdf", Some(Family::Document), false).is_ok());
+        assert!(check("a", "image/png", Some(MediaKind::Image), false).is_ok());
+        assert!(check("a", "image/bmp", Some(MediaKind::Image), false).is_err());
+        assert!(check("a", "image/bmp", Some(MediaKind::Image), true).is_ok());
+        assert!(check("a", "video/mp4", Some(MediaKind::Image), true).is_err());
+        assert!(check("a", "application/pdf", Some(MediaKind::Document), false).is_ok());
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use serde_json::{Value, json};
 
-use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
 use crate::technique::{InputValue, RawOutput, RunInput, Technique};
 use crate::wire::MediaType;
 
@@ -79,15 +78,15 @@ impl<T: FromWireInput> FromWireInput for Option<T> {
 }
 
 macro_rules! media_from_wire {
-    ($($t:ty),*) => {$(
-        impl FromWireInput for $t {
+    ($(($kind:ident, $t:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {$(
+        impl FromWireInput for crate::media::$t {
             fn from_wire(value: Option<&str>) -> Result<Self, String> {
-                <$t>::parse(value.ok_or_else(|| "missing".to_owned())?).map_err(|e| e.to_string())
+                <crate::media::$t>::parse(value.ok_or_else(|| "missing".to_owned())?).map_err(|e| e.to_string())
             }
         }
     )*};
 }
-media_from_wire!(ImageUrl, VideoUrl, AudioUrl, DocumentUrl);
+crate::kinds::for_each_media_kind!(media_from_wire);
 
 /// The outputs of a run, as the wire's `{output_id, type, url}` objects.
 #[derive(Debug, Clone, Default)]

@@ -143,7 +143,7 @@ fn looks_like_a_path(input: &str) -> bool {
 }
 
 macro_rules! media_url {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $upload:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $upload:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(transparent)]
@@ -223,30 +223,33 @@ macro_rules! media_url {
     };
 }
 
-media_url!(
-    /// An `https://` URL of an image, for `imageUrl` inputs and outputs.
-    ImageUrl,
-    "image URL",
-    "upload_image"
-);
-media_url!(
-    /// An `https://` URL of a video, for `videoUrl` inputs and outputs.
-    VideoUrl,
-    "video URL",
-    "upload_video"
-);
-media_url!(
-    /// An `https://` URL of an audio file, for `audioUrl` inputs and outputs.
-    AudioUrl,
-    "audio URL",
-    "upload_audio"
-);
-media_url!(
-    /// An `https://` URL of a document, for `documentUrl` inputs and outputs.
-    DocumentUrl,
-    "document URL",
-    "upload_document"
-);
+macro_rules! media_urls {
+    ($(($kind:ident, $url:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {$(
+        media_url!(
+            #[doc = concat!("An `https://` URL of a FLORA ", $name, " input or output (`", $camel, "`).")]
+            ///
+            #[doc = concat!("A local file becomes one through [`Client::", stringify!($up), "`](crate::Client::", stringify!($up), ").")]
+            $url,
+            concat!($name, " URL"),
+            stringify!($up)
+        );
+    )*};
+}
+crate::kinds::for_each_media_kind!(media_urls);
+
+macro_rules! parse_as {
+    ($(($kind:ident, $url:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {
+        /// Checks `input` as a URL of `kind` (through that kind's type), for values whose kind
+        /// is known only at run time; returns it as it would be sent.
+        #[cfg(any(feature = "cli", feature = "batch"))]
+        pub(crate) fn parse_as(kind: crate::kinds::MediaKind, input: &str) -> Result<String, MediaUrlError> {
+            Ok(match kind {
+                $(crate::kinds::MediaKind::$kind => $url::parse(input)?.into_string(),)*
+            })
+        }
+    };
+}
+crate::kinds::for_each_media_kind!(parse_as);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 
 use crate::error::Error;
-use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
 use crate::wire::{MediaType, Run, RunOutput};
 
 /// A FLORA technique with typed inputs and outputs. Implemented by generated code.
@@ -207,20 +206,20 @@ impl OutputValue for RawOutput {
 }
 
 macro_rules! media_value {
-    ($($t:ty),*) => {$(
-        impl InputValue for $t {
+    ($(($kind:ident, $t:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {$(
+        impl InputValue for crate::media::$t {
             fn to_wire(&self) -> Option<String> {
                 Some(self.as_str().to_owned())
             }
         }
-        impl OutputValue for $t {
+        impl OutputValue for crate::media::$t {
             fn from_output(output: RunOutput) -> Result<Self, String> {
-                <$t>::try_from(output.url).map_err(|e| e.to_string())
+                <crate::media::$t>::try_from(output.url).map_err(|e| e.to_string())
             }
         }
     )*};
 }
-media_value!(ImageUrl, VideoUrl, AudioUrl, DocumentUrl);
+crate::kinds::for_each_media_kind!(media_value);
 
 /// The outputs of a completed run, taken one by one by id. Generated code calls
 /// [`OutputSet::take`] once per declared output; what is left over is kept as extras.
@@ -312,6 +311,7 @@ pub enum Untyped {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::ImageUrl;
 
     #[test]
     fn optional_inputs_are_omitted_when_none_or_empty() {

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::kinds::MediaKind;
 use crate::safe_text::plain_text;
 use crate::upload::Upload;
-use crate::wire::{MediaType, Slot};
+use crate::wire::Slot;
 
 /// A value given for an input, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,15 +16,8 @@ pub(crate) enum InputValue {
     Text(String),
     /// An `https://` URL, sent as given.
     Url(String),
-    /// A local file, uploaded first; its URL is sent.
-    File(PathBuf),
-}
-
-pub(crate) fn is_media(kind: &MediaType) -> bool {
-    matches!(
-        kind,
-        MediaType::ImageUrl | MediaType::VideoUrl | MediaType::AudioUrl | MediaType::DocumentUrl
-    )
+    /// A local file of this kind, uploaded first; its URL is sent.
+    File(PathBuf, MediaKind),
 }
 
 /// Classifies and checks one value: a URL must be `https://` and of the slot's kind where
@@ -31,12 +25,13 @@ pub(crate) fn is_media(kind: &MediaType) -> bool {
 /// accepts for the slot; text must not be empty.
 pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String> {
     let kind = &slot.kind;
-    if !is_media(kind) {
+    // Text, and a type this version does not know, are sent verbatim (as generated code does).
+    let Some(media) = kind.media_kind() else {
         if value.is_empty() {
             return Err("empty text".to_owned());
         }
         return Ok(InputValue::Text(value.to_owned()));
-    }
+    };
     // A scheme is case-insensitive: `HTTPS://…` is a URL, never a local path.
     let starts = |prefix: &str| {
         value
@@ -44,13 +39,7 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
             .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
     };
     if starts("https://") {
-        let parsed = match kind {
-            MediaType::ImageUrl => crate::ImageUrl::parse(value).map(|u| u.as_str().to_owned()),
-            MediaType::VideoUrl => crate::VideoUrl::parse(value).map(|u| u.as_str().to_owned()),
-            MediaType::AudioUrl => crate::AudioUrl::parse(value).map(|u| u.as_str().to_owned()),
-            _ => crate::DocumentUrl::parse(value).map(|u| u.as_str().to_owned()),
-        }
-        .map_err(|e| e.to_string())?;
+        let parsed = crate::media::parse_as(media, value).map_err(|e| e.to_string())?;
         let upload = Upload::url(&parsed).map_err(|e| for_people(&e))?;
         upload.check(kind).await.map_err(|e| for_people(&e))?;
         return Ok(InputValue::Url(parsed));
@@ -65,7 +54,7 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
     }
     let path = PathBuf::from(value);
     match Upload::path(&path).check(kind).await {
-        Ok(_) => Ok(InputValue::File(path)),
+        Ok(_) => Ok(InputValue::File(path, media)),
         Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             Err(format!(
                 "no such file (this {} input takes a local file or an https:// URL)",

@@ -11,6 +11,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::kinds::MediaKind;
+
 /// Unknown JSON fields, kept so nothing the server sends is lost.
 pub type Extra = Map<String, Value>;
 
@@ -100,21 +102,63 @@ impl RunStatus {
     }
 }
 
-open_enum!(
-    /// The media kind of a technique slot or run output. Snake spellings are accepted.
-    MediaType, Unknown {
-        /// An image URL.
-        ImageUrl = "imageUrl" | "image_url",
-        /// A video URL.
-        VideoUrl = "videoUrl" | "video_url",
-        /// An audio URL.
-        AudioUrl = "audioUrl" | "audio_url",
-        /// A document URL.
-        DocumentUrl = "documentUrl" | "document_url",
-        /// Plain text.
-        Text = "text",
-    }
-);
+macro_rules! media_type_enum {
+    ($(($kind:ident, $url:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {
+        open_enum!(
+            /// The type of a technique slot or run output: a media kind
+            /// ([`media_kind`](Self::media_kind)), text, or a type this version does not know.
+            /// Snake spellings are accepted.
+            MediaType, Unknown {
+                $(
+                    #[doc = concat!("A URL of ", $name, " ([`MediaKind::", stringify!($kind), "`]).")]
+                    $url = $camel | $snake,
+                )*
+                /// Plain text.
+                Text = "text",
+            }
+        );
+
+        impl MediaType {
+            /// The media kind, or `None` for text and types this version does not know.
+            pub fn media_kind(&self) -> Option<MediaKind> {
+                match self.class() {
+                    SlotClass::Media(kind) => Some(kind),
+                    SlotClass::Text | SlotClass::Unknown(_) => None,
+                }
+            }
+
+            /// Media, text or unknown: for the places that treat the three differently,
+            /// matched exhaustively.
+            pub(crate) fn class(&self) -> SlotClass<'_> {
+                match self {
+                    $(MediaType::$url => SlotClass::Media(MediaKind::$kind),)*
+                    MediaType::Text => SlotClass::Text,
+                    MediaType::Unknown(wire) => SlotClass::Unknown(wire),
+                }
+            }
+        }
+
+        impl From<MediaKind> for MediaType {
+            fn from(kind: MediaKind) -> MediaType {
+                match kind {
+                    $(MediaKind::$kind => MediaType::$url,)*
+                }
+            }
+        }
+    };
+}
+crate::kinds::for_each_media_kind!(media_type_enum);
+
+/// What a slot or output type is ([`MediaType::class`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotClass<'a> {
+    /// A URL of a media kind.
+    Media(MediaKind),
+    /// Plain text.
+    Text,
+    /// A type this version does not know, by its wire spelling.
+    Unknown(&'a str),
+}
 
 open_enum!(
     /// Why a run failed (`error_code` on a failed run).

@@ -52,7 +52,7 @@ fn ty(kind: Kind, rt: &TokenStream) -> TokenStream {
     let name = format_ident!("{}", kind.type_name());
     match kind {
         Kind::Text | Kind::Unknown => quote!(::std::string::String),
-        _ => quote!(#rt::#name),
+        Kind::Media(_) | Kind::Raw => quote!(#rt::#name),
     }
 }
 
@@ -116,10 +116,7 @@ fn slot_doc(slot: &SlotSpec, is_input: bool) -> Vec<String> {
 
 fn example_value(slot: &SlotSpec, rt: &str) -> String {
     let file = match slot.kind {
-        Kind::Image => "input.png",
-        Kind::Video => "input.mp4",
-        Kind::Audio => "input.mp3",
-        Kind::Document => "input.pdf",
+        Kind::Media(m) => m.example_file,
         Kind::Text | Kind::Raw | Kind::Unknown => return text_example(slot),
     };
     if slot.optional {

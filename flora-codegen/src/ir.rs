@@ -2,17 +2,49 @@
 
 use crate::naming::Name;
 
+/// A media kind as generated code names it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Media {
+    /// Both wire spellings (`imageUrl`, `image_url`).
+    pub wire: [&'static str; 2],
+    /// The runtime's URL type (`ImageUrl`).
+    pub type_name: &'static str,
+    /// The file doc examples show (`input.png`).
+    pub example_file: &'static str,
+}
+
+/// The media kinds, one row each: the columns of flora-api's `MediaKind` table the generator
+/// needs. This crate cannot depend on flora-api (the runtime depends on it for its own
+/// tests), so this is a copy, compared with the runtime's table both ways by
+/// `generator_and_runtime_agree_on_every_media_kind`.
+pub const MEDIA: &[Media] = &[
+    Media {
+        wire: ["imageUrl", "image_url"],
+        type_name: "ImageUrl",
+        example_file: "input.png",
+    },
+    Media {
+        wire: ["videoUrl", "video_url"],
+        type_name: "VideoUrl",
+        example_file: "input.mp4",
+    },
+    Media {
+        wire: ["audioUrl", "audio_url"],
+        type_name: "AudioUrl",
+        example_file: "input.mp3",
+    },
+    Media {
+        wire: ["documentUrl", "document_url"],
+        type_name: "DocumentUrl",
+        example_file: "input.pdf",
+    },
+];
+
 /// The Rust type a slot maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `ImageUrl`
-    Image,
-    /// `VideoUrl`
-    Video,
-    /// `AudioUrl`
-    Audio,
-    /// `DocumentUrl`
-    Document,
+    /// A media URL type ([`MEDIA`]).
+    Media(&'static Media),
     /// `String`
     Text,
     /// `RawOutput` (outputs of unknown kind only)
@@ -23,31 +55,29 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The known wire types and their kinds; both spellings of each media type.
-    pub const WIRE: &'static [(&'static str, Kind)] = &[
-        ("imageUrl", Kind::Image),
-        ("image_url", Kind::Image),
-        ("videoUrl", Kind::Video),
-        ("video_url", Kind::Video),
-        ("audioUrl", Kind::Audio),
-        ("audio_url", Kind::Audio),
-        ("documentUrl", Kind::Document),
-        ("document_url", Kind::Document),
-        ("text", Kind::Text),
-    ];
-
     /// The kind of a wire type string, if known.
     pub fn from_wire(wire: &str) -> Option<Kind> {
-        Self::WIRE.iter().find(|(w, _)| *w == wire).map(|(_, k)| *k)
+        if wire == "text" {
+            return Some(Kind::Text);
+        }
+        MEDIA
+            .iter()
+            .find(|m| m.wire.contains(&wire))
+            .map(Kind::Media)
+    }
+
+    /// Every wire type string this version knows.
+    pub fn known_wire_types() -> impl Iterator<Item = &'static str> {
+        MEDIA
+            .iter()
+            .flat_map(|m| m.wire)
+            .chain(std::iter::once("text"))
     }
 
     /// The `flora_api` type name.
     pub fn type_name(self) -> &'static str {
         match self {
-            Kind::Image => "ImageUrl",
-            Kind::Video => "VideoUrl",
-            Kind::Audio => "AudioUrl",
-            Kind::Document => "DocumentUrl",
+            Kind::Media(m) => m.type_name,
             Kind::Text | Kind::Unknown => "String",
             Kind::Raw => "RawOutput",
         }
@@ -113,17 +143,33 @@ pub struct TechniqueSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::Kind;
+    use super::{Kind, MEDIA};
 
-    /// Issue 20, C: the generator's slot-type table and the runtime's are one table, checked
-    /// both ways: every wire type the generator maps is parsed by the runtime to a value whose
-    /// Rust type is the one the generator emits, and every spelling the runtime parses is
-    /// one the generator maps (so no media type falls back to `String` by omission).
+    /// The generator's media table is the runtime's `MediaKind` table, checked both ways:
+    /// every kind the runtime knows has a row here with the same spellings, type and example
+    /// file; every wire type the generator maps is parsed by the runtime to a value whose Rust
+    /// type is the one the generator emits (so no media type falls back to `String` by
+    /// omission, and no generated type is one the runtime lacks).
     #[test]
-    fn generator_and_runtime_spell_every_slot_type_alike() {
+    fn generator_and_runtime_agree_on_every_media_kind() {
         use flora_api::__codegen::{rust_type, slot_types};
-        for (wire, kind) in Kind::WIRE {
-            let parsed = flora_api::MediaType::from(*wire);
+        for kind in flora_api::MediaKind::ALL {
+            let row = MEDIA
+                .iter()
+                .find(|m| m.type_name == kind.url_type())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the runtime knows {kind} (`{}`); add its row to flora-codegen's MEDIA",
+                        kind.url_type()
+                    )
+                });
+            assert_eq!(row.wire, kind.wire_spellings(), "{kind}");
+            assert_eq!(row.example_file, kind.example_file(), "{kind}");
+        }
+        assert_eq!(MEDIA.len(), flora_api::MediaKind::ALL.len());
+        for wire in Kind::known_wire_types() {
+            let kind = Kind::from_wire(wire).unwrap();
+            let parsed = flora_api::MediaType::from(wire);
             assert_eq!(
                 rust_type(&parsed),
                 Some(kind.type_name()),
@@ -136,7 +182,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("the runtime parses `{wire}`, the generator does not"));
             assert_eq!(Some(kind.type_name()), rust_type(value), "`{wire}`");
         }
-        assert_eq!(Kind::WIRE.len(), slot_types().len());
+        assert_eq!(Kind::known_wire_types().count(), slot_types().len());
     }
 
     /// The version generated code checks is the runtime's.

@@ -106,6 +106,18 @@ pub use config::{Config, DEFAULT_RUNTIME_PATH};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use lower::SchemaFile;
 
+/// Every slot type the generator maps to a typed field: both spellings of each media kind
+/// (`imageUrl`, `image_url`, …), then `text`. A schema with another type still generates,
+/// with a warning (its inputs as `String`, its outputs as `RawOutput`).
+///
+/// ```
+/// let known: Vec<&str> = flora_codegen::known_slot_types().collect();
+/// assert!(known.contains(&"videoUrl") && known.contains(&"text"));
+/// ```
+pub fn known_slot_types() -> impl Iterator<Item = &'static str> {
+    ir::Kind::known_wire_types()
+}
+
 /// The contract version generated code is written against. Generated code checks it against
 /// the runtime's at compile time (`flora_api::__codegen::expect_contract`), so code from an
 /// incompatible flora-codegen fails with a message that says to regenerate. Bump it (in both

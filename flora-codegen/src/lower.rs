@@ -125,9 +125,8 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 fn known_types() -> String {
-    Kind::WIRE
-        .iter()
-        .map(|(w, _)| format!("`{w}`"))
+    Kind::known_wire_types()
+        .map(|w| format!("`{w}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -54,17 +54,10 @@ const WORDS: &[&str] = &[
     "seconds",
 ];
 
-const TYPES: &[&str] = &[
-    "imageUrl",
-    "image_url",
-    "videoUrl",
-    "video_url",
-    "audioUrl",
-    "audio_url",
-    "documentUrl",
-    "document_url",
-    "text",
-];
+/// The slot types the generator knows, in its order (so a seed gives the same catalog).
+fn types() -> Vec<&'static str> {
+    flora_codegen::known_slot_types().collect()
+}
 
 const INPUT_NAMES: &[&str] = &[
     "input_image",
@@ -115,13 +108,14 @@ impl Gen {
 /// `n` techniques as (slug, technique object), deterministic for `seed`.
 pub fn catalog(n: usize, seed: u64) -> Vec<(String, Value)> {
     let mut g = Gen(ChaCha8Rng::seed_from_u64(seed));
+    let types = types();
     (0..n)
         .map(|i| {
             let slug = format!("{}-{}-{i:05}", g.pick(WORDS), g.pick(WORDS));
             let n_inputs = 1 + g.below(6);
             let inputs: Vec<Value> = (0..n_inputs)
                 .map(|j| {
-                    let kind = g.pick(TYPES);
+                    let kind = g.pick(&types);
                     let mut slot = json!({
                         "id": format!("{}_{j}", g.pick(INPUT_NAMES)),
                         "name": g.sentence(1, 3).trim_end_matches('.').to_owned(),
@@ -196,8 +190,8 @@ mod tests {
         assert!(counts.contains(&1) && counts.contains(&6));
         let all = || inputs.iter().flat_map(|i| i.iter());
         assert!(all().any(|i| i["optional"] == true));
-        for ty in TYPES {
-            assert!(all().any(|i| i["type"] == *ty), "{ty}");
+        for ty in types() {
+            assert!(all().any(|i| i["type"] == ty), "{ty}");
         }
     }
 }

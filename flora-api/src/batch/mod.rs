@@ -78,7 +78,7 @@ pub(crate) fn distinct_files(schema: &crate::TechniqueSchema, items: &[PlanItem]
         .inputs
         .iter()
         .flatten()
-        .filter(|s| crate::values::is_media(&s.kind))
+        .filter(|s| s.kind.media_kind().is_some())
         .map(|s| s.id.as_str())
         .collect();
     let files: std::collections::BTreeSet<&String> = items

@@ -25,11 +25,11 @@ impl Batch {
                 let wire = slot.kind.as_str().to_owned();
                 let value = match values::check(slot, v).await {
                     Ok(InputValue::Text(t) | InputValue::Url(t)) => t,
-                    Ok(InputValue::File(path)) => {
+                    Ok(InputValue::File(path, kind)) => {
                         if self.stopped() {
                             return Ok(None);
                         }
-                        match self.uploaded(row, &path, &slot.kind).await? {
+                        match self.uploaded(row, &path, kind).await? {
                             Ok(url) => url,
                             Err((permanent, why)) => {
                                 let why = format!("uploading {}: {why}", path.display());
@@ -63,13 +63,13 @@ impl Batch {
         &self,
         row: &ItemRow,
         path: &Path,
-        kind: &crate::MediaType,
+        kind: crate::MediaKind,
     ) -> Result<Result<String, (bool, String)>, Error> {
         let p = path.to_path_buf();
         let (_, hash) = tokio::task::spawn_blocking(move || saving::digest(&p))
             .await
             .map_err(|e| Error::InvalidInput(format!("reading {}: {e}", path.display())))??;
-        let wire = kind.as_str().to_owned();
+        let wire = kind.wire().to_owned();
         if let Some(url) = self.journal().upload_url(&hash, &wire)? {
             return Ok(Ok(url));
         }

@@ -91,12 +91,10 @@ pub(crate) use crate::values::plain;
 
 /// What a value of this slot is, for `--help`.
 fn value_name(kind: &MediaType) -> &'static str {
-    match kind {
-        MediaType::ImageUrl => "IMAGE",
-        MediaType::VideoUrl => "VIDEO",
-        MediaType::AudioUrl => "AUDIO",
-        MediaType::DocumentUrl => "DOCUMENT",
-        _ => "TEXT",
+    match kind.media_kind() {
+        Some(media) => media.value_name(),
+        // Text, and a type this version does not know (sent verbatim, as text).
+        None => "TEXT",
     }
 }
 
@@ -147,7 +145,7 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
             plain(&f.id),
             plain(slot.kind.as_str())
         )];
-        if crate::values::is_media(&slot.kind) {
+        if slot.kind.media_kind().is_some() {
             notes.push("a local file or an https:// URL".to_owned());
         }
         if slot.optional {

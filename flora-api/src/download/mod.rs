@@ -13,11 +13,12 @@ mod fetch;
 use tokio::io::AsyncWriteExt;
 
 use crate::client::Client;
-use crate::content::{self, Family, safe_file_stem};
+use crate::content::{self, safe_file_stem};
 use crate::error::Error;
+use crate::kinds::MediaKind;
 use crate::upload::Progress;
 use crate::urls::{is_https_or_loopback, strip_query};
-use crate::wire::{MediaType, RunOutput};
+use crate::wire::{MediaType, RunOutput, SlotClass};
 use fetch::Fetch;
 
 /// The largest download [`DownloadOptions`] allow by default when a host announces no
@@ -98,8 +99,12 @@ impl DownloadOptions {
 
 /// A media output whose value is a URL to download (else it is saved as text).
 pub(crate) fn is_media_url(o: &RunOutput) -> bool {
-    o.kind != MediaType::Text
-        && url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+    let url = || url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+    match o.kind.class() {
+        SlotClass::Text => false,
+        // An output of a type this version does not know is downloaded when it is a URL.
+        SlotClass::Media(_) | SlotClass::Unknown(_) => url(),
+    }
 }
 
 /// Where a download goes.
@@ -113,7 +118,7 @@ enum Dest {
     Output {
         dir: PathBuf,
         stem: String,
-        kind: Option<Family>,
+        kind: Option<MediaKind>,
     },
 }
 
@@ -180,7 +185,7 @@ impl Client {
         let dest = Dest::Output {
             dir: dir.to_path_buf(),
             stem: stem.to_owned(),
-            kind: Family::of_output(kind),
+            kind: kind.media_kind(),
         };
         self.download_to(url, dest, options).await
     }

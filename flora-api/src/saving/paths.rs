@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use super::SaveError;
 use crate::content::safe_file_stem;
 use crate::error::Error;
-#[cfg(feature = "cli")]
-use crate::wire::MediaType;
 #[cfg(feature = "batch")]
 use crate::wire::RunOutput;
+#[cfg(feature = "cli")]
+use crate::wire::{MediaType, SlotClass};
 
 /// A directory becomes `DIR/{slot}.{ext}`, or `DIR/{slot}-{index}.{ext}` when two outputs'
 /// file names would clash (the same id, or ids that clean to one name, ignoring case): a
@@ -110,16 +110,11 @@ pub(super) fn io_failure(action: &'static str, path: &Path, source: std::io::Err
 /// content table: one list, so the check before a run and the save after it agree).
 #[cfg(feature = "cli")]
 pub(super) fn extensions(kind: &MediaType) -> Vec<&'static str> {
-    match kind {
-        MediaType::Text => vec!["txt"],
-        other => {
-            let family = crate::content::Family::of_output(other);
-            let mut exts = crate::content::saved_extensions(family);
-            if family.is_none() {
-                exts.push("txt");
-            }
-            exts
-        }
+    match kind.class() {
+        SlotClass::Media(media) => crate::content::saved_extensions(Some(media)),
+        SlotClass::Text => vec!["txt"],
+        // Downloaded when it is a URL (any media type, `txt`, `json`, `bin`), else text.
+        SlotClass::Unknown(_) => crate::content::saved_extensions(None),
     }
 }
 

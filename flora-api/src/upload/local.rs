@@ -7,8 +7,9 @@ use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::{CHUNK, Progress, UploadOptions};
-use crate::content::{self, Family};
+use crate::content;
 use crate::error::Error;
+use crate::kinds::MediaKind;
 
 /// Local bytes to send: a file streamed from disk, or bytes already in memory.
 #[derive(Clone)]
@@ -96,7 +97,7 @@ pub(super) async fn prepare_file(
     path: &Path,
     options: &UploadOptions,
     explicit: Option<&str>,
-    family: Option<Family>,
+    family: Option<MediaKind>,
 ) -> Result<Prepared, Error> {
     let io = |action, source| Error::Io {
         action,
@@ -160,7 +161,7 @@ pub(super) fn prepare(
     head: &[u8],
     name: &str,
     explicit: Option<&str>,
-    family: Option<Family>,
+    family: Option<MediaKind>,
 ) -> Result<Prepared, Error> {
     if len == 0 {
         return Err(Error::InvalidInput(format!(

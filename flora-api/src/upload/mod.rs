@@ -17,10 +17,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::client::{Body, Call, Client};
-use crate::content::{self, Family};
+use crate::content;
 use crate::endpoints::{check_path_id, idempotency_key};
 use crate::error::Error;
-use crate::media::{AudioUrl, DocumentUrl, ImageUrl, VideoUrl};
+use crate::kinds::MediaKind;
 use crate::urls::strip_query;
 use crate::wire::{Asset, MediaType};
 use local::{Local, Prepared, prepare, prepare_file};
@@ -59,7 +59,7 @@ impl Upload {
     /// # Ok(()) }
     /// ```
     pub async fn check(&self, kind: &MediaType) -> Result<Option<String>, Error> {
-        let family = Family::of_output(kind);
+        let family = kind.media_kind();
         let prepared = check_local(self, &UploadOptions::default(), None, family).await?;
         Ok(match (prepared, &self.source) {
             (Some(p), _) => Some(p.content_type),
@@ -72,6 +72,57 @@ impl Upload {
         })
     }
 }
+
+macro_rules! typed_uploads {
+    ($(($kind:ident, $url:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {
+        /// # Uploads of one kind
+        ///
+        /// One pair per [`MediaKind`]: the file's bytes must be of that kind (sniffed, not
+        /// taken from its name) and a type FLORA accepts for it, checked before any request.
+        impl Client {$(
+            #[doc = concat!("Uploads ", $name, " and returns its URL, ready for a `", $camel, "` input.")]
+            ///
+            /// ```no_run
+            /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+            #[doc = concat!("let url: flora_api::", stringify!($url), " = client.", stringify!($up), "(\"", $example, "\").await?;")]
+            /// # Ok(()) }
+            /// ```
+            pub async fn $up(&self, source: impl Into<Upload>) -> Result<crate::media::$url, Error> {
+                self.$upw(source, UploadOptions::default()).await
+            }
+
+            #[doc = concat!("[`", stringify!($up), "`](Self::", stringify!($up), ") with options.")]
+            pub async fn $upw(
+                &self,
+                source: impl Into<Upload>,
+                options: UploadOptions,
+            ) -> Result<crate::media::$url, Error> {
+                let asset = self
+                    .upload_family(source.into(), options, Some(MediaKind::$kind))
+                    .await?;
+                Ok(crate::media::$url::parse(ready_url(&asset)?)?)
+            }
+        )*}
+
+        impl Client {
+            /// Uploads for a slot of `kind` through that kind's typed helper and returns the
+            /// checked URL as text: for the command line and batches, which know the kind
+            /// only at run time.
+            #[cfg(any(feature = "cli", feature = "batch"))]
+            pub(crate) async fn upload_for_slot(
+                &self,
+                source: Upload,
+                kind: MediaKind,
+                options: UploadOptions,
+            ) -> Result<String, Error> {
+                Ok(match kind {
+                    $(MediaKind::$kind => self.$upw(source, options).await?.to_string(),)*
+                })
+            }
+        }
+    };
+}
+crate::kinds::for_each_media_kind!(typed_uploads);
 
 /// # Uploads
 ///
@@ -93,105 +144,6 @@ impl Client {
         options: UploadOptions,
     ) -> Result<Asset, Error> {
         self.upload_family(source.into(), options, None).await
-    }
-
-    /// Uploads an image and returns its URL, ready for an `imageUrl` input.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
-    /// let face: flora_api::ImageUrl = client.upload_image("photos/face.png").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn upload_image(&self, source: impl Into<Upload>) -> Result<ImageUrl, Error> {
-        self.upload_image_with(source, UploadOptions::default())
-            .await
-    }
-
-    /// [`upload_image`](Self::upload_image) with options.
-    pub async fn upload_image_with(
-        &self,
-        source: impl Into<Upload>,
-        options: UploadOptions,
-    ) -> Result<ImageUrl, Error> {
-        let asset = self
-            .upload_family(source.into(), options, Some(Family::Image))
-            .await?;
-        Ok(ImageUrl::parse(ready_url(&asset)?)?)
-    }
-
-    /// Uploads for a slot of `kind` and returns the checked URL as text: the typed helper of
-    /// that kind (`upload_image_with`, …; a document for any other kind). One place for the
-    /// command line and batches, which know the kind only at run time.
-    #[cfg(any(feature = "cli", feature = "batch"))]
-    pub(crate) async fn upload_for_slot(
-        &self,
-        source: Upload,
-        kind: &MediaType,
-        options: UploadOptions,
-    ) -> Result<String, Error> {
-        Ok(match kind {
-            MediaType::ImageUrl => self.upload_image_with(source, options).await?.to_string(),
-            MediaType::VideoUrl => self.upload_video_with(source, options).await?.to_string(),
-            MediaType::AudioUrl => self.upload_audio_with(source, options).await?.to_string(),
-            _ => self
-                .upload_document_with(source, options)
-                .await?
-                .to_string(),
-        })
-    }
-
-    /// Uploads a video and returns its URL, ready for a `videoUrl` input.
-    pub async fn upload_video(&self, source: impl Into<Upload>) -> Result<VideoUrl, Error> {
-        self.upload_video_with(source, UploadOptions::default())
-            .await
-    }
-
-    /// [`upload_video`](Self::upload_video) with options.
-    pub async fn upload_video_with(
-        &self,
-        source: impl Into<Upload>,
-        options: UploadOptions,
-    ) -> Result<VideoUrl, Error> {
-        let asset = self
-            .upload_family(source.into(), options, Some(Family::Video))
-            .await?;
-        Ok(VideoUrl::parse(ready_url(&asset)?)?)
-    }
-
-    /// Uploads an audio file and returns its URL, ready for an `audioUrl` input.
-    pub async fn upload_audio(&self, source: impl Into<Upload>) -> Result<AudioUrl, Error> {
-        self.upload_audio_with(source, UploadOptions::default())
-            .await
-    }
-
-    /// [`upload_audio`](Self::upload_audio) with options.
-    pub async fn upload_audio_with(
-        &self,
-        source: impl Into<Upload>,
-        options: UploadOptions,
-    ) -> Result<AudioUrl, Error> {
-        let asset = self
-            .upload_family(source.into(), options, Some(Family::Audio))
-            .await?;
-        Ok(AudioUrl::parse(ready_url(&asset)?)?)
-    }
-
-    /// Uploads a document (PDF) and returns its URL, ready for a `documentUrl` input.
-    pub async fn upload_document(&self, source: impl Into<Upload>) -> Result<DocumentUrl, Error> {
-        self.upload_document_with(source, UploadOptions::default())
-            .await
-    }
-
-    /// [`upload_document`](Self::upload_document) with options.
-    pub async fn upload_document_with(
-        &self,
-        source: impl Into<Upload>,
-        options: UploadOptions,
-    ) -> Result<DocumentUrl, Error> {
-        let asset = self
-            .upload_family(source.into(), options, Some(Family::Document))
-            .await?;
-        Ok(DocumentUrl::parse(ready_url(&asset)?)?)
     }
 
     /// `GET /assets/{asset_id}`.
@@ -245,7 +197,7 @@ impl Client {
         &self,
         source: Upload,
         options: UploadOptions,
-        family: Option<Family>,
+        family: Option<MediaKind>,
     ) -> Result<Asset, Error> {
         let explicit = options.content_type.as_deref().map(content::normalise);
         // Everything that can be checked locally is checked before any request.
@@ -304,7 +256,7 @@ async fn check_local(
     source: &Upload,
     options: &UploadOptions,
     explicit: Option<&str>,
-    family: Option<Family>,
+    family: Option<MediaKind>,
 ) -> Result<Option<Prepared>, Error> {
     Ok(match &source.source {
         Source::UrlAsPath(u) => {

@@ -23,10 +23,11 @@ use super::super::shell::{command, with_flag};
 use super::wait::{bounded, report_done, resume_wait, wait_and_save};
 use crate::client::Client;
 use crate::endpoints::StartOptions;
+use crate::kinds::MediaKind;
 use crate::saving as save;
 use crate::technique::RunInput;
 use crate::values::InputValue;
-use crate::wire::{MediaType, TechniqueSchema};
+use crate::wire::TechniqueSchema;
 use crate::{ENV_API_KEY, Upload, UploadOptions};
 
 /// `run`: `rest` are the arguments after the slug; `args` the whole command line after the
@@ -290,15 +291,14 @@ impl Ctx<'_> {
             let wire_type = f.slot.kind.as_str().to_owned();
             let sent = match value {
                 InputValue::Text(t) | InputValue::Url(t) => t,
-                InputValue::File(path) => {
+                InputValue::File(path, kind) => {
                     let digest = file_digest(&path).await?;
                     let id = (digest.clone(), wire_type.clone());
                     match uploaded.get(&id) {
                         Some(url) => url.clone(),
                         None => {
                             let upload_key = format!("{key}:upload:{wire_type}:{}", &digest[..32]);
-                            let url = upload_for(client, self.out, &path, &f.slot.kind, upload_key)
-                                .await?;
+                            let url = upload_for(client, self.out, &path, kind, upload_key).await?;
                             self.out.event(
                                 "uploaded",
                                 json!({"input": f.id, "path": path.display().to_string(), "url": url}),
@@ -339,7 +339,7 @@ async fn upload_for(
     client: &Client,
     out: &Out,
     path: &Path,
-    kind: &MediaType,
+    kind: MediaKind,
     key: String,
 ) -> Result<String, Failure> {
     let bar = if out.draws_progress() {

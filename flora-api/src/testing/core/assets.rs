@@ -227,10 +227,10 @@ fn asset_url(media_base: &str, id: &str, name: &str) -> (String, String) {
 /// quicktime, mpeg, wav, ogg, pdf); the fake refuses the others as a 400 on `content_type`.
 fn refuse_type(content_type: &str) -> Option<FakeResponse> {
     let ct = crate::content::normalise(content_type);
-    if crate::content::ALLOWED.iter().any(|(t, _)| *t == ct) {
+    if crate::content::allowed().any(|(t, _)| t == ct) {
         return None;
     }
-    let allowed: Vec<&str> = crate::content::ALLOWED.iter().map(|(t, _)| *t).collect();
+    let allowed: Vec<&str> = crate::content::allowed().map(|(t, _)| t).collect();
     Some(error(
         400,
         "input_validation_error",

@@ -14,17 +14,15 @@ use serde_json::{Value, json};
 mod assets;
 mod http;
 mod limit;
-mod placeholders;
 mod runs;
 
 pub(crate) use http::{FakeRequest, FakeResponse};
 use http::{error, json_answer, to_reqwest};
-use placeholders::placeholder_bytes;
 
 use super::Fault;
 use super::multipart;
 use crate::technique::{RunInput, SlotInfo};
-use crate::wire::{MediaType, TechniqueSchema};
+use crate::wire::{MediaType, SlotClass, TechniqueSchema};
 
 /// Decides whether a rule applies to a run's inputs.
 pub(crate) type Matcher = Box<dyn Fn(&[RunInput]) -> bool + Send + Sync>;

@@ -358,11 +358,24 @@ fn decide(
         Ending::Placeholders => {
             let mut outs = Vec::new();
             for o in &entry.outputs {
-                let kind = MediaType::from(o.kind.as_str());
-                let url = if kind == MediaType::Text {
-                    format!("placeholder text for `{}`", o.id)
-                } else {
-                    let (bytes, ct, ext) = placeholder_bytes(&kind);
+                let (bytes, ct, ext) = match MediaType::from(o.kind.as_str()).class() {
+                    SlotClass::Text => {
+                        outs.push(json!({"output_id": o.id, "type": o.kind,
+                            "url": format!("placeholder text for `{}`", o.id)}));
+                        continue;
+                    }
+                    SlotClass::Media(kind) => {
+                        let (bytes, ct) = kind.placeholder();
+                        let ext = crate::content::extension(ct).unwrap_or("bin");
+                        (bytes, ct, ext)
+                    }
+                    // Bytes of no known type for a type this version does not know.
+                    SlotClass::Unknown(_) => {
+                        (&b"placeholder"[..], "application/octet-stream", "bin")
+                    }
+                };
+                let url = {
+                    let bytes = bytes::Bytes::from_static(bytes);
                     // The id as one path segment (`a b` → `a+b`, `a?b` → `a%3Fb`), so
                     // the URL asks for exactly the path stored.
                     let stem: String =
