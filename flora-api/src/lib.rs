@@ -171,7 +171,14 @@ pub mod __codegen {
 pub use fake_contract::{FakeTechnique, WireInputs, WireOutputs};
 pub use futures::{RunFuture, StartFuture};
 pub use kinds::MediaKind;
-pub use media::{AudioUrl, DocumentUrl, ImageUrl, MAX_URL_LEN, MediaUrlError, VideoUrl};
+pub use media::{MAX_URL_LEN, MediaUrlError};
+// `ImageUrl`, `VideoUrl`, … : one per row of the table of kinds.
+macro_rules! reexport_media_urls {
+    ($(($kind:ident, $url:ident, $camel:literal, $snake:literal, $name:literal, $up:ident, $upw:ident, $example:literal) $data:tt)*) => {
+        pub use media::{$($url),*};
+    };
+}
+kinds::for_each_media_kind!(reexport_media_urls);
 pub use pages::Page;
 pub use policy::PollPolicy;
 pub use poll::RunHandle;
