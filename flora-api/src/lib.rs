@@ -180,7 +180,7 @@ macro_rules! reexport_media_urls {
 }
 kinds::for_each_media_kind!(reexport_media_urls);
 pub use pages::Page;
-pub use policy::PollPolicy;
+pub use policy::{PollPolicy, RetryPolicy};
 pub use poll::RunHandle;
 pub use redact::{REDACTED, redact};
 pub use saving::SaveOptions;

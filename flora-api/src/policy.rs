@@ -9,35 +9,149 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::header::HeaderMap;
 
 use crate::durations::{from_secs_saturating, scale};
+use crate::error::ErrorClass;
 
-/// Longest server-requested wait we sleep through. A longer `Retry-After` ends the retries at
-/// once: sleeping for minutes inside a call surprises callers, and retrying sooner than asked
-/// only collects more refusals. The error keeps the hint ([`ApiError::retry_after`]).
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The longest first wait an `estimated_seconds` buys: a run estimated at an hour is still
 /// looked at after ten minutes (estimates are guesses; a run ending early is noticed).
 pub(crate) const MAX_ESTIMATE_WAIT: Duration = Duration::from_secs(600);
-/// A 429 without `Retry-After` waits at least this long (above the configured backoff).
-pub(crate) const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Random share taken off each backoff delay (as the official SDKs do), so clients that failed
 /// together do not retry together, and the configured maximum stays a maximum.
 const JITTER: f64 = 0.25;
 
-/// How often and how patiently one request is retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// First backoff delay.
-    pub backoff_min: Duration,
-    /// Largest backoff delay.
-    pub backoff_max: Duration,
+/// How a request is retried: how many times, how long to back off, how long a server may
+/// ask us to wait, and a deadline over all attempts. Which failures are worth another
+/// attempt is not a setting: it is the error's [`ErrorClass`] (throttled or transient).
+///
+/// Set it for a client ([`ClientBuilder::retry_policy`](crate::ClientBuilder::retry_policy),
+/// [`Client::with_retry_policy`](crate::Client::with_retry_policy)) or for one run's start
+/// ([`StartOptions::retry`](crate::StartOptions::retry)).
+///
+/// ```
+/// use std::time::Duration;
+/// use flora_api::RetryPolicy;
+/// // Give up after 10 s in all, retrying at most 5 times, each attempt at most 3 s.
+/// let patient = RetryPolicy::default()
+///     .max_retries(5)
+///     .attempt_timeout(Duration::from_secs(3))
+///     .deadline(Duration::from_secs(10));
+/// assert_eq!(patient.retries(), 5);
+/// assert_eq!(RetryPolicy::none().retries(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub(crate) max_retries: u32,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) rate_limit_wait: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl Default for RetryPolicy {
+    /// 2 retries (3 attempts), backoff 0.5 s doubling to 8 s with jitter, a `Retry-After` up
+    /// to 60 s slept through, a 429 without one waits at least 1 s, no overall deadline.
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            rate_limit_wait: Duration::from_secs(1),
+            attempt_timeout: None,
+            deadline: None,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Try again after this long.
+    After(Duration),
+    /// The server asked for a longer pause than the policy sleeps through (its
+    /// `Retry-After`, kept in the error): stop now and say so.
+    TooLong,
+    /// Not worth another attempt, or none left.
+    Stop,
 }
 
 impl RetryPolicy {
+    /// One attempt, no retry: for a caller that owns the retrying (a batch's window).
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+    /// Retries after the first attempt.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+    /// The retries after the first attempt.
+    pub fn retries(&self) -> u32 {
+        self.max_retries
+    }
+    /// Exponential backoff bounds when the server gives no `Retry-After`.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min.min(max);
+        self.backoff_max = max.max(min);
+        self
+    }
+    /// The longest `Retry-After` slept through; a longer one ends the retries at once (the
+    /// error keeps the hint, [`ApiError::retry_after`](crate::ApiError::retry_after)).
+    /// Sleeping for minutes inside a call surprises callers, and retrying sooner than asked
+    /// only collects more refusals.
+    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+    /// The least a 429 without `Retry-After` waits (above the backoff).
+    pub fn rate_limit_wait(mut self, wait: Duration) -> Self {
+        self.rate_limit_wait = wait;
+        self
+    }
+    /// Bounds each attempt by this instead of the client's
+    /// [`timeout`](crate::ClientBuilder::timeout).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+    /// Bounds all attempts together, waits between them included: no attempt starts, and
+    /// none goes on, past it (a run creation cut short is then one whose answer was lost,
+    /// recovered through its idempotency key as any other).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// The delays before each retry, in order; as many as `max_retries`.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+    pub(crate) fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
         backoff(self.backoff_min, self.backoff_max, self.max_retries)
+    }
+
+    /// What to do after a failed attempt that is worth another (its class retries, or its
+    /// request's own judge said so): `class` tells a throttled one, `hint` is the server's
+    /// `Retry-After`, `delay` the backoff this retry would take (the next of
+    /// [`delays`](Self::delays); `None` when they ran out).
+    pub(crate) fn next(
+        &self,
+        class: ErrorClass,
+        hint: Option<Duration>,
+        delay: Option<Duration>,
+    ) -> Next {
+        if hint.is_some_and(|h| h > self.max_retry_after) {
+            return Next::TooLong;
+        }
+        let Some(delay) = delay else {
+            return Next::Stop;
+        };
+        Next::After(match hint {
+            Some(h) => h,
+            None if class == ErrorClass::Throttled => delay.max(self.rate_limit_wait),
+            None => delay,
+        })
     }
 }
 
@@ -191,6 +305,42 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_next_wait_is_the_servers_hint_else_the_backoff_and_a_429_waits_at_least_its_least() {
+        let p = RetryPolicy::default();
+        let d = Some(Duration::from_millis(700));
+        let secs = Duration::from_secs;
+        assert_eq!(
+            p.next(ErrorClass::Transient, None, d),
+            Next::After(Duration::from_millis(700))
+        );
+        assert_eq!(p.next(ErrorClass::Throttled, None, d), Next::After(secs(1)));
+        assert_eq!(
+            p.next(ErrorClass::Throttled, Some(secs(3)), d),
+            Next::After(secs(3))
+        );
+        assert_eq!(
+            p.next(ErrorClass::Throttled, Some(secs(61)), d),
+            Next::TooLong
+        );
+        assert_eq!(
+            p.next(ErrorClass::Transient, None, None),
+            Next::Stop,
+            "no retry left"
+        );
+        let slow = p.rate_limit_wait(secs(5)).max_retry_after(secs(90));
+        assert_eq!(
+            slow.next(ErrorClass::Throttled, None, d),
+            Next::After(secs(5))
+        );
+        assert_eq!(
+            slow.next(ErrorClass::Throttled, Some(secs(61)), d),
+            Next::After(secs(61))
+        );
+        assert_eq!(RetryPolicy::none().delays().count(), 0);
+        assert_eq!(p.max_retries(4).delays().count(), 4);
     }
 
     #[test]

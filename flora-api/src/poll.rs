@@ -44,6 +44,8 @@ pub(crate) struct Submission {
     pub attempt: u32,
     /// What was sent.
     pub request: Resend,
+    /// The caller's retry policy for the creation request, if not the client's.
+    pub retry: Option<crate::policy::RetryPolicy>,
 }
 
 /// The request of a run creation, to send again.

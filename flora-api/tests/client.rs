@@ -398,6 +398,7 @@ async fn nested_create_sends_documented_body() {
             StartOptions {
                 idempotency_key: Some("k-1".into()),
                 callback_url: Some("https://hooks.example/f".into()),
+                ..Default::default()
             },
         )
         .await

@@ -594,3 +594,65 @@ async fn the_first_poll_waits_for_floras_estimate() {
     assert!(waiting.await.unwrap().is_ok());
     assert_eq!(fake.request_count(), 3);
 }
+
+/// A start's own retry policy replaces the client's for that request only: `none()` sends
+/// the creation once, a policy with more retries outlasts failures the client's would not.
+#[tokio::test(start_paused = true)]
+async fn a_start_retries_as_its_own_policy_says_not_as_the_clients() {
+    use flora_api::RetryPolicy;
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.fail_next_creates(5, Fault::Status(503));
+    let client = fake.client(); // 2 retries of its own
+    let creates = || fake.request_counts()["POST /techniques/{slug}/runs"];
+    let t = CctvCam {
+        input_image: face(),
+    };
+
+    let once = StartOptions::with_new_key().retry(RetryPolicy::none());
+    let err = client.start_with(&t, once).await.unwrap_err();
+    assert_eq!(err.class(), flora_api::ErrorClass::Throttled, "{err}");
+    assert_eq!(creates(), 1, "one attempt, no retry");
+
+    // Four failures left: the client's 3 attempts would not outlast them, 5 attempts do.
+    let patient = StartOptions::with_new_key().retry(RetryPolicy::default().max_retries(4));
+    let handle = client.start_with(&t, patient).await.unwrap();
+    assert_eq!(creates(), 6);
+    assert_eq!(fake.run_count(), 1);
+    assert!(!handle.run_id().is_empty());
+}
+
+/// A policy's deadline bounds every attempt and every wait between them: with `Retry-After:
+/// 5` on each answer and 12 s in all, the attempts go at 0, 5 and 10 s, and no fourth starts.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_bounds_all_attempts_and_the_waits_between_them() {
+    use flora_api::RetryPolicy;
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().completes();
+    fake.fail_next_creates(
+        20,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(5),
+        },
+    );
+    let client = fake
+        .client_builder()
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(10)
+                .deadline(Duration::from_secs(12)),
+        )
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = CctvCam {
+        input_image: face(),
+    }
+    .start(&client)
+    .await
+    .unwrap_err();
+    assert_eq!(err.class(), flora_api::ErrorClass::Throttled, "{err}");
+    assert_eq!(fake.request_counts()["POST /techniques/{slug}/runs"], 3);
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(fake.run_count(), 0);
+}

@@ -2,6 +2,7 @@
 //! stopped).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::journal::{ItemRow, ItemState};
 use crate::error::Error;
@@ -36,6 +37,13 @@ pub struct BatchOptions {
     /// listing of the run history for a hundred of them: for comparison, or a history too
     /// slow to list.
     pub poll_each_run: bool,
+    /// How a failed request of the batch is tried again, through its adaptive window (the
+    /// batch's client itself sends each request once: retries never stack, and every 429
+    /// narrows the window). Default: 8 retries, backoff 0.5 s doubling to 30 s, a 429
+    /// without `Retry-After` pauses every request 5 s, one with it pauses them that long (at
+    /// most the policy's `max_retry_after`, 60 s). A throttled request never runs out of
+    /// retries: the window is what adapts to it.
+    pub retry: crate::RetryPolicy,
 }
 
 impl Default for BatchOptions {
@@ -48,6 +56,10 @@ impl Default for BatchOptions {
             poll: None,
             resubmit_unclear: false,
             poll_each_run: false,
+            retry: crate::RetryPolicy::default()
+                .max_retries(8)
+                .backoff(Duration::from_millis(500), Duration::from_secs(30))
+                .rate_limit_wait(Duration::from_secs(5)),
         }
     }
 }

@@ -1,11 +1,10 @@
 //! Every request of a batch goes through its adaptive window: a place taken, the outcome
 //! told (a 429 or 503 narrows it and pauses everyone), retried while worth it.
 
-use std::time::Duration;
-
 use super::runner::Batch;
 use super::window::Slot;
 use crate::error::{Error, ErrorClass};
+use crate::policy::Next;
 
 impl Batch {
     /// One request in the window, tried again after [`pause`](Self::pause) until it succeeds
@@ -40,21 +39,25 @@ impl Batch {
     /// After a failed request: shrinks the window on 429/503 and sleeps; `false` when the
     /// error is not worth another attempt (or attempts ran out, or the batch was stopped).
     pub(crate) async fn pause(&self, slot: Slot<'_>, e: &Error, attempt: u32) -> bool {
-        let throttled = e.class() == ErrorClass::Throttled;
+        let class = e.class();
+        let throttled = class == ErrorClass::Throttled;
         if throttled {
             slot.throttled();
         } else {
             drop(slot);
         }
-        if !e.is_retryable() || (!throttled && attempt >= 8) || self.abort.is_cancelled() {
+        if !e.is_retryable() || self.abort.is_cancelled() {
             return false;
         }
-        let backoff =
-            Duration::from_millis(250 * 2u64.pow(attempt.min(7))).min(Duration::from_secs(30));
-        let wait = match e.retry_after() {
-            Some(d) => d.min(Duration::from_secs(60)),
-            None if throttled => Duration::from_millis(5000 + fastrand::u64(0..1000)),
-            None => backoff,
+        let policy = &self.options.retry;
+        // A throttled request never runs out of attempts: the window is what adapts to it.
+        let retry = if throttled { 1 } else { attempt };
+        let delay = policy.delays().nth(retry.saturating_sub(1) as usize);
+        let wait = match policy.next(class, e.retry_after(), delay) {
+            Next::After(wait) => wait,
+            // Longer than the policy sleeps through: everyone waits the longest it does.
+            Next::TooLong => policy.max_retry_after,
+            Next::Stop => return false,
         };
         if throttled {
             // Every request waits, not only this one.

@@ -139,10 +139,10 @@ impl Batch {
         Batch {
             // The batch's window is its retry strategy: the client's own retries would sleep
             // inside a window slot and hide 429s from it.
-            client: client.without_retries(),
+            client: client.with_retry_policy(crate::RetryPolicy::none()),
             // Outputs come from the media host, outside the API's limit and the window:
-            // their downloads keep the client's retries.
-            saver: client.clone(),
+            // their downloads are retried by the client itself, with the batch's policy.
+            saver: client.with_retry_policy(options.retry),
             journal: Mutex::new(journal),
             window: Window::new(options.max_concurrency),
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),

@@ -1,8 +1,6 @@
 //! A completed item's outputs saved where the batch's template says, staging folders
 //! journaled first, the files journaled with their sha256.
 
-use std::time::Duration;
-
 use super::journal::ItemRow;
 use super::options::Event;
 use super::outputs;
@@ -46,44 +44,38 @@ impl Batch {
                 self.journal().staging_in(&dir)?;
             }
         }
-        for attempt in 1..=5u32 {
-            // An interrupted save left some files: those with the very bytes are kept.
-            let saving = saving::save_all(
-                &self.saver,
-                names,
-                &run_outputs,
-                template,
-                &save_options,
-                only,
-            );
-            match saving.await {
-                Ok(saved) => {
-                    let old = if only.is_some() {
-                        outputs::parse(row.saved.as_deref())
-                    } else {
-                        Vec::new()
-                    };
-                    let files = outputs::merge(old, &saved);
-                    let json = serde_json::to_string(&files).unwrap_or_default();
-                    self.journal().saved(row.pos, &json)?;
-                    self.emit(Event::Saved {
-                        key: row.key.clone(),
-                        paths: saved.into_iter().map(|s| s.path).collect(),
-                    });
-                    return Ok(());
-                }
-                Err(saving::SaveError::Failed(e)) if e.is_retryable() && attempt < 5 => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                Err(e) => {
-                    // A saved item whose files could not be restored is not saved any more.
-                    self.journal().unsaved(row.pos)?;
-                    self.emit(Event::NotSaved {
-                        key: row.key.clone(),
-                        error: e.to_string(),
-                    });
-                    return Ok(());
-                }
+        // An interrupted save left some files: those with the very bytes are kept. Each
+        // download is retried by the saver's policy (the batch's), not by a loop here.
+        let saving = saving::save_all(
+            &self.saver,
+            names,
+            &run_outputs,
+            template,
+            &save_options,
+            only,
+        );
+        match saving.await {
+            Ok(saved) => {
+                let old = if only.is_some() {
+                    outputs::parse(row.saved.as_deref())
+                } else {
+                    Vec::new()
+                };
+                let files = outputs::merge(old, &saved);
+                let json = serde_json::to_string(&files).unwrap_or_default();
+                self.journal().saved(row.pos, &json)?;
+                self.emit(Event::Saved {
+                    key: row.key.clone(),
+                    paths: saved.into_iter().map(|s| s.path).collect(),
+                });
+            }
+            Err(e) => {
+                // A saved item whose files could not be restored is not saved any more.
+                self.journal().unsaved(row.pos)?;
+                self.emit(Event::NotSaved {
+                    key: row.key.clone(),
+                    error: e.to_string(),
+                });
             }
         }
         Ok(())

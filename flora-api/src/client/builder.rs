@@ -27,6 +27,7 @@ pub struct ClientBuilder {
     base_url: Option<String>,
     timeout: Option<Duration>,
     answer_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
     max_retries: Option<u32>,
     backoff: Option<(Duration, Duration)>,
     poll: Option<PollPolicy>,
@@ -84,6 +85,24 @@ impl ClientBuilder {
     /// [`Error::Stalled`](crate::Error::Stalled) naming this wait.
     pub fn answer_timeout(mut self, timeout: Duration) -> Self {
         self.answer_timeout = Some(timeout);
+        self
+    }
+
+    /// How requests are retried (default [`RetryPolicy::default`]: 2 retries, backoff
+    /// 0.5–8 s, a `Retry-After` up to 60 s slept through). [`max_retries`](Self::max_retries)
+    /// and [`retry_backoff`](Self::retry_backoff) change one setting of it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = flora_api::Client::builder()
+    ///     .api_key("sk_test")
+    ///     .retry_policy(flora_api::RetryPolicy::default().deadline(Duration::from_secs(30)))
+    ///     .build()?;
+    /// assert_eq!(client.retry_policy().retries(), 2);
+    /// # Ok::<(), flora_api::Error>(())
+    /// ```
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 
@@ -201,13 +220,17 @@ impl ClientBuilder {
                 "workspace id {ws:?} must start with `ws_`"
             )));
         }
-        let (backoff_min, backoff_max) = self
-            .backoff
-            .unwrap_or((Duration::from_millis(500), Duration::from_secs(8)));
-        if backoff_min > backoff_max {
-            return Err(Error::Config(
-                "retry_backoff: min must not exceed max".to_owned(),
-            ));
+        let mut retry = self.retry.unwrap_or_default();
+        if let Some((min, max)) = self.backoff {
+            if min > max {
+                return Err(Error::Config(
+                    "retry_backoff: min must not exceed max".to_owned(),
+                ));
+            }
+            retry = retry.backoff(min, max);
+        }
+        if let Some(n) = self.max_retries {
+            retry = retry.max_retries(n);
         }
         let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         if max_in_flight == 0 || max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
@@ -228,11 +251,7 @@ impl ClientBuilder {
                 api_key,
                 timeout: self.timeout.unwrap_or(Duration::from_secs(60)),
                 answer_timeout: self.answer_timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
-                retry: RetryPolicy {
-                    max_retries: self.max_retries.unwrap_or(2),
-                    backoff_min,
-                    backoff_max,
-                },
+                retry,
                 poll: self.poll.unwrap_or_default(),
                 headers,
                 workspace_id: self.workspace_id,

@@ -13,7 +13,7 @@ use super::{Client, IDEMPOTENCY_HEADER};
 use crate::connector::Origin;
 use crate::error::retryable_status;
 use crate::error::{ApiError, ApiErrorCode, Error, snippet};
-use crate::policy::server_delay;
+use crate::policy::{RetryPolicy, server_delay};
 use crate::urls::API_PATH;
 use secrecy::ExposeSecret;
 
@@ -95,6 +95,8 @@ pub(crate) struct Call {
     /// The last answer's `Date` and this machine's clock when it came (unix seconds): how far
     /// apart the two clocks are, to the second.
     pub(crate) server_clock: Option<(f64, f64)>,
+    /// The caller's retry policy for this call, if not the client's.
+    retry: Option<RetryPolicy>,
 }
 
 /// The answer's `Date` header with this machine's time now, both in unix seconds.
@@ -119,7 +121,14 @@ impl Call {
             base_path_suspect: false,
             maybe_handled: false,
             server_clock: None,
+            retry: None,
         }
+    }
+
+    /// With this retry policy instead of the client's (when `Some`).
+    pub fn retry_policy(mut self, policy: Option<RetryPolicy>) -> Self {
+        self.retry = policy;
+        self
     }
 
     pub fn get(url: Url) -> Self {
@@ -161,6 +170,10 @@ impl Call {
 
 impl Exchange for Call {
     type Output = String;
+
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        self.retry
+    }
 
     fn answer_lost(&mut self) {
         self.maybe_handled = true;
@@ -249,7 +262,6 @@ impl Exchange for Call {
         Verdict::Retry {
             error,
             hint: server_delay(&headers),
-            rate_limited: status == StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }

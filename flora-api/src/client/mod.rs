@@ -185,11 +185,24 @@ impl Client {
         self.inner.workspace_id.as_deref()
     }
 
-    /// This client without retries of its own, sharing its connection pool and in-flight
-    /// limit: for a caller that owns the retry strategy (a batch's adaptive window), so that
-    /// retries never stack and every 429 reaches the strategy that adapts to it.
-    #[cfg(feature = "batch")]
-    pub(crate) fn without_retries(&self) -> Client {
+    /// How this client retries a request ([`ClientBuilder::retry_policy`]).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// This client with another retry policy, sharing its connection pool, in-flight limit
+    /// and everything else. A caller that owns the retrying takes it with
+    /// [`RetryPolicy::none()`], so retries never stack and every 429 reaches whatever adapts
+    /// to it (a batch does this with its adaptive window).
+    ///
+    /// ```
+    /// # let client = flora_api::Client::builder().api_key("sk_test").build()?;
+    /// let once = client.with_retry_policy(flora_api::RetryPolicy::none());
+    /// assert_eq!(once.retry_policy().retries(), 0);
+    /// assert_eq!(client.retry_policy().retries(), 2, "the original keeps its own");
+    /// # Ok::<(), flora_api::Error>(())
+    /// ```
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
         let i = &self.inner;
         Client {
             inner: Arc::new(Inner {
@@ -199,10 +212,7 @@ impl Client {
                 api_key: i.api_key.clone(),
                 timeout: i.timeout,
                 answer_timeout: i.answer_timeout,
-                retry: RetryPolicy {
-                    max_retries: 0,
-                    ..i.retry
-                },
+                retry: policy,
                 poll: i.poll.clone(),
                 headers: i.headers.clone(),
                 workspace_id: i.workspace_id.clone(),

@@ -21,7 +21,7 @@ use super::watch::{Watch, watch_body};
 use super::{Client, USER_AGENT as UA};
 use crate::connector::Origin;
 use crate::error::Error;
-use crate::policy::{MAX_RETRY_AFTER, MIN_RATE_LIMIT_WAIT};
+use crate::policy::{Next, RetryPolicy};
 use crate::urls::host;
 
 /// Header carrying the idempotency key.
@@ -58,8 +58,6 @@ pub(crate) enum Verdict<T> {
         error: Error,
         /// The server's `Retry-After`, if it gave one.
         hint: Option<Duration>,
-        /// A 429 without a hint still waits at least [`MIN_RATE_LIMIT_WAIT`].
-        rate_limited: bool,
     },
     /// Failed below HTTP; retried like a connection error.
     Below(Failure),
@@ -70,11 +68,7 @@ pub(crate) enum Verdict<T> {
 impl<T> Verdict<T> {
     /// A failed answer the status says is worth retrying.
     pub(crate) fn retry(error: Error) -> Self {
-        Verdict::Retry {
-            error,
-            hint: None,
-            rate_limited: false,
-        }
+        Verdict::Retry { error, hint: None }
     }
 
     /// A transport error while reading an answer.
@@ -130,6 +124,11 @@ pub(crate) trait Exchange: Send {
     /// but a failed connect): the server may have handled it, and its answer was lost.
     fn answer_lost(&mut self) {}
 
+    /// This request's own retry policy, when its caller set one (else the client's).
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        None
+    }
+
     /// Secrets of this request besides the API key (a signed URL's query values, a signed
     /// form's fields) that an echoing host must not get into an error.
     fn secrets(&self) -> Vec<String> {
@@ -175,7 +174,12 @@ impl Client {
     pub(crate) async fn exchange<E: Exchange>(&self, exchange: &mut E) -> Result<E::Output, Error> {
         let inner = &self.inner;
         let endpoint = exchange.endpoint();
-        let mut delays = inner.retry.delays();
+        let policy = exchange.retry_policy().unwrap_or(inner.retry);
+        let per_attempt = policy.attempt_timeout.unwrap_or(inner.timeout);
+        let deadline = policy
+            .deadline
+            .and_then(|d| tokio::time::Instant::now().checked_add(d));
+        let mut delays = policy.delays();
         let mut attempt: u32 = 0;
         // Every error leaves (and is logged) only after the key and the exchange's own
         // secrets are taken out of whatever text the server put in it.
@@ -192,25 +196,25 @@ impl Client {
                 attempt,
                 status = tracing::field::Empty,
             );
-            let verdict = match self.attempt(exchange, &span).instrument(span.clone()).await {
+            // Within the overall deadline, if any: an attempt never outlives it.
+            let bound = match deadline {
+                Some(at) => {
+                    per_attempt.min(at.saturating_duration_since(tokio::time::Instant::now()))
+                }
+                None => per_attempt,
+            };
+            let verdict = match self
+                .attempt(exchange, bound, &span)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(verdict) => verdict,
                 Err(e) => return Err(scrub(e, exchange)),
             };
-            let (hint, rate_limited, last) = match verdict {
+            let (hint, last) = match verdict {
                 Verdict::Done(out) => return Ok(out),
                 Verdict::Fail(e) => return Err(scrub(e, exchange)),
-                Verdict::Retry {
-                    error,
-                    hint,
-                    rate_limited,
-                } => {
-                    let error = scrub(error, exchange);
-                    if hint.is_some_and(|h| h > MAX_RETRY_AFTER) {
-                        // The server asked for a longer pause than we sleep through: say so now.
-                        return Err(error);
-                    }
-                    (hint, rate_limited, error)
-                }
+                Verdict::Retry { error, hint } => (hint, scrub(error, exchange)),
                 Verdict::Below(failure) => {
                     let refused = matches!(&failure, Failure::Connection(e) if e.is_connect());
                     if !refused {
@@ -218,19 +222,20 @@ impl Client {
                     }
                     (
                         None,
-                        false,
-                        scrub(exchange.failed(failure, attempt, inner.timeout), exchange),
+                        scrub(exchange.failed(failure, attempt, bound), exchange),
                     )
                 }
             };
-            let Some(delay) = delays.next() else {
+            // The one decision: the error's class, the server's hint, the policy's backoff.
+            let delay = match policy.next(last.class(), hint, delays.next()) {
+                Next::After(delay) => delay,
+                // A longer pause than we sleep through: say so now (the error keeps it).
+                Next::TooLong | Next::Stop => return Err(last),
+            };
+            if deadline.is_some_and(|at| tokio::time::Instant::now() + delay >= at) {
+                tracing::debug!(parent: &span, error = %last, "{endpoint}: no retry within the deadline");
                 return Err(last);
-            };
-            let delay = match hint {
-                Some(h) => h,
-                None if rate_limited => delay.max(MIN_RATE_LIMIT_WAIT),
-                None => delay,
-            };
+            }
             tracing::debug!(parent: &span, ?delay, error = %last, "retrying {endpoint}");
             tokio::time::sleep(delay).await;
         }
@@ -240,6 +245,7 @@ impl Client {
     async fn attempt<E: Exchange>(
         &self,
         exchange: &mut E,
+        per_attempt: Duration,
         span: &tracing::Span,
     ) -> Result<Verdict<E::Output>, Error> {
         let inner = &self.inner;
@@ -285,10 +291,10 @@ impl Client {
         Ok(match (bounded, streams) {
             (false, _) => run.await,
             (true, true) => watch
-                .bound(inner.timeout, inner.answer_timeout, run)
+                .bound(per_attempt, inner.answer_timeout, run)
                 .await
                 .unwrap_or_else(|(bytes, idle)| Verdict::Below(Failure::Stalled { bytes, idle })),
-            (true, false) => tokio::time::timeout(inner.timeout, run)
+            (true, false) => tokio::time::timeout(per_attempt, run)
                 .await
                 .unwrap_or(Verdict::Below(Failure::Timeout)),
         })

@@ -10,6 +10,7 @@ use futures_util::Stream;
 use crate::client::{Call, Client};
 use crate::error::Error;
 use crate::pages::{ListRequest, Page};
+use crate::policy::RetryPolicy;
 use crate::poll::{RunHandle, RunState};
 use crate::technique::Untyped;
 use crate::wire::{Run, RunStatus, TechniqueSchema, Workspace};
@@ -53,9 +54,32 @@ pub struct StartOptions {
     /// HTTPS URL FLORA calls when the run ends (nested route only); verify it with
     /// [`webhooks::verify`](crate::webhooks::verify).
     pub callback_url: Option<String>,
+    /// How the creation request is retried, if not as the client's
+    /// ([`ClientBuilder::retry_policy`](crate::ClientBuilder::retry_policy)): fewer retries,
+    /// a shorter attempt, a deadline over all attempts. A retry always resends the same key
+    /// and body, so it never starts a second run.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl StartOptions {
+    /// These options with `policy` for the creation request.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "techniques")]
+    /// # async fn demo(client: flora_api::Client, t: flora_api::techniques::CctvCam) -> Result<(), flora_api::Error> {
+    /// use std::time::Duration;
+    /// use flora_api::{RetryPolicy, StartOptions};
+    /// // One attempt, at most 5 s: fail fast, keep the key to resume later.
+    /// let options = StartOptions::with_new_key()
+    ///     .retry(RetryPolicy::none().attempt_timeout(Duration::from_secs(5)));
+    /// let handle = client.start_with(&t, options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Options with this idempotency key.
     pub fn idempotency_key(key: impl Into<String>) -> Self {
         StartOptions {

@@ -59,6 +59,7 @@ impl Client {
                 inputs,
                 callback_url: options.callback_url,
             },
+            retry: options.retry,
         })
         .await
         .map(|(_, state)| state)
@@ -84,7 +85,8 @@ impl Client {
                 }
                 let mut call = Call::new(Method::POST, self.url(&["techniques", slug, "runs"])?)
                     .body(Body::Json(body))
-                    .idempotency_key(key.clone());
+                    .idempotency_key(key.clone())
+                    .retry_policy(submission.retry);
                 let run: Run = match self.send_call_json(&mut call).await {
                     Ok(run) => run,
                     Err(e) => {
@@ -112,7 +114,8 @@ impl Client {
                 let body = json!({ "technique_id": technique_id, "workspace_id": workspace_id, "inputs": inputs });
                 let mut call = Call::new(Method::POST, self.url(&["runs", "technique"])?)
                     .body(Body::Json(body))
-                    .idempotency_key(key.clone());
+                    .idempotency_key(key.clone())
+                    .retry_policy(submission.retry);
                 let created: CreatedRun = match self.send_call_json(&mut call).await {
                     Ok(created) => created,
                     Err(e) => {
@@ -320,6 +323,7 @@ impl Client {
                     workspace_id: ws,
                     inputs,
                 },
+                retry: options.retry,
             })
             .await?;
         let created = created.ok_or_else(|| {
