@@ -1,5 +1,7 @@
 //! The static half of the command line: every command and flag except a technique's own
-//! inputs, which `inputs` adds to `run SLUG` once the schema is known.
+//! inputs, which `inputs` adds to `run SLUG` once the schema is known. Each flag is defined
+//! once, in one of the `Args` structs here; `run`'s dynamic command is built from the same
+//! structs ([`RunFlags`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub(crate) struct Cli {
 }
 
 /// Flags every command takes.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub(crate) struct Global {
     /// API base URL (default: FLORA_BASE_URL, else the production API).
     #[arg(long, global = true, value_name = "URL")]
@@ -53,6 +55,46 @@ pub(crate) struct Format {
     pub quiet: bool,
 }
 
+/// `--schemas DIR`: a technique's schema read offline.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SchemaDir {
+    /// Read `<slug>.json` from this directory instead of asking the API.
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+}
+
+/// `--timeout`: how long the whole command may take.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct Deadline {
+    /// Give up after this long, the whole command included (e.g. 90s, 10m, 1h; default:
+    /// wait 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Every flag of `run SLUG` besides the technique's inputs (the global ones included: they
+/// may follow the slug). The schema-built command is made from this, its input flags are
+/// kept apart from these names, and its matches are read back into it.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct RunFlags {
+    /// Start the run, print its id and return.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Get a run back without paying twice: the key printed by an earlier attempt.
+    #[arg(long, value_name = "KEY", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub schema_dir: SchemaDir,
+    #[command(flatten)]
+    pub deadline: Deadline,
+    #[command(flatten)]
+    pub saving: Saving,
+    #[command(flatten)]
+    pub format: Format,
+    #[command(flatten)]
+    pub global: Global,
+}
+
 /// Where and how outputs are saved.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct Saving {
@@ -76,9 +118,8 @@ pub(crate) enum Command {
     Show {
         /// The technique's slug (or id).
         slug: String,
-        /// Read `<slug>.json` from this directory instead of asking the API.
-        #[arg(long, value_name = "DIR")]
-        schemas: Option<PathBuf>,
+        #[command(flatten)]
+        schema_dir: SchemaDir,
         #[command(flatten)]
         format: Format,
     },
@@ -119,9 +160,8 @@ pub(crate) enum Command {
         /// The technique the run belongs to.
         #[arg(long)]
         technique: String,
-        /// Give up waiting after this long (e.g. 90s, 10m, 1h; default 10m).
-        #[arg(long, value_parser = parse_duration)]
-        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        deadline: Deadline,
         #[command(flatten)]
         saving: Saving,
         #[command(flatten)]
@@ -172,9 +212,8 @@ pub(crate) enum BatchCommand {
         /// The journal file to create (SQLite; the batch's only state).
         #[arg(long)]
         journal: PathBuf,
-        /// Read `<slug>.json` from this directory instead of asking the API.
-        #[arg(long, value_name = "DIR")]
-        schemas: Option<PathBuf>,
+        #[command(flatten)]
+        schema_dir: SchemaDir,
         /// Print items × cost and the uploads to do; send nothing.
         #[arg(long)]
         dry_run: bool,
@@ -249,36 +288,6 @@ pub(crate) struct BatchFlags {
     /// Look at each run alone instead of listing the run history (bench comparisons).
     #[arg(long, hide = true)]
     pub poll_each_run: bool,
-}
-
-/// `--flag VALUE` / `--flag=VALUE` among `run`'s raw arguments (before a `--`): the few
-/// flags needed before the schema, which decides the rest of the command line, is known.
-pub(crate) fn peek_flag(rest: &[OsString], flag: &str) -> Option<String> {
-    let long = format!("--{flag}");
-    let mut it = rest.iter().map(|a| a.to_string_lossy());
-    while let Some(a) = it.next() {
-        if a == "--" {
-            return None;
-        }
-        if a == long {
-            return it.next().map(|v| v.into_owned());
-        }
-        if let Some(v) = a.strip_prefix(&format!("{long}=")) {
-            return Some(v.to_owned());
-        }
-    }
-    None
-}
-
-/// The global flags `run` takes after its slug (`floret run t --base-url U`), merged in.
-pub(crate) fn merge_run_globals(global: &mut Global, rest: &[OsString]) {
-    if let Some(url) = peek_flag(rest, "base-url") {
-        global.base_url = Some(url);
-    }
-    if let Some(ws) = peek_flag(rest, "workspace-id") {
-        global.workspace_id = Some(ws);
-    }
-    global.api_key_stdin |= rest.iter().any(|a| a == "--api-key-stdin");
 }
 
 /// A USD amount: a number, zero or more (`inf`: no limit).

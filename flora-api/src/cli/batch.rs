@@ -20,7 +20,7 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
             plan,
             technique,
             journal,
-            schemas,
+            schema_dir: super::args::SchemaDir { schemas },
             dry_run,
             flags,
         } => {

@@ -5,11 +5,10 @@
 //! only through [`plain`], and two ids that would share a flag are refused by name.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use clap::{Arg, ArgAction, Command};
+use clap::{Arg, ArgAction, Args, Command, FromArgMatches};
 
-use super::args::parse_duration;
+use super::args::RunFlags;
 use crate::values::InputValue;
 use crate::wire::{MediaType, Slot, TechniqueSchema};
 
@@ -177,56 +176,70 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
     cmd
 }
 
-/// `run`'s own flags (and the global ones it takes after the slug): one definition, from
-/// which `--help` comes and against which input flags are kept apart.
+/// `run`'s own flags (and the global ones it takes after the slug), from their one
+/// definition ([`RunFlags`]); `--help` and a hidden `--version` besides.
 fn own_args() -> Vec<Arg> {
-    vec![
+    // Under their own heading in `--help`, after the inputs.
+    let cmd = RunFlags::augment_args(Command::new("run").next_help_heading("Run"));
+    let mut args: Vec<Arg> = vec![
         Arg::new("help")
             .short('h')
             .long("help")
             .action(ArgAction::Help)
+            .help_heading("Run")
             .help("Print this technique's inputs and the run's flags"),
-        flag("no-wait", "Start the run, print its id and return"),
-        Arg::new("idempotency-key")
-            .long("idempotency-key")
-            .value_name("KEY")
-            .value_parser(clap::builder::NonEmptyStringValueParser::new())
-            .help("Get a run back without paying twice: the key printed by an earlier attempt"),
-        Arg::new("timeout")
-            .long("timeout")
-            .value_name("DURATION")
-            .value_parser(parse_duration)
-            .help("Give up after this long, the whole command included (e.g. 90s, 10m; default: wait 10m)"),
-        Arg::new("schemas")
-            .long("schemas")
-            .value_name("DIR")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Read <slug>.json from this directory instead of asking the API"),
-        Arg::new("download")
-            .long("download")
-            .value_name("DIR|TEMPLATE")
-            .help("Save the outputs: a directory, or a template of {slot} {index} {run_id} {ext}"),
-        flag("overwrite", "Replace files that already exist").requires("download"),
-        flag("json", "One JSON document on stdout").conflicts_with_all(["jsonl", "quiet"]),
-        flag("jsonl", "One JSON event per line on stdout").conflicts_with("quiet"),
-        flag("quiet", "Print nothing but errors").short('q'),
-        Arg::new("base-url")
-            .long("base-url")
-            .value_name("URL")
-            .help("API base URL (default: FLORA_BASE_URL, else the production API)"),
-        Arg::new("workspace-id")
-            .long("workspace-id")
-            .value_name("WS")
-            .help("Workspace (ws_…)"),
-        flag("api-key-stdin", "Read the API key from standard input"),
-        Arg::new("verbose")
-            .short('v')
-            .long("verbose")
-            .action(ArgAction::Count)
-            .help("Log requests on stderr (-vv: more), and where the time went"),
-        // Not a flag of `run`, but a shadowed `--version` would read oddly in `--help`.
-        Arg::new("version").long("version").hide(true).action(ArgAction::SetTrue),
-    ]
+    ];
+    args.extend(cmd.get_arguments().cloned());
+    // Not a flag of `run`, but a shadowed `--version` would read oddly in `--help`.
+    args.push(
+        Arg::new("version")
+            .long("version")
+            .hide(true)
+            .action(ArgAction::SetTrue),
+    );
+    args
+}
+
+/// `run`'s own flags read from its arguments before the schema (which adds the input flags)
+/// is known: where to read it, how long to take, how to print. Every `--name` that is not
+/// one of `run`'s flags stands for an input flag and, as those do, takes one value (which may
+/// start with `-`), so clap reads the words here as it will once the schema is known.
+/// Arguments clap cannot read leave the defaults; the full parse reports them.
+pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> RunFlags {
+    let mut cmd = Command::new("run")
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args(own_args())
+        // Here `--help` is only noted: the help itself needs the schema.
+        .mut_arg("help", |a| a.action(ArgAction::SetTrue));
+    let mut known: std::collections::BTreeSet<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    let words = rest.iter().map(|a| a.to_string_lossy());
+    for word in words.take_while(|w| w != "--") {
+        let Some(name) = word
+            .strip_prefix("--")
+            .map(|n| n.split('=').next().unwrap_or(n))
+        else {
+            continue;
+        };
+        if !name.is_empty() && known.insert(name.to_owned()) {
+            cmd = cmd.arg(
+                Arg::new(format!("input:{name}"))
+                    .long(name.to_owned())
+                    .action(ArgAction::Append)
+                    // None when it ends the line: the full parse names that mistake.
+                    .num_args(0..=1)
+                    .allow_hyphen_values(true),
+            );
+        }
+    }
+    cmd.try_get_matches_from(rest)
+        .ok()
+        .and_then(|m| RunFlags::from_arg_matches(&m).ok())
+        .unwrap_or_default()
 }
 
 /// Problems with values that are `run`'s own flags (`--prompt --json`): inputs accept values
@@ -259,13 +272,6 @@ pub(crate) fn flags_taken_as_values(
         }
     }
     problems
-}
-
-fn flag(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name)
-        .long(name)
-        .action(ArgAction::SetTrue)
-        .help(help)
 }
 
 /// The values given, per input, in the order of the schema.
@@ -314,6 +320,46 @@ mod tests {
         assert_eq!(flag_name("no_wait", 0), "input-no-wait");
         assert_eq!(flag_name("!!!", 2), "input-3");
         assert_eq!(flag_name("prompt", 0), "prompt");
+    }
+
+    #[test]
+    fn runs_own_flags_are_read_before_the_schema_as_clap_reads_them_after() {
+        let early = |words: &[&str]| {
+            let words: Vec<std::ffi::OsString> = words.iter().map(Into::into).collect();
+            early_flags(&words)
+        };
+        // `--json` here is the value of the input `--prompt`, as the full parse will take it.
+        let f = early(&["--prompt", "--json", "--schemas=d", "--timeout", "5s"]);
+        assert!(!f.format.json);
+        assert_eq!(
+            f.schema_dir.schemas.as_deref(),
+            Some(std::path::Path::new("d"))
+        );
+        assert_eq!(f.deadline.timeout, Some(std::time::Duration::from_secs(5)));
+        let f = early(&[
+            "--input-image",
+            "a.png",
+            "--jsonl",
+            "--base-url",
+            "http://x",
+            "-vv",
+        ]);
+        assert!(f.format.jsonl);
+        assert_eq!(f.global.verbose, 2);
+        assert_eq!(f.global.base_url.as_deref(), Some("http://x"));
+        // `--help` is only noted: the schema it needs is still read from `--schemas`.
+        let f = early(&["--schemas", "d", "--help"]);
+        assert!(f.schema_dir.schemas.is_some());
+        // After `--`, words are values; what clap cannot read leaves the defaults.
+        assert!(
+            early(&["--", "--schemas", "d"])
+                .schema_dir
+                .schemas
+                .is_none()
+        );
+        assert!(early(&["--timeout", "soon"]).deadline.timeout.is_none());
+        // An unknown flag at the end (a mistake the full parse names) keeps the rest.
+        assert!(early(&["--json", "--bogus"]).format.json);
     }
 
     #[test]

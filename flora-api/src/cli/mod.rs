@@ -63,7 +63,11 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
             command,
         } = cli;
         if let args::Command::Run { rest, .. } = &command {
-            args::merge_run_globals(&mut global, rest);
+            // The global flags `run` takes after its slug (`floret run t --base-url U`).
+            let given = inputs::early_flags(rest).global;
+            global.base_url = given.base_url.or(global.base_url);
+            global.workspace_id = given.workspace_id.or(global.workspace_id);
+            global.api_key_stdin |= given.api_key_stdin;
         }
         let session = session::Session::new(global, interrupt);
         commands::dispatch(command, session, args).await

@@ -37,11 +37,11 @@ pub(crate) async fn dispatch(command: Command, session: Session, args: Vec<OsStr
         }
         Command::Show {
             slug,
-            schemas,
+            schema_dir,
             format,
         } => {
             let out = out_for(&session, &format);
-            let shown = show::show(&session, &out, &slug, schemas.as_deref());
+            let shown = show::show(&session, &out, &slug, schema_dir.schemas.as_deref());
             finish(&out, interruptible(&session, shown).await)
         }
         Command::Runs {
@@ -67,12 +67,19 @@ pub(crate) async fn dispatch(command: Command, session: Session, args: Vec<OsStr
         Command::Wait {
             run_id,
             technique,
-            timeout,
+            deadline,
             saving,
             format,
         } => {
             let out = out_for(&session, &format);
-            let waited = wait::wait(&session, &out, &run_id, &technique, timeout, &saving);
+            let waited = wait::wait(
+                &session,
+                &out,
+                &run_id,
+                &technique,
+                deadline.timeout,
+                &saving,
+            );
             finish(&out, waited.await)
         }
         Command::Upload { paths, format } => {

@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::FromArgMatches;
+
 use serde_json::json;
 
-use super::super::args::{Saving, peek_flag};
+use super::super::args::RunFlags;
 use super::super::inputs::{self, InputFlag};
 use super::super::output::{Mode, Out};
 use super::super::output::{finish, init_logging};
@@ -39,15 +41,11 @@ pub(super) async fn run(
     args: Vec<OsString>,
 ) -> ExitCode {
     let began = Instant::now();
-    let has = |flag: &str| rest.iter().any(|a| a.to_string_lossy() == flag);
-    let early = session.out(Mode::of(
-        has("--json"),
-        has("--jsonl"),
-        has("--quiet") || has("-q"),
-    ));
-    let dir = peek_flag(&rest, "schemas").map(PathBuf::from);
-    let timeout =
-        peek_flag(&rest, "timeout").and_then(|t| super::super::args::parse_duration(&t).ok());
+    // What is needed before the schema: where it is, how long to take, how to print.
+    let given = inputs::early_flags(&rest);
+    let early = session.out(mode(&given));
+    let dir = given.schema_dir.schemas;
+    let timeout = given.deadline.timeout;
     // `--timeout` bounds the whole command, from here.
     let deadline = timeout.map(|t| began + t);
     let prepared = async {
@@ -79,18 +77,19 @@ pub(super) async fn run(
         Ok(m) => m,
         Err(e) => return super::super::clap_exit(e, early.mode),
     };
-    let out = session.out(Mode::of(
-        matches.get_flag("json"),
-        matches.get_flag("jsonl"),
-        matches.get_flag("quiet"),
-    ));
-    init_logging(session.global.verbose + matches.get_count("verbose"), &out);
-    let verbose = session.global.verbose + matches.get_count("verbose");
+    let given = match RunFlags::from_arg_matches(&matches) {
+        Ok(given) => given,
+        Err(e) => return super::super::clap_exit(e, early.mode),
+    };
+    let out = session.out(mode(&given));
+    let verbose = session.global.verbose + given.global.verbose;
+    init_logging(verbose, &out);
     let ctx = Ctx {
         session: &session,
         out: &out,
         schema: &schema,
         flags: &flags,
+        given: &given,
         matches: &matches,
         rest: &rest,
         args: &args,
@@ -98,6 +97,12 @@ pub(super) async fn run(
     };
     let result = ctx.run(client, verbose, schema_time).await;
     finish(&out, result)
+}
+
+/// How `run` prints, from its flags.
+fn mode(given: &RunFlags) -> Mode {
+    let f = &given.format;
+    Mode::of(f.json, f.jsonl, f.quiet)
 }
 
 /// A failure before anything paid was sent: exit 130 for Ctrl-C, 6 for `--timeout`.
@@ -123,6 +128,7 @@ struct Ctx<'a> {
     out: &'a Out,
     schema: &'a TechniqueSchema,
     flags: &'a [InputFlag],
+    given: &'a RunFlags,
     matches: &'a clap::ArgMatches,
     rest: &'a [OsString],
     args: &'a [OsString],
@@ -146,15 +152,12 @@ impl Ctx<'_> {
                 "no API key: set {ENV_API_KEY} (or --api-key-stdin) to run `{slug}`"
             ))
         })?;
-        let key = match self.matches.get_one::<String>("idempotency-key") {
+        let key = match &self.given.idempotency_key {
             Some(k) => crate::endpoints::idempotency_key(Some(k))
                 .map_err(|e| Failure::usage(floret_terms(&format!("--idempotency-key: {e}"))))?,
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let saving = Saving {
-            download: self.matches.get_one::<String>("download").cloned(),
-            overwrite: self.matches.get_flag("overwrite"),
-        };
+        let saving = self.given.saving.clone();
         if let Some(spec) = &saving.download {
             let declared: Vec<crate::wire::Slot> = self.schema.outputs.clone().unwrap_or_default();
             save::precheck(spec, &declared, "", saving.overwrite)
@@ -219,7 +222,7 @@ impl Ctx<'_> {
             json!({"run_id": run_id, "technique": slug, "idempotency_key": key}),
         );
         let run_began = Instant::now();
-        if self.matches.get_flag("no-wait") {
+        if self.given.no_wait {
             self.out.document(&json!({
                 "run_id": run_id, "technique": slug, "status": "started", "idempotency_key": key,
             }));
