@@ -195,6 +195,24 @@ pub(crate) fn safe_file_stem(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The table of kinds read through detection: what the fake serves for a kind sniffs as
+    /// that kind's type, and the example file docs show has an extension of its kind.
+    #[test]
+    fn each_kinds_placeholder_and_example_file_are_detected_as_that_kind() {
+        for kind in MediaKind::ALL {
+            let (bytes, ct) = kind.placeholder();
+            assert_eq!(detect(bytes, None).as_deref(), Some(ct), "{kind}");
+            let example = detect(b"", Some(kind.example_file()));
+            assert!(
+                kind.content_types()
+                    .iter()
+                    .any(|(t, _)| Some(*t) == example.as_deref()),
+                "{kind}: the example file {} is not of its kind",
+                kind.example_file()
+            );
+        }
+    }
+
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
     const MP4: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom";
     const WAV: &[u8] = b"RIFF\x24\0\0\0WAVEfmt ";
