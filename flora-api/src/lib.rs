@@ -91,6 +91,7 @@ mod futures;
 mod pages;
 mod poll;
 mod reconcile;
+mod waiter;
 // floor 5, files and checks:
 #[cfg(feature = "batch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]

@@ -270,10 +270,14 @@ impl PollPolicy {
     ) -> impl Iterator<Item = Duration> + use<> {
         let mut delays = self.delays();
         let first = delays.next().unwrap_or(self.initial_delay);
-        // Within half the deadline: a wait always gets to poll before it gives up.
-        let cap = MAX_ESTIMATE_WAIT.min(self.deadline / 2);
-        let first = left.map_or(first, |l| l.min(cap).max(first));
+        let first = left.map_or(first, |l| l.min(self.estimate_cap()).max(first));
         std::iter::once(first).chain(delays)
+    }
+
+    /// The longest first wait an estimate buys: [`MAX_ESTIMATE_WAIT`], and within half the
+    /// deadline, so a wait always gets to poll before it gives up (a batch's runs too).
+    pub(crate) fn estimate_cap(&self) -> Duration {
+        MAX_ESTIMATE_WAIT.min(self.deadline / 2)
     }
 
     /// The waits before each poll, in order (endless).

@@ -12,6 +12,7 @@ use crate::client::{Call, Client};
 use crate::durations::from_secs_saturating;
 use crate::error::Error;
 use crate::technique::{Technique, TechniqueRun};
+use crate::waiter::{Gave, Waiter};
 use crate::wire::{Run, RunStatus};
 
 /// Which route a run is polled on.
@@ -196,45 +197,27 @@ impl RunState {
         mut on_update: Box<dyn FnMut(&Run) + Send + '_>,
     ) -> Result<Run, Error> {
         let policy = self.client.inner.poll.clone();
-        let start = Instant::now();
-        // `None`: a deadline too far away to represent, i.e. none.
-        let deadline = start.checked_add(policy.deadline);
         if let Some(run) = self.last.clone()
             && has_ended(&run)
         {
             return finish(run);
         }
-        let remaining = |now: Instant| deadline.map(|d| d.saturating_duration_since(now));
         // The first poll waits for FLORA's estimate, when it gave one.
-        let left = self.ready_at.map(|at| at.saturating_duration_since(start));
-        let mut delays = policy.delays_after(left);
+        let left = self
+            .ready_at
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let mut waiter = Waiter::new(policy.delays_after(left), policy.deadline, "run");
         let mut warned_unknown = false;
         loop {
-            let delay = delays.next().unwrap_or(policy.max_interval);
-            match remaining(Instant::now()) {
-                Some(left) if left.is_zero() => return Err(self.timed_out(start)),
-                Some(left) => tokio::time::sleep(delay.min(left)).await,
-                None => tokio::time::sleep(delay).await,
-            }
-            // The poll (with its own retries and per-attempt timeout) gets only what is left.
-            let polled = match remaining(Instant::now()) {
-                Some(left) if left.is_zero() => return Err(self.timed_out(start)),
-                Some(left) => match tokio::time::timeout(left, self.poll()).await {
-                    Ok(polled) => polled,
-                    Err(_elapsed) => return Err(self.timed_out(start)),
-                },
-                None => self.poll().await,
+            let polled = match waiter.pause().await {
+                Ok(()) => waiter.check(self.poll()).await,
+                Err(gave) => Err(gave),
             };
             let run = match polled {
-                Ok(run) => run,
-                // The run goes on server-side: a poll that failed even after the transport's
-                // retries (a 503 burst, a dropped connection) is not the run failing. Keep
-                // polling until the deadline; report the error only if time runs out.
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(run_id = %self.run_id, error = %e, "poll failed; will poll again");
-                    continue;
-                }
-                Err(e) => return Err(e),
+                Ok(Some(run)) => run,
+                Ok(None) => continue,
+                Err(Gave::TimedOut { .. }) => return Err(self.timed_out(waiter.started())),
+                Err(Gave::Failed(e)) => return Err(e),
             };
             tracing::debug!(run_id = %run.run_id, status = %run.status, progress = ?run.progress, "polled");
             if let RunStatus::Unknown(status) = &run.status

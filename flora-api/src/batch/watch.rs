@@ -46,7 +46,7 @@ impl Batch {
         &self,
         ready_at: Option<tokio::time::Instant>,
     ) -> Option<tokio::time::Instant> {
-        let cap = crate::policy::MAX_ESTIMATE_WAIT.min(self.poll_policy().deadline / 2);
+        let cap = self.poll_policy().estimate_cap();
         let latest = tokio::time::Instant::now().checked_add(cap);
         match (ready_at, latest) {
             (Some(at), Some(latest)) => Some(at.min(latest)),

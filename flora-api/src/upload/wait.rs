@@ -1,14 +1,12 @@
-//! Waiting for an uploaded asset to become `ready`, as a run is waited for: the deadline
-//! bounds the whole wait (each check, its retries and the pauses), and a check that fails
-//! transiently (a 503 burst, a dropped connection) is tried again until the deadline.
+//! Waiting for an uploaded asset to become `ready`, through the one waiter (`waiter.rs`), as
+//! a run is waited for.
 
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use super::ASSET_POLL_INTERVAL;
 use crate::client::Client;
 use crate::error::Error;
+use crate::waiter::{Gave, Waiter};
 use crate::wire::{Asset, AssetStatus};
 
 impl Client {
@@ -20,26 +18,15 @@ impl Client {
         mut status: AssetStatus,
         deadline: Duration,
     ) -> Result<Asset, Error> {
-        let start = Instant::now();
-        // `None`: a deadline too far away to represent, i.e. none.
-        let end = start.checked_add(deadline);
-        let left = || end.map(|e| e.saturating_duration_since(Instant::now()));
-        let timed_out = |status| Error::AssetTimeout {
-            asset_id: asset_id.to_owned(),
-            last_status: status,
-            waited: start.elapsed(),
-        };
+        let checks = std::iter::once(Duration::ZERO).chain(std::iter::repeat(ASSET_POLL_INTERVAL));
+        let mut waiter = Waiter::new(checks, deadline, "asset");
         loop {
-            let checked = match left() {
-                Some(l) if l.is_zero() => return Err(timed_out(status)),
-                Some(l) => match tokio::time::timeout(l, self.asset(asset_id)).await {
-                    Ok(checked) => checked,
-                    Err(_elapsed) => return Err(timed_out(status)),
-                },
-                None => self.asset(asset_id).await,
+            let checked = match waiter.pause().await {
+                Ok(()) => waiter.check(self.asset(asset_id)).await,
+                Err(gave) => Err(gave),
             };
             match checked {
-                Ok(asset) => match asset.status {
+                Ok(Some(asset)) => match asset.status {
                     AssetStatus::Ready => return Ok(asset),
                     AssetStatus::Failed => {
                         return Err(Error::AssetFailed {
@@ -49,17 +36,15 @@ impl Client {
                     }
                     other => status = other,
                 },
-                // The asset goes on server-side: a check that failed even after `send`'s
-                // retries is not the upload failing. Check again until the deadline.
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(%asset_id, error = %e, "asset check failed; will check again");
+                Ok(None) => {}
+                Err(Gave::TimedOut { waited }) => {
+                    return Err(Error::AssetTimeout {
+                        asset_id: asset_id.to_owned(),
+                        last_status: status,
+                        waited,
+                    });
                 }
-                Err(e) => return Err(e),
-            }
-            match left() {
-                Some(l) if l.is_zero() => return Err(timed_out(status)),
-                Some(l) => tokio::time::sleep(ASSET_POLL_INTERVAL.min(l)).await,
-                None => tokio::time::sleep(ASSET_POLL_INTERVAL).await,
+                Err(Gave::Failed(e)) => return Err(e),
             }
         }
     }
