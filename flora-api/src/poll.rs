@@ -206,7 +206,7 @@ impl RunState {
         let left = self
             .ready_at
             .map(|at| at.saturating_duration_since(Instant::now()));
-        let mut waiter = Waiter::new(policy.delays_after(left), policy.deadline, "run");
+        let mut waiter = Waiter::new(policy.delays_after(left), policy.deadline, "poll");
         let mut warned_unknown = false;
         loop {
             let polled = match waiter.pause().await {

@@ -2,7 +2,12 @@
 //! an `https://` URL or text, and checked against the slot before anything is sent. Shared by
 //! `floret run` and batches.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
 
 use crate::kinds::MediaKind;
 use crate::safe_text::plain_text;
@@ -72,6 +77,51 @@ pub(crate) async fn check(slot: &Slot, value: &str) -> Result<InputValue, String
     }
 }
 
+/// Each distinct local file uploaded once per (content, kind): whichever value asks first
+/// uploads it, the others wait for that upload and take its URL (or its failure). In memory,
+/// for one `floret run` or one batch process; a batch's journal keeps the URLs across
+/// processes and is asked first.
+pub(crate) struct UploadOnce<E> {
+    cells: std::sync::Mutex<HashMap<(String, MediaKind), OneUpload<E>>>,
+}
+
+/// One file's upload: its URL once made, or why it failed.
+type OneUpload<E> = Arc<OnceCell<Result<String, E>>>;
+
+impl<E: Clone> UploadOnce<E> {
+    pub(crate) fn new() -> Self {
+        UploadOnce {
+            cells: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The URL of the file with SHA-256 `digest` as a `kind`: known, or `upload()`ed now.
+    pub(crate) async fn url<Fut>(
+        &self,
+        digest: &str,
+        kind: MediaKind,
+        upload: impl FnOnce() -> Fut,
+    ) -> Result<String, E>
+    where
+        Fut: Future<Output = Result<String, E>>,
+    {
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(cells.entry((digest.to_owned(), kind)).or_default())
+        };
+        cell.get_or_init(upload).await.clone()
+    }
+}
+
+/// A local file's SHA-256 (hex), read on a blocking thread: what an upload is known by.
+pub(crate) async fn file_digest(path: &Path) -> Result<String, crate::Error> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::saving::digest(&p))
+        .await
+        .map_err(|e| crate::Error::InvalidInput(format!("reading {}: {e}", path.display())))?
+        .map(|(_, sha)| sha)
+}
+
 /// A library error as a person reads it: no `invalid input:` prefix, no advice about
 /// library options they cannot set here.
 fn for_people(e: &crate::Error) -> String {
@@ -100,6 +150,35 @@ pub(crate) fn shorten(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn each_file_is_uploaded_once_per_kind_whoever_asks_and_however_many_at_once() {
+        use super::{MediaKind, UploadOnce};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let once = UploadOnce::<String>::new();
+        let uploads = AtomicUsize::new(0);
+        let upload = |name: &'static str| {
+            let uploads = &uploads;
+            move || async move {
+                uploads.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok::<_, String>(format!("https://cdn/{name}"))
+            }
+        };
+        let (a, b) = tokio::join!(
+            once.url("sha1", MediaKind::Image, upload("a")),
+            once.url("sha1", MediaKind::Image, upload("b")),
+        );
+        assert_eq!(a, b, "the second waits for the first's upload");
+        assert_eq!(uploads.load(Ordering::SeqCst), 1);
+        let as_document = once.url("sha1", MediaKind::Document, upload("c")).await;
+        assert_eq!(
+            as_document.unwrap(),
+            "https://cdn/c",
+            "another kind is another upload"
+        );
+        assert_eq!(uploads.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn values_in_messages_are_plain_and_short() {
         // A plan value cannot colour, reorder or break the line of a message.

@@ -37,8 +37,8 @@ pub(crate) struct Waiter<D> {
 
 impl<D: Iterator<Item = Duration>> Waiter<D> {
     /// A wait of at most `deadline` from now, pausing by `delays` before each check (a zero
-    /// delay checks at once; when they run out, the last one repeats). `what` names the
-    /// thing waited on in logs.
+    /// delay checks at once; when they run out, the last one repeats). `what` names a check
+    /// in logs (`poll`, `asset check`).
     pub(crate) fn new(delays: D, deadline: Duration, what: &'static str) -> Self {
         let start = Instant::now();
         Waiter {
@@ -96,7 +96,7 @@ impl<D: Iterator<Item = Duration>> Waiter<D> {
             Ok(value) => Ok(Some(value)),
             // What is waited on goes on server-side: a failed check is not it failing.
             Err(e) if e.is_retryable() => {
-                tracing::warn!(what = self.what, error = %e, "check failed; will check again");
+                tracing::warn!(error = %e, "{} failed; will try again", self.what);
                 Ok(None)
             }
             Err(e) => Err(Gave::Failed(e)),

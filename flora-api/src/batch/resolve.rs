@@ -2,14 +2,12 @@
 //! (journaled; items naming the same file wait for the one upload).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::journal::ItemRow;
 use super::keys;
 use super::options::Event;
-use super::runner::{Batch, SharedUpload};
+use super::runner::Batch;
 use crate::error::Error;
-use crate::saving;
 use crate::technique::RunInput;
 use crate::values::{self, InputValue};
 
@@ -65,20 +63,14 @@ impl Batch {
         path: &Path,
         kind: crate::MediaKind,
     ) -> Result<Result<String, (bool, String)>, Error> {
-        let p = path.to_path_buf();
-        let (_, hash) = tokio::task::spawn_blocking(move || saving::digest(&p))
-            .await
-            .map_err(|e| Error::InvalidInput(format!("reading {}: {e}", path.display())))??;
+        let hash = values::file_digest(path).await?;
         let wire = kind.wire().to_owned();
         if let Some(url) = self.journal().upload_url(&hash, &wire)? {
             return Ok(Ok(url));
         }
-        let cell: SharedUpload = {
-            let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(uploads.entry((hash.clone(), wire.clone())).or_default())
-        };
-        let result = cell
-            .get_or_init(|| async {
+        let result = self
+            .uploads
+            .url(&hash, kind, || async {
                 self.journal().uploading(row.pos).ok();
                 let key = keys::upload_key(&self.meta.batch_id, &hash, &wire);
                 let sent = self
@@ -105,8 +97,7 @@ impl Batch {
                     Err(e) => Err((e.status().is_some() && !e.is_retryable(), e.to_string())),
                 }
             })
-            .await
-            .clone();
+            .await;
         Ok(result)
     }
 }

@@ -2,10 +2,9 @@
 //! drained on request, and run: every unfinished item driven (`drive.rs`) under one adaptive
 //! window and one cost guard, until each ends or the batch stops.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
@@ -31,10 +30,6 @@ const DRIVEN_AT_ONCE: usize = 1024;
 /// Items read from the journal at a time.
 const PAGE: i64 = 512;
 
-/// One distinct local file's upload, shared by every item that names it (single flight):
-/// its URL, or why it failed (`true`: for good, e.g. refused as too large).
-pub(crate) type SharedUpload = Arc<tokio::sync::OnceCell<Result<String, (bool, String)>>>;
-
 /// A batch bound to its journal (which it holds locked).
 pub struct Batch {
     pub(crate) client: Client,
@@ -55,7 +50,10 @@ pub struct Batch {
     pub(crate) stop_reason: Mutex<Option<StopReason>>,
     pub(crate) events: Option<UnboundedSender<Event>>,
     /// Uploads by (content, kind): one per distinct file per batch, however many items.
-    pub(crate) uploads: Mutex<HashMap<(String, String), SharedUpload>>,
+    /// Each local file uploaded once per process, shared by every item that names it (the
+    /// journal keeps the URLs across processes): the URL, or why it failed (`true`: for
+    /// good, e.g. refused as too large).
+    pub(crate) uploads: crate::values::UploadOnce<(bool, String)>,
     /// POSTs creating runs in flight now, and how many ever started: whether one POST
     /// overlapped another.
     pub(crate) posting: AtomicUsize,
@@ -154,7 +152,7 @@ impl Batch {
             abort: CancellationToken::new(),
             stop_reason: Mutex::new(None),
             events: None,
-            uploads: Mutex::new(HashMap::new()),
+            uploads: crate::values::UploadOnce::new(),
             posting: AtomicUsize::new(0),
             posts_started: AtomicU64::new(0),
             watcher: Watcher::default(),

@@ -19,7 +19,7 @@ impl Client {
         deadline: Duration,
     ) -> Result<Asset, Error> {
         let checks = std::iter::once(Duration::ZERO).chain(std::iter::repeat(ASSET_POLL_INTERVAL));
-        let mut waiter = Waiter::new(checks, deadline, "asset");
+        let mut waiter = Waiter::new(checks, deadline, "asset check");
         loop {
             let checked = match waiter.pause().await {
                 Ok(()) => waiter.check(self.asset(asset_id)).await,

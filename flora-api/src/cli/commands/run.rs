@@ -5,7 +5,6 @@
 //! way out (an error, `--timeout`, Ctrl-C) prints what exists and the command that resumes
 //! without paying twice.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,7 +27,7 @@ use crate::endpoints::StartOptions;
 use crate::kinds::MediaKind;
 use crate::saving as save;
 use crate::technique::RunInput;
-use crate::values::InputValue;
+use crate::values::{InputValue, UploadOnce, file_digest};
 use crate::wire::TechniqueSchema;
 use crate::{ENV_API_KEY, Upload, UploadOptions};
 
@@ -288,50 +287,30 @@ impl Ctx<'_> {
         planned: Vec<(&InputFlag, InputValue)>,
         key: &str,
     ) -> Result<Vec<RunInput>, Failure> {
-        let mut uploaded: BTreeMap<(String, String), String> = BTreeMap::new();
+        let uploads = UploadOnce::<Failure>::new();
         let mut run_inputs = Vec::new();
         for (f, value) in planned {
             let wire_type = f.slot.kind.as_str().to_owned();
             let sent = match value {
                 InputValue::Text(t) | InputValue::Url(t) => t,
                 InputValue::File(path, kind) => {
-                    let digest = file_digest(&path).await?;
-                    let id = (digest.clone(), wire_type.clone());
-                    match uploaded.get(&id) {
-                        Some(url) => url.clone(),
-                        None => {
-                            let upload_key = format!("{key}:upload:{wire_type}:{}", &digest[..32]);
-                            let url = upload_for(client, self.out, &path, kind, upload_key).await?;
-                            self.out.event(
-                                "uploaded",
-                                json!({"input": f.id, "path": path.display().to_string(), "url": url}),
-                            );
-                            uploaded.insert(id, url.clone());
-                            url
-                        }
-                    }
+                    let digest = file_digest(&path).await.map_err(Failure::from)?;
+                    let upload_key = format!("{key}:upload:{wire_type}:{}", &digest[..32]);
+                    let upload = || async {
+                        let url = upload_for(client, self.out, &path, kind, upload_key).await?;
+                        self.out.event(
+                            "uploaded",
+                            json!({"input": f.id, "path": path.display().to_string(), "url": url}),
+                        );
+                        Ok(url)
+                    };
+                    uploads.url(&digest, kind, upload).await?
                 }
             };
             run_inputs.push(RunInput::new(f.id.clone(), wire_type, sent));
         }
         Ok(run_inputs)
     }
-}
-
-/// A file's SHA-256, read on a blocking thread.
-async fn file_digest(path: &Path) -> Result<String, Failure> {
-    let p = path.to_path_buf();
-    tokio::task::spawn_blocking(move || save::digest(&p))
-        .await
-        .map_err(|e| {
-            Failure::new(
-                Exit::Other,
-                "io",
-                format!("reading {}: {e}", path.display()),
-            )
-        })?
-        .map(|(_, sha)| sha)
-        .map_err(Failure::from)
 }
 
 fn ms(d: Duration) -> f64 {
