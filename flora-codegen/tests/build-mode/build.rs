@@ -10,5 +10,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .runtime_path("::my_facade::flora")
         .out_file("facade_techniques.rs")
         .generate()?;
+    fixtures()?;
+    Ok(())
+}
+
+/// flora-codegen's fixtures (every slot type and casing, hostile docs, unknown types, names
+/// that need escaping), generated for `tests/fixtures.rs`: the code must compile with
+/// warnings denied, and its fake impls round-trip through `FakeFlora`. Through the library
+/// (not `Build`), so the fixtures' deliberate warnings are not printed on every build.
+fn fixtures() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::path::Path::new("../fixtures/valid");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    paths.sort();
+    let mut files = Vec::new();
+    for p in paths {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        files.push(flora_codegen::SchemaFile::new(
+            format!("schemas/{name}"),
+            std::fs::read_to_string(&p)?,
+        ));
+    }
+    let generated = flora_codegen::generate(&files, &flora_codegen::Config::flora_api())
+        .map_err(|d| format!("the valid fixtures do not generate: {d}"))?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("fixture_techniques.rs");
+    std::fs::write(out, generated.single_file())?;
     Ok(())
 }

@@ -1,4 +1,9 @@
-//! Misuse of build.rs-generated techniques fails to compile, as in `flora_api::techniques`.
+//! Misusing generated techniques is a compile error, with the message pinned in
+//! `tests/ui/*.stderr`: this crate's build.rs-generated ones and `flora_api::techniques`
+//! (missing or unknown inputs, a `String` or a video where an image belongs, stale generated
+//! code, `FakeFlora` without the test impls). Every compile-fail case of the workspace is
+//! here, so one trybuild project checks them all. Regenerate the expected output with
+//! `TRYBUILD=overwrite cargo test -p flora-build-mode --test misuse`, and read the diff.
 
 #[test]
 fn misuse_is_a_compile_error() {
