@@ -2,12 +2,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     flora_codegen::Build::new()
         .schemas_dir("flora-schemas")
         .test_util_feature("test-util")
+        // Where `src/lib.rs` includes them: their doc examples are then compiled doctests.
+        .module_path("flora_build_mode::techniques")
         .generate()?;
     // The same techniques for code that reaches the runtime through a facade (README,
     // "A renamed or re-exported runtime"): nothing generated names `flora_api`.
     flora_codegen::Build::new()
         .schemas_dir("flora-schemas")
         .runtime_path("::my_facade::flora")
+        // No module path: `my_facade` is this crate under another name (`extern crate self`),
+        // which a doctest (another crate) cannot name; its examples stay `ignore`.
         .out_file("facade_techniques.rs")
         .generate()?;
     fixtures()?;
