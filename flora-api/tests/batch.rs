@@ -12,21 +12,17 @@ use flora_api::techniques::CctvCam;
 use flora_api::testing::{FakeFlora, Fault, Served};
 use serde_json::Value;
 
+mod common;
+
 fn floret(served: &Served, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_floret"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("FLORA_BASE_URL", served.base_url())
-        .env("FLORA_API_KEY", "sk_test_batch")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = common::floret::floret(&served.base_url(), dir, Some("sk_test_batch"), args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
+/// Runs `cmd` to its end, killed after five minutes (a hang fails the test).
+async fn output(cmd: Command) -> Output {
+    common::floret::output(cmd, None, Duration::from_secs(300)).await
 }
 
 fn text(o: &Output) -> String {
@@ -65,9 +61,8 @@ fn run_or_resume<'a>(dir: &Path, plan: &'a str, extra: &[&'a str]) -> Vec<&'a st
 
 /// `floret batch status --journal j.db --json`, parsed (it needs no server).
 fn status(dir: &Path) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_floret"))
-        .current_dir(dir)
-        .args(["batch", "status", "--journal", "j.db", "--json"])
+    let args = ["batch", "status", "--journal", "j.db", "--json"];
+    let o = common::floret::floret("http://127.0.0.1:9/unused", dir, None, &args)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -512,9 +507,7 @@ async fn dry_run_prices_the_plan_and_max_cost_refuses_it() {
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Mixed rows: URLs and local files (two rows share one file).
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.resize(256, 1);
-    std::fs::write(dir.path().join("a.png"), &png).unwrap();
+    std::fs::write(dir.path().join("a.png"), common::png(256, 1)).unwrap();
     std::fs::write(
         dir.path().join("plan.csv"),
         "key,input_image\nx,https://example.com/x.png\ny,a.png\nz,a.png\nw,https://example.com/w.png\n",
@@ -763,8 +756,7 @@ async fn an_upload_the_journal_lost_is_replayed_not_repeated() {
     fake.technique::<CctvCam>().completes();
     let served = fake.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.resize(512, 7);
+    let png = common::png(512, 7);
     std::fs::write(dir.path().join("a.png"), &png).unwrap();
     std::fs::write(
         dir.path().join("plan.jsonl"),

@@ -11,37 +11,21 @@ use flora_api::techniques::{CctvCam, CctvCamOutputs};
 use flora_api::testing::{FakeFlora, Fault, Served};
 use serde_json::Value;
 
+mod common;
+
+use common::floret::{code, stderr, stdout};
+
 const KEY: &str = "sk_test_floret_key";
 
 fn png() -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.resize(512, 7);
-    png
+    common::png(512, 7)
 }
 
-/// Runs `floret` with `args` against `served` (off the runtime: the fake answers on it).
+/// Runs `floret` with `args` against `served` (off the runtime: the fake answers on it),
+/// killed after a minute (a hang fails the test instead of stalling the suite).
 async fn floret(served: &Served, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_floret"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("FLORA_BASE_URL", served.base_url())
-        .env("FLORA_API_KEY", KEY)
-        .env_remove("FLORA_WORKSPACE_ID");
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
+    let cmd = common::floret::floret(&served.base_url(), dir, Some(KEY), args);
+    common::floret::output(cmd, None, Duration::from_secs(60)).await
 }
 
 async fn fake_with_cctv() -> (FakeFlora, Served, tempfile::TempDir) {

@@ -19,9 +19,7 @@ const KEY: &str = "sk_live_TRUSTSECRET_42";
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn png() -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.resize(512, 7);
-    png
+    common::png(512, 7)
 }
 
 fn dir_with_face() -> tempfile::TempDir {

@@ -7,6 +7,8 @@ use flora_api::techniques::{CctvCam, CctvCamOutputs};
 use flora_api::testing::{FakeFlora, Fault};
 use flora_api::{Error, ImageUrl, RunInput, StartOptions};
 
+mod common;
+
 fn face() -> ImageUrl {
     ImageUrl::parse("https://example.com/face.png").unwrap()
 }
@@ -282,8 +284,7 @@ async fn the_dynamic_layer_works_against_the_fake() {
 async fn uploads_and_downloads_keep_bytes_in_memory() {
     let fake = FakeFlora::new();
     let client = fake.client();
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.extend(std::iter::repeat_n(7u8, 5 * 1024 * 1024)); // > 4 MiB: the signed path
+    let png = common::png(5 * 1024 * 1024, 7); // > 4 MiB: the signed path
     let big = client
         .upload_image(flora_api::Upload::bytes(png.clone(), "big.png"))
         .await
@@ -420,10 +421,7 @@ async fn a_host_the_fake_does_not_serve_is_unreachable() {
     assert!(err.to_string().contains("connection"), "{err}");
     // The fake's own hosts still answer.
     let small = client
-        .upload_image(flora_api::Upload::bytes(
-            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
-            "s.png",
-        ))
+        .upload_image(flora_api::Upload::bytes(common::PNG_HEAD.to_vec(), "s.png"))
         .await
         .unwrap();
     client
@@ -439,8 +437,7 @@ async fn a_host_the_fake_does_not_serve_is_unreachable() {
 async fn a_replayed_reserve_keeps_its_upload_target() {
     let fake = FakeFlora::new();
     let client = fake.client();
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.extend(std::iter::repeat_n(7u8, 5 * 1024 * 1024)); // > 4 MiB: the signed path
+    let png = common::png(5 * 1024 * 1024, 7); // > 4 MiB: the signed path
     fake.fail_next(1, Fault::LostAnswer);
     let url = client
         .upload_image(flora_api::Upload::bytes(png.clone(), "big.png"))
@@ -481,7 +478,7 @@ async fn asset_urls_percent_encode_file_names() {
     let fake = FakeFlora::new();
     let client = fake.client();
     let dir = tempfile::tempdir().unwrap();
-    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let png = common::PNG_HEAD.to_vec();
     for (i, (name, len)) in [
         ("IMG 0001.png", 1000),
         ("a#b.png", 1000),

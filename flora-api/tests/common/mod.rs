@@ -16,6 +16,16 @@ use serde_json::{Value, json};
 
 pub const KEY: &str = "sk_test_SUPERSECRET_0123456789";
 
+/// The head of a PNG (signature and `IHDR`): what detection sees as `image/png`.
+pub const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+/// `len` bytes that sniff as a PNG: its head, then `fill`.
+pub fn png(len: usize, fill: u8) -> Vec<u8> {
+    let mut png = PNG_HEAD.to_vec();
+    png.resize(len.max(PNG_HEAD.len()), fill);
+    png
+}
+
 /// `server.uri()` with a trailing slash: the mock serves at the root, not at `/api/v1`.
 pub fn root(base: &str) -> String {
     format!("{}/", base.trim_end_matches('/'))
