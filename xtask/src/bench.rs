@@ -240,7 +240,8 @@ async fn fetch_catalog(opts: &BenchOptions) -> Result<String, String> {
             concurrency,
             ..Default::default()
         })
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
         let took = t.elapsed();
         if fetched.len() != n {
             return Err(format!("fetch bench: {} of {n} fetched", fetched.len()));
@@ -336,7 +337,7 @@ fn write_synth_schemas(dir: &Path, n: usize) -> Result<(), String> {
     for (slug, v) in synth::catalog(n, 42) {
         std::fs::write(
             dir.join(format!("{slug}.json")),
-            flora_codegen::cli::schema_text(&v)?,
+            flora_codegen::cli::schema_text(&v).map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
     }

@@ -14,7 +14,7 @@ pub fn run() -> Result<String, String> {
         root.join("flora-codegen/tests/fixtures/valid"),
         root.join("schemas"),
     ] {
-        for (name, text) in crate::regen::read_schemas(&dir)? {
+        for (name, text) in crate::regen::read_schemas(&dir).map_err(|e| e.to_string())? {
             files.push(flora_codegen::SchemaFile::new(
                 format!("schemas/{name}"),
                 text,

@@ -110,11 +110,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Regen { offline, fetch } => {
             let opts = fetch.options(offline);
-            let wants_fetch = !offline
-                && opts
-                    .api_key
-                    .as_deref()
-                    .is_some_and(|k| !k.trim().is_empty());
+            let wants_fetch = !offline && !opts.fetch.api_key.trim().is_empty();
             if wants_fetch && !cfg!(feature = "fetch") {
                 return rerun_with("fetch");
             }

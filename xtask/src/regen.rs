@@ -7,5 +7,7 @@ pub use flora_codegen::cli::{Layout, Options, Outcome, read_schemas, schema_text
 
 /// Runs regen on the workspace at `root`.
 pub async fn regen(root: &Path, opts: &Options) -> Result<Outcome, String> {
-    flora_codegen::cli::regen(&Layout::workspace(root), opts).await
+    flora_codegen::cli::regen(&Layout::workspace(root), opts)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -8,7 +8,7 @@ use flora_api::testing::FakeFlora;
 /// A fake answering every technique of `schemas/` with placeholder outputs.
 pub fn fake_with_schemas(root: &std::path::Path) -> Result<(FakeFlora, usize), String> {
     let fake = FakeFlora::new();
-    let schemas = crate::regen::read_schemas(&root.join("schemas"))?;
+    let schemas = crate::regen::read_schemas(&root.join("schemas")).map_err(|e| e.to_string())?;
     for (name, text) in &schemas {
         let schema: flora_api::TechniqueSchema =
             serde_json::from_str(text).map_err(|e| format!("schemas/{name}: {e}"))?;

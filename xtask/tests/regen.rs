@@ -91,8 +91,11 @@ async fn workspace() -> tempfile::TempDir {
 
 fn online(server: &MockServer) -> Options {
     Options {
-        api_key: Some("sk_test_key".into()),
-        base_url: Some(format!("{}/", server.uri())),
+        fetch: flora_codegen::cli::FetchOptions {
+            api_key: "sk_test_key".into(),
+            base_url: Some(format!("{}/", server.uri())),
+            ..Default::default()
+        },
         ..Options::default()
     }
 }
@@ -273,7 +276,7 @@ async fn only_updates_the_named_slugs() {
     retrievable(&server, &brand_new, 1).await;
     retrievable(&server, &other, 0).await;
     let mut opts = online(&server);
-    opts.only = vec!["brand-new".into()];
+    opts.fetch.only = vec!["brand-new".into()];
     let o = regen(dir.path(), &opts).await.unwrap();
     let t = tree(dir.path());
     assert!(t.contains_key("schemas/brand-new.json"));
@@ -478,7 +481,7 @@ async fn only_with_an_unknown_slug_fails_and_names_it() {
     let dir = workspace().await;
     let server = serving(vec![technique("cctv-cam", json!([]))]).await;
     let mut opts = online(&server);
-    opts.only = vec!["cctv-cam".into(), "nope".into()];
+    opts.fetch.only = vec!["cctv-cam".into(), "nope".into()];
     let before = tree(dir.path());
     let err = regen(dir.path(), &opts).await.unwrap_err();
     assert!(err.contains("`nope`"), "{err}");
@@ -529,6 +532,8 @@ async fn unknown_slot_types_warn_and_deny_warnings_refuses() {
     let err = flora_codegen::cli::regen(&strict, &online(&server))
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), flora_codegen::cli::RegenErrorKind::Schema);
+    let err = err.to_string();
     assert!(err.contains("denied by --deny-warnings"), "{err}");
     assert!(
         err.contains("schemas/cctv-cam.json#/inputs/1/type"),

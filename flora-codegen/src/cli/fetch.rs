@@ -10,31 +10,22 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::DEFAULT_CONCURRENCY;
+use super::error::{RegenError, RegenErrorKind};
+use super::options::FetchOptions;
 
-/// What to fetch and how.
-#[derive(Debug, Clone, Default)]
-pub struct FetchOptions {
-    /// API key.
-    pub api_key: String,
-    /// Base URL override (else `FLORA_BASE_URL`, else production).
-    pub base_url: Option<String>,
-    /// Workspace whose techniques to list.
-    pub workspace_id: Option<String>,
-    /// Only these slugs (each must exist upstream).
-    pub only: Vec<String>,
-    /// Schemas retrieved at once (0 means the default, 8).
-    pub concurrency: usize,
-    /// Show progress (a terminal is attached).
-    pub progress: bool,
-}
-
-fn api_message(e: flora_api::Error) -> String {
+fn api_message(e: flora_api::Error) -> RegenError {
     match e.status() {
-        Some(401) => format!(
-            "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or work offline \
-             (`--offline`) from the committed schemas.\n  {e}"
+        Some(401) => RegenError::new(
+            RegenErrorKind::Auth,
+            format!(
+                "FLORA rejected the API key (HTTP 401): check FLORA_API_KEY, or work offline \
+                 (`--offline`) from the committed schemas.\n  {e}"
+            ),
         ),
-        _ => format!("fetching techniques failed: {e}"),
+        _ => RegenError::new(
+            RegenErrorKind::Fetch,
+            format!("fetching techniques failed: {e}"),
+        ),
     }
 }
 
@@ -79,8 +70,8 @@ fn same_technique(listed: &TechniqueSchema, full: &TechniqueSchema) -> Result<()
 }
 
 /// Fetches every technique visible to the key: slug → raw technique object as retrieved.
-pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, String> {
-    let client = client(opts)?;
+pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, RegenError> {
+    let client = client(opts).map_err(RegenError::of(RegenErrorKind::Config))?;
     let listing = bar(opts.progress);
     listing.enable_steady_tick(Duration::from_millis(120));
     listing.set_message("listing techniques");
@@ -110,23 +101,26 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Strin
         let mut known: Vec<&str> = index.iter().map(TechniqueSchema::slug_or_derived).collect();
         known.sort_unstable();
         known.truncate(20);
-        return Err(format!(
-            "--only: no technique upstream has the slug {}; the key sees: {}{}",
-            unmatched
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if known.is_empty() {
-                "no techniques".to_owned()
-            } else {
-                known.join(", ")
-            },
-            if index.len() > known.len() {
-                ", …"
-            } else {
-                ""
-            }
+        return Err(RegenError::new(
+            RegenErrorKind::Config,
+            format!(
+                "--only: no technique upstream has the slug {}; the key sees: {}{}",
+                unmatched
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if known.is_empty() {
+                    "no techniques".to_owned()
+                } else {
+                    known.join(", ")
+                },
+                if index.len() > known.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     // Slugs are file names: refuse unsafe ones, and two that would share a file on a
@@ -134,16 +128,23 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Strin
     let mut by_folded: BTreeMap<String, &str> = BTreeMap::new();
     for t in &wanted {
         let slug = t.slug_or_derived();
-        crate::naming::check_slug(slug).map_err(|e| format!("{e}; refusing to write it"))?;
+        crate::naming::check_slug(slug).map_err(|e| {
+            RegenError::new(RegenErrorKind::Schema, format!("{e}; refusing to write it"))
+        })?;
         if let Some(other) = by_folded.insert(slug.to_lowercase(), slug) {
-            return Err(if other == slug {
-                format!("two techniques share the slug `{slug}`; cannot give both a schema file")
-            } else {
-                format!(
-                    "techniques `{other}` and `{slug}` differ only by case; their schema files \
+            return Err(RegenError::new(
+                RegenErrorKind::Schema,
+                if other == slug {
+                    format!(
+                        "two techniques share the slug `{slug}`; cannot give both a schema file"
+                    )
+                } else {
+                    format!(
+                        "techniques `{other}` and `{slug}` differ only by case; their schema files \
                      would overwrite each other on macOS and Windows"
-                )
-            });
+                    )
+                },
+            ));
         }
     }
 
@@ -170,9 +171,9 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Strin
                     .technique(&t.technique_id)
                     .await
                     .map_err(api_message)?;
-                same_technique(t, &full)?;
+                same_technique(t, &full).map_err(RegenError::of(RegenErrorKind::Schema))?;
                 retrieving.inc(1);
-                Ok::<_, String>((t.slug_or_derived().to_owned(), full.raw().clone()))
+                Ok::<_, RegenError>((t.slug_or_derived().to_owned(), full.raw().clone()))
             }
         })
         .buffer_unordered(concurrency)

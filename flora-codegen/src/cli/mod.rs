@@ -5,8 +5,10 @@
 //! diffs); feature `cli` adds fetching from the API and the binary. The generator core
 //! (`generate`, [`Build`](crate::Build)) stays free of network and CLI dependencies.
 
+mod error;
 #[cfg(feature = "cli")]
 mod fetch;
+mod options;
 mod regen;
 mod report;
 mod surface;
@@ -14,13 +16,15 @@ mod write;
 
 use std::process::ExitCode;
 
+pub use error::{RegenError, RegenErrorKind};
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub use fetch::{FetchOptions, fetch};
+pub use fetch::fetch;
 
 /// Default number of schemas retrieved at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-pub use regen::{Layout, Options, Outcome, read_schemas, regen, schema_text};
+pub use options::{FetchOptions, Options};
+pub use regen::{Layout, Outcome, read_schemas, regen, schema_text};
 
 /// `text` without the API key, any bearer token or Authorization value (flora-api's one
 /// redactor, `flora_api::redact`): nothing the commands print may carry the key, even when a
@@ -40,12 +44,12 @@ pub fn redact(text: &str, _api_key: Option<&str>) -> String {
 /// Runs regen and prints its outcome; `rerun` is the command that updates stale files.
 /// Messages name [`Layout::command`]; the API key is redacted from everything printed.
 pub async fn run_and_print(layout: &Layout, opts: &Options, rerun: &str) -> ExitCode {
-    let key = opts.api_key.as_deref();
+    let key = Some(opts.fetch.api_key.as_str()).filter(|k| !k.is_empty());
     let outcome = match regen(layout, opts).await {
         Ok(o) => o,
         Err(e) => {
             // The message ends with what happened to the tree (nothing, or which files changed).
-            eprintln!("{}", redact(&e, key));
+            eprintln!("{}", redact(&e.to_string(), key));
             eprintln!("{} failed", layout.command);
             return ExitCode::FAILURE;
         }

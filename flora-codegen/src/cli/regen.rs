@@ -12,35 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::error::{RegenError, RegenErrorKind};
+use super::options::Options;
 use super::write::{self, Plan};
 use super::{report, surface};
 use crate::schema_dir;
 use crate::{Config, SchemaFile};
-
-/// What `regen` was asked to do.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Never fetch, even with a key.
-    pub offline: bool,
-    /// Write nothing; report whether anything would change.
-    pub check: bool,
-    /// API key; `None` or empty means offline.
-    pub api_key: Option<String>,
-    /// Base URL override.
-    pub base_url: Option<String>,
-    /// Workspace to list techniques of.
-    pub workspace_id: Option<String>,
-    /// Only fetch and update these slugs.
-    pub only: Vec<String>,
-    /// Show a progress bar (when stderr is a terminal).
-    pub progress: bool,
-    /// Keep local schemas of techniques the server no longer lists.
-    pub keep_local: bool,
-    /// Allow a fetch to remove every technique, or more than half of them.
-    pub allow_mass_removal: bool,
-    /// Schemas retrieved at once (0: the default, 8).
-    pub concurrency: usize,
-}
 
 /// What `regen` did or would do.
 #[derive(Debug, Clone, Default)]
@@ -111,16 +88,21 @@ impl Layout {
 
 /// Reads the `*.json` schema files of `dir` (name → text). A file name that is not UTF-8 is
 /// an error naming it.
-pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, String>, String> {
-    schema_dir::read(dir, "json").map_err(|e| e.to_string())
+pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, String>, RegenError> {
+    schema_dir::read(dir, "json").map_err(|e| RegenError::new(RegenErrorKind::Io, e.to_string()))
 }
 
 /// Pretty JSON with sorted keys and a trailing newline.
-pub fn schema_text(value: &Value) -> Result<String, String> {
+pub fn schema_text(value: &Value) -> Result<String, RegenError> {
     // serde_json's default map is a BTreeMap, so keys come out sorted.
     serde_json::to_string_pretty(value)
         .map(|s| s + "\n")
-        .map_err(|e| format!("cannot serialise a schema: {e}"))
+        .map_err(|e| {
+            RegenError::new(
+                RegenErrorKind::Schema,
+                format!("cannot serialise a schema: {e}"),
+            )
+        })
 }
 
 /// Plans the writes and removals that turn `old` into `new` in `dir`, with the old text.
@@ -161,26 +143,18 @@ fn normalise(text: &str) -> String {
 }
 
 #[cfg(feature = "cli")]
-async fn fetch_all(api_key: String, opts: &Options) -> Result<BTreeMap<String, Value>, String> {
-    super::fetch(&super::FetchOptions {
-        api_key,
-        base_url: opts.base_url.clone(),
-        workspace_id: opts.workspace_id.clone(),
-        only: opts.only.clone(),
-        concurrency: opts.concurrency,
-        progress: opts.progress,
-    })
-    .await
+async fn fetch_all(opts: &Options) -> Result<BTreeMap<String, Value>, RegenError> {
+    super::fetch(&opts.fetch).await
 }
 
 /// Without the network half of the crate, a fetch is refused (before anything is read).
 #[cfg(not(feature = "cli"))]
-async fn fetch_all(_: String, _: &Options) -> Result<BTreeMap<String, Value>, String> {
-    Err(
+async fn fetch_all(_: &Options) -> Result<BTreeMap<String, Value>, RegenError> {
+    Err(RegenError::new(
+        RegenErrorKind::Config,
         "this build of flora-codegen cannot fetch (built without its `cli` feature): run \
-         offline (`--offline`), or build it with `--features cli`"
-            .to_owned(),
-    )
+         offline (`--offline`), or build it with `--features cli`",
+    ))
 }
 
 /// Refuses to write where a file of the user's stands: generated output only ever replaces
@@ -189,7 +163,7 @@ fn refuse_to_replace(
     theirs: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
     shown: &str,
-) -> Result<(), String> {
+) -> Result<(), RegenError> {
     let clashing: Vec<String> = new
         .keys()
         .filter(|name| theirs.contains_key(*name))
@@ -198,41 +172,47 @@ fn refuse_to_replace(
     if clashing.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "refusing to overwrite {}: not written by flora-codegen (no `@generated` header). \
+    Err(RegenError::new(
+        RegenErrorKind::Refused,
+        format!(
+            "refusing to overwrite {}: not written by flora-codegen (no `@generated` header). \
          Generate into a directory of its own (e.g. `--out src/techniques`), or move the file \
          away if it really is an old generated file",
-        clashing.join(", ")
+            clashing.join(", ")
+        ),
     ))
 }
 
 /// Refuses a fetch that would delete every local technique, or more than half of them.
-fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), String> {
+fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), RegenError> {
     if allowed || removed.is_empty() || (removed.len() * 2 <= old && removed.len() < old) {
         return Ok(());
     }
     let mut names = removed.to_vec();
     names.truncate(10);
-    Err(format!(
-        "the server lists none of {} of the {old} local technique(s) ({}{}); refusing to delete \
+    Err(RegenError::new(
+        RegenErrorKind::Refused,
+        format!(
+            "the server lists none of {} of the {old} local technique(s) ({}{}); refusing to delete \
          them. If they really are gone, run again with --allow-mass-removal; to keep them, \
          use --keep-local; check --workspace-id and the API key's workspace",
-        removed.len(),
-        names.join(", "),
-        if removed.len() > names.len() {
-            ", …"
-        } else {
-            ""
-        }
+            removed.len(),
+            names.join(", "),
+            if removed.len() > names.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ),
     ))
 }
 
 /// Runs regen on `layout`. Every error says what happened to the tree: nothing
 /// (`no file was changed`), or exactly which files changed.
-pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, String> {
+pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, RegenError> {
     let (outcome, plans) = plan(layout, opts)
         .await
-        .map_err(|e| format!("{e}\nno file was changed"))?;
+        .map_err(|e| e.note("no file was changed"))?;
     if !opts.check {
         if !outcome.absent_upstream.is_empty() && !opts.keep_local {
             // Said before anything is deleted.
@@ -248,41 +228,43 @@ pub async fn regen(layout: &Layout, opts: &Options) -> Result<Outcome, String> {
 }
 
 /// Everything before writing: fetch or read, generate, report, plan (and diff with `--check`).
-async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), String> {
+async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), RegenError> {
     layout
         .codegen
         .validate()
-        .map_err(|d| crate::config::describe(&d))?;
-    let key = opts.api_key.clone().filter(|k| !k.trim().is_empty());
-    let fetching = layout.fetches && !opts.offline && key.is_some();
+        .map_err(|d| RegenError::new(RegenErrorKind::Config, crate::config::describe(&d)))?;
+    let fetching = layout.fetches && !opts.offline && !opts.fetch.api_key.trim().is_empty();
     let old_schemas = match schema_dir::read(&layout.schemas, "json") {
         Ok(files) => files,
         // A first fetch creates the directory; anything else needs the schemas.
         Err(e) if e.is_missing_dir() && fetching => BTreeMap::new(),
         Err(e) if e.is_missing_dir() => {
-            return Err(format!(
-                "the schema directory {} does not exist; check the path (`--schemas`){}",
-                layout.schemas_shown,
-                if layout.fetches {
-                    ", or fetch it with FLORA_API_KEY set"
-                } else {
-                    ", or fetch schemas first (`flora-codegen fetch --schemas DIR`)"
-                }
+            return Err(RegenError::new(
+                RegenErrorKind::Io,
+                format!(
+                    "the schema directory {} does not exist; check the path (`--schemas`){}",
+                    layout.schemas_shown,
+                    if layout.fetches {
+                        ", or fetch it with FLORA_API_KEY set"
+                    } else {
+                        ", or fetch schemas first (`flora-codegen fetch --schemas DIR`)"
+                    }
+                ),
             ));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(RegenError::new(RegenErrorKind::Io, e.to_string())),
     };
     let mut absent_upstream = Vec::new();
-    let (new_schemas, source) = match key {
-        Some(api_key) if fetching => {
-            let fetched = fetch_all(api_key, opts).await?;
+    let (new_schemas, source) = match fetching {
+        true => {
+            let fetched = fetch_all(opts).await?;
             let mut m = BTreeMap::new();
             for (name, text) in &old_schemas {
                 let slug = name.strip_suffix(".json").unwrap_or(name);
                 if fetched.contains_key(slug) {
                     continue;
                 }
-                if !opts.only.is_empty() {
+                if !opts.fetch.only.is_empty() {
                     m.insert(name.clone(), text.clone());
                 } else {
                     absent_upstream.push(slug.to_owned());
@@ -313,7 +295,7 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
                 };
                 format!("Offline ({why}): regenerating code from the {n} schema(s) in {shown}/.")
             };
-            if layout.fetches && !opts.only.is_empty() {
+            if layout.fetches && !opts.fetch.only.is_empty() {
                 source.push_str(" (--only selects what to fetch; offline, every schema is used.)");
             }
             let normalised = if layout.normalise_schemas {
@@ -340,9 +322,12 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
     let generated = match crate::generate(&schema_files(&new_schemas), &layout.codegen) {
         Ok(g) => g,
         Err(d) if !d.has_errors() => {
-            return Err(format!("{d}, denied by --deny-warnings"));
+            return Err(RegenError::new(
+                RegenErrorKind::Schema,
+                format!("{d}, denied by --deny-warnings"),
+            ));
         }
-        Err(d) => return Err(d.to_string()),
+        Err(d) => return Err(RegenError::new(RegenErrorKind::Schema, d.to_string())),
     };
     let warnings: Vec<String> = generated
         .warnings
@@ -358,7 +343,7 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), S
             let all = match schema_dir::read(dir, "rs") {
                 Ok(files) => files,
                 Err(e) if e.is_missing_dir() => BTreeMap::new(),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(RegenError::new(RegenErrorKind::Io, e.to_string())),
             };
             let (ours, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) = all
                 .into_iter()

@@ -10,6 +10,7 @@
 //!
 //! `--check` reports leftover `.regen-tmp`/`.regen-bak` files (from a killed run) as stale.
 
+use super::error::{RegenError, RegenErrorKind};
 use std::path::{Path, PathBuf};
 
 /// Suffix of staged files.
@@ -84,7 +85,7 @@ enum Done {
 }
 
 /// Applies `plans` all-or-nothing. `Err` says what happened to the tree.
-pub fn apply(plans: &[Plan]) -> Result<(), String> {
+pub fn apply(plans: &[Plan]) -> Result<(), RegenError> {
     // 1. Stage.
     let mut staged: Vec<(PathBuf, &Path)> = Vec::new();
     for plan in plans {
@@ -95,9 +96,9 @@ pub fn apply(plans: &[Plan]) -> Result<(), String> {
                     for (t, _) in &staged {
                         let _ = std::fs::remove_file(t);
                     }
-                    return Err(format!(
-                        "cannot stage {}: {e}\nno file was changed",
-                        path.display()
+                    return Err(RegenError::new(
+                        RegenErrorKind::Io,
+                        format!("cannot stage {}: {e}\nno file was changed", path.display()),
                     ));
                 }
             }
@@ -111,7 +112,10 @@ pub fn apply(plans: &[Plan]) -> Result<(), String> {
         let result = swap_one(plan, path, &mut staged_iter, &mut done);
         if let Err(e) = result {
             let failure = format!("cannot update {}: {e}", path.display());
-            return Err(rollback(done, &staged, failure));
+            return Err(RegenError::new(
+                RegenErrorKind::Io,
+                rollback(done, &staged, failure),
+            ));
         }
     }
     // 3. Commit.
@@ -213,6 +217,8 @@ mod tests {
             Plan::Write(c.clone(), "new c".into()),
         ];
         let err = apply(&plans).unwrap_err();
+        assert_eq!(err.kind(), super::super::RegenErrorKind::Io);
+        let err = err.to_string();
         assert!(err.contains("c.rs"), "{err}");
         assert!(err.contains("rolled back: no file was changed"), "{err}");
         assert_eq!(read(&a).as_deref(), Some("old a"));
@@ -233,7 +239,8 @@ mod tests {
             Plan::Write(a.clone(), "new a".into()),
             Plan::Write(long, "x".into()),
         ])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no file was changed"), "{err}");
         assert_eq!(read(&a).as_deref(), Some("old a"));
         assert!(

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 use flora_codegen::Config;
-use flora_codegen::cli::{DEFAULT_CONCURRENCY, Options};
+use flora_codegen::cli::{DEFAULT_CONCURRENCY, FetchOptions, Options};
 
 /// The fetch flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,14 +43,16 @@ impl FetchArgs {
         Options {
             offline,
             check: self.check,
-            api_key: std::env::var("FLORA_API_KEY").ok(),
-            base_url: self.base_url.clone(),
-            workspace_id: self.workspace_id.clone(),
-            only: self.only.clone(),
-            progress: std::io::stderr().is_terminal(),
+            fetch: FetchOptions {
+                api_key: std::env::var("FLORA_API_KEY").unwrap_or_default(),
+                base_url: self.base_url.clone(),
+                workspace_id: self.workspace_id.clone(),
+                only: self.only.clone(),
+                progress: std::io::stderr().is_terminal(),
+                concurrency: self.concurrency,
+            },
             keep_local: self.keep_local,
             allow_mass_removal: self.allow_mass_removal,
-            concurrency: self.concurrency,
         }
     }
 
