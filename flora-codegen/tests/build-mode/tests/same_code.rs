@@ -31,7 +31,9 @@ fn build_mode_output_is_the_generated_files() {
         std::fs::read_to_string(concat!(env!("OUT_DIR"), "/flora_techniques.rs")).unwrap();
     let generated = flora_codegen::generate(
         &schema_files(&manifest.join("flora-schemas"), "flora-schemas"),
-        &flora_codegen::Config::new().test_util_feature("test-util"),
+        &flora_codegen::Config::new()
+            .test_util_feature("test-util")
+            .module_path("flora_build_mode::techniques"),
     )
     .unwrap();
     assert_eq!(included, generated.single_file());
@@ -85,10 +87,11 @@ fn tempfile_dir() -> std::path::PathBuf {
     d
 }
 
-/// The generated code works with the real client (here, against nothing: a bad URL input is
-/// refused before any request).
-#[tokio::test]
-async fn generated_techniques_are_usable() {
+/// The generated code runs through the real client (its `send`, retries and polling, with
+/// `FakeFlora` as the connector): the typed input goes out as sent, optional inputs left
+/// out, and the typed outputs come back; a URL the type refuses never becomes an input.
+#[tokio::test(start_paused = true)]
+async fn generated_techniques_run_through_the_real_client() {
     use flora_api::Technique;
     use flora_build_mode::techniques::{ClipTeaser, StickerMaker};
     assert_eq!(StickerMaker::SLUG, "sticker-maker");
@@ -97,7 +100,13 @@ async fn generated_techniques_are_usable() {
         clip: flora_api::VideoUrl::parse("https://e.com/a.mp4").unwrap(),
         voice: None,
     };
-    assert_eq!(t.inputs().len(), 1);
+    assert_eq!(t.inputs().len(), 1, "the optional input is left out");
+    let fake = flora_api::testing::FakeFlora::new();
+    fake.technique::<ClipTeaser>().pending_polls(1).completes();
+    let done = t.run(&fake.client()).await.unwrap();
+    assert_eq!(fake.runs::<ClipTeaser>(), vec![t]);
+    assert!(!done.run_id.is_empty());
+    assert!(flora_api::VideoUrl::parse("http://e.com/a.mp4").is_err());
 }
 
 /// The facade build names the runtime only through `::my_facade::flora`.
