@@ -204,8 +204,9 @@ fn own_args() -> Vec<Arg> {
 /// is known: where to read it, how long to take, how to print. Every `--name` that is not
 /// one of `run`'s flags stands for an input flag and, as those do, takes one value (which may
 /// start with `-`), so clap reads the words here as it will once the schema is known.
-/// Arguments clap cannot read leave the defaults; the full parse reports them.
-pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> RunFlags {
+/// A mistake in them (a bad `--timeout`, `--json` with `--quiet`) is one the full parse would
+/// report too, so it is reported now, before the schema is read.
+pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap::Error> {
     let mut cmd = Command::new("run")
         .no_binary_name(true)
         .disable_help_flag(true)
@@ -236,10 +237,8 @@ pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> RunFlags {
             );
         }
     }
-    cmd.try_get_matches_from(rest)
-        .ok()
-        .and_then(|m| RunFlags::from_arg_matches(&m).ok())
-        .unwrap_or_default()
+    let matches = cmd.try_get_matches_from(rest)?;
+    RunFlags::from_arg_matches(&matches)
 }
 
 /// Problems with values that are `run`'s own flags (`--prompt --json`): inputs accept values
@@ -324,10 +323,11 @@ mod tests {
 
     #[test]
     fn runs_own_flags_are_read_before_the_schema_as_clap_reads_them_after() {
-        let early = |words: &[&str]| {
+        let parse = |words: &[&str]| {
             let words: Vec<std::ffi::OsString> = words.iter().map(Into::into).collect();
             early_flags(&words)
         };
+        let early = |words: &[&str]| parse(words).unwrap();
         // `--json` here is the value of the input `--prompt`, as the full parse will take it.
         let f = early(&["--prompt", "--json", "--schemas=d", "--timeout", "5s"]);
         assert!(!f.format.json);
@@ -350,14 +350,12 @@ mod tests {
         // `--help` is only noted: the schema it needs is still read from `--schemas`.
         let f = early(&["--schemas", "d", "--help"]);
         assert!(f.schema_dir.schemas.is_some());
-        // After `--`, words are values; what clap cannot read leaves the defaults.
-        assert!(
-            early(&["--", "--schemas", "d"])
-                .schema_dir
-                .schemas
-                .is_none()
-        );
-        assert!(early(&["--timeout", "soon"]).deadline.timeout.is_none());
+        // A mistake in run's own flags is found now, as the full parse would find it; `run`
+        // takes no positional words, before or after `--`.
+        assert!(parse(&["--", "--schemas", "d"]).is_err());
+        let err = parse(&["--schemas", "d", "--timeout", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--timeout"), "{err}");
+        assert!(parse(&["--json", "--quiet"]).is_err());
         // An unknown flag at the end (a mistake the full parse names) keeps the rest.
         assert!(early(&["--json", "--bogus"]).format.json);
     }

@@ -34,12 +34,7 @@ pub fn main() -> ExitCode {
 /// Runs `floret` with `argv` (the program name first).
 pub fn run_with(argv: Vec<OsString>) -> ExitCode {
     // Before parsing: a usage error in `--json` mode is one JSON object too.
-    let words = || argv.iter().skip(1).take_while(|a| *a != "--");
-    let mode = Mode::of(
-        words().any(|a| a == "--json"),
-        words().any(|a| a == "--jsonl"),
-        false,
-    );
+    let mode = Mode::for_usage_errors(argv.get(1..).unwrap_or_default());
     let cli = match args::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e, mode),
@@ -64,10 +59,13 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
         } = cli;
         if let args::Command::Run { rest, .. } = &command {
             // The global flags `run` takes after its slug (`floret run t --base-url U`).
-            let given = inputs::early_flags(rest).global;
-            global.base_url = given.base_url.or(global.base_url);
-            global.workspace_id = given.workspace_id.or(global.workspace_id);
-            global.api_key_stdin |= given.api_key_stdin;
+            // (A mistake in them is reported by `run` itself.)
+            if let Ok(given) = inputs::early_flags(rest) {
+                let given = given.global;
+                global.base_url = given.base_url.or(global.base_url);
+                global.workspace_id = given.workspace_id.or(global.workspace_id);
+                global.api_key_stdin |= given.api_key_stdin;
+            }
         }
         let session = session::Session::new(global, interrupt);
         commands::dispatch(command, session, args).await

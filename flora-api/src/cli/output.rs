@@ -32,6 +32,22 @@ impl Mode {
         }
     }
 
+    /// How a usage error that clap found is printed, before any flag could be read: as one
+    /// JSON object when `--json` or `--jsonl` is among the words (before a `--`).
+    pub(crate) fn for_usage_errors<S: AsRef<std::ffi::OsStr>>(words: &[S]) -> Mode {
+        let words = || {
+            words
+                .iter()
+                .map(AsRef::as_ref)
+                .take_while(|a| *a != std::ffi::OsStr::new("--"))
+        };
+        Mode::of(
+            words().any(|a| a == std::ffi::OsStr::new("--json")),
+            words().any(|a| a == std::ffi::OsStr::new("--jsonl")),
+            false,
+        )
+    }
+
     fn is_json(self) -> bool {
         matches!(self, Mode::Json | Mode::Jsonl)
     }

@@ -41,7 +41,10 @@ pub(super) async fn run(
 ) -> ExitCode {
     let began = Instant::now();
     // What is needed before the schema: where it is, how long to take, how to print.
-    let given = inputs::early_flags(&rest);
+    let given = match inputs::early_flags(&rest) {
+        Ok(given) => given,
+        Err(e) => return super::super::clap_exit(e, Mode::for_usage_errors(&rest)),
+    };
     let early = session.out(mode(&given));
     let dir = given.schema_dir.schemas;
     let timeout = given.deadline.timeout;
