@@ -93,7 +93,8 @@ impl RetryPolicy {
     pub fn retries(&self) -> u32 {
         self.max_retries
     }
-    /// Exponential backoff bounds when the server gives no `Retry-After`.
+    /// Exponential backoff bounds when the server gives no `Retry-After` (the smaller is
+    /// taken as the first delay, whichever order they come in).
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff_min = min.min(max);
         self.backoff_max = max.max(min);
