@@ -159,7 +159,7 @@ pub use connector::install_crypto_provider;
 pub use download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions};
 pub use drift::Drift;
 pub use endpoints::{ListRuns, ListTechniques, StartOptions};
-pub use error::{ApiError, ApiErrorCode, Error, ErrorClass, FieldError};
+pub use error::{ApiError, ApiErrorCode, Error, ErrorClass, FieldError, RetryClass};
 /// The contract version generated code checks at compile time, and the slot-type table
 /// flora-codegen's tests check against its own.
 #[doc(hidden)]

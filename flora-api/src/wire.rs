@@ -161,7 +161,9 @@ pub(crate) enum SlotClass<'a> {
 }
 
 open_enum!(
-    /// Why a run failed (`error_code` on a failed run).
+    /// Why a run failed (`error_code` on a failed run): techniques send lower-case codes,
+    /// generations upper-case ones. Open: a code this version does not know is kept in
+    /// `Other`. [`retry_class`](Self::retry_class) says what to do about each.
     RunErrorCode, Other {
         /// The model timed out; transient, a new run may succeed.
         ModelTimeout = "model_timeout",
@@ -173,6 +175,74 @@ open_enum!(
         InternalError = "internal_error",
         /// The model provider failed.
         ProviderError = "provider_error",
+        /// The provider timed out.
+        GenerationProviderTimeout = "GENERATION_PROVIDER_TIMEOUT",
+        /// The generation did not start.
+        GenerationFailedToStart = "GENERATION_FAILED_TO_START",
+        /// The GPU provider failed (often a safety refusal in disguise: see the message).
+        GpuProviderError = "GPU_PROVIDER_ERROR",
+        /// The result could not be uploaded.
+        GenerationFailedToUpload = "GENERATION_FAILED_TO_UPLOAD",
+        /// A generic generation error.
+        GenerationGenericError = "GENERATION_GENERIC_ERROR",
+        /// The generation's state could not be updated.
+        GenerationFailedToUpdate = "GENERATION_FAILED_TO_UPDATE",
+        /// FLORA's server failed.
+        ServerError = "SERVER_ERROR",
+        /// The result could not be fetched.
+        GenerationFailedToGet = "GENERATION_FAILED_TO_GET",
+        /// A step before the generation failed.
+        GenerationPregenerationFailed = "GENERATION_PREGENERATION_FAILED",
+        /// A step after the generation failed.
+        GenerationPostgenerationFailed = "GENERATION_POSTGENERATION_FAILED",
+        /// Mapping the provider's answer failed.
+        GenerationMapAfterRequestFailed = "GENERATION_MAP_AFTER_REQUEST_FAILED",
+        /// A service downstream failed.
+        GenerationDownstreamServiceError = "GENERATION_DOWNSTREAM_SERVICE_ERROR",
+        /// The provider's queue is too long.
+        GenerationQueueTooLarge = "GENERATION_QUEUE_TOO_LARGE",
+        /// The provider answered with something unusable.
+        GenerationInvalidProviderResponse = "GENERATION_INVALID_PROVIDER_RESPONSE",
+        /// The provider's queue does not move.
+        GenerationQueueNotMoving = "GENERATION_QUEUE_NOT_MOVING",
+        /// No result came back (sometimes a safety refusal: see the message).
+        GenerationNoResult = "GENERATION_NO_RESULT",
+        /// The provider is switched off for now.
+        GenerationCircuitBreakerOpen = "GENERATION_CIRCUIT_BREAKER_OPEN",
+        /// Polling the provider failed.
+        GenerationModalPollError = "GENERATION_MODAL_POLL_ERROR",
+        /// An audio generation failed.
+        AudioGenerationError = "AUDIO_GENERATION_ERROR",
+        /// The provider's status could not be read.
+        GenerationProviderFailedToGetStatus = "GENERATION_PROVIDER_FAILED_TO_GET_STATUS",
+        /// The prompt was moderated.
+        GenerationPromptModerated = "GENERATION_PROMPT_MODERATED",
+        /// The parameters were refused.
+        GenerationInvalidParams = "GENERATION_INVALID_PARAMS",
+        /// The model refused.
+        LlmRefusal = "LLM_REFUSAL",
+        /// An input URL was refused.
+        GenerationInvalidUrl = "GENERATION_INVALID_URL",
+        /// An input was refused.
+        GenerationInputValidation = "GENERATION_INPUT_VALIDATION",
+        /// The provider's endpoint does not exist.
+        GenerationEndpointNotFound = "GENERATION_ENDPOINT_NOT_FOUND",
+        /// Preparing the provider's request failed.
+        GenerationMapBeforeRequestFailed = "GENERATION_MAP_BEFORE_REQUEST_FAILED",
+        /// The provider does not support this.
+        GenerationProviderNotSupported = "GENERATION_PROVIDER_NOT_SUPPORTED",
+        /// Not enough credits.
+        BillingNotEnoughCredits = "BILLING_NOT_ENOUGH_CREDITS",
+        /// The credits limit is reached.
+        BillingCreditsLimitExceeded = "BILLING_CREDITS_LIMIT_EXCEEDED",
+        /// The run would pass the limit.
+        BillingWouldExceedLimit = "BILLING_WOULD_EXCEED_LIMIT",
+        /// Credits could not be reserved.
+        BillingFailedToReserveCredits = "BILLING_FAILED_TO_RESERVE_CREDITS",
+        /// The generation was not paid.
+        GenerationNotPaid = "GENERATION_NOT_PAID",
+        /// The generation was cancelled.
+        GenerationCancelled = "GENERATION_CANCELLED",
     }
 );
 

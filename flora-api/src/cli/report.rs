@@ -2,7 +2,7 @@
 //! codes (`--help` and README are checked against it), and library errors in floret's
 //! terms (flags and commands, never library names).
 
-use crate::error::{Error, ErrorClass};
+use crate::error::{Error, ErrorClass, RetryClass};
 
 /// The documented exit codes: one table, read by `--help` ([`exit_codes_help`]) and checked
 /// against README.
@@ -289,6 +289,7 @@ impl From<Error> for Failure {
         };
         f.message = message;
         f.idempotency_key = e.idempotency_key().map(str::to_owned);
+        f.retry_class = e.retry_class().map(RetryClass::as_str);
         f
     }
 }
@@ -318,6 +319,17 @@ mod tests {
         let f = Failure::from(failed);
         assert_eq!((f.exit.code(), f.code.as_str()), (3, "safety_blocked"));
         assert_eq!(f.run_id.as_deref(), Some("run_1"));
+        assert_eq!(
+            f.retry_class,
+            Some("change_input"),
+            "--json carries the class"
+        );
+        let provider = Failure::from(Error::RunFailed {
+            run_id: "run_3".into(),
+            code: Some(crate::RunErrorCode::GpuProviderError),
+            message: Some("GPU out of memory".into()),
+        });
+        assert_eq!(provider.retry_class, Some("retry_now"));
         let timeout = Error::WaitTimeout {
             run_id: "run_2".into(),
             last_status: crate::RunStatus::Running,

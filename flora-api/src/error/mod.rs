@@ -10,6 +10,7 @@ use crate::wire::{AssetStatus, RunErrorCode, RunStatus};
 
 mod api;
 mod class;
+mod run_class;
 
 pub(crate) use api::snippet;
 pub use api::{ApiError, ApiErrorCode, FieldError};
@@ -17,6 +18,7 @@ pub use class::ErrorClass;
 #[cfg(feature = "test-util")]
 pub(crate) use class::code_for_status;
 pub(crate) use class::retryable_status;
+pub use run_class::RetryClass;
 
 /// Everything that can go wrong talking to FLORA.
 #[derive(Debug, thiserror::Error)]
@@ -412,7 +414,8 @@ impl Error {
 
     /// Whether trying the same call again later may succeed.
     ///
-    /// A failed run ([`Error::RunFailed`]) that is retryable (`model_timeout`) must be tried
+    /// A failed run ([`Error::RunFailed`]) that is retryable (its [`retry_class`](Self::retry_class)
+    /// is retry now or later, e.g. `model_timeout`) must be tried
     /// as a **new run under a new idempotency key**: FLORA answers the old key with the
     /// failed run again. [`RunHandle::retry`](crate::RunHandle::retry) does that (the same
     /// inputs under a key derived from the first); with a key of your own, pass a new one.
@@ -423,8 +426,9 @@ impl Error {
     }
 
     /// What this error means for the caller (see [`ErrorClass`]): an answer's by its status
-    /// and FLORA's code; a connection, timeout or stall is transient; a failed run is
-    /// transient only for `model_timeout` (as a new run); a run that may exist is a
+    /// and FLORA's code; a connection, timeout or stall is transient; a failed run by its
+    /// [`retry_class`](Self::retry_class) (retry now or later: transient, as a new run;
+    /// change the input: invalid input; else fatal); a run that may exist is a
     /// conflict (repeat it under its key, never afresh); a value refused before sending is
     /// invalid input.
     pub fn class(&self) -> ErrorClass {
@@ -436,15 +440,29 @@ impl Error {
             Error::Connection { .. } | Error::Timeout { .. } | Error::Stalled { .. } => {
                 ErrorClass::Transient
             }
-            Error::RunFailed {
-                code: Some(RunErrorCode::ModelTimeout),
-                ..
-            } => ErrorClass::Transient,
+            Error::RunFailed { code, message, .. } => {
+                match RetryClass::of(code.as_ref(), message.as_deref()) {
+                    RetryClass::RetryNow | RetryClass::RetryLater => ErrorClass::Transient,
+                    RetryClass::ChangeInput => ErrorClass::InvalidInput,
+                    RetryClass::NotRetryable => ErrorClass::Fatal,
+                }
+            }
             Error::RunMayExist { .. } => ErrorClass::Conflict,
             Error::InvalidInput(_) | Error::Config(_) | Error::FileExists { .. } => {
                 ErrorClass::InvalidInput
             }
             _ => ErrorClass::Fatal,
+        }
+    }
+
+    /// For a failed run ([`Error::RunFailed`]): what to do about it, from its code and
+    /// message ([`RetryClass::of`]). A retry is a new run, billed again.
+    pub fn retry_class(&self) -> Option<RetryClass> {
+        match self {
+            Error::RunFailed { code, message, .. } => {
+                Some(RetryClass::of(code.as_ref(), message.as_deref()))
+            }
+            _ => None,
         }
     }
 
