@@ -113,12 +113,13 @@ impl Batch {
             Some(m) => format!("{code}: {}", values::shorten(m)),
             None => code,
         };
+        let class = crate::RetryClass::of(run.error_code.as_ref(), run.error_message.as_deref());
         self.journal().finished(
             row.pos,
             ItemState::Failed,
             run.charged_cost,
             Some(&outputs),
-            Some(&why),
+            Some((&why, Some(class))),
         )?;
         self.costs.ended(run.charged_cost, false);
         self.emit(Event::Failed {
@@ -373,7 +374,7 @@ impl Batch {
     /// Ends an item as failed before it had a run (a value refused, the request refused).
     pub(crate) fn refuse(&self, row: &ItemRow, why: String) -> Result<(), Error> {
         self.journal()
-            .finished(row.pos, ItemState::Failed, None, None, Some(&why))?;
+            .finished(row.pos, ItemState::Failed, None, None, Some((&why, None)))?;
         self.emit(Event::Failed {
             key: row.key.clone(),
             error: why,

@@ -102,7 +102,11 @@ pub(crate) fn journal_items(
 
 /// `retry-failed`: failed (and with `unclear`, needs-review) items back to planned.
 #[cfg(feature = "cli")]
-pub(crate) fn journal_retry(path: &std::path::Path, unclear: bool) -> Result<usize, crate::Error> {
+pub(crate) fn journal_retry(
+    path: &std::path::Path,
+    unclear: bool,
+    transient: bool,
+) -> Result<usize, crate::Error> {
     let (journal, _) = journal::Journal::open(path)?;
-    journal.retry(unclear)
+    journal.retry(unclear, transient)
 }

@@ -271,7 +271,15 @@ impl Batch {
     /// attempt: their next run gets a new key, on purpose. What their runs were charged stays
     /// in the ledger.
     pub fn retry_failed(&self, unclear: bool) -> Result<usize, Error> {
-        self.journal().retry(unclear)
+        self.journal().retry(unclear, false)
+    }
+
+    /// [`retry_failed`](Self::retry_failed) for failed runs a new run may cure only: those
+    /// whose [`RetryClass`](crate::RetryClass) is retry now or later. Refusals (moderation,
+    /// invalid parameters, a safety refusal under any code), billing, access and codes this
+    /// version does not know stay failed.
+    pub fn retry_transient(&self, unclear: bool) -> Result<usize, Error> {
+        self.journal().retry(unclear, true)
     }
 
     /// Drives every unfinished item to its end (or until stopped) and returns the summary.

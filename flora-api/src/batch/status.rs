@@ -29,6 +29,7 @@ pub(crate) fn row_json(r: &ItemRow) -> Value {
     json!({
         "key": r.key, "state": r.state.as_str(), "run_id": r.run_id,
         "idempotency_key": r.idem, "charged_cost": r.charged, "error": r.error,
+        "retry_class": r.retry_class,
         "inputs": r.values, "outputs": parsed(&r.outputs), "saved": parsed(&r.saved),
     })
 }

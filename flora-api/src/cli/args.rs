@@ -253,6 +253,11 @@ pub(crate) enum BatchCommand {
         /// Also items whose run could not be identified (needs review).
         #[arg(long)]
         include_unclear: bool,
+        /// Only failed runs a new run may cure: FLORA's "retry now" and "retry later" codes.
+        /// Refusals (moderation, invalid parameters, a safety refusal under any code),
+        /// billing, access and unknown codes stay failed.
+        #[arg(long)]
+        transient: bool,
     },
 }
 

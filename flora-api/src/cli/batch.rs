@@ -125,9 +125,10 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
         BatchCommand::RetryFailed {
             journal,
             include_unclear,
+            transient,
         } => {
             let out = session.out(Mode::Human);
-            let result = crate::batch::journal_retry(&journal, include_unclear)
+            let result = crate::batch::journal_retry(&journal, include_unclear, transient)
                 .map(|n| {
                     out.line(&format!(
                         "{n} item(s) back in the plan; `{}` runs them",

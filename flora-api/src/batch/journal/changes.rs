@@ -119,16 +119,21 @@ impl Journal {
         state: ItemState,
         charged: Option<f64>,
         outputs: Option<&str>,
-        error: Option<&str>,
+        error: Option<(&str, Option<crate::RetryClass>)>,
     ) -> Result<(), Error> {
         let path = self.path.clone();
         let e = |e: rusqlite::Error| journal_error(&path, e);
         let tx = self.conn.transaction().map_err(e)?;
+        let (error, class) = match error {
+            Some((why, class)) => (Some(why), class.map(crate::RetryClass::as_str)),
+            None => (None, None),
+        };
         let changed = tx
             .execute(
-                "UPDATE items SET state = ?2, charged = ?3, outputs = ?4, error = ?5 \
+                "UPDATE items SET state = ?2, charged = ?3, outputs = ?4, error = ?5, \
+                 retry_class = ?6 \
                  WHERE pos = ?1 AND state IN ('created', 'planned', 'uploading', 'submitting')",
-                params![pos, state, charged, outputs, error],
+                params![pos, state, charged, outputs, error, class],
             )
             .map_err(e)?;
         if changed != 1 {
@@ -167,18 +172,24 @@ impl Journal {
     }
 
     /// Failed (and, with `unclear`, needs-review) items back to planned under a new attempt,
-    /// so their next run gets a new key; their runs' charges stay in the ledger. Returns how
+    /// so their next run gets a new key; their runs' charges stay in the ledger. With
+    /// `transient`, only failed runs a new run may cure (retry now or later). Returns how
     /// many.
-    pub(crate) fn retry(&self, unclear: bool) -> Result<usize, Error> {
-        let states = if unclear {
-            "('failed', 'needs_review')"
+    pub(crate) fn retry(&self, unclear: bool, transient: bool) -> Result<usize, Error> {
+        let failed = if transient {
+            "(state = 'failed' AND retry_class IN ('retry_now', 'retry_later'))"
         } else {
-            "('failed')"
+            "state = 'failed'"
+        };
+        let unclear = if unclear {
+            " OR state = 'needs_review'"
+        } else {
+            ""
         };
         self.exec(
             &format!(
                 "UPDATE items SET {REPLAN}, charged = NULL, error = NULL, outputs = NULL, \
-                 saved = NULL WHERE state IN {states}"
+                 saved = NULL, retry_class = NULL WHERE {failed}{unclear}"
             ),
             [],
         )

@@ -37,6 +37,8 @@ pub(crate) struct ItemRow {
     pub run_id: Option<String>,
     pub charged: Option<f64>,
     pub error: Option<String>,
+    /// For a failed run: what to do about it (`RetryClass::as_str`).
+    pub retry_class: Option<String>,
     pub outputs: Option<String>,
     pub saved: Option<String>,
 }
@@ -96,6 +98,9 @@ const MIGRATIONS: &[&str] = &[
     // 3: the folders outputs are staged in, journaled before a save starts there: what a
     // killed save left is found and removed by the next run of the batch.
     "CREATE TABLE staging (dir TEXT PRIMARY KEY);",
+    // 4: what to do about a failed run (`RetryClass`, from its code and message), so
+    // `retry-failed --transient` resubmits only what a new run may cure.
+    "ALTER TABLE items ADD COLUMN retry_class TEXT;",
 ];
 
 /// The journal version this floret writes.

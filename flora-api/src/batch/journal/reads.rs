@@ -72,7 +72,8 @@ impl Journal {
             .conn
             .prepare(&format!(
                 "SELECT pos, key, vals, state, attempt, idem, intent_at, run_id, charged, error, \
-                 outputs, saved, sent_at, body, solo, COALESCE(name, key) FROM items {tail}{order}"
+                 outputs, saved, sent_at, body, solo, COALESCE(name, key), retry_class \
+                 FROM items {tail}{order}"
             ))
             .map_err(e)?;
         let rows = stmt
@@ -95,6 +96,7 @@ impl Journal {
                     body: r.get(13)?,
                     solo: r.get::<_, i64>(14)? != 0,
                     name: r.get(15)?,
+                    retry_class: r.get(16)?,
                 })
             })
             .map_err(e)?

@@ -123,9 +123,9 @@ fn the_ledger_keeps_every_charge_across_retries() {
     let mut j = Journal::create(&path, &meta(), &plan(1), &[]).unwrap();
     j.submitting(0, "k", "[]", 1.0).unwrap();
     j.created(0, "run_1", 2.0).unwrap();
-    j.finished(0, ItemState::Failed, Some(0.5), None, Some("x"))
+    j.finished(0, ItemState::Failed, Some(0.5), None, Some(("x", None)))
         .unwrap();
-    assert_eq!(j.retry(false).unwrap(), 1);
+    assert_eq!(j.retry(false, false).unwrap(), 1);
     j.submitting(0, "k2", "[]", 3.0).unwrap();
     j.created(0, "run_2", 4.0).unwrap();
     j.finished(0, ItemState::Completed, Some(0.5), None, None)

@@ -287,6 +287,50 @@ async fn retry_failed_keeps_what_was_charged() {
     assert_eq!(fake.run_count(), 6);
 }
 
+/// `retry-failed --transient`: only runs a new run may cure go back in the plan. A queue
+/// that was full and a model timeout do; a safety refusal reported under a "retry now"
+/// provider code, and a code this version does not know, stay failed.
+#[tokio::test(start_paused = true)]
+async fn retry_transient_resubmits_only_runs_a_new_run_may_cure() {
+    let fake = FakeFlora::new();
+    let fails = |key: &'static str, code: &str, message: &str| {
+        fake.technique::<CctvCam>()
+            .when(move |t| t.input_image.as_str().ends_with(&format!("/{key}.png")))
+            .fails(code, message);
+    };
+    fails("queue", "GENERATION_QUEUE_TOO_LARGE", "the queue is full");
+    fails("timeout", "model_timeout", "the model timed out");
+    fails(
+        "safety",
+        "GPU_PROVIDER_ERROR",
+        "rejected by the safety system",
+    );
+    fails("new", "SOMETHING_NEW", "?");
+    let client = fake.client();
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<PlanItem> = ["queue", "timeout", "safety", "new"]
+        .iter()
+        .map(|k| url_item(k))
+        .collect();
+    let batch = create(&client, dir.path(), &items, fast()).await;
+    assert_eq!(batch.run().await.unwrap().failed, 4);
+    assert_eq!(batch.retry_transient(false).unwrap(), 2);
+    let rows = batch.items_json().unwrap();
+    let row = |key: &str| rows.iter().find(|r| r["key"] == key).unwrap().clone();
+    assert_eq!(row("queue")["state"], "planned");
+    assert_eq!(row("timeout")["state"], "planned");
+    assert_eq!(row("safety")["state"], "failed");
+    assert_eq!(
+        row("safety")["retry_class"],
+        "change_input",
+        "export says why"
+    );
+    assert_eq!(row("new")["state"], "failed");
+    assert_eq!(row("new")["retry_class"], "not_retryable");
+    // The rest can still be sent again on purpose.
+    assert_eq!(batch.retry_failed(false).unwrap(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_shared_local_file_is_uploaded_once_per_batch() {
     let fake = fake();
