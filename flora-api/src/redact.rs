@@ -43,6 +43,34 @@ pub fn redact<'a>(text: &'a str, key: Option<&str>, others: &[&str]) -> Cow<'a, 
 
 /// `text` without the key (as given, and trimmed as sent) and nothing else: for data that is
 /// the answer's own, where a phrase like `Bearer bonds` is content, not a token.
+/// [`redact_key`] for a string of a server's answer that will be read as data: besides the
+/// key as written, a URL whose parsed form holds the key (any case: hosts are lower-cased;
+/// percent-escapes and full-width letters in a host are decoded; tabs and newlines dropped)
+/// is replaced whole, so it can reach no URL value, `Debug` or request.
+pub(crate) fn redact_answer_string<'a>(text: &'a str, key: &str) -> Cow<'a, str> {
+    let out = redact_key(text, key);
+    let secret = key.trim().to_ascii_lowercase();
+    if secret.len() >= MIN_SECRET_LEN
+        && out.contains(':')
+        && url::Url::parse(&out).is_ok_and(|u| u.as_str().to_ascii_lowercase().contains(&secret))
+    {
+        return Cow::Owned(REDACTED.to_owned());
+    }
+    out
+}
+
+/// Whether a server's answer text could hold the key in any form [`redact_answer_string`]
+/// looks for: it does not when it has no escape (`\`), no percent-escape and no non-ASCII
+/// character, and the key (trimmed, any case) is not in it. Such text decodes string for
+/// string as it reads, and no URL in it parses into one holding the key.
+pub(crate) fn may_hold_key(text: &str, key: &str) -> bool {
+    let secret = key.trim().to_ascii_lowercase();
+    text.contains('\\')
+        || text.contains('%')
+        || !text.is_ascii()
+        || text.to_ascii_lowercase().contains(&secret)
+}
+
 pub(crate) fn redact_key<'a>(text: &'a str, key: &str) -> Cow<'a, str> {
     let mut out = Cow::Borrowed(text);
     for secret in [key, key.trim()] {

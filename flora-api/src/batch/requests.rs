@@ -52,7 +52,11 @@ impl Batch {
         let policy = &self.options.retry;
         // A throttled request never runs out of attempts: the window is what adapts to it.
         let retry = if throttled { 1 } else { attempt };
-        let delay = policy.delays().nth(retry.saturating_sub(1) as usize);
+        let delay = policy
+            .delays()
+            .nth(retry.saturating_sub(1) as usize)
+            // Even a policy of no retries: the window adapts to a throttled request instead.
+            .or_else(|| throttled.then_some(policy.backoff_min));
         let wait = match policy.next(class, e.retry_after(), delay) {
             Next::After(wait) => wait,
             // Longer than the policy sleeps through: everyone waits the longest it does.

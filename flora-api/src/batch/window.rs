@@ -130,7 +130,11 @@ impl Window {
 
     /// Pauses every request for `wait` (a 429's `Retry-After`).
     pub(crate) fn cool_down(&self, wait: std::time::Duration) {
-        let until = tokio::time::Instant::now() + wait;
+        // A wait too long to represent is a day: a stop (or a resume) ends it sooner.
+        let now = tokio::time::Instant::now();
+        let until = now
+            .checked_add(wait)
+            .unwrap_or(now + std::time::Duration::from_secs(86_400));
         let mut s = self.lock();
         if s.cooldown_until.is_none_or(|u| u < until) {
             s.cooldown_until = Some(until);

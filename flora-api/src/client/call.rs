@@ -287,14 +287,14 @@ impl Client {
         // escaped or not) never gets it into decoded values, errors or logs. Only the key
         // itself: what merely looks like a token (`Bearer bonds`) is the answer's own data.
         let key = self.inner.api_key.expose_secret();
-        // Text without a single escape is decoded string for string as it reads, so when the
-        // key (as sent, trimmed) is not in it, it is in no decoded value: decode straight into
-        // `T` (one pass, no intermediate tree; the usual answer).
-        if !body.contains('\\') && !body.contains(key.trim()) {
+        // Text that cannot hold the key in any form is decoded straight into `T` (one pass,
+        // no intermediate tree; the usual answer). Else every string is cleaned first, a URL
+        // whose parsed form holds the key included.
+        if !crate::redact::may_hold_key(&body, key) {
             return serde_json::from_str(&body).map_err(decode_error);
         }
         let mut value: serde_json::Value = serde_json::from_str(&body).map_err(decode_error)?;
-        crate::redact::redact_json(&mut value, &|t| crate::redact::redact_key(t, key));
+        crate::redact::redact_json(&mut value, &|t| crate::redact::redact_answer_string(t, key));
         serde_json::from_value(value).map_err(|source| Error::Decode {
             endpoint: call.endpoint(),
             snippet: snippet(&self.redact(&body)),

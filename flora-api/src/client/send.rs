@@ -204,7 +204,7 @@ impl Client {
                 None => per_attempt,
             };
             let verdict = match self
-                .attempt(exchange, bound, &span)
+                .attempt(exchange, bound, deadline, &span)
                 .instrument(span.clone())
                 .await
             {
@@ -232,7 +232,8 @@ impl Client {
                 // A longer pause than we sleep through: say so now (the error keeps it).
                 Next::TooLong | Next::Stop => return Err(last),
             };
-            if deadline.is_some_and(|at| tokio::time::Instant::now() + delay >= at) {
+            let next_at = tokio::time::Instant::now().checked_add(delay);
+            if deadline.is_some_and(|at| next_at.is_none_or(|next| next >= at)) {
                 tracing::debug!(parent: &span, error = %last, "{endpoint}: no retry within the deadline");
                 return Err(last);
             }
@@ -246,12 +247,28 @@ impl Client {
         &self,
         exchange: &mut E,
         per_attempt: Duration,
+        deadline: Option<tokio::time::Instant>,
         span: &tracing::Span,
     ) -> Result<Verdict<E::Output>, Error> {
         let inner = &self.inner;
         // Closed only if the client is dropped mid-call, which cannot happen here. Taken
         // before the body is built: a queued upload holds no file open and reads nothing.
-        let _permit = inner.in_flight.acquire().await.ok();
+        // Within the deadline: a request that could not leave before it never leaves.
+        let permit = inner.in_flight.acquire();
+        let _permit = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, permit).await {
+                Ok(p) => p.ok(),
+                Err(_elapsed) => {
+                    return Ok(Verdict::Fail(failure_error(
+                        exchange,
+                        Failure::Timeout,
+                        1,
+                        per_attempt,
+                    )));
+                }
+            },
+            None => permit.await.ok(),
+        };
         let streams = exchange.streams();
         let watch = if streams {
             Watch::new()
@@ -288,15 +305,26 @@ impl Client {
                 Err(e) => Verdict::broke(e),
             }
         };
-        Ok(match (bounded, streams) {
-            (false, _) => run.await,
-            (true, true) => watch
-                .bound(per_attempt, inner.answer_timeout, run)
-                .await
-                .unwrap_or_else(|(bytes, idle)| Verdict::Below(Failure::Stalled { bytes, idle })),
-            (true, false) => tokio::time::timeout(per_attempt, run)
+        let attempt = async {
+            match (bounded, streams) {
+                (false, _) => run.await,
+                (true, true) => watch
+                    .bound(per_attempt, inner.answer_timeout, run)
+                    .await
+                    .unwrap_or_else(|(bytes, idle)| {
+                        Verdict::Below(Failure::Stalled { bytes, idle })
+                    }),
+                (true, false) => tokio::time::timeout(per_attempt, run)
+                    .await
+                    .unwrap_or(Verdict::Below(Failure::Timeout)),
+            }
+        };
+        // The deadline bounds a streamed transfer in total too (its own bound is on idleness).
+        Ok(match deadline {
+            Some(at) => tokio::time::timeout_at(at, attempt)
                 .await
                 .unwrap_or(Verdict::Below(Failure::Timeout)),
+            None => attempt.await,
         })
     }
 }
