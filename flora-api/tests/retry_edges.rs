@@ -100,21 +100,16 @@ async fn a_batch_cools_down_through_a_huge_retry_after_without_a_panic() {
         retry: defaults.retry.max_retry_after(Duration::MAX),
         ..defaults
     };
-    let joined: Result<_, String> = Ok(async move {
-        let mut batch = Batch::new(&client, "cctv-cam", &journal);
-        batch
-            .push(
-                "a",
-                &CctvCam {
-                    input_image: face(),
-                },
-            )
-            .options(options);
-        let batch = batch.start().await?;
-        batch.run().await
-    }
-    .await);
-    let summary = joined.unwrap().unwrap();
+    let mut batch = Batch::new(&client, "cctv-cam", &journal);
+    batch
+        .push(
+            "a",
+            &CctvCam {
+                input_image: face(),
+            },
+        )
+        .options(options);
+    let summary = batch.start().await.unwrap().run().await.unwrap();
     assert_eq!(summary.completed, 1, "{summary:?}");
 }
 
