@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use clap::{Arg, ArgAction, Args, Command, FromArgMatches};
 
-use super::args::RunFlags;
+use super::args::{RunFlags, SchemaDir};
 use crate::values::InputValue;
 use crate::wire::{MediaType, Slot, TechniqueSchema};
 
@@ -203,30 +203,73 @@ fn own_args() -> Vec<Arg> {
 /// `run`'s own flags read from its arguments before the schema (which adds the input flags)
 /// is known: where to read it, how long to take, how to print. Every `--name` that is not
 /// one of `run`'s flags stands for an input flag and, as those do, takes one value (which may
-/// start with `-`), so clap reads the words here as it will once the schema is known.
-/// A mistake in them (a bad `--timeout`, `--json` with `--quiet`) is one the full parse would
-/// report too, so it is reported now, before the schema is read.
+/// start with `-`, even be `--`), so clap reads the words here as it will once the schema is
+/// known. A mistake in them (a bad `--timeout`, `--json` with `--quiet`) is one the full
+/// parse would report too, so it is reported now, before the schema is read; unless `--help`
+/// is asked for, which wins over any mistake, as in the full parse.
 pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap::Error> {
-    let mut cmd = Command::new("run")
+    let own = Command::new("run")
         .no_binary_name(true)
         .disable_help_flag(true)
         .disable_version_flag(true)
         .args(own_args())
         // Here `--help` is only noted: the help itself needs the schema.
         .mut_arg("help", |a| a.action(ArgAction::SetTrue));
+    match with_input_stand_ins(own, rest).try_get_matches_from(rest) {
+        Ok(matches) => RunFlags::from_arg_matches(&matches),
+        Err(e) if asks_for_help(rest) => {
+            // Only where the schema is, read leniently: the other flags take their values
+            // unchecked, and nothing conflicts.
+            let loose = own_args().into_iter().map(|a| {
+                if a.get_id() == "schemas" {
+                    return a;
+                }
+                let mut b = Arg::new(a.get_id().clone());
+                if let Some(long) = a.get_long() {
+                    b = b.long(long.to_owned());
+                }
+                if let Some(short) = a.get_short() {
+                    b = b.short(short);
+                }
+                if a.get_action().takes_values() {
+                    b.action(ArgAction::Append).allow_hyphen_values(true)
+                } else {
+                    b.action(ArgAction::Count)
+                }
+            });
+            let lenient = Command::new("run")
+                .no_binary_name(true)
+                .disable_help_flag(true)
+                .disable_version_flag(true)
+                .args(loose);
+            let matches = with_input_stand_ins(lenient, rest)
+                .try_get_matches_from(rest)
+                .map_err(|_| e)?;
+            Ok(RunFlags {
+                schema_dir: SchemaDir::from_arg_matches(&matches)?,
+                ..RunFlags::default()
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `cmd` with a stand-in for every `--name` among `words` it does not know: an input flag
+/// taking at most one value, which may start with `-`.
+fn with_input_stand_ins(mut cmd: Command, words: &[std::ffi::OsString]) -> Command {
     let mut known: std::collections::BTreeSet<String> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_owned))
         .collect();
-    let words = rest.iter().map(|a| a.to_string_lossy());
-    for word in words.take_while(|w| w != "--") {
+    for word in words.iter().map(|a| a.to_string_lossy()) {
         let Some(name) = word
             .strip_prefix("--")
             .map(|n| n.split('=').next().unwrap_or(n))
         else {
             continue;
         };
-        if !name.is_empty() && known.insert(name.to_owned()) {
+        // `--` itself, and `---x` (no flag clap can define): the parse reports them.
+        if !name.is_empty() && !name.starts_with('-') && known.insert(name.to_owned()) {
             cmd = cmd.arg(
                 Arg::new(format!("input:{name}"))
                     .long(name.to_owned())
@@ -237,8 +280,12 @@ pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap:
             );
         }
     }
-    let matches = cmd.try_get_matches_from(rest)?;
-    RunFlags::from_arg_matches(&matches)
+    cmd
+}
+
+/// `--help` or `-h` among `run`'s arguments.
+fn asks_for_help(words: &[std::ffi::OsString]) -> bool {
+    words.iter().any(|w| w == "--help" || w == "-h")
 }
 
 /// Problems with values that are `run`'s own flags (`--prompt --json`): inputs accept values
@@ -351,8 +398,31 @@ mod tests {
         let f = early(&["--schemas", "d", "--help"]);
         assert!(f.schema_dir.schemas.is_some());
         // A mistake in run's own flags is found now, as the full parse would find it; `run`
-        // takes no positional words, before or after `--`.
+        // takes no positional words, before or after `--`; an input may take `--` as its value.
         assert!(parse(&["--", "--schemas", "d"]).is_err());
+        let f = early(&["--prompt", "--", "--seed", "5", "--schemas", "d"]);
+        assert_eq!(
+            f.schema_dir.schemas.as_deref(),
+            Some(std::path::Path::new("d"))
+        );
+        assert!(
+            parse(&["---x", "--schemas", "d"]).is_err(),
+            "no panic either"
+        );
+        // `--help` wins over a mistake: the schema it needs is still found.
+        let f = early(&[
+            "--schemas",
+            "d",
+            "--help",
+            "--json",
+            "--quiet",
+            "--timeout",
+            "0s",
+        ]);
+        assert_eq!(
+            f.schema_dir.schemas.as_deref(),
+            Some(std::path::Path::new("d"))
+        );
         let err = parse(&["--schemas", "d", "--timeout", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--timeout"), "{err}");
         assert!(parse(&["--json", "--quiet"]).is_err());
