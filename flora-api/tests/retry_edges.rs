@@ -115,8 +115,8 @@ async fn a_batch_cools_down_through_a_huge_retry_after_without_a_panic() {
 
 // ---------------------------------------------------------------- area 2: deadline exceeded
 
-/// A call with a 500 ms deadline whose in-flight permit is held by another call for 3 s ends
-/// at its deadline, and its request never leaves late.
+/// A call with a 500 ms deadline whose in-flight permit is held by another call ends at its
+/// deadline, and its request never leaves late.
 #[tokio::test]
 async fn a_deadline_bounds_the_wait_for_an_in_flight_permit() {
     use common::hostile::{self, Reply};
@@ -131,10 +131,12 @@ async fn a_deadline_bounds_the_wait_for_an_in_flight_permit() {
         }
     })
     .await;
+    // The busy call holds the only permit for up to 30 s: the failure mode is far from the
+    // bound asserted below, whatever the machine's load.
     let client = fast(&server.base)
         .max_in_flight(1)
         .max_retries(0)
-        .timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let busy = {
@@ -147,9 +149,9 @@ async fn a_deadline_bounds_the_wait_for_an_in_flight_permit() {
     let started = std::time::Instant::now();
     let r = bounded.technique("fast").await;
     let took = started.elapsed();
-    let _ = busy.await;
+    busy.abort();
     assert!(
-        took < Duration::from_millis(1000),
+        took < Duration::from_secs(10),
         "deadline 500 ms, the call took {took:?}: {:?}",
         r.map(|s| s.technique_id)
     );
@@ -189,14 +191,15 @@ async fn a_deadline_bounds_a_streamed_download_in_total() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
+    // 60 bytes at one per 200 ms: 12 s if the deadline did not hold.
     let r = tokio::time::timeout(
-        Duration::from_secs(6),
+        Duration::from_secs(11),
         client.download(format!("{base}/o.png"), dir.path().join("o.png")),
     )
     .await;
     let took = started.elapsed();
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(6),
         "deadline 1 s, the download took {took:?}: {r:?}"
     );
 }
