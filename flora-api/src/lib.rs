@@ -97,6 +97,8 @@ mod waiter;
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
 pub mod batch;
 mod download;
+#[cfg(feature = "models")]
+mod model;
 mod saving;
 mod upload;
 #[cfg(any(feature = "cli", feature = "batch"))]
@@ -180,6 +182,11 @@ macro_rules! reexport_media_urls {
     };
 }
 kinds::for_each_media_kind!(reexport_media_urls);
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+pub use model::{
+    Model, ModelInfo, ParamInfo, ParamKind, ParamValue, ToParam, checked_params, push_param,
+};
 pub use pages::Page;
 pub use policy::{PollPolicy, RetryPolicy};
 pub use poll::RunHandle;
