@@ -92,6 +92,7 @@ mod docs;
 mod emit;
 mod ir;
 mod lower;
+mod models;
 mod naming;
 mod render;
 mod schema_dir;
@@ -105,6 +106,7 @@ pub use build_script::{Build, BuildError, DEFAULT_OUT_FILE};
 pub use config::{Config, DEFAULT_RUNTIME_PATH};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use lower::SchemaFile;
+pub use models::generate_models;
 
 /// Every slot type the generator maps to a typed field: both spellings of each media kind
 /// (`imageUrl`, `image_url`, …), then `text`. A schema with another type still generates,
