@@ -15,6 +15,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .out_file("facade_techniques.rs")
         .generate()?;
     fixtures()?;
+    models()?;
+    Ok(())
+}
+
+/// flora-codegen's model fixtures (a model with every param type), generated for
+/// `tests/models.rs`: the code compiles with warnings denied and its params are checked.
+fn models() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::path::Path::new("../fixtures/models/every-param.json");
+    println!("cargo:rerun-if-changed={}", path.display());
+    let files = [flora_codegen::SchemaFile::new(
+        "schemas/models/every-param.json",
+        std::fs::read_to_string(path)?,
+    )];
+    let (generated, _warnings) = flora_codegen::generate_models(&files, "::flora_api")
+        .map_err(|d| format!("the model fixtures do not generate: {d}"))?;
+    let text = generated
+        .get("t2i_every_param.rs")
+        .ok_or("no t2i_every_param.rs generated")?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("model_fixtures.rs");
+    std::fs::write(out, text)?;
     Ok(())
 }
 
