@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -206,18 +204,6 @@ async fn a_deadline_bounds_a_streamed_download_in_total() {
 
 // ---------------------------------------------------------------- area 1: secrets
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A lower-case key (the documented shape, `sk_live_abc123`) written in a host in upper
 /// case, percent-escaped or in full-width letters (which the URL parser turns into the key)
 /// never reaches a typed output.
@@ -276,14 +262,7 @@ async fn a_key_in_a_host_in_another_case_or_encoding_never_reaches_a_typed_outpu
 #[tokio::test]
 async fn a_key_split_by_an_escaped_tab_in_a_poll_url_never_comes_back_whole() {
     use common::hostile::{self, Reply};
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Logs::capture();
 
     let split = format!("{}\\t{}", &KEY[..10], &KEY[10..]);
     let server = hostile::serve(move |req| {
@@ -305,7 +284,7 @@ async fn a_key_split_by_an_escaped_tab_in_a_poll_url_never_comes_back_whole() {
     let mut handle = client.start(&upscale()).await.unwrap();
     let debug = format!("{handle:?}");
     let err = handle.wait().await.unwrap_err();
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let mut leaks = Vec::new();
     for (what, text) in [
         ("handle Debug", debug),

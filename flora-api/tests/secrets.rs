@@ -2,38 +2,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use flora_api::Client;
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn key_never_appears_in_debug_errors_or_traces() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Logs::capture();
 
     let server = MockServer::start().await;
     // Every error answer echoes the Authorization header it got.
@@ -71,7 +48,7 @@ async fn key_never_appears_in_debug_errors_or_traces() {
         .unwrap_err();
     texts.push(format!("{err} {err:?}"));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("flora.request"),
         "spans were captured: {logs}"
@@ -137,14 +114,7 @@ fn from_env_reads_and_checks_variables() {
 async fn the_key_never_appears_in_errors_or_logs_whatever_the_server_echoes() {
     use common::hostile::{self, Reply};
 
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Logs::capture();
 
     let polls = std::sync::atomic::AtomicUsize::new(0);
     let server = hostile::serve(move |req| {
@@ -231,7 +201,7 @@ async fn the_key_never_appears_in_errors_or_logs_whatever_the_server_echoes() {
         "{:?}",
         errors[4]
     );
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("retrying"), "the retries were logged: {logs}");
     assert!(
         logs.contains("poll failed"),
