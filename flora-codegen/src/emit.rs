@@ -15,20 +15,20 @@ use crate::docs;
 use crate::ir::{Kind, SlotSpec, TechniqueSpec};
 use crate::naming;
 
-fn ident(rust: &str) -> Ident {
+pub(crate) fn ident(rust: &str) -> Ident {
     match rust.strip_prefix("r#") {
         Some(raw) => Ident::new_raw(raw, Span::call_site()),
         None => Ident::new(rust, Span::call_site()),
     }
 }
 
-fn doc_attrs(lines: &[String]) -> TokenStream {
+pub(crate) fn doc_attrs(lines: &[String]) -> TokenStream {
     let lines = lines.iter().map(|l| docs::line(l));
     quote! { #( #[doc = #lines] )* }
 }
 
 /// The runtime path as tokens (`::flora_api`). `Config::validate` has checked it is a path.
-fn runtime(config: &Config) -> TokenStream {
+pub(crate) fn runtime(config: &Config) -> TokenStream {
     config
         .runtime()
         .parse()

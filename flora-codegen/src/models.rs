@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::{SchemaFile, docs, naming, render};
+use crate::emit::{doc_attrs, ident, runtime};
+use crate::{Config, SchemaFile, docs, naming, render};
 
 /// A model as the catalog lists it (the fields generation needs; the rest is ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -71,16 +72,11 @@ struct RawNumber {
     default: Option<f64>,
 }
 
-fn ident(rust: &str) -> Ident {
-    match rust.strip_prefix("r#") {
-        Some(raw) => Ident::new_raw(raw, Span::call_site()),
-        None => Ident::new(rust, Span::call_site()),
-    }
-}
-
-fn doc_attrs(lines: &[String]) -> TokenStream {
-    let lines = lines.iter().map(|l| docs::line(l));
-    quote! { #( #[doc = #lines] )* }
+/// The name of a param's own type (its options' enum, its dict's struct): the model's name,
+/// then the param's.
+fn param_type(model: &naming::Name, wire: &str) -> proc_macro2::Ident {
+    let param = naming::upper_camel(wire).map_or_else(|| "Param".to_owned(), |n| n.rust);
+    format_ident!("{}{}", model.rust, param)
 }
 
 fn opt_f64(v: Option<f64>) -> TokenStream {
@@ -90,12 +86,14 @@ fn opt_f64(v: Option<f64>) -> TokenStream {
     }
 }
 
-/// The generated files (`mod.rs` and one per model), or every problem found.
+/// The generated files (`mod.rs` and one per model) and the warnings, or every problem found.
+/// The runtime is named through `config`'s runtime path, as for techniques.
 pub fn generate_models(
     files: &[SchemaFile],
-    rt: &str,
+    config: &Config,
 ) -> Result<(BTreeMap<String, String>, Diagnostics), Diagnostics> {
-    let rt: TokenStream = rt.parse().unwrap_or_else(|_| quote!(::flora_api));
+    config.validate()?;
+    let rt = runtime(config);
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::default();
     let mut warnings = Diagnostics::default();
@@ -221,11 +219,7 @@ fn emit_model(
             p.properties.is_empty(),
         ) {
             ("string", false, _) => {
-                let e = format_ident!(
-                    "{}{}",
-                    name.rust,
-                    naming::upper_camel(wire).map_or("Param".to_owned(), |n| n.rust)
-                );
+                let e = param_type(&name, wire);
                 let mut variants = Vec::new();
                 let mut arms = Vec::new();
                 let mut seen = BTreeMap::new();
@@ -291,11 +285,7 @@ fn emit_model(
                 (quote!(f64), quote!(Float), quote!(.range(#a, #b)))
             }
             ("dict", _, false) => {
-                let s = format_ident!(
-                    "{}{}",
-                    name.rust,
-                    naming::upper_camel(wire).map_or("Param".to_owned(), |n| n.rust)
-                );
+                let s = param_type(&name, wire);
                 let mut props = Vec::new();
                 let mut pushes_d = Vec::new();
                 let mut ranges = Vec::new();

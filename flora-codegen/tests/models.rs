@@ -8,7 +8,8 @@ fn a_model_with_every_param_type_generates_and_warns_about_what_it_leaves_out() 
         "schemas/models/every-param.json",
         text,
     )];
-    let (out, warnings) = flora_codegen::generate_models(&files, "::flora_api").unwrap();
+    let (out, warnings) =
+        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
     let warned = warnings.to_string();
     assert!(warned.contains("\"matrix\""), "{warned}");
     assert!(

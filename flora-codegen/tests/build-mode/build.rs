@@ -28,8 +28,9 @@ fn models() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/models/every-param.json",
         std::fs::read_to_string(path)?,
     )];
-    let (generated, _warnings) = flora_codegen::generate_models(&files, "::flora_api")
-        .map_err(|d| format!("the model fixtures do not generate: {d}"))?;
+    let (generated, _warnings) =
+        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api())
+            .map_err(|d| format!("the model fixtures do not generate: {d}"))?;
     let text = generated
         .get("t2i_every_param.rs")
         .ok_or("no t2i_every_param.rs generated")?;
