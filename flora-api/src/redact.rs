@@ -49,11 +49,12 @@ pub fn redact<'a>(text: &'a str, key: Option<&str>, others: &[&str]) -> Cow<'a, 
 /// is replaced whole, so it can reach no URL value, `Debug` or request.
 pub(crate) fn redact_answer_string<'a>(text: &'a str, key: &str) -> Cow<'a, str> {
     let out = redact_key(text, key);
-    let secret = key.trim().to_ascii_lowercase();
-    if secret.len() >= MIN_SECRET_LEN
-        && out.contains(':')
-        && url::Url::parse(&out).is_ok_and(|u| u.as_str().to_ascii_lowercase().contains(&secret))
-    {
+    // Most strings are not URLs: the key is lower-cased only for one that parses.
+    let holds_key = |u: url::Url| {
+        let secret = key.trim().to_ascii_lowercase();
+        secret.len() >= MIN_SECRET_LEN && u.as_str().to_ascii_lowercase().contains(&secret)
+    };
+    if out.contains(':') && url::Url::parse(&out).is_ok_and(holds_key) {
         return Cow::Owned(REDACTED.to_owned());
     }
     out

@@ -208,10 +208,7 @@ fn own_args() -> Vec<Arg> {
 /// parse would report too, so it is reported now, before the schema is read; unless `--help`
 /// is asked for, which wins over any mistake, as in the full parse.
 pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap::Error> {
-    let own = Command::new("run")
-        .no_binary_name(true)
-        .disable_help_flag(true)
-        .disable_version_flag(true)
+    let own = early_command()
         .args(own_args())
         // Here `--help` is only noted: the help itself needs the schema.
         .mut_arg("help", |a| a.action(ArgAction::SetTrue));
@@ -237,11 +234,7 @@ pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap:
                     b.action(ArgAction::Count)
                 }
             });
-            let lenient = Command::new("run")
-                .no_binary_name(true)
-                .disable_help_flag(true)
-                .disable_version_flag(true)
-                .args(loose);
+            let lenient = early_command().args(loose);
             let matches = with_input_stand_ins(lenient, rest)
                 .try_get_matches_from(rest)
                 .map_err(|_| e)?;
@@ -252,6 +245,15 @@ pub(crate) fn early_flags(rest: &[std::ffi::OsString]) -> Result<RunFlags, clap:
         }
         Err(e) => Err(e),
     }
+}
+
+/// `run`'s command for the parse before the schema: its arguments only, no help or version
+/// of its own.
+fn early_command() -> Command {
+    Command::new("run")
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
 }
 
 /// `cmd` with a stand-in for every `--name` among `words` it does not know: an input flag
