@@ -96,7 +96,11 @@ mod waiter;
 #[cfg(feature = "batch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
 pub mod batch;
+#[cfg(feature = "models")]
+mod catalog;
 mod download;
+#[cfg(feature = "models")]
+mod generation;
 #[cfg(feature = "models")]
 mod model;
 mod saving;
@@ -155,7 +159,7 @@ pub use reqwest;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_IN_FLIGHT, ENV_API_KEY, ENV_BASE_URL,
-    ENV_CUSTOM_HEADERS, ENV_WORKSPACE_ID, IDEMPOTENCY_HEADER,
+    ENV_CUSTOM_HEADERS, ENV_PROJECT_ID, ENV_WORKSPACE_ID, IDEMPOTENCY_HEADER,
 };
 pub use connector::install_crypto_provider;
 pub use download::{DEFAULT_MAX_DOWNLOAD, DownloadOptions};
@@ -184,8 +188,21 @@ macro_rules! reexport_media_urls {
 kinds::for_each_media_kind!(reexport_media_urls);
 #[cfg(feature = "models")]
 #[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+pub use catalog::{ModelParam, ModelSchema, ParamOption, ParamRange, Project};
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+pub use endpoints::models::ListGenerations;
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+pub use generation::{
+    Charge, DEFAULT_SETTLE_FOR, GenerateFuture, GenerateOptions, Generation, GenerationHandle,
+    GenerationStartFuture,
+};
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
 pub use model::{
-    Model, ModelInfo, ParamInfo, ParamKind, ParamValue, ToParam, checked_params, push_param,
+    Model, ModelInfo, ParamInfo, ParamKind, ParamRule, ParamValue, ToParam, check_params,
+    checked_params, push_param,
 };
 pub use pages::Page;
 pub use policy::{PollPolicy, RetryPolicy};

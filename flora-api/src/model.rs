@@ -79,6 +79,50 @@ impl ParamInfo {
     }
 }
 
+impl ModelInfo {
+    /// This entry as `GET /models` lists it (the fields generated code keeps).
+    pub fn to_catalog_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let params: Vec<serde_json::Value> = self
+            .params
+            .iter()
+            .map(|p| {
+                let mut v =
+                    json!({"name": p.name, "type": p.kind.as_wire(), "required": p.required});
+                if let Some(m) = p.min {
+                    v["min"] = json!(m);
+                }
+                if let Some(m) = p.max {
+                    v["max"] = json!(m);
+                }
+                if !p.options.is_empty() {
+                    v["options"] = p
+                        .options
+                        .iter()
+                        .map(|o| json!({"value": o, "label": o}))
+                        .collect();
+                }
+                if !p.properties.is_empty() {
+                    v["properties"] = p
+                        .properties
+                        .iter()
+                        .map(|(k, a, b)| {
+                            ((*k).to_owned(), json!({"min": a, "max": b, "default": a}))
+                        })
+                        .collect::<serde_json::Map<_, _>>()
+                        .into();
+                }
+                v
+            })
+            .collect();
+        json!({
+            "model_id": self.model_id, "name": self.model_id, "type": self.kind,
+            "provider": "FakeFlora", "capabilities": [], "estimated_credits": 10,
+            "estimated_seconds": 10, "params": params,
+        })
+    }
+}
+
 /// A model's catalog entry, as generated code knows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelInfo {
@@ -100,8 +144,10 @@ pub enum ParamValue {
     Strings(Vec<String>),
     /// A boolean.
     Bool(bool),
-    /// An integer (or a seed).
+    /// An integer.
     Int(i64),
+    /// A seed (never negative).
+    Seed(u64),
     /// A float.
     Float(f64),
     /// Named numbers.
@@ -116,6 +162,7 @@ impl ParamValue {
             ParamValue::Strings(v) => json!(v),
             ParamValue::Bool(b) => Value::Bool(*b),
             ParamValue::Int(i) => json!(i),
+            ParamValue::Seed(u) => json!(u),
             ParamValue::Float(f) => json!(f),
             ParamValue::Dict(d) => {
                 Value::Object(d.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
@@ -152,7 +199,7 @@ impl ToParam for i64 {
 }
 impl ToParam for u64 {
     fn to_param(&self) -> ParamValue {
-        ParamValue::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+        ParamValue::Seed(*self)
     }
 }
 impl ToParam for f64 {
@@ -165,6 +212,9 @@ impl ToParam for f64 {
 pub trait Model {
     /// The catalog entry the struct was generated from.
     const INFO: ModelInfo;
+    /// What one output of a generation is parsed into: the URL type of the model's media
+    /// type (`ImageUrl` for an image model, …), or `String` for a text model.
+    type Output: crate::technique::OutputValue;
     /// The prompt.
     fn prompt(&self) -> &str;
     /// The params given (those left `None` are left out: FLORA uses its defaults).
@@ -183,27 +233,95 @@ pub fn push_param<T: ToParam>(
     }
 }
 
-/// Checks a model's prompt and params against its catalog entry before any request: the
-/// prompt is not empty, required params are there, numbers are within their ranges (and a
-/// seed not negative), options are among the allowed values. The error names the param, the
-/// range or the values, and the model. Returns the `params` object to send.
-pub fn checked_params<M: Model>(
-    model: &M,
-) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let info = M::INFO;
-    let refuse = |what: String| {
-        Error::InvalidInput(format!(
-            "model `{}`: {what}; nothing was sent",
-            info.model_id
-        ))
-    };
-    if model.prompt().trim().is_empty() {
+impl ParamKind {
+    /// The kind of a catalog type name (`int?` is an `Int` that may be left out); `None` for
+    /// a type this version does not know.
+    pub fn from_wire(kind: &str) -> Option<ParamKind> {
+        Some(match kind {
+            "string" => ParamKind::String,
+            "string[]" => ParamKind::Strings,
+            "bool" => ParamKind::Bool,
+            "int" | "int?" => ParamKind::Int,
+            "seed" => ParamKind::Seed,
+            "float" => ParamKind::Float,
+            "dict" => ParamKind::Dict,
+            _ => return None,
+        })
+    }
+
+    /// The catalog's name of the type.
+    pub fn as_wire(self) -> &'static str {
+        match self {
+            ParamKind::String => "string",
+            ParamKind::Strings => "string[]",
+            ParamKind::Bool => "bool",
+            ParamKind::Int => "int",
+            ParamKind::Seed => "seed",
+            ParamKind::Float => "float",
+            ParamKind::Dict => "dict",
+        }
+    }
+}
+
+/// One param's constraints, borrowed from generated code ([`ParamInfo`]) or from a live
+/// catalog entry ([`ModelSchema`](crate::ModelSchema)): what [`check_params`] checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamRule<'a> {
+    /// The key sent in `params`.
+    pub name: &'a str,
+    /// Its type.
+    pub kind: ParamKind,
+    /// The model requires it.
+    pub required: bool,
+    /// The least number allowed.
+    pub min: Option<f64>,
+    /// The greatest number allowed.
+    pub max: Option<f64>,
+    /// The allowed values (empty: any string).
+    pub options: Vec<&'a str>,
+    /// A dict's named numbers with their ranges.
+    pub properties: Vec<(&'a str, f64, f64)>,
+}
+
+impl ParamInfo {
+    /// Its constraints, for [`check_params`].
+    pub fn rule(&self) -> ParamRule<'static> {
+        ParamRule {
+            name: self.name,
+            kind: self.kind,
+            required: self.required,
+            min: self.min,
+            max: self.max,
+            options: self.options.to_vec(),
+            properties: self.properties.to_vec(),
+        }
+    }
+}
+
+/// The one check of a generation's prompt and params against its model's catalog entry,
+/// before any request: the prompt is not empty; required params are there; no param the
+/// model does not have; each value has its param's type; numbers are finite and within their
+/// ranges (a seed a whole number, 0 or more); a string with options is one of them; a dict
+/// holds only its named numbers, each within its range. The error names the param, the
+/// range or the allowed values, and the model, and says nothing was sent.
+///
+/// Typed model structs go through it ([`checked_params`]), and so does `floret generate`
+/// with a live catalog entry.
+pub fn check_params(
+    model_id: &str,
+    prompt: &str,
+    rules: &[ParamRule<'_>],
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Error> {
+    use serde_json::Value;
+    let refuse =
+        |what: String| Error::InvalidInput(format!("model `{model_id}`: {what}; nothing was sent"));
+    if prompt.trim().is_empty() {
         return Err(refuse("the prompt is empty".to_owned()));
     }
-    let given = model.params();
-    for p in info.params {
-        if p.required && !given.iter().any(|(n, _)| *n == p.name) {
-            return Err(refuse(format!("param `{}` is required", p.name)));
+    for rule in rules {
+        if rule.required && !params.contains_key(rule.name) {
+            return Err(refuse(format!("param `{}` is required", rule.name)));
         }
     }
     let in_range = |name: &str, x: f64, min: Option<f64>, max: Option<f64>| {
@@ -220,35 +338,129 @@ pub fn checked_params<M: Model>(
         };
         Err(refuse(format!("param `{name}` is {x}, not {range}")))
     };
-    let mut out = serde_json::Map::new();
-    for (name, value) in &given {
-        let Some(p) = info.params.iter().find(|p| p.name == *name) else {
-            return Err(refuse(format!("param `{name}` is not one of the model's")));
+    for (name, value) in params {
+        let Some(rule) = rules.iter().find(|r| r.name == name) else {
+            let known: Vec<&str> = rules.iter().map(|r| r.name).collect();
+            return Err(refuse(format!(
+                "param `{name}` is not one of the model's ({})",
+                if known.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
         };
-        match value {
-            ParamValue::Int(i) => in_range(name, *i as f64, p.min, p.max)?,
-            ParamValue::Float(f) => in_range(name, *f, p.min, p.max)?,
-            ParamValue::String(s) if !p.options.is_empty() && !p.options.contains(&s.as_str()) => {
-                return Err(refuse(format!(
-                    "param `{name}` is {s:?}, not one of {}",
-                    p.options.join(", ")
-                )));
-            }
-            ParamValue::Dict(numbers) => {
-                for (key, x) in numbers {
-                    let range = p.properties.iter().find(|(k, _, _)| k == key);
-                    let (min, max) = range.map_or((None, None), |(_, a, b)| (Some(*a), Some(*b)));
-                    in_range(&format!("{name}.{key}"), *x, min, max)?;
+        let wrong = |wanted: &str| refuse(format!("param `{name}` must be {wanted}, not {value}"));
+        match (rule.kind, value) {
+            (ParamKind::String, Value::String(s)) => {
+                if !rule.options.is_empty() && !rule.options.contains(&s.as_str()) {
+                    return Err(refuse(format!(
+                        "param `{name}` is {s:?}, not one of {}",
+                        rule.options.join(", ")
+                    )));
                 }
             }
-            _ => {}
+            (ParamKind::String, _) => return Err(wrong("a string")),
+            (ParamKind::Strings, Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            (ParamKind::Strings, _) => return Err(wrong("a list of strings")),
+            (ParamKind::Bool, Value::Bool(_)) => {}
+            (ParamKind::Bool, _) => return Err(wrong("true or false")),
+            (ParamKind::Int, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                in_range(name, n.as_f64().unwrap_or(f64::NAN), rule.min, rule.max)?;
+            }
+            (ParamKind::Int, _) => return Err(wrong("a whole number")),
+            (ParamKind::Seed, Value::Number(n)) if n.is_u64() => {
+                in_range(name, n.as_f64().unwrap_or(f64::NAN), rule.min, rule.max)?;
+            }
+            (ParamKind::Seed, _) => return Err(wrong("a seed: a whole number, 0 or more")),
+            (ParamKind::Float, Value::Number(n)) => {
+                in_range(name, n.as_f64().unwrap_or(f64::NAN), rule.min, rule.max)?;
+            }
+            (ParamKind::Float, _) => return Err(wrong("a number")),
+            (ParamKind::Dict, Value::Object(numbers)) => {
+                for (key, x) in numbers {
+                    let Some((_, min, max)) = rule.properties.iter().find(|(k, _, _)| k == key)
+                    else {
+                        if rule.properties.is_empty() {
+                            continue;
+                        }
+                        let known: Vec<&str> = rule.properties.iter().map(|p| p.0).collect();
+                        return Err(refuse(format!(
+                            "param `{name}` has no number `{key}` (it has {})",
+                            known.join(", ")
+                        )));
+                    };
+                    let Some(x) = x.as_f64() else {
+                        return Err(refuse(format!(
+                            "param `{name}.{key}` must be a number, not {x}"
+                        )));
+                    };
+                    in_range(&format!("{name}.{key}"), x, Some(*min), Some(*max))?;
+                }
+            }
+            (ParamKind::Dict, _) => return Err(wrong("an object of numbers")),
         }
-        if p.kind == ParamKind::Seed && matches!(value, ParamValue::Int(i) if *i < 0) {
-            return Err(refuse(format!("param `{name}` is a seed: 0 or more")));
-        }
-        out.insert((*name).to_owned(), value.to_json());
     }
+    Ok(())
+}
+
+/// Checks a model's prompt and params against its catalog entry before any request (see
+/// [`check_params`]) and returns the `params` object to send.
+pub fn checked_params<M: Model>(
+    model: &M,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let info = M::INFO;
+    let mut out = serde_json::Map::new();
+    for (name, value) in model.params() {
+        if let ParamValue::Float(x) = value
+            && !x.is_finite()
+        {
+            // JSON has no NaN or infinity: named here, before it would become `null`.
+            return Err(Error::InvalidInput(format!(
+                "model `{}`: param `{name}` is {x}, not a finite number; nothing was sent",
+                info.model_id
+            )));
+        }
+        if let ParamValue::Dict(numbers) = &value
+            && let Some((key, x)) = numbers.iter().find(|(_, x)| !x.is_finite())
+        {
+            return Err(Error::InvalidInput(format!(
+                "model `{}`: param `{name}.{key}` is {x}, not a finite number; nothing was sent",
+                info.model_id
+            )));
+        }
+        out.insert(name.to_owned(), value.to_json());
+    }
+    let rules: Vec<ParamRule<'static>> = info.params.iter().map(ParamInfo::rule).collect();
+    check_params(info.model_id, model.prompt(), &rules, &out)?;
     Ok(out)
+}
+
+/// A checked `POST /generate` body, kept to send again (a retry after a failed run).
+#[derive(Debug, Clone)]
+pub(crate) struct GenerationRequest {
+    pub model_id: String,
+    pub kind: String,
+    pub prompt: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub workspace_id: String,
+    pub project_id: String,
+}
+
+impl GenerationRequest {
+    pub(crate) fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "type": self.kind,
+            "prompt": self.prompt,
+            "model": self.model_id,
+            "workspace_id": self.workspace_id,
+            "project_id": self.project_id,
+        });
+        if !self.params.is_empty() {
+            body["params"] = serde_json::Value::Object(self.params.clone());
+        }
+        body
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +489,7 @@ mod tests {
                 ParamInfo::new("guidance", ParamKind::Float, false).range(Some(0.0), Some(10.0)),
             ],
         };
+        type Output = crate::ImageUrl;
         fn prompt(&self) -> &str {
             &self.prompt
         }

@@ -64,6 +64,9 @@ pub(crate) enum Resend {
         workspace_id: String,
         inputs: std::collections::BTreeMap<String, String>,
     },
+    /// `POST /generate` (feature `models`): the body, checked, and where it lands.
+    #[cfg(feature = "models")]
+    Generation(crate::model::GenerationRequest),
 }
 
 impl Submission {
@@ -166,6 +169,11 @@ impl RunState {
 
     pub(crate) fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The last run state seen.
+    pub(crate) fn last_seen(&self) -> Option<&Run> {
+        self.last.as_ref()
     }
 
     pub(crate) fn typed<T>(self) -> RunHandle<T> {
@@ -304,7 +312,7 @@ impl<T> RunHandle<T> {
 
     /// The last run state seen (from creation or the latest poll).
     pub fn last_seen(&self) -> Option<&Run> {
-        self.state.last.as_ref()
+        self.state.last_seen()
     }
 
     /// One poll request.

@@ -225,7 +225,12 @@ fn emit_model(
                 let mut seen = BTreeMap::new();
                 for o in &p.options {
                     let Some(v) = naming::upper_camel(&o.value) else {
-                        continue;
+                        return Err(Diagnostic::new(
+                            file,
+                            pointer.as_str(),
+                            format!("option {:?} of {wire:?} gives no Rust name", o.value),
+                            "report this model to flora-codegen",
+                        ));
                     };
                     if seen.insert(v.rust.clone(), o.value.clone()).is_some() {
                         return Err(Diagnostic::new(
@@ -325,6 +330,16 @@ fn emit_model(
                     quote!(.properties(&[#( #ranges ),*])),
                 )
             }
+            ("dict", _, true) => {
+                warnings.push(Diagnostic::warning(
+                    file,
+                    format!("{pointer}/properties"),
+                    format!("param {wire:?} is a dict without named numbers, which cannot be checked; left out"),
+                    "FLORA uses its default for it",
+                ));
+                taken.remove(&field.rust);
+                continue;
+            }
             (other, _, _) => {
                 warnings.push(Diagnostic::warning(
                     file,
@@ -371,6 +386,14 @@ fn emit_model(
         infos.push(quote! { #rt::ParamInfo::new(#wire, #rt::ParamKind::#kind, #required) #extra });
     }
     let (id, kind) = (&m.model_id, &m.kind);
+    // What one output is parsed into: the URL type of the model's media, text as a string.
+    let output = match kind.as_str() {
+        "image" => quote!(#rt::ImageUrl),
+        "video" => quote!(#rt::VideoUrl),
+        "audio" => quote!(#rt::AudioUrl),
+        "text" => quote!(::std::string::String),
+        _ => quote!(#rt::RawOutput),
+    };
     let tokens = quote! {
         #doc
         #[derive(Debug, Clone, PartialEq)]
@@ -386,6 +409,7 @@ fn emit_model(
                 kind: #kind,
                 params: &[ #( #infos ),* ],
             };
+            type Output = #output;
             fn prompt(&self) -> &str {
                 &self.prompt
             }
@@ -393,6 +417,25 @@ fn emit_model(
                 let mut p = ::std::vec::Vec::new();
                 #( #pushes )*
                 p
+            }
+        }
+        impl #st {
+            /// Checks the params, generates, and waits for the typed outputs and the settled
+            /// charge.
+            #[inline]
+            pub fn generate<'a>(
+                &self,
+                client: &'a #rt::Client,
+            ) -> #rt::GenerateFuture<'a, #output> {
+                client.generate(self)
+            }
+            /// Checks the params and starts a generation without waiting.
+            #[inline]
+            pub fn start<'a>(
+                &self,
+                client: &'a #rt::Client,
+            ) -> #rt::GenerationStartFuture<'a, #output> {
+                client.start_generation(self)
             }
         }
     };

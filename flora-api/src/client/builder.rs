@@ -34,6 +34,7 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     headers: Vec<(String, String)>,
     workspace_id: Option<String>,
+    project_id: Option<String>,
     max_in_flight: Option<usize>,
     connector: Option<Arc<dyn Connector>>,
 }
@@ -48,6 +49,7 @@ impl fmt::Debug for ClientBuilder {
             .field("max_retries", &self.max_retries)
             .field("poll", &self.poll)
             .field("workspace_id", &self.workspace_id)
+            .field("project_id", &self.project_id)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +167,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Default project (`prj_…`) generations land in (`FLORA_PROJECT_ID` in
+    /// [`Client::from_env`](crate::Client::from_env)); generations without one are refused
+    /// with the list of projects the key sees.
+    pub fn project_id(mut self, id: impl Into<String>) -> Self {
+        self.project_id = Some(id.into());
+        self
+    }
+
     /// At most this many requests in flight at once across all clones of the client
     /// (default 64). Thousands of concurrent `run()` calls then share a bounded set of
     /// connections instead of opening one each; polls wait their turn.
@@ -220,6 +230,13 @@ impl ClientBuilder {
                 "workspace id {ws:?} must start with `ws_`"
             )));
         }
+        if let Some(p) = &self.project_id
+            && (!p.starts_with("prj_") || p.len() == 4)
+        {
+            return Err(Error::Config(format!(
+                "project id {p:?} must start with `prj_` (e.g. `prj_abc123`)"
+            )));
+        }
         let mut retry = self.retry.unwrap_or_default();
         if let Some((min, max)) = self.backoff {
             if min > max {
@@ -255,6 +272,7 @@ impl ClientBuilder {
                 poll: self.poll.unwrap_or_default(),
                 headers,
                 workspace_id: self.workspace_id,
+                project_id: self.project_id,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
                 workspace_cache: Arc::default(),
                 created: Arc::default(),

@@ -37,6 +37,8 @@ pub const ENV_BASE_URL: &str = "FLORA_BASE_URL";
 pub const ENV_CUSTOM_HEADERS: &str = "FLORA_CUSTOM_HEADERS";
 /// Environment variable with the default workspace (`ws_…`), e.g. for uploads.
 pub const ENV_WORKSPACE_ID: &str = "FLORA_WORKSPACE_ID";
+/// Environment variable with the default project of generations.
+pub const ENV_PROJECT_ID: &str = "FLORA_PROJECT_ID";
 
 /// Default cap on concurrent requests per client.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -72,6 +74,9 @@ pub(crate) struct Inner {
     pub(crate) poll: PollPolicy,
     pub(crate) headers: HeaderMap,
     pub(crate) workspace_id: Option<String>,
+    /// The default project of generations.
+    #[cfg_attr(not(feature = "models"), allow(dead_code))]
+    pub(crate) project_id: Option<String>,
     /// Caps requests in flight at once, every kind: held from before a request is built until
     /// its answer is consumed (not while waiting between attempts or polls).
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
@@ -162,6 +167,11 @@ impl Client {
         {
             b = b.workspace_id(ws.trim());
         }
+        if let Ok(p) = std::env::var(ENV_PROJECT_ID)
+            && !p.trim().is_empty()
+        {
+            b = b.project_id(p.trim());
+        }
         if let Ok(lines) = std::env::var(ENV_CUSTOM_HEADERS) {
             for (name, value) in parse_custom_headers(&lines)? {
                 b = b.header(name, value);
@@ -216,6 +226,7 @@ impl Client {
                 poll: i.poll.clone(),
                 headers: i.headers.clone(),
                 workspace_id: i.workspace_id.clone(),
+                project_id: i.project_id.clone(),
                 in_flight: i.in_flight.clone(),
                 workspace_cache: i.workspace_cache.clone(),
                 created: i.created.clone(),

@@ -2,6 +2,8 @@
 //! here; starting runs (typed or not, and a failed run's retry) in `start.rs`; finding the
 //! run of a lost answer in `recover.rs`.
 
+#[cfg(feature = "models")]
+pub(crate) mod models;
 mod recover;
 mod start;
 

@@ -12,12 +12,24 @@ use super::ListRuns;
 /// Pages of run history read at most to find a lost run (newest first, 100 a page).
 const MAX_PAGES: usize = 10;
 
+/// Where a lost creation's run would be listed.
+pub(crate) enum History<'a> {
+    /// A technique's run history: the `tech_…` id, or the slug to look it up by.
+    Technique(&'a str),
+    /// `GET /generations` of a project, narrowed to one model.
+    #[cfg_attr(not(feature = "models"), allow(dead_code))]
+    Generations {
+        project_id: &'a str,
+        model_id: &'a str,
+    },
+}
+
 /// A run creation whose outcome is in doubt.
 pub(crate) struct LostCreate<'a> {
     /// The key it was sent under.
     pub key: &'a str,
-    /// The `tech_…` id, or the slug to look it up by.
-    pub technique: &'a str,
+    /// Where its run would be listed.
+    pub history: History<'a>,
     /// This machine's unix seconds when its first attempt left.
     pub first_sent: f64,
 }
@@ -66,7 +78,17 @@ impl Client {
             ..Known::default()
         };
         let owned = |id: &str| created.iter().any(|(c, _)| c == id);
-        match self.history_since(lost.technique, &known).await {
+        let listed = match lost.history {
+            History::Technique(technique) => self.history_since(technique, &known).await,
+            #[cfg(feature = "models")]
+            History::Generations {
+                project_id,
+                model_id,
+            } => self.generations_since(project_id, model_id, &known).await,
+            #[cfg(not(feature = "models"))]
+            History::Generations { .. } => Ok(Vec::new()),
+        };
+        match listed {
             Ok(runs) => {
                 let span = Span::of(&runs, &known);
                 let found: Vec<String> = candidates(&runs, span, owned)

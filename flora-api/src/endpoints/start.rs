@@ -17,7 +17,7 @@ use crate::reconcile::unix_now;
 use crate::technique::{RunInput, Technique, Untyped};
 use crate::wire::{CreatedRun, Run, RunStatus};
 
-use super::recover::LostCreate;
+use super::recover::{History, LostCreate};
 
 /// # Starting runs without generated code
 impl Client {
@@ -92,7 +92,7 @@ impl Client {
                     Err(e) => {
                         let lost = LostCreate {
                             key: &key,
-                            technique: slug,
+                            history: History::Technique(slug),
                             first_sent,
                         };
                         self.recover_create(&call, e, lost).await?
@@ -121,13 +121,49 @@ impl Client {
                     Err(e) => {
                         let lost = LostCreate {
                             key: &key,
-                            technique: technique_id,
+                            history: History::Technique(technique_id),
                             first_sent,
                         };
                         CreatedRun::from(self.recover_create(&call, e, lost).await?)
                     }
                 };
                 self.inner.created.add(&created.run_id, unix_now());
+                let state = RunState::top_level(
+                    self.clone(),
+                    created.run_id.clone(),
+                    created.poll_url.as_deref(),
+                    created.estimated_seconds,
+                    Some(submission),
+                );
+                Ok((Some(created), state))
+            }
+            #[cfg(feature = "models")]
+            Resend::Generation(request) => {
+                // The key goes in the header only: FLORA reads it there for `/generate`, and
+                // the body refuses fields it does not know.
+                let mut call = Call::new(Method::POST, self.url(&["generate"])?)
+                    .body(Body::Json(request.body()))
+                    .idempotency_key(key.clone())
+                    .retry_policy(submission.retry);
+                let created: CreatedRun = match self.send_call_json(&mut call).await {
+                    Ok(created) => created,
+                    Err(e) => {
+                        let lost = LostCreate {
+                            key: &key,
+                            history: History::Generations {
+                                project_id: &request.project_id,
+                                model_id: &request.model_id,
+                            },
+                            first_sent,
+                        };
+                        let mut found =
+                            CreatedRun::from(self.recover_create(&call, e, lost).await?);
+                        found.run_type = Some("generation".to_owned());
+                        found
+                    }
+                };
+                self.inner.created.add(&created.run_id, unix_now());
+                tracing::info!(model = %request.model_id, run_id = %created.run_id, "generation started");
                 let state = RunState::top_level(
                     self.clone(),
                     created.run_id.clone(),

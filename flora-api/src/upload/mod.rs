@@ -153,9 +153,13 @@ impl Client {
             .await
     }
 
-    /// The workspace for an upload: explicit, else the client's, else the only one the key
-    /// sees (asked once, then cached).
-    async fn upload_workspace(&self, explicit: Option<&str>) -> Result<String, Error> {
+    /// The workspace for an upload (or a generation: `purpose`): explicit, else the
+    /// client's, else the only one the key sees (asked once, then cached).
+    pub(crate) async fn resolved_workspace(
+        &self,
+        explicit: Option<&str>,
+        purpose: &str,
+    ) -> Result<String, Error> {
         if let Some(ws) = explicit.or(self.inner.workspace_id.as_deref()) {
             if !ws.starts_with("ws_") || ws.len() == 3 {
                 return Err(Error::InvalidInput(format!(
@@ -170,14 +174,13 @@ impl Client {
                 let all = self.workspaces().await?;
                 match all.as_slice() {
                     [one] => Ok(one.workspace_id.clone()),
-                    [] => Err(Error::InvalidInput(
-                        "uploads need a workspace, and the API key sees none; check the key"
-                            .to_owned(),
-                    )),
+                    [] => Err(Error::InvalidInput(format!(
+                        "{purpose} needs a workspace, and the API key sees none; check the key"
+                    ))),
                     many => Err(Error::InvalidInput(format!(
-                        "uploads need a workspace and the API key sees {}: {}; pass \
-                         `UploadOptions::workspace_id`, or set `ClientBuilder::workspace_id` \
-                         or FLORA_WORKSPACE_ID",
+                        "{purpose} needs a workspace and the API key sees {}: {}; set \
+                         `ClientBuilder::workspace_id` or FLORA_WORKSPACE_ID (or, for an \
+                         upload, `UploadOptions::workspace_id`)",
                         many.len(),
                         many.iter()
                             .map(|w| match &w.name {
@@ -203,7 +206,7 @@ impl Client {
         // Everything that can be checked locally is checked before any request.
         let prepared = check_local(&source, &options, explicit.as_deref(), family).await?;
         let workspace = self
-            .upload_workspace(options.workspace_id.as_deref())
+            .resolved_workspace(options.workspace_id.as_deref(), "an upload")
             .await?;
         let key_base = idempotency_key(options.idempotency_key.as_deref())?;
         let ctx = UploadCtx {

@@ -88,8 +88,8 @@ impl Core {
 
     fn respond_undated(&self, req: FakeRequest) -> FakeResponse {
         let create = req.method == "POST"
-            && req.path.starts_with("/api/v1/techniques/")
-            && req.path.ends_with("/runs");
+            && ((req.path.starts_with("/api/v1/techniques/") && req.path.ends_with("/runs"))
+                || req.path == "/api/v1/generate");
         let route = route_of(&req.method, &req.path);
         let fault = self.with(|st| {
             st.requests += 1;
@@ -177,6 +177,10 @@ impl Core {
             ("GET", ["api", "v1", "technique-runs"]) if self.has_run_history() => {
                 self.history(&req.query)
             }
+            ("GET", ["api", "v1", "models"]) => self.list_models(&req.query),
+            ("GET", ["api", "v1", "projects"]) => self.list_projects(),
+            ("POST", ["api", "v1", "generate"]) => self.generate(&req.body, key),
+            ("GET", ["api", "v1", "generations"]) => self.list_generations(&req.query),
             ("GET", ["api", "v1", "workspaces"]) => json_answer(
                 200,
                 &json!({"workspaces": [{"workspace_id": super::super::FAKE_WORKSPACE_ID, "name": "Fake"}]}),
@@ -261,6 +265,10 @@ pub(super) fn route_of(method: &str, path: &str) -> &'static str {
         ("GET", ["api", "v1", "runs", _]) => "GET /runs/{id}",
         ("GET", ["api", "v1", "technique-runs"]) => "GET /technique-runs",
         ("GET", ["api", "v1", "workspaces"]) => "GET /workspaces",
+        ("GET", ["api", "v1", "models"]) => "GET /models",
+        ("GET", ["api", "v1", "projects"]) => "GET /projects",
+        ("POST", ["api", "v1", "generate"]) => "POST /generate",
+        ("GET", ["api", "v1", "generations"]) => "GET /generations",
         ("POST", ["api", "v1", "assets"]) => "POST /assets",
         ("GET", ["api", "v1", "assets", _]) => "GET /assets/{id}",
         ("POST", ["api", "v1", "assets", _, "complete"]) => "POST /assets/{id}/complete",

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 mod assets;
+mod generations;
 mod http;
 mod limit;
 mod runs;
@@ -42,6 +43,12 @@ pub(crate) struct Rule {
     pub charges: Option<f64>,
     /// `estimated_seconds` in the create answer.
     pub estimated_seconds: Option<f64>,
+    /// How many more runs it ends (`None`: every run); a used-up rule is skipped.
+    pub uses_left: Option<u32>,
+    /// Generations: reads of the ended run that leave out its charge (a late settle).
+    pub unsettled_reads: u32,
+    /// Generations: the create answer's `charged_cost` (a quote), if not the estimate.
+    pub quote: Option<f64>,
 }
 
 impl Rule {
@@ -52,6 +59,9 @@ impl Rule {
             ending: Ending::Placeholders,
             charges: None,
             estimated_seconds: None,
+            uses_left: None,
+            unsettled_reads: 0,
+            quote: None,
         }
     }
 }
@@ -90,6 +100,8 @@ struct RunState {
     last: Value,
     /// The inputs it was started with.
     inputs: Vec<RunInput>,
+    /// A generation's own fields (`POST /generate`), `None` for a technique run.
+    generation: Option<generations::GenRun>,
 }
 
 struct AssetState {
@@ -99,6 +111,12 @@ struct AssetState {
 #[derive(Default)]
 struct State {
     techniques: BTreeMap<String, Entry>,
+    /// Models by id: the entry (its rules and output) and its catalog JSON.
+    models: BTreeMap<String, (Entry, Value)>,
+    /// Idempotency keys of `POST /generate` that created a run: a repeat answers 409.
+    generation_keys: std::collections::HashSet<String>,
+    /// Generations started, in order: model, prompt, params as sent.
+    generation_journal: Vec<(String, String, Value)>,
     runs: HashMap<String, RunState>,
     run_order: Vec<String>,
     /// Idempotency key -> (run id, the request it started: technique and inputs).

@@ -146,6 +146,7 @@ impl Core {
                 estimated_seconds,
                 last: final_fields,
                 inputs: inputs.clone(),
+                generation: None,
             };
             let answer = Self::created_json(&id, &run);
             st.runs.insert(id.clone(), run);
@@ -193,9 +194,17 @@ impl Core {
                         "running"
                     };
                     run.polls_left -= 1;
-                    json_answer(200, &Self::run_json(id, run, Some(status)))
+                    let mut v = Self::run_json(id, run, Some(status));
+                    if let Some(g) = run.generation.as_mut() {
+                        Self::generation_json(&mut v, g, false);
+                    }
+                    json_answer(200, &v)
                 } else {
-                    json_answer(200, &Self::run_json(id, run, None))
+                    let mut v = Self::run_json(id, run, None);
+                    if let Some(g) = run.generation.as_mut() {
+                        Self::generation_json(&mut v, g, true);
+                    }
+                    json_answer(200, &v)
                 }
             }
         })
@@ -273,7 +282,7 @@ impl Core {
     }
 
     /// The status a poll would answer now.
-    fn status_now(run: &RunState) -> &str {
+    pub(super) fn status_now(run: &RunState) -> &str {
         if run.polls_left == 0 {
             run.last["status"].as_str().unwrap_or("completed")
         } else if u64::from(run.polls_left) * 2 > u64::from(run.polls_total) {
@@ -309,7 +318,7 @@ fn no_rule(slug: &str) -> String {
 }
 
 /// Media placeholders to store: `(path, bytes, content type)`.
-type Media = Vec<(String, Bytes, String)>;
+pub(super) type Media = Vec<(String, Bytes, String)>;
 
 /// Validates a run's inputs and picks its rule: the final run fields, the pending polls and
 /// the placeholder media to store; or the error answer.
@@ -345,6 +354,18 @@ fn decide(
         };
         return Err(error(404, "not_found", &message, &[]));
     };
+    let (fields, media) = ending_fields(slug, entry, rule, media_base);
+    Ok((fields, rule.pending_polls, media, rule.estimated_seconds))
+}
+
+/// The final fields of a run ended by `rule` (`status`, `outputs` or `error_*`,
+/// `charged_cost`), and the placeholder media to store.
+pub(super) fn ending_fields(
+    slug: &str,
+    entry: &Entry,
+    rule: &Rule,
+    media_base: &str,
+) -> (Value, Media) {
     let mut media = Vec::new();
     let fields = match &rule.ending {
         Ending::Outputs(o) => json!({
@@ -392,7 +413,7 @@ fn decide(
             })
         }
     };
-    Ok((fields, rule.pending_polls, media, rule.estimated_seconds))
+    (fields, media)
 }
 
 /// Unknown ids, wrong types and missing required inputs, as `(field, message)`.
