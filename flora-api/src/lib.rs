@@ -118,6 +118,13 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 
+/// Generated model structs, one module per model of `schemas/models/` (`cargo xtask
+/// regen`): every param checked against the catalog before a generation is sent.
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+#[rustfmt::skip]
+pub mod models;
+
 /// Generated technique structs, one module per technique (`cargo xtask regen`).
 #[cfg(feature = "techniques")]
 #[cfg_attr(docsrs, doc(cfg(feature = "techniques")))]
@@ -149,7 +156,8 @@ macro_rules! include_techniques {
     doctest,
     feature = "techniques",
     feature = "test-util",
-    feature = "batch"
+    feature = "batch",
+    feature = "models"
 ))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;

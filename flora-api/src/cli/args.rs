@@ -33,6 +33,9 @@ pub(crate) struct Global {
     /// Workspace (ws_…) for listings and uploads (default: FLORA_WORKSPACE_ID).
     #[arg(long, global = true, value_name = "WS")]
     pub workspace_id: Option<String>,
+    /// Project (prj_…) generations land in (default: FLORA_PROJECT_ID).
+    #[arg(long, global = true, value_name = "PRJ")]
+    pub project_id: Option<String>,
     /// Read the API key from the first line of standard input instead of FLORA_API_KEY.
     #[arg(long, global = true)]
     pub api_key_stdin: bool,
@@ -130,6 +133,36 @@ pub(crate) enum Command {
         /// The technique's slug (or id).
         slug: String,
         /// The technique's inputs and run's flags, parsed once the schema is known.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<OsString>,
+    },
+    /// Every model of the catalog: id, type, name, estimated credits.
+    Models {
+        /// Only models of this type.
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["image", "video", "audio", "text"])]
+        kind: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// A model's params, as the flags `generate` takes (choices, ranges, defaults).
+    ShowModel {
+        /// The model id (t2i-…).
+        model: String,
+        /// Read `models/<MODEL>.json` from this directory instead of asking the API.
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Generate with a model: `floret generate MODEL --prompt TEXT --<param> VALUE ...`; every
+    /// value is checked against the catalog before anything is sent (FLORA bills an unknown
+    /// value with its default). `floret generate MODEL --help` lists the model's params.
+    #[command(disable_help_flag = true)]
+    Generate {
+        /// The model id.
+        model: String,
+        /// The prompt, the params and the run's flags, parsed once the model is known
+        /// (`--schemas DIR` reads `DIR/models/<MODEL>.json`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         rest: Vec<OsString>,
     },

@@ -178,7 +178,7 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
 
 /// `run`'s own flags (and the global ones it takes after the slug), from their one
 /// definition ([`RunFlags`]); `--help` and a hidden `--version` besides.
-fn own_args() -> Vec<Arg> {
+pub(crate) fn own_args() -> Vec<Arg> {
     // Under their own heading in `--help`, after the inputs.
     let cmd = RunFlags::augment_args(Command::new("run").next_help_heading("Run"));
     let mut args: Vec<Arg> = vec![

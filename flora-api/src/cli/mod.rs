@@ -13,6 +13,7 @@ mod batch;
 mod commands;
 mod inputs;
 mod output;
+mod params;
 mod report;
 mod session;
 mod shell;

@@ -103,6 +103,9 @@ impl Session {
         if let Some(ws) = setting(&self.global.workspace_id, crate::ENV_WORKSPACE_ID) {
             b = b.workspace_id(ws);
         }
+        if let Some(p) = setting(&self.global.project_id, crate::ENV_PROJECT_ID) {
+            b = b.project_id(p);
+        }
         b.build().map_err(Failure::from)
     }
 

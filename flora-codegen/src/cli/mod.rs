@@ -24,7 +24,7 @@ pub use fetch::fetch;
 /// Default number of schemas retrieved at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub use options::{FetchOptions, Options};
-pub use regen::{Layout, Outcome, read_schemas, regen, schema_text};
+pub use regen::{Layout, ModelLayout, Outcome, read_schemas, regen, schema_text};
 
 /// `text` without the API key, any bearer token or Authorization value (flora-api's one
 /// redactor, `flora_api::redact`): nothing the commands print may carry the key, even when a

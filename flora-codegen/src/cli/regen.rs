@@ -68,6 +68,22 @@ pub struct Layout {
     pub codegen: Config,
     /// Rewrite hand-written schema files normalised (sorted keys, pretty).
     pub normalise_schemas: bool,
+    /// Model catalog entries (`<model_id>.json`) and where their generated code goes, shown
+    /// as in messages: `None` generates no models.
+    pub models: Option<ModelLayout>,
+}
+
+/// Where model catalog entries are read and their code is written.
+#[derive(Debug, Clone)]
+pub struct ModelLayout {
+    /// The directory of `<model_id>.json` files (`schemas/models`).
+    pub schemas: PathBuf,
+    /// How it is shown.
+    pub schemas_shown: String,
+    /// Where the generated code goes (`flora-api/src/models`).
+    pub generated: PathBuf,
+    /// How it is shown.
+    pub generated_shown: String,
 }
 
 impl Layout {
@@ -82,6 +98,12 @@ impl Layout {
             generated_shown: "flora-api/src/techniques".to_owned(),
             codegen: Config::flora_api(),
             normalise_schemas: true,
+            models: Some(ModelLayout {
+                schemas: root.join("schemas").join("models"),
+                schemas_shown: "schemas/models".to_owned(),
+                generated: root.join("flora-api").join("src").join("models"),
+                generated_shown: "flora-api/src/models".to_owned(),
+            }),
         }
     }
 }
@@ -205,6 +227,52 @@ fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(
             }
         ),
     ))
+}
+
+/// Plans the model catalog's files: its entries normalised, its generated code current
+/// (files without the `@generated` header are the user's, never touched). Offline: the
+/// entries are read from `models.schemas`. Returns the warnings (params left out).
+fn plan_models(
+    plans: &mut Vec<(String, Plan, Option<String>)>,
+    models: &ModelLayout,
+    codegen: &Config,
+    normalise_schemas: bool,
+) -> Result<Vec<String>, RegenError> {
+    let read = |dir: &Path, ext: &str| match schema_dir::read(dir, ext) {
+        Ok(files) => Ok(files),
+        Err(e) if e.is_missing_dir() => Ok(BTreeMap::new()),
+        Err(e) => Err(RegenError::new(RegenErrorKind::Io, e.to_string())),
+    };
+    let old = read(&models.schemas, "json")?;
+    let new: BTreeMap<String, String> = if normalise_schemas {
+        old.iter().map(|(n, t)| (n.clone(), normalise(t))).collect()
+    } else {
+        old.clone()
+    };
+    plan_dir(plans, &models.schemas, &models.schemas_shown, &old, &new);
+    let files: Vec<SchemaFile> = new
+        .iter()
+        .map(|(name, text)| SchemaFile::new(format!("schemas/models/{name}"), text.clone()))
+        .collect();
+    let (generated, warnings) = if files.is_empty() {
+        (BTreeMap::new(), Vec::new())
+    } else {
+        let (g, w) = crate::generate_models(&files, codegen)
+            .map_err(|d| RegenError::new(RegenErrorKind::Schema, d.to_string()))?;
+        (g, w.0.iter().map(ToString::to_string).collect())
+    };
+    let (ours, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) = read(&models.generated, "rs")?
+        .into_iter()
+        .partition(|(_, text)| crate::is_generated(text));
+    refuse_to_replace(&theirs, &generated, &models.generated_shown)?;
+    plan_dir(
+        plans,
+        &models.generated,
+        &models.generated_shown,
+        &ours,
+        &generated,
+    );
+    Ok(warnings)
 }
 
 /// Runs regen on `layout`. Every error says what happened to the tree: nothing
@@ -385,6 +453,21 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), R
             &generated.files,
         );
         dirs.push((dir, layout.generated_shown.as_str()));
+    }
+    if let Some(models) = &layout.models {
+        let model_warnings = plan_models(
+            &mut plans,
+            models,
+            &layout.codegen,
+            layout.normalise_schemas,
+        )?;
+        if !model_warnings.is_empty() {
+            outcome
+                .report
+                .push_str(&format!("\nModels: {}\n", model_warnings.join("\n")));
+        }
+        dirs.push((&models.schemas, models.schemas_shown.as_str()));
+        dirs.push((&models.generated, models.generated_shown.as_str()));
     }
     // Staging files of a run that was killed: stale, and removed by the next write.
     for (dir, shown) in dirs {

@@ -2,7 +2,9 @@
 //! client, schema, the one redacting output, Ctrl-C) and reports through the exit-code table.
 
 mod completions;
+mod generate;
 mod get;
+mod models;
 mod run;
 mod runs;
 mod sandbox;
@@ -22,7 +24,7 @@ use super::session::Session;
 /// Runs the command. `args` are the arguments after the program name, as given (for the
 /// commands floret prints to resume).
 pub(crate) async fn dispatch(command: Command, session: Session, args: Vec<OsString>) -> ExitCode {
-    if !matches!(command, Command::Run { .. }) {
+    if !matches!(command, Command::Run { .. } | Command::Generate { .. }) {
         // `run` sets its logging up once its own `-v` flags are read.
         init_logging(session.global.verbose, &session.out(Mode::Human));
     }
@@ -42,6 +44,21 @@ pub(crate) async fn dispatch(command: Command, session: Session, args: Vec<OsStr
         } => {
             let out = out_for(&session, &format);
             let shown = show::show(&session, &out, &slug, schema_dir.schemas.as_deref());
+            finish(&out, interruptible(&session, shown).await)
+        }
+        Command::Generate { model, rest } => generate::generate(session, model, rest).await,
+        Command::Models { kind, format } => {
+            let out = out_for(&session, &format);
+            let listed = models::models(&session, &out, kind.as_deref());
+            finish(&out, interruptible(&session, listed).await)
+        }
+        Command::ShowModel {
+            model,
+            schemas,
+            format,
+        } => {
+            let out = out_for(&session, &format);
+            let shown = models::show_model(&session, &out, &model, schemas.as_deref());
             finish(&out, interruptible(&session, shown).await)
         }
         Command::Runs {

@@ -21,15 +21,23 @@ pub(super) async fn sandbox(
         None if default.is_dir() => (serve_schemas(&fake, default)?, "schemas".to_owned()),
         None => (builtin(&fake)?, "floret's built-in techniques".to_owned()),
     };
+    // Models beside techniques: `DIR/models/<model>.json`, each generating placeholders.
+    let models = match dir.or(default.is_dir().then_some(default)) {
+        Some(dir) => serve_models(&fake, &dir.join("models"))?,
+        None => 0,
+    };
     let served = fake.serve_on(port).await?;
     // The two lines to paste, on stdout even when asked to be quiet: they are the result.
     out.raw(&format!(
-        "export FLORA_BASE_URL={}\nexport FLORA_API_KEY=sk_sandbox\n",
-        served.base_url()
+        "export FLORA_BASE_URL={}\nexport FLORA_API_KEY=sk_sandbox\nexport FLORA_PROJECT_ID={}\n",
+        served.base_url(),
+        crate::testing::FAKE_PROJECT_ID
     ));
     out.always(&format!(
-        "floret sandbox: {n} technique(s) from {from} on {}; no key, no bill. Ctrl-C stops it.",
-        served.base_url()
+        "floret sandbox: {n} technique(s) and {models} model(s) from {from} on {}; no key, no \
+         bill (generations land in project {}). Ctrl-C stops it.",
+        served.base_url(),
+        crate::testing::FAKE_PROJECT_ID
     ));
     session.interrupt.cancelled().await;
     Ok(())
@@ -57,6 +65,26 @@ fn serve_schemas(fake: &crate::testing::FakeFlora, dir: &Path) -> Result<usize, 
             Failure::usage(format!("{} is not a technique schema: {e}", path.display()))
         })?;
         fake.completes_untyped(&schema);
+    }
+    Ok(paths.len())
+}
+
+/// Serves every `<model>.json` of `dir` (a missing `dir`: none); how many.
+fn serve_models(fake: &crate::testing::FakeFlora, dir: &Path) -> Result<usize, Failure> {
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut paths: Vec<PathBuf> = files
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    for path in &paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        let model: crate::ModelSchema = serde_json::from_str(&text)
+            .map_err(|e| Failure::usage(format!("{} is not a model: {e}", path.display())))?;
+        fake.model_schema(&model).completes();
     }
     Ok(paths.len())
 }

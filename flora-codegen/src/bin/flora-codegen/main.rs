@@ -92,6 +92,7 @@ async fn main() -> ExitCode {
                 generated_shown: String::new(),
                 codegen: fetch.config(Config::new()),
                 normalise_schemas: true,
+                models: None,
             };
             let rerun = format!("flora-codegen fetch --schemas {}", layout.schemas_shown);
             run_and_print(&layout, &fetch.options(false), &rerun).await
@@ -124,6 +125,7 @@ async fn main() -> ExitCode {
                 generated: Some(out),
                 codegen: config,
                 normalise_schemas: false,
+                models: None,
             };
             let opts = flora_codegen::cli::Options {
                 offline: true,

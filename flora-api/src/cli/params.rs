@@ -1,0 +1,222 @@
+//! A model's params as `floret generate` flags, built from its catalog entry (the generation
+//! twin of `inputs`): `--prompt`, then one flag per param the runtime can check, choices
+//! listed with their labels, ranges in the help. Values are read into the `params` object
+//! and go through the one `check_params` before anything is sent.
+
+use clap::builder::PossibleValue;
+use clap::{Arg, ArgAction, Command};
+use serde_json::{Map, Value, json};
+
+use super::inputs::{kebab, own_args, plain};
+use crate::catalog::{ModelParam, ModelSchema};
+use crate::model::ParamKind;
+
+/// One param's flag.
+pub(crate) struct ParamFlag {
+    /// `--<flag>`.
+    pub flag: String,
+    /// Its index in the model's params.
+    pub index: usize,
+    /// Its kind (params of an unknown type get no flag).
+    pub kind: ParamKind,
+}
+
+/// The flags of a model's params: kebab-case names, params of unknown types left out, a
+/// name that clashes with `--prompt` or with one of floret's own flags refused.
+pub(crate) fn flags(model: &ModelSchema) -> Result<Vec<ParamFlag>, String> {
+    let own: Vec<String> = own_args()
+        .iter()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    let mut out: Vec<ParamFlag> = Vec::new();
+    for (index, p) in model.params.iter().enumerate() {
+        let Some(rule) = p.rule() else { continue };
+        let flag = kebab(&p.name);
+        if flag == "prompt" || own.contains(&flag) || out.iter().any(|f| f.flag == flag) {
+            return Err(format!(
+                "model `{}`: param `{}` would be the flag --{flag}, which is taken; pass it \
+                 with the library (`start_generation_untyped`) instead",
+                plain(&model.model_id),
+                plain(&p.name)
+            ));
+        }
+        out.push(ParamFlag {
+            flag,
+            index,
+            kind: rule.kind,
+        });
+    }
+    Ok(out)
+}
+
+fn range(p: &ModelParam) -> Option<String> {
+    match (p.min, p.max) {
+        (Some(a), Some(b)) => Some(format!("from {a} to {b}")),
+        (Some(a), None) => Some(format!("at least {a}")),
+        (None, Some(b)) => Some(format!("at most {b}")),
+        (None, None) => None,
+    }
+}
+
+/// `floret generate MODEL`'s command: the prompt, the params, then `run`'s own flags.
+pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
+    let mut about = format!("Generate with `{}`", plain(&model.model_id));
+    if !model.name.is_empty() {
+        about.push_str(&format!(" ({})", plain(&model.name)));
+    }
+    if let Some(c) = model.estimated_credits {
+        about.push_str(&format!(", about {c} credits"));
+    }
+    let mut cmd = Command::new("generate")
+        .bin_name(format!("floret generate {}", plain(&model.model_id)))
+        .about(about)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .after_help(super::report::exit_codes_help())
+        .next_help_heading("Params")
+        .arg(
+            Arg::new("prompt")
+                .long("prompt")
+                .value_name("TEXT")
+                .help("The prompt (not empty)")
+                .required(true)
+                .allow_hyphen_values(true)
+                .value_parser(clap::builder::NonEmptyStringValueParser::new()),
+        );
+    for f in flags {
+        let p = &model.params[f.index];
+        let mut help = p
+            .label
+            .as_deref()
+            .map(plain)
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| plain(&p.name));
+        if let Some(d) = p
+            .description
+            .as_deref()
+            .map(plain)
+            .filter(|d| !d.is_empty())
+        {
+            help.push_str(": ");
+            help.push_str(&d);
+        }
+        let mut notes = vec![format!("`{}`, {}", plain(&p.name), plain(&p.kind))];
+        notes.extend(range(p));
+        if let Some(d) = &p.default {
+            notes.push(format!("default {}", plain(&d.to_string())));
+        }
+        if p.required {
+            notes.push("required".to_owned());
+        }
+        let (value_name, action) = match f.kind {
+            ParamKind::String => ("TEXT", ArgAction::Set),
+            ParamKind::Strings => {
+                notes.push("repeatable".to_owned());
+                ("TEXT", ArgAction::Append)
+            }
+            ParamKind::Bool => ("true|false", ArgAction::Set),
+            ParamKind::Int | ParamKind::Seed => ("N", ArgAction::Set),
+            ParamKind::Float => ("X", ArgAction::Set),
+            ParamKind::Dict => {
+                let names: Vec<String> = p
+                    .properties
+                    .iter()
+                    .map(|(k, r)| format!("{} {}..{}", plain(k), r.min, r.max))
+                    .collect();
+                notes.push(format!("NAME=X, repeatable: {}", names.join(", ")));
+                ("NAME=X", ArgAction::Append)
+            }
+        };
+        help.push_str(&format!(" [{}]", notes.join("; ")));
+        let mut arg = Arg::new(format!("param:{}", f.index))
+            .long(f.flag.clone())
+            .value_name(value_name)
+            .help(help)
+            .required(p.required)
+            .action(action)
+            .allow_hyphen_values(true);
+        if f.kind == ParamKind::String && !p.options.is_empty() {
+            // clap lists the choices in --help and refuses any other value (exit 2),
+            // naming the allowed ones.
+            let values: Vec<PossibleValue> = p
+                .options
+                .iter()
+                .map(|o| {
+                    let v = PossibleValue::new(o.value.clone());
+                    match plain(&o.label) {
+                        l if l.is_empty() => v,
+                        l => v.help(l),
+                    }
+                })
+                .collect();
+            arg = arg.value_parser(clap::builder::PossibleValuesParser::new(values));
+        } else {
+            arg = arg.value_parser(clap::builder::NonEmptyStringValueParser::new());
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd = cmd.next_help_heading("Run");
+    for arg in own_args() {
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// The `params` object from the flags given, each value read as its param's type; the
+/// error names the flag, the value and what it must be.
+pub(crate) fn values(
+    model: &ModelSchema,
+    flags: &[ParamFlag],
+    matches: &clap::ArgMatches,
+) -> Result<Map<String, Value>, String> {
+    let mut params = Map::new();
+    for f in flags {
+        let p = &model.params[f.index];
+        let Some(given) = matches.get_many::<String>(&format!("param:{}", f.index)) else {
+            continue;
+        };
+        let given: Vec<&String> = given.collect();
+        let bad = |v: &str, what: &str| format!("--{} {v:?}: must be {what}", f.flag);
+        let one = given.last().map(|s| s.as_str()).unwrap_or_default();
+        let value = match f.kind {
+            ParamKind::String => json!(one),
+            ParamKind::Strings => json!(given),
+            ParamKind::Bool => match one {
+                "true" => json!(true),
+                "false" => json!(false),
+                v => return Err(bad(v, "true or false")),
+            },
+            ParamKind::Int => json!(one.parse::<i64>().map_err(|_| bad(one, "a whole number"))?),
+            ParamKind::Seed => json!(
+                one.parse::<u64>()
+                    .map_err(|_| bad(one, "a seed: a whole number, 0 or more"))?
+            ),
+            ParamKind::Float => {
+                let x = one
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| bad(one, "a number"))?;
+                json!(x)
+            }
+            ParamKind::Dict => {
+                let mut numbers = Map::new();
+                for pair in &given {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .ok_or_else(|| bad(pair, "NAME=NUMBER"))?;
+                    let x = v
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| bad(pair, "NAME=NUMBER"))?;
+                    numbers.insert(k.trim().to_owned(), json!(x));
+                }
+                Value::Object(numbers)
+            }
+        };
+        params.insert(p.name.clone(), value);
+    }
+    Ok(params)
+}
