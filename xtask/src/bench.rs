@@ -4,6 +4,7 @@
 //! each bench as a smoke test (CI uses it); budgets are checked only in the full run.
 
 mod floret_cli;
+mod models_tree;
 mod rate_limit;
 mod user_build;
 
@@ -302,11 +303,13 @@ fn codegen(opts: &BenchOptions) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------
 // 2. Compile cost of generated code
 
-/// A scratch workspace with `n` synthetic techniques (bench 2's input), left for
-/// profiling by hand; returns its path. Builds share bench 2's target directory.
+/// A scratch workspace with `n` synthetic techniques in `flora-api` and `n` synthetic models
+/// in the crate `bench-models` (bench 2's input), left for profiling by hand; returns its
+/// path. Builds share bench 2's target directory.
 pub fn tree(n: usize) -> Result<std::path::PathBuf, String> {
-    let (ws, _target) = scratch::workspace("tree")?;
+    let (ws, target) = scratch::workspace("tree")?;
     write_generated(&ws, n)?;
+    models_tree::ModelsTree::new(&ws, &target)?.write(n)?;
     Ok(ws)
 }
 
@@ -317,11 +320,11 @@ fn write_generated(ws: &Path, n: usize) -> Result<usize, String> {
     )
     .map_err(|d| d.to_string())?;
     scratch::write_techniques(ws, &generated.files)?;
-    Ok(technique_lines(&generated.files))
+    Ok(generated_lines(&generated.files))
 }
 
-/// Generated lines of every technique file (the index `mod.rs` left out).
-fn technique_lines(files: &std::collections::BTreeMap<String, String>) -> usize {
+/// Generated lines of every technique (or model) file (the index `mod.rs` left out).
+fn generated_lines(files: &std::collections::BTreeMap<String, String>) -> usize {
     files
         .iter()
         .filter(|(name, _)| *name != "mod.rs")
@@ -410,7 +413,7 @@ impl CompileTree {
                     }
                 }
                 scratch::write_techniques(&self.ws, &generated.files)?;
-                return Ok(technique_lines(&generated.files));
+                return Ok(generated_lines(&generated.files));
             }
             CodeSource::Baseline(exe) => exe,
         };
@@ -438,7 +441,7 @@ impl CompileTree {
             let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
             files.insert(entry.file_name().to_string_lossy().into_owned(), text);
         }
-        Ok(technique_lines(&files))
+        Ok(generated_lines(&files))
     }
 
     fn build(&self, features: &[&str], env: &[(&str, &str)]) -> Result<Duration, String> {
@@ -486,10 +489,13 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
     };
     let runs = if opts.quick { 1 } else { 3 };
     let (ws, target) = scratch::workspace("bench")?;
+    // Generated models, beside this checkout's techniques (issue 30: per model ≤ per technique).
+    let models = models_tree::ModelsTree::new(&ws, &target)?;
     let mut trees = Vec::new();
     if let Some(rev) = &opts.baseline {
         trees.push(baseline_tree(rev)?);
     }
+    let this = trees.len();
     trees.push(CompileTree {
         label: "this checkout".to_owned(),
         ws,
@@ -520,14 +526,20 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
         tree.build(&[], &[])?;
         tree.build(&["test-util"], &[])?;
     }
+    models.write(0)?;
+    models.build(&[])?;
+    // n -> [touch, clean] of the models tree; its table rows.
+    let mut model_points: Vec<(usize, [Duration; 2])> = Vec::new();
+    let mut model_rows = String::new();
     // (tree, n) -> [touch, touch with test-util, clean]
     let mut points: Vec<Vec<(usize, [Duration; 3])>> = vec![Vec::new(); trees.len()];
+    let clean = [("CARGO_INCREMENTAL", "0")];
     for &n in sizes {
         let mut lines = Vec::new();
         for tree in &trees {
             lines.push(tree.write(n)?);
         }
-        let clean = [("CARGO_INCREMENTAL", "0")];
+        let model_lines = models.write(n)?;
         // Touch-rebuild, touch-rebuild with test-util, clean non-incremental.
         let modes: [BuildMode; 3] = [(&[], &[]), (&["test-util"], &[]), (&[], &clean)];
         let mut medians = vec![[Duration::ZERO; 3]; trees.len()];
@@ -563,6 +575,20 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
             );
             points[t].push((n, medians[t]));
         }
+        // The models tree after the techniques trees, not in turns (see `models_tree`).
+        let m = [models.measure(runs, &[])?, models.measure(runs, &clean)?];
+        let per = if n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", model_lines as f64 / n as f64)
+        };
+        let _ = writeln!(
+            model_rows,
+            "| {n} | {:.2} s | {:.2} s | {per} |",
+            m[0].as_secs_f64(),
+            m[1].as_secs_f64()
+        );
+        model_points.push((n, m));
     }
     out.push('\n');
     for (t, tree) in trees.iter().enumerate() {
@@ -579,6 +605,62 @@ fn compile(opts: &BenchOptions) -> Result<String, String> {
             );
         }
     }
+    let _ = write!(
+        out,
+        "### Generated models beside the techniques (issue 30)\n\n\
+         Debug `cargo build -p bench-models --lib`: a crate of N synthetic models \
+         (`flora_codegen::generate_models`; 6–10 params each of every type, enums of 3–8 \
+         options, one dict of named numbers) on `flora-api` with `models`, in the same scratch \
+         workspace and target directory as this checkout's techniques, measured the same way \
+         (median of {runs}) right after them, not in turns.\n\n\
+         | models | median build | clean, non-incremental | generated lines per model |\n\
+         |---:|---:|---:|---:|\n{model_rows}\n"
+    );
+    let slope = |points: &[(usize, [Duration; 2])], i: usize| match (points.first(), points.last())
+    {
+        (Some((_, first)), Some((n, last))) => (ms(last[i]) - ms(first[i])) / (*n).max(1) as f64,
+        _ => 0.0,
+    };
+    // This checkout's techniques in the same two modes: touch-rebuild and clean.
+    let techniques: Vec<(usize, [Duration; 2])> = points[this]
+        .iter()
+        .map(|(n, [touch, _, clean])| (*n, [*touch, *clean]))
+        .collect();
+    let n = sizes.last().copied().unwrap_or_default();
+    let (t, m) = (
+        [slope(&techniques, 0), slope(&techniques, 1)],
+        [slope(&model_points, 0), slope(&model_points, 1)],
+    );
+    // A ratio only of positive slopes: at `--quick`'s 10 items, noise can make one negative.
+    let ratio = |i: usize| {
+        if m[i] > 0.0 && t[i] > 0.0 {
+            format!("{:.2}×", m[i] / t[i])
+        } else {
+            "–".to_owned()
+        }
+    };
+    let verdict = if opts.quick {
+        "not judged at `--quick`'s sizes"
+    } else if m[0] <= t[0] {
+        "met"
+    } else {
+        "**not met**"
+    };
+    let _ = writeln!(
+        out,
+        "| per item (N = 0 → {n}) | touch-rebuild | clean, non-incremental |\n|---|---:|---:|\n\
+         | technique (this checkout) | {:.2} ms | {:.2} ms |\n\
+         | model | {:.2} ms | {:.2} ms |\n\
+         | model / technique | {} | {} |\n\n\
+         Budget (issue 30): compile cost per model ≤ per technique (touch-rebuild): {}.\n",
+        t[0],
+        t[1],
+        m[0],
+        m[1],
+        ratio(0),
+        ratio(1),
+        verdict
+    );
     Ok(out)
 }
 

@@ -95,11 +95,11 @@ enum Command {
     /// The loopback mock server used by `bench` (prints its URL, serves until killed).
     #[command(hide = true)]
     BenchServer,
-    /// Leave a scratch copy of the workspace with N synthetic techniques in
-    /// `target/scratch/tree/ws` (bench 2's input), for profiling by hand
-    /// (`cargo llvm-lines`, `-Z time-passes`, `cargo build --timings`).
+    /// Leave a scratch copy of the workspace with N synthetic techniques (and N synthetic
+    /// models, in its crate `bench-models`) in `target/scratch/tree/ws` (bench 2's input), for
+    /// profiling by hand (`cargo llvm-lines`, `-Z time-passes`, `cargo build --timings`).
     BenchTree {
-        /// How many techniques to generate.
+        /// How many techniques (and models) to generate.
         n: usize,
     },
 }
