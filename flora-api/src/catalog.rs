@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{ParamKind, ParamRule};
+use crate::model::{ModelInfo, ParamKind, ParamRule};
 use crate::wire::Extra;
 
 /// One model of the catalog (`GET /models`): what it makes, what it costs, its params.
@@ -130,6 +130,61 @@ impl ModelSchema {
     /// The constraints of every param this version can check.
     pub fn rules(&self) -> Vec<ParamRule<'_>> {
         self.params.iter().filter_map(ModelParam::rule).collect()
+    }
+}
+
+impl From<&ModelInfo> for ModelSchema {
+    /// The entry generated code was made from, as far as it keeps it (no labels, defaults or
+    /// estimates): what a fake lists for a typed model.
+    fn from(info: &ModelInfo) -> Self {
+        let params = info
+            .params
+            .iter()
+            .map(|p| ModelParam {
+                name: p.name.to_owned(),
+                kind: p.kind.as_wire().to_owned(),
+                required: p.required,
+                default: None,
+                min: p.min,
+                max: p.max,
+                label: None,
+                description: None,
+                options: p
+                    .options
+                    .iter()
+                    .map(|o| ParamOption {
+                        value: (*o).to_owned(),
+                        label: (*o).to_owned(),
+                        description: None,
+                    })
+                    .collect(),
+                properties: p
+                    .properties
+                    .iter()
+                    .map(|(k, min, max)| {
+                        let range = ParamRange {
+                            min: *min,
+                            max: *max,
+                            default: None,
+                        };
+                        ((*k).to_owned(), range)
+                    })
+                    .collect(),
+                extra: Extra::default(),
+            })
+            .collect();
+        ModelSchema {
+            model_id: info.model_id.to_owned(),
+            name: info.model_id.to_owned(),
+            kind: info.kind.to_owned(),
+            provider: None,
+            capabilities: Vec::new(),
+            estimated_credits: None,
+            estimated_seconds: None,
+            params,
+            beta: None,
+            extra: Extra::default(),
+        }
     }
 }
 

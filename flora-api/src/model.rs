@@ -79,50 +79,6 @@ impl ParamInfo {
     }
 }
 
-impl ModelInfo {
-    /// This entry as `GET /models` lists it (the fields generated code keeps).
-    pub fn to_catalog_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        let params: Vec<serde_json::Value> = self
-            .params
-            .iter()
-            .map(|p| {
-                let mut v =
-                    json!({"name": p.name, "type": p.kind.as_wire(), "required": p.required});
-                if let Some(m) = p.min {
-                    v["min"] = json!(m);
-                }
-                if let Some(m) = p.max {
-                    v["max"] = json!(m);
-                }
-                if !p.options.is_empty() {
-                    v["options"] = p
-                        .options
-                        .iter()
-                        .map(|o| json!({"value": o, "label": o}))
-                        .collect();
-                }
-                if !p.properties.is_empty() {
-                    v["properties"] = p
-                        .properties
-                        .iter()
-                        .map(|(k, a, b)| {
-                            ((*k).to_owned(), json!({"min": a, "max": b, "default": a}))
-                        })
-                        .collect::<serde_json::Map<_, _>>()
-                        .into();
-                }
-                v
-            })
-            .collect();
-        json!({
-            "model_id": self.model_id, "name": self.model_id, "type": self.kind,
-            "provider": "FakeFlora", "capabilities": [], "estimated_credits": 10,
-            "estimated_seconds": 10, "params": params,
-        })
-    }
-}
-
 /// A model's catalog entry, as generated code knows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelInfo {
@@ -330,12 +286,7 @@ pub fn check_params(
         if x.is_finite() && !low && !high {
             return Ok(());
         }
-        let range = match (min, max) {
-            (Some(a), Some(b)) => format!("from {a} to {b}"),
-            (Some(a), None) => format!("at least {a}"),
-            (None, Some(b)) => format!("at most {b}"),
-            (None, None) => "a finite number".to_owned(),
-        };
+        let range = range_text(min, max).unwrap_or_else(|| "a finite number".to_owned());
         Err(refuse(format!("param `{name}` is {x}, not {range}")))
     };
     for (name, value) in params {
@@ -402,6 +353,16 @@ pub fn check_params(
         }
     }
     Ok(())
+}
+
+/// A numeric range in words (`from 1 to 50`, `at least 1`), as errors and help say it.
+pub(crate) fn range_text(min: Option<f64>, max: Option<f64>) -> Option<String> {
+    match (min, max) {
+        (Some(a), Some(b)) => Some(format!("from {a} to {b}")),
+        (Some(a), None) => Some(format!("at least {a}")),
+        (None, Some(b)) => Some(format!("at most {b}")),
+        (None, None) => None,
+    }
 }
 
 /// Checks a model's prompt and params against its catalog entry before any request (see

@@ -126,7 +126,7 @@ impl GenerateOwned for Flux {
 #[tokio::test(start_paused = true)]
 async fn a_live_catalog_entry_checks_values_the_same_way_before_sending() {
     let fake = FakeFlora::new();
-    let schema: ModelSchema = serde_json::from_value(Flux::INFO.to_catalog_json()).unwrap();
+    let schema = ModelSchema::from(&Flux::INFO);
     fake.model_schema(&schema).completes();
     let client = fake.client();
     let params = json!({"aspect_ratio": "banana_9_9"});

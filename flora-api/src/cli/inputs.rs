@@ -98,6 +98,37 @@ fn value_name(kind: &MediaType) -> &'static str {
 }
 
 /// `run SLUG`'s full command line: `run`'s own flags and one flag per input.
+/// A command built from a schema or catalog entry (`run SLUG`, `generate MODEL`): its own
+/// help, no version flag, the exit codes after the help.
+pub(crate) fn dynamic_command(name: &'static str, bin_name: String, about: String) -> Command {
+    Command::new(name)
+        .bin_name(bin_name)
+        .about(about)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .after_help(super::report::exit_codes_help())
+}
+
+/// A flag's help from the server's text: its title (else `fallback`), `: description`, then
+/// `[notes; …]`, every piece made plain.
+pub(crate) fn flag_help(
+    title: Option<&str>,
+    fallback: &str,
+    description: Option<&str>,
+    notes: &[String],
+) -> String {
+    let mut help = title
+        .map(plain)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| plain(fallback));
+    if let Some(d) = description.map(plain).filter(|d| !d.is_empty()) {
+        help.push_str(": ");
+        help.push_str(&d);
+    }
+    help.push_str(&format!(" [{}]", notes.join("; ")));
+    help
+}
+
 pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Command {
     let slug = schema.slug_or_derived();
     let mut about = format!("Run `{}`", plain(slug));
@@ -107,12 +138,7 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
     if let Some(cost) = schema.run_cost {
         about.push_str(&format!(", {cost} USD per run"));
     }
-    let mut cmd = Command::new("run")
-        .bin_name(format!("floret run {}", plain(slug)))
-        .about(about.clone())
-        .disable_help_flag(true)
-        .disable_version_flag(true)
-        .after_help(super::report::exit_codes_help())
+    let mut cmd = dynamic_command("run", format!("floret run {}", plain(slug)), about.clone())
         .next_help_heading("Inputs");
     if let Some(d) = schema
         .description
@@ -124,21 +150,6 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
     }
     for (i, f) in flags.iter().enumerate() {
         let slot = &f.slot;
-        let mut help = slot
-            .name
-            .as_deref()
-            .map(plain)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| plain(&f.id));
-        if let Some(d) = slot
-            .description
-            .as_deref()
-            .map(plain)
-            .filter(|d| !d.is_empty())
-        {
-            help.push_str(": ");
-            help.push_str(&d);
-        }
         let mut notes = vec![format!(
             "id `{}`, {}",
             plain(&f.id),
@@ -153,7 +164,12 @@ pub(crate) fn run_command(schema: &TechniqueSchema, flags: &[InputFlag]) -> Comm
         if f.multiple {
             notes.push("repeatable".to_owned());
         }
-        help.push_str(&format!(" [{}]", notes.join("; ")));
+        let help = flag_help(
+            slot.name.as_deref(),
+            &f.id,
+            slot.description.as_deref(),
+            &notes,
+        );
         cmd = cmd.arg(
             Arg::new(format!("input:{i}"))
                 .long(f.flag.clone())

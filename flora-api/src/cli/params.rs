@@ -7,8 +7,8 @@ use clap::builder::PossibleValue;
 use clap::{Arg, ArgAction, Command};
 use serde_json::{Map, Value, json};
 
-use super::inputs::{kebab, own_args, plain};
-use crate::catalog::{ModelParam, ModelSchema};
+use super::inputs::{dynamic_command, flag_help, kebab, own_args, plain};
+use crate::catalog::ModelSchema;
 use crate::model::ParamKind;
 
 /// One param's flag.
@@ -49,15 +49,6 @@ pub(crate) fn flags(model: &ModelSchema) -> Result<Vec<ParamFlag>, String> {
     Ok(out)
 }
 
-fn range(p: &ModelParam) -> Option<String> {
-    match (p.min, p.max) {
-        (Some(a), Some(b)) => Some(format!("from {a} to {b}")),
-        (Some(a), None) => Some(format!("at least {a}")),
-        (None, Some(b)) => Some(format!("at most {b}")),
-        (None, None) => None,
-    }
-}
-
 /// `floret generate MODEL`'s command: the prompt, the params, then `run`'s own flags.
 pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
     let mut about = format!("Generate with `{}`", plain(&model.model_id));
@@ -67,12 +58,8 @@ pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
     if let Some(c) = model.estimated_credits {
         about.push_str(&format!(", about {c} credits"));
     }
-    let mut cmd = Command::new("generate")
-        .bin_name(format!("floret generate {}", plain(&model.model_id)))
-        .about(about)
-        .disable_help_flag(true)
-        .disable_version_flag(true)
-        .after_help(super::report::exit_codes_help())
+    let bin_name = format!("floret generate {}", plain(&model.model_id));
+    let mut cmd = dynamic_command("generate", bin_name, about)
         .next_help_heading("Params")
         .arg(
             Arg::new("prompt")
@@ -85,23 +72,8 @@ pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
         );
     for f in flags {
         let p = &model.params[f.index];
-        let mut help = p
-            .label
-            .as_deref()
-            .map(plain)
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| plain(&p.name));
-        if let Some(d) = p
-            .description
-            .as_deref()
-            .map(plain)
-            .filter(|d| !d.is_empty())
-        {
-            help.push_str(": ");
-            help.push_str(&d);
-        }
         let mut notes = vec![format!("`{}`, {}", plain(&p.name), plain(&p.kind))];
-        notes.extend(range(p));
+        notes.extend(crate::model::range_text(p.min, p.max));
         if let Some(d) = &p.default {
             notes.push(format!("default {}", plain(&d.to_string())));
         }
@@ -127,7 +99,12 @@ pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
                 ("NAME=X", ArgAction::Append)
             }
         };
-        help.push_str(&format!(" [{}]", notes.join("; ")));
+        let help = flag_help(
+            p.label.as_deref(),
+            &p.name,
+            p.description.as_deref(),
+            &notes,
+        );
         let mut arg = Arg::new(format!("param:{}", f.index))
             .long(f.flag.clone())
             .value_name(value_name)

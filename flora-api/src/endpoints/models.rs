@@ -6,13 +6,10 @@ use crate::catalog::{ModelSchema, Project};
 use crate::client::Client;
 use crate::error::Error;
 use crate::pages::{ListRequest, Page};
-use crate::reconcile::{Known, Span};
+use crate::reconcile::Known;
 use crate::wire::{Run, RunStatus};
 
 use super::push_opt;
-
-/// Pages of generation history read at most to find a lost generation (100 a page).
-const MAX_PAGES: usize = 10;
 
 /// Filters for listing generations (`GET /generations`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,36 +124,23 @@ impl Client {
     }
 
     /// A project's generations of one model, newest first, back to the fallback bound of
-    /// `known` (at most [`MAX_PAGES`] pages): where a lost `/generate` answer's run is.
+    /// `known`: where a lost `/generate` answer's run is.
     pub(crate) async fn generations_since(
         &self,
         project_id: &str,
         model_id: &str,
         known: &Known<'_>,
     ) -> Result<Vec<Run>, Error> {
-        let mut runs: Vec<Run> = Vec::new();
-        let mut cursor = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .list_generations(&ListGenerations {
-                    limit: Some(100),
-                    cursor: cursor.take(),
-                    project_id: Some(project_id.to_owned()),
-                    ..ListGenerations::default()
-                })
-                .await?;
-            runs.extend(page.items);
-            let from = Span::of(&runs, known).from;
-            let older = runs
-                .last()
-                .and_then(|r| r.created_at)
-                .zip(from)
-                .is_some_and(|(c, f)| c < f);
-            match page.next_cursor {
-                Some(next) if !older => cursor = Some(next),
-                _ => break,
-            }
-        }
+        let mut runs = super::recover::read_back(known, |cursor| {
+            let q = ListGenerations {
+                limit: Some(100),
+                cursor,
+                project_id: Some(project_id.to_owned()),
+                ..ListGenerations::default()
+            };
+            async move { self.list_generations(&q).await }
+        })
+        .await?;
         // A listed generation that names another model is not this one; one that names none
         // stays a candidate (unclear, never wrongly excluded).
         runs.retain(|r| model_of(r).is_none_or(|m| m == model_id));

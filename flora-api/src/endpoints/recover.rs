@@ -127,27 +127,40 @@ impl Client {
             limit: Some(100),
             ..ListRuns::default()
         };
-        let mut runs: Vec<Run> = Vec::new();
-        let mut cursor = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .list_runs(&ListRuns {
-                    cursor: cursor.take(),
-                    ..query.clone()
-                })
-                .await?;
-            runs.extend(page.items);
-            let from = Span::of(&runs, known).from;
-            let older = runs
-                .last()
-                .and_then(|r| r.created_at)
-                .zip(from)
-                .is_some_and(|(c, f)| c < f);
-            match page.next_cursor {
-                Some(next) if !older => cursor = Some(next),
-                _ => break,
-            }
-        }
-        Ok(runs)
+        read_back(known, |cursor| {
+            let q = ListRuns {
+                cursor,
+                ..query.clone()
+            };
+            async move { self.list_runs(&q).await }
+        })
+        .await
     }
+}
+
+/// A listing's pages, newest first, read until one reaches back past the fallback bound of
+/// `known` (at most [`MAX_PAGES`]): where a lost creation's run is, whichever listing
+/// (technique runs, generations) it is in.
+pub(crate) async fn read_back<F, Fut>(known: &Known<'_>, mut page: F) -> Result<Vec<Run>, Error>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::pages::Page<Run>, Error>>,
+{
+    let mut runs: Vec<Run> = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = page(cursor.take()).await?;
+        runs.extend(page.items);
+        let from = Span::of(&runs, known).from;
+        let older = runs
+            .last()
+            .and_then(|r| r.created_at)
+            .zip(from)
+            .is_some_and(|(c, f)| c < f);
+        match page.next_cursor {
+            Some(next) if !older => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(runs)
 }

@@ -65,6 +65,27 @@ impl Client {
         .map(|(_, state)| state)
     }
 
+    /// One creation request under `lost.key`: its answer, or the run a lost answer was found
+    /// to be (`found` turns the listed run into the answer's type), or the error that carries
+    /// the key.
+    async fn create<T: serde::de::DeserializeOwned>(
+        &self,
+        url: url::Url,
+        body: Value,
+        retry: Option<crate::policy::RetryPolicy>,
+        lost: LostCreate<'_>,
+        found: impl FnOnce(Run) -> T,
+    ) -> Result<T, Error> {
+        let mut call = Call::new(Method::POST, url)
+            .body(Body::Json(body))
+            .idempotency_key(lost.key.to_owned())
+            .retry_policy(retry);
+        match self.send_call_json(&mut call).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => self.recover_create(&call, e, lost).await.map(found),
+        }
+    }
+
     /// Sends a run creation; a lost answer is recovered (see `reconcile.rs`) or reported with
     /// its key. Returns the top-level route's created-run answer too.
     pub(crate) async fn submit(
@@ -83,21 +104,15 @@ impl Client {
                 if let Some(cb) = callback_url {
                     body["callback_url"] = Value::String(cb.clone());
                 }
-                let mut call = Call::new(Method::POST, self.url(&["techniques", slug, "runs"])?)
-                    .body(Body::Json(body))
-                    .idempotency_key(key.clone())
-                    .retry_policy(submission.retry);
-                let run: Run = match self.send_call_json(&mut call).await {
-                    Ok(run) => run,
-                    Err(e) => {
-                        let lost = LostCreate {
-                            key: &key,
-                            history: History::Technique(slug),
-                            first_sent,
-                        };
-                        self.recover_create(&call, e, lost).await?
-                    }
+                let url = self.url(&["techniques", slug, "runs"])?;
+                let lost = LostCreate {
+                    key: &key,
+                    history: History::Technique(slug),
+                    first_sent,
                 };
+                let run: Run = self
+                    .create(url, body, submission.retry, lost, |run| run)
+                    .await?;
                 self.inner.created.add(&run.run_id, unix_now());
                 tracing::info!(technique = %slug, run_id = %run.run_id, status = %run.status, "run started");
                 let slug = slug.clone();
@@ -112,21 +127,15 @@ impl Client {
                 inputs,
             } => {
                 let body = json!({ "technique_id": technique_id, "workspace_id": workspace_id, "inputs": inputs });
-                let mut call = Call::new(Method::POST, self.url(&["runs", "technique"])?)
-                    .body(Body::Json(body))
-                    .idempotency_key(key.clone())
-                    .retry_policy(submission.retry);
-                let created: CreatedRun = match self.send_call_json(&mut call).await {
-                    Ok(created) => created,
-                    Err(e) => {
-                        let lost = LostCreate {
-                            key: &key,
-                            history: History::Technique(technique_id),
-                            first_sent,
-                        };
-                        CreatedRun::from(self.recover_create(&call, e, lost).await?)
-                    }
+                let url = self.url(&["runs", "technique"])?;
+                let lost = LostCreate {
+                    key: &key,
+                    history: History::Technique(technique_id),
+                    first_sent,
                 };
+                let created = self
+                    .create(url, body, submission.retry, lost, CreatedRun::from)
+                    .await?;
                 self.inner.created.add(&created.run_id, unix_now());
                 let state = RunState::top_level(
                     self.clone(),
@@ -141,27 +150,22 @@ impl Client {
             Resend::Generation(request) => {
                 // The key goes in the header only: FLORA reads it there for `/generate`, and
                 // the body refuses fields it does not know.
-                let mut call = Call::new(Method::POST, self.url(&["generate"])?)
-                    .body(Body::Json(request.body()))
-                    .idempotency_key(key.clone())
-                    .retry_policy(submission.retry);
-                let created: CreatedRun = match self.send_call_json(&mut call).await {
-                    Ok(created) => created,
-                    Err(e) => {
-                        let lost = LostCreate {
-                            key: &key,
-                            history: History::Generations {
-                                project_id: &request.project_id,
-                                model_id: &request.model_id,
-                            },
-                            first_sent,
-                        };
-                        let mut found =
-                            CreatedRun::from(self.recover_create(&call, e, lost).await?);
-                        found.run_type = Some("generation".to_owned());
-                        found
-                    }
+                let url = self.url(&["generate"])?;
+                let lost = LostCreate {
+                    key: &key,
+                    history: History::Generations {
+                        project_id: &request.project_id,
+                        model_id: &request.model_id,
+                    },
+                    first_sent,
                 };
+                let found = |run| CreatedRun {
+                    run_type: Some("generation".to_owned()),
+                    ..CreatedRun::from(run)
+                };
+                let created = self
+                    .create(url, request.body(), submission.retry, lost, found)
+                    .await?;
                 self.inner.created.add(&created.run_id, unix_now());
                 tracing::info!(model = %request.model_id, run_id = %created.run_id, "generation started");
                 let state = RunState::top_level(

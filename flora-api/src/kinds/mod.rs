@@ -140,6 +140,12 @@ impl MediaKind {
         self.row().name
     }
 
+    /// The kind of this short name (`image`): what a model of catalog type `image` makes.
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    pub(crate) fn named(name: &str) -> Option<MediaKind> {
+        MediaKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
     /// The name of its URL type in this crate (`ImageUrl`), as generated code writes it.
     pub fn url_type(self) -> &'static str {
         self.row().url_type

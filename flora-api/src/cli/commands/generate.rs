@@ -138,12 +138,8 @@ async fn go(
     if let Some(spec) = &given.saving.download {
         // One output of the model's type, as a generation makes (FLORA may send more: they
         // are then named by their index, never refused after paying).
-        let kind = match model.kind.as_str() {
-            "image" => "imageUrl",
-            "video" => "videoUrl",
-            "audio" => "audioUrl",
-            _ => "text",
-        };
+        let kind = crate::kinds::MediaKind::named(&model.kind)
+            .map_or("text", crate::kinds::MediaKind::wire);
         let declared: Vec<crate::wire::Slot> =
             serde_json::from_value(json!([{"id": "output1", "type": kind}])).unwrap_or_default();
         save::precheck(spec, &declared, "", given.saving.overwrite)

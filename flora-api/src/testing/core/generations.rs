@@ -6,7 +6,7 @@
 //! charge; failed runs report `progress: 100`; a charge can settle late; a malformed
 //! `prj_` id answers 500 `unknown_error`.
 
-use super::runs::ending_fields;
+use super::runs::{ending_fields, paging};
 use super::*;
 
 /// A generation's own fields.
@@ -40,12 +40,11 @@ impl Core {
         let Some(id) = catalog["model_id"].as_str().map(str::to_owned) else {
             return;
         };
-        let output = match catalog["type"].as_str() {
-            Some("image") => "imageUrl",
-            Some("video") => "videoUrl",
-            Some("audio") => "audioUrl",
-            _ => "text",
-        };
+        // One output of the model's media kind; text for a text (or unknown) model.
+        let output = catalog["type"]
+            .as_str()
+            .and_then(crate::kinds::MediaKind::named)
+            .map_or("text", crate::kinds::MediaKind::wire);
         let credits = catalog["estimated_credits"].as_f64().unwrap_or(10.0);
         self.with(|st| {
             st.models.entry(id.clone()).or_insert_with(|| {
@@ -277,19 +276,7 @@ impl Core {
     /// in pages of `limit` (1–100, default 20) with an opaque cursor. A listing is a moment
     /// passing for every generation, as a poll is for one.
     pub(super) fn list_generations(&self, query: &str) -> FakeResponse {
-        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let limit = params
-            .get("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap_or(20)
-            .clamp(1, 100);
-        let offset = params
-            .get("cursor")
-            .and_then(|c| c.strip_prefix('g'))
-            .and_then(|o| o.parse::<usize>().ok())
-            .unwrap_or(0);
+        let (params, limit, offset) = paging(query, 'g');
         let run_ids: Option<Vec<&str>> = params.get("run_ids").map(|r| r.split(',').collect());
         let (list, more) = self.with(|st| {
             let ids: Vec<String> = st.run_order.clone();

@@ -216,19 +216,7 @@ impl Core {
     /// An ended run's charge is left out of the first listings after its end
     /// (`FakeFlora::charge_settles_after`), as FLORA's list reports it late.
     pub(super) fn history(&self, query: &str) -> FakeResponse {
-        let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let limit = params
-            .get("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap_or(20)
-            .clamp(1, 100);
-        let offset = params
-            .get("cursor")
-            .and_then(|c| c.strip_prefix('o'))
-            .and_then(|o| o.parse::<usize>().ok())
-            .unwrap_or(0);
+        let (params, limit, offset) = paging(query, 'o');
         let (list, more) = self.with(|st| {
             let technique = params.get("technique_id");
             let of_technique = |st: &State, run: &RunState| {
@@ -307,6 +295,25 @@ impl Core {
         }
         v
     }
+}
+
+/// A listing's query: its parameters, the page size (`limit`, 1–100, default 20) and the
+/// offset its opaque cursor (`{prefix}{offset}`) stands for.
+pub(super) fn paging(query: &str, prefix: char) -> (HashMap<String, String>, usize, usize) {
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let limit = params
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let offset = params
+        .get("cursor")
+        .and_then(|c| c.strip_prefix(prefix))
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
+    (params, limit, offset)
 }
 
 /// The fail-closed message: a technique unknown to the fake, or known without a rule.
