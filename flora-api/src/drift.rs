@@ -51,6 +51,27 @@ pub enum Drift {
         /// Whether the live schema makes it optional.
         now_optional: bool,
     },
+    /// The live catalog entry of a model has a param the code does not know.
+    ParamAdded {
+        /// Param name.
+        name: String,
+        /// Its catalog type.
+        kind: String,
+        /// Whether the model requires it (a generation without it is then refused).
+        required: bool,
+    },
+    /// A param of the code is gone from the live catalog entry.
+    ParamRemoved {
+        /// Param name.
+        name: String,
+    },
+    /// A param's type, requiredness, allowed values or range changed.
+    ParamChanged {
+        /// Param name.
+        name: String,
+        /// What changed, in words (`no longer allows \`landscape_21_9\``).
+        change: String,
+    },
 }
 
 impl fmt::Display for Drift {
@@ -77,6 +98,16 @@ impl fmt::Display for Drift {
                 };
                 write!(f, "input `{id}` became {became}")
             }
+            Drift::ParamAdded {
+                name,
+                kind,
+                required,
+            } => {
+                let req = if *required { "required" } else { "optional" };
+                write!(f, "param `{name}` added ({kind}, {req})")
+            }
+            Drift::ParamRemoved { name } => write!(f, "param `{name}` removed"),
+            Drift::ParamChanged { name, change } => write!(f, "param `{name}` {change}"),
         }
     }
 }

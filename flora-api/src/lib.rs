@@ -150,6 +150,23 @@ macro_rules! include_techniques {
     };
 }
 
+/// Includes the models a build script generated with `flora_codegen::Build::models_dir`
+/// (the file `flora_models.rs` in `OUT_DIR`); they need this crate's feature `models`.
+///
+/// ```ignore
+/// mod models {
+///     flora_api::include_models!();
+/// }
+/// use flora_api::Model; // `generate` and `start`
+/// use models::T2iFlux2Pro;
+/// ```
+#[macro_export]
+macro_rules! include_models {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/flora_models.rs"));
+    };
+}
+
 /// README's Rust examples, compiled as doctests (those that are programs are `no_run`): a
 /// snippet a user pastes must compile.
 #[cfg(all(
@@ -204,13 +221,13 @@ pub use endpoints::models::ListGenerations;
 #[cfg_attr(docsrs, doc(cfg(feature = "models")))]
 pub use generation::{
     Charge, DEFAULT_SETTLE_FOR, GenerateFuture, GenerateOptions, Generation, GenerationHandle,
-    GenerationStartFuture,
+    GenerationStartFuture, Model, checked_params,
 };
 #[cfg(feature = "models")]
 #[cfg_attr(docsrs, doc(cfg(feature = "models")))]
 pub use model::{
-    Model, ModelInfo, ParamInfo, ParamKind, ParamRule, ParamValue, ToParam, check_params,
-    checked_params, push_param,
+    Choice, ModelInfo, ParamInfo, ParamKind, ParamRule, ParamValue, ToParam, check_params,
+    push_param,
 };
 pub use pages::Page;
 pub use policy::{PollPolicy, RetryPolicy};

@@ -105,6 +105,137 @@ impl Client {
     }
 }
 
+/// Every difference between a generated model's params and its live catalog entry: the
+/// code's params in order, then live params the code does not know. A live param of a type
+/// this version cannot check was left out of the code on purpose, so it is not a difference.
+#[cfg(feature = "models")]
+pub(crate) fn compare_params(
+    generated: &[crate::ParamInfo],
+    live: &crate::ModelSchema,
+) -> Vec<Drift> {
+    use crate::ParamKind;
+    let mut out = Vec::new();
+    let mut changed = |name: &str, change: String| {
+        out.push(Drift::ParamChanged {
+            name: name.to_owned(),
+            change,
+        });
+    };
+    let mut removed = Vec::new();
+    for g in generated {
+        let Some(l) = live.params.iter().find(|l| l.name == g.name) else {
+            removed.push(g.name);
+            continue;
+        };
+        match ParamKind::from_wire(&l.kind) {
+            Some(k) if k == g.kind => {}
+            _ => changed(
+                g.name,
+                format!("type changed: {} -> {}", g.kind.as_wire(), l.kind),
+            ),
+        }
+        if g.required != l.required {
+            let became = if l.required { "required" } else { "optional" };
+            changed(g.name, format!("became {became}"));
+        }
+        let live_values: Vec<&str> = l.options.iter().map(|o| o.value.as_str()).collect();
+        let gone: Vec<String> = g
+            .options
+            .iter()
+            .filter(|v| !live_values.contains(v))
+            .map(|v| format!("`{v}`"))
+            .collect();
+        if !gone.is_empty() {
+            changed(g.name, format!("no longer allows {}", gone.join(", ")));
+        }
+        let new: Vec<String> = live_values
+            .iter()
+            .filter(|v| !g.options.contains(v))
+            .map(|v| format!("`{v}`"))
+            .collect();
+        if !new.is_empty() && !g.options.is_empty() {
+            changed(g.name, format!("now also allows {}", new.join(", ")));
+        }
+        if (g.min, g.max) != (l.min, l.max) {
+            let text = |min, max| crate::model::range_text(min, max).unwrap_or("any".into());
+            changed(
+                g.name,
+                format!(
+                    "range changed: {} -> {}",
+                    text(g.min, g.max),
+                    text(l.min, l.max)
+                ),
+            );
+        }
+        let live_props: Vec<(&str, f64, f64)> = l
+            .properties
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.min, r.max))
+            .collect();
+        if !g.properties.is_empty() && g.properties != live_props.as_slice() {
+            let show = |ps: &[(&str, f64, f64)]| {
+                ps.iter()
+                    .map(|(k, a, b)| format!("{k} {a}..={b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            changed(
+                g.name,
+                format!(
+                    "numbers changed: {} -> {}",
+                    show(g.properties),
+                    show(&live_props)
+                ),
+            );
+        }
+    }
+    for name in removed {
+        out.push(Drift::ParamRemoved {
+            name: name.to_owned(),
+        });
+    }
+    for l in &live.params {
+        let checkable = ParamKind::from_wire(&l.kind)
+            .is_some_and(|k| k != ParamKind::Dict || !l.properties.is_empty());
+        if checkable && !generated.iter().any(|g| g.name == l.name) {
+            out.push(Drift::ParamAdded {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+                required: l.required,
+            });
+        }
+    }
+    out
+}
+
+/// # Drift checks of models (feature `models`)
+#[cfg(feature = "models")]
+impl Client {
+    /// Checks that the live catalog entry of model `M` still matches the generated code:
+    /// `Ok(())`, or [`Error::ModelDrift`] listing every difference (a param gone, retyped,
+    /// made required, an allowed value removed, a range changed, a param added). A free
+    /// read (`GET /models`); run `cargo xtask regen` to update.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), flora_api::Error> {
+    /// let client = flora_api::Client::from_env()?;
+    /// client.verify_model::<flora_api::models::T2iFlux2Pro>().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify_model<M: crate::Model>(&self) -> Result<(), Error> {
+        let live = self.model(M::INFO.model_id).await?;
+        let differences = compare_params(M::INFO.params, &live);
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ModelDrift {
+                model: M::INFO.model_id.to_owned(),
+                differences,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +281,49 @@ mod tests {
             ]
         );
         assert!(compare(&inputs[..1], &[], &live_in[..1], &[]).is_empty());
+    }
+
+    #[cfg(feature = "models")]
+    #[test]
+    fn every_kind_of_model_drift_is_found_and_unknown_live_types_are_not_drift() {
+        use crate::{ParamInfo, ParamKind};
+        let generated = [
+            ParamInfo::new("aspect_ratio", ParamKind::String, false)
+                .options(&["square_1_1", "landscape_21_9"]),
+            ParamInfo::new("steps", ParamKind::Int, false).range(Some(1.0), Some(50.0)),
+            ParamInfo::new("gone", ParamKind::Bool, false),
+            ParamInfo::new("seed", ParamKind::Seed, false),
+            ParamInfo::new("lora", ParamKind::Dict, false).properties(&[("scale", 0.0, 2.0)]),
+        ];
+        let live: crate::ModelSchema = serde_json::from_value(serde_json::json!({
+            "model_id": "t2i-x", "name": "X", "type": "image",
+            "params": [
+                {"name": "aspect_ratio", "type": "string", "options": [
+                    {"label": "S", "value": "square_1_1"}, {"label": "P", "value": "portrait_9_16"}]},
+                {"name": "steps", "type": "int", "min": 1, "max": 30},
+                {"name": "seed", "type": "float", "required": true},
+                {"name": "lora", "type": "dict", "properties": {"scale": {"min": 0, "max": 1}}},
+                {"name": "style", "type": "string", "required": true},
+                {"name": "mystery", "type": "tensor"}
+            ]
+        }))
+        .unwrap();
+        let shown: Vec<String> = compare_params(&generated, &live)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "param `aspect_ratio` no longer allows `landscape_21_9`",
+                "param `aspect_ratio` now also allows `portrait_9_16`",
+                "param `steps` range changed: from 1 to 50 -> from 1 to 30",
+                "param `seed` type changed: seed -> float",
+                "param `seed` became required",
+                "param `lora` numbers changed: scale 0..=2 -> scale 0..=1",
+                "param `gone` removed",
+                "param `style` added (string, required)",
+            ]
+        );
     }
 }

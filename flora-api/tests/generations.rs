@@ -298,3 +298,42 @@ async fn a_generation_without_a_project_is_refused_listing_the_projects() {
     assert_eq!(fake.request_counts().get("POST /generate"), None);
     assert_eq!(fake.request_counts()["GET /projects"], 1);
 }
+
+#[tokio::test]
+async fn verify_model_is_ok_for_the_catalog_the_struct_came_from_and_lists_every_drift() {
+    let fake = FakeFlora::new();
+    fake.model::<Flux>().completes();
+    let client = fake.client();
+    client.verify_model::<Flux>().await.unwrap();
+
+    // The live entry changes: a value gone, a range narrowed, a param added as required.
+    let drifted = FakeFlora::new();
+    let live: ModelSchema = serde_json::from_value(json!({
+        "model_id": "t2i-flux-2-pro", "name": "Flux", "type": "image",
+        "params": [
+            {"name": "aspect_ratio", "type": "string", "options": [{"label": "S", "value": "square_1_1"}]},
+            {"name": "steps", "type": "int", "min": 1, "max": 30},
+            {"name": "seed", "type": "seed"},
+            {"name": "style", "type": "string", "required": true}
+        ]
+    }))
+    .unwrap();
+    drifted.model_schema(&live).completes();
+    let err = drifted.client().verify_model::<Flux>().await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::ModelDrift { .. }), "{err:?}");
+    for part in [
+        "model `t2i-flux-2-pro` changed",
+        "param `aspect_ratio` no longer allows `landscape_16_9`",
+        "param `steps` range changed: from 1 to 50 -> from 1 to 30",
+        "param `style` added (string, required)",
+        "cargo xtask regen",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert_eq!(
+        drifted.generations().len(),
+        0,
+        "a drift check never generates"
+    );
+}

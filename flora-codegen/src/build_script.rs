@@ -14,6 +14,9 @@ use crate::{Config, Diagnostics, SchemaFile};
 /// The default file written into `OUT_DIR` (what `include_techniques!()` includes).
 pub const DEFAULT_OUT_FILE: &str = "flora_techniques.rs";
 
+/// The file of generated models written into `OUT_DIR` (what `include_models!()` includes).
+pub const MODELS_OUT_FILE: &str = "flora_models.rs";
+
 /// Generates typed techniques from a build script.
 ///
 /// ```no_run
@@ -25,9 +28,23 @@ pub const DEFAULT_OUT_FILE: &str = "flora_techniques.rs";
 /// ```
 ///
 /// and in the crate: `mod techniques { flora_api::include_techniques!(); }`.
+///
+/// Models too (typed generations, flora-api's feature `models`), from a directory of
+/// `<model_id>.json` catalog entries, with or without techniques:
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     flora_codegen::Build::new().models_dir("flora-models").generate()?;
+///     Ok(())
+/// }
+/// ```
+///
+/// and in the crate: `mod models { flora_api::include_models!(); }`.
 #[derive(Debug, Clone, Default)]
 pub struct Build {
     schemas_dir: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
     out_dir: Option<PathBuf>,
     out_file: Option<String>,
     config: Config,
@@ -38,7 +55,7 @@ pub struct Build {
 /// in a build script prints it readably.
 #[non_exhaustive]
 pub enum BuildError {
-    /// `schemas_dir` was not called.
+    /// Neither `schemas_dir` nor `models_dir` was called.
     NoSchemasDir,
     /// Neither `out_dir` nor the `OUT_DIR` variable (set by cargo for build scripts).
     NoOutDir,
@@ -122,6 +139,15 @@ impl Build {
         self
     }
 
+    /// The directory of `<model_id>.json` model catalog entries (`GET /models` items, as
+    /// `cargo xtask regen` or `flora-codegen fetch` store them), relative to the crate's
+    /// manifest: generates one struct per model into [`MODELS_OUT_FILE`], which
+    /// `flora_api::include_models!()` includes (flora-api's feature `models`).
+    pub fn models_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.models_dir = Some(dir.into());
+        self
+    }
+
     /// Where to write (default: the `OUT_DIR` cargo gives build scripts).
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
@@ -170,7 +196,9 @@ impl Build {
         self
     }
 
-    /// Generates, writes the file and prints `cargo:` instructions. Returns the file's path.
+    /// Generates, writes the file(s) and prints `cargo:` instructions. Returns the path of the
+    /// techniques' file, or of the models' file when only [`models_dir`](Self::models_dir)
+    /// was given.
     pub fn generate(&self) -> Result<PathBuf, BuildError> {
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
@@ -179,57 +207,98 @@ impl Build {
 
     /// [`generate`](Self::generate), with the `cargo:` lines written to `cargo` (for tests).
     pub fn generate_to(&self, cargo: &mut dyn Write) -> Result<PathBuf, BuildError> {
-        let dir = self.schemas_dir.as_ref().ok_or(BuildError::NoSchemasDir)?;
+        if self.schemas_dir.is_none() && self.models_dir.is_none() {
+            return Err(BuildError::NoSchemasDir);
+        }
         let out_dir = match &self.out_dir {
             Some(d) => d.clone(),
             None => std::env::var_os("OUT_DIR")
                 .map(PathBuf::from)
                 .ok_or(BuildError::NoOutDir)?,
         };
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| BuildError::Io { path, source }
-        };
-        let line = |cargo: &mut dyn Write, text: String| {
-            writeln!(cargo, "{text}").map_err(io(Path::new("<stdout>")))
-        };
         self.config.validate().map_err(BuildError::Config)?;
         let out_file = self.out_file.as_deref().unwrap_or(DEFAULT_OUT_FILE);
         if !is_plain_file_name(out_file) {
             return Err(BuildError::OutFile(out_file.to_owned()));
         }
-        line(cargo, format!("cargo:rerun-if-changed={}", dir.display()))?;
-        let schemas = schema_dir::read(dir, "json").map_err(|e| match e {
-            ReadError::Io { path, source } => BuildError::Io { path, source },
-            ReadError::Names(d) => BuildError::Schemas(d),
-        })?;
-        let shown = schema_dir::shown_name(dir);
-        let mut files = Vec::with_capacity(schemas.len());
-        for (name, text) in schemas {
-            line(
-                cargo,
-                format!("cargo:rerun-if-changed={}", dir.join(&name).display()),
-            )?;
-            files.push(SchemaFile::new(format!("{shown}/{name}"), text));
+        let mut written = None;
+        if let Some(dir) = &self.schemas_dir {
+            let files = read_dir(cargo, dir, None)?;
+            let generated = match crate::generate(&files, &self.config) {
+                Ok(g) => g,
+                Err(d) if !d.has_errors() => return Err(BuildError::DeniedWarnings(d)),
+                Err(d) => return Err(BuildError::Schemas(d)),
+            };
+            warn(cargo, &generated.warnings)?;
+            let out = out_dir.join(out_file);
+            write_if_changed(&out, &generated.single_file())?;
+            written = Some(out);
         }
-        let generated = match crate::generate(&files, &self.config) {
-            Ok(g) => g,
-            Err(d) if !d.has_errors() => return Err(BuildError::DeniedWarnings(d)),
-            Err(d) => return Err(BuildError::Schemas(d)),
-        };
-        for w in &generated.warnings.0 {
-            for text in w.to_string().lines() {
-                line(cargo, format!("cargo:warning={text}"))?;
+        if let Some(dir) = &self.models_dir {
+            // Generated headers name the entries as regen stores them.
+            let files = read_dir(cargo, dir, Some("schemas/models"))?;
+            let (generated, warnings) =
+                crate::generate_models(&files, &self.config).map_err(BuildError::Schemas)?;
+            if self.config.denies_warnings() && !warnings.0.is_empty() {
+                return Err(BuildError::DeniedWarnings(warnings));
             }
+            warn(cargo, &warnings)?;
+            let out = out_dir.join(MODELS_OUT_FILE);
+            write_if_changed(&out, &crate::single_file(&generated))?;
+            written.get_or_insert(out);
         }
-        let out = out_dir.join(out_file);
-        let text = generated.single_file();
-        // Unchanged output keeps its mtime, so the crate is not rebuilt for nothing.
-        if std::fs::read_to_string(&out).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(&out, text).map_err(io(&out))?;
-        }
-        Ok(out)
+        written.ok_or(BuildError::NoSchemasDir)
     }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io { path, source }
+}
+
+fn line(cargo: &mut dyn Write, text: String) -> Result<(), BuildError> {
+    writeln!(cargo, "{text}").map_err(io_error(Path::new("<stdout>")))
+}
+
+/// The `.json` files of `dir`, each a rerun trigger, named `<shown>/<name>` in headers and
+/// diagnostics (`shown` defaults to the directory's own name).
+fn read_dir(
+    cargo: &mut dyn Write,
+    dir: &Path,
+    shown: Option<&str>,
+) -> Result<Vec<SchemaFile>, BuildError> {
+    line(cargo, format!("cargo:rerun-if-changed={}", dir.display()))?;
+    let schemas = schema_dir::read(dir, "json").map_err(|e| match e {
+        ReadError::Io { path, source } => BuildError::Io { path, source },
+        ReadError::Names(d) => BuildError::Schemas(d),
+    })?;
+    let shown = shown.map_or_else(|| schema_dir::shown_name(dir), str::to_owned);
+    let mut files = Vec::with_capacity(schemas.len());
+    for (name, text) in schemas {
+        line(
+            cargo,
+            format!("cargo:rerun-if-changed={}", dir.join(&name).display()),
+        )?;
+        files.push(SchemaFile::new(format!("{shown}/{name}"), text));
+    }
+    Ok(files)
+}
+
+fn warn(cargo: &mut dyn Write, warnings: &Diagnostics) -> Result<(), BuildError> {
+    for w in &warnings.0 {
+        for text in w.to_string().lines() {
+            line(cargo, format!("cargo:warning={text}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Unchanged output keeps its mtime, so the crate is not rebuilt for nothing.
+fn write_if_changed(out: &Path, text: &str) -> Result<(), BuildError> {
+    if std::fs::read_to_string(out).ok().as_deref() != Some(text) {
+        std::fs::write(out, text).map_err(io_error(out))?;
+    }
+    Ok(())
 }
 
 /// A name for a file inside the output directory: one normal path component.

@@ -102,7 +102,7 @@ mod schema_dir;
 #[doc = include_str!("schema_format.md")]
 pub mod schema_format {}
 
-pub use build_script::{Build, BuildError, DEFAULT_OUT_FILE};
+pub use build_script::{Build, BuildError, DEFAULT_OUT_FILE, MODELS_OUT_FILE};
 pub use config::{Config, DEFAULT_RUNTIME_PATH};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use lower::SchemaFile;
@@ -246,25 +246,32 @@ impl GeneratedFiles {
     /// `pub mod x;` replaced by `pub mod x { <the text of x.rs> }`. Each technique's text is
     /// byte for byte the file [`files`](Self::files) holds.
     pub fn single_file(&self) -> String {
-        let index = self.files.get("mod.rs").map(String::as_str).unwrap_or("");
-        let mut out = String::with_capacity(self.files.values().map(String::len).sum());
-        for line in index.lines() {
-            let decl = line
-                .strip_prefix("pub mod ")
-                .and_then(|rest| rest.strip_suffix(';'));
-            match decl.and_then(|m| self.files.get(&format!("{}.rs", naming::unraw(m)))) {
-                Some(text) => {
-                    out.push_str(line.trim_end_matches(';'));
-                    out.push_str(" {\n");
-                    out.push_str(text);
-                    out.push_str("}\n");
-                }
-                None => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
+        single_file(&self.files)
+    }
+}
+
+/// `files` (an index `mod.rs` and one file per module, as [`generate`] and
+/// [`generate_models`] return them) as one file for `include!`: each `pub mod x;` of the
+/// index replaced by `pub mod x { <the text of x.rs> }`.
+pub fn single_file(files: &BTreeMap<String, String>) -> String {
+    let index = files.get("mod.rs").map(String::as_str).unwrap_or("");
+    let mut out = String::with_capacity(files.values().map(String::len).sum());
+    for line in index.lines() {
+        let decl = line
+            .strip_prefix("pub mod ")
+            .and_then(|rest| rest.strip_suffix(';'));
+        match decl.and_then(|m| files.get(&format!("{}.rs", naming::unraw(m)))) {
+            Some(text) => {
+                out.push_str(line.trim_end_matches(';'));
+                out.push_str(" {\n");
+                out.push_str(text);
+                out.push_str("}\n");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
             }
         }
-        out
     }
+    out
 }

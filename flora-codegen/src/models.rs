@@ -1,9 +1,11 @@
-//! FLORA models (`GET /models` entries) → typed param structs (work in progress, issue 30).
+//! FLORA models (`GET /models` entries) → typed param structs.
 //!
-//! Per model: a struct of its params (`options` → an enum of the allowed values, `dict` with
-//! `properties` → a struct of numbers, `required` → a plain field, else `Option`), and one
-//! `Model` impl whose `INFO` carries the catalog's constraints, which the runtime checks
-//! before any request. A param of a type this version does not know is left out of the struct
+//! Per model: a struct of its params (`options` → a marker type whose constants are the
+//! allowed values, each a `flora_api::Choice` of it; `dict` with `properties` → a struct of
+//! numbers; `required` → a plain field, else `Option`), and one `Model` impl whose `INFO`
+//! carries the catalog's constraints, which the runtime checks before any request. Nothing
+//! else: `generate`/`start` are provided by the trait and option values need no impls, since
+//! a crate holds hundreds of models and every generated impl costs build time (bench 2). A param of a type this version does not know is left out of the struct
 //! with a warning (FLORA then uses its default), never blocking generation.
 
 use std::collections::BTreeMap;
@@ -77,6 +79,17 @@ struct RawNumber {
 fn param_type(model: &naming::Name, wire: &str) -> proc_macro2::Ident {
     let param = naming::upper_camel(wire).map_or_else(|| "Param".to_owned(), |n| n.rust);
     format_ident!("{}{}", model.rust, param)
+}
+
+/// What a param's catalog entry constrains beyond its type.
+enum Constraint {
+    None,
+    /// `min`/`max`.
+    Range,
+    /// The allowed values.
+    Options(TokenStream),
+    /// A dict's named numbers with their ranges.
+    Properties(TokenStream),
 }
 
 fn opt_f64(v: Option<f64>) -> TokenStream {
@@ -201,6 +214,9 @@ fn emit_model(
          bills an unknown value with its default"
             .to_owned(),
     );
+    doc.push(
+        "- `generate` and `start` come with the `Model` trait: bring it into scope".to_owned(),
+    );
     let doc = doc_attrs(&doc);
 
     let mut fields = Vec::new();
@@ -233,6 +249,9 @@ fn emit_model(
             continue;
         }
         let wire = &p.name;
+        // A dict is pushed field by field here rather than through a `ToParam` impl of its
+        // struct: one function less per model (issue 30's compile budget).
+        let mut dict = None;
         let (ty, kind, extra) = match (
             p.kind.as_str(),
             p.options.is_empty(),
@@ -241,7 +260,6 @@ fn emit_model(
             ("string", false, _) => {
                 let e = param_type(&name, wire);
                 let mut variants = Vec::new();
-                let mut arms = Vec::new();
                 let mut seen = BTreeMap::new();
                 for o in &p.options {
                     let Some(v) = naming::upper_camel(&o.value) else {
@@ -267,48 +285,45 @@ fn emit_model(
                         vdoc.extend(docs::text_lines(d));
                     }
                     let vdoc = doc_attrs(&vdoc);
-                    variants.push(quote! { #vdoc #vi, });
                     let value = &o.value;
-                    arms.push(quote! { Self::#vi => #value, });
+                    variants.push(quote! {
+                        #vdoc
+                        pub const #vi: #rt::Choice<Self> = #rt::Choice::__generated(#value);
+                    });
                 }
                 let edoc = doc_attrs(&[format!(
-                    "The values of `{}` for [`{}`].",
+                    "The values of `{}` for [`{}`]: its constants (a value of another \
+                     param does not type-check).",
                     docs::code(wire),
                     name.rust
                 )]);
                 let values: Vec<&str> = p.options.iter().map(|o| o.value.as_str()).collect();
                 extra_items.push(quote! {
                     #edoc
-                    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-                    pub enum #e { #( #variants )* }
-                    impl #rt::ToParam for #e {
-                        fn to_param(&self) -> #rt::ParamValue {
-                            #rt::ParamValue::String(match self { #( #arms )* }.to_owned())
-                        }
-                    }
+                    pub enum #e {}
+                    #[allow(non_upper_case_globals)]
+                    impl #e { #( #variants )* }
                 });
                 (
-                    quote!(#e),
+                    quote!(#rt::Choice<#e>),
                     quote!(String),
-                    quote!(.options(&[#( #values ),*])),
+                    Constraint::Options(quote!(&[#( #values ),*])),
                 )
             }
-            ("string", true, _) => (quote!(::std::string::String), quote!(String), quote!()),
+            ("string", true, _) => (
+                quote!(::std::string::String),
+                quote!(String),
+                Constraint::None,
+            ),
             ("string[]", _, _) => (
                 quote!(::std::vec::Vec<::std::string::String>),
                 quote!(Strings),
-                quote!(),
+                Constraint::None,
             ),
-            ("bool", _, _) => (quote!(bool), quote!(Bool), quote!()),
-            ("int" | "int?", _, _) => {
-                let (a, b) = (opt_f64(p.min), opt_f64(p.max));
-                (quote!(i64), quote!(Int), quote!(.range(#a, #b)))
-            }
-            ("seed", _, _) => (quote!(u64), quote!(Seed), quote!()),
-            ("float", _, _) => {
-                let (a, b) = (opt_f64(p.min), opt_f64(p.max));
-                (quote!(f64), quote!(Float), quote!(.range(#a, #b)))
-            }
+            ("bool", _, _) => (quote!(bool), quote!(Bool), Constraint::None),
+            ("int" | "int?", _, _) => (quote!(i64), quote!(Int), Constraint::Range),
+            ("seed", _, _) => (quote!(u64), quote!(Seed), Constraint::None),
+            ("float", _, _) => (quote!(f64), quote!(Float), Constraint::Range),
             ("dict", _, false) => {
                 let s = param_type(&name, wire);
                 let mut props = Vec::new();
@@ -326,7 +341,7 @@ fn emit_model(
                             .unwrap_or_default()
                     )]);
                     props.push(quote! { #pdoc pub #fi: f64, });
-                    pushes_d.push(quote! { (#k, self.#fi) });
+                    pushes_d.push(quote! { (#k, d.#fi) });
                     ranges.push(quote! { (#k, #lo, #hi) });
                 }
                 let sdoc = doc_attrs(&[format!(
@@ -336,18 +351,14 @@ fn emit_model(
                 )]);
                 extra_items.push(quote! {
                     #sdoc
-                    #[derive(Debug, Clone, Copy, PartialEq)]
+                    #[derive(Debug, Clone, Copy)]
                     pub struct #s { #( #props )* }
-                    impl #rt::ToParam for #s {
-                        fn to_param(&self) -> #rt::ParamValue {
-                            #rt::ParamValue::Dict(::std::vec![ #( #pushes_d ),* ])
-                        }
-                    }
                 });
+                dict = Some(quote! { #rt::ParamValue::Dict(::std::vec![ #( #pushes_d ),* ]) });
                 (
                     quote!(#s),
                     quote!(Dict),
-                    quote!(.properties(&[#( #ranges ),*])),
+                    Constraint::Properties(quote!(&[#( #ranges ),*])),
                 )
             }
             ("dict", _, true) => {
@@ -396,14 +407,50 @@ fn emit_model(
             fdoc.push("- `None` leaves it out: FLORA uses its default".to_owned());
         }
         let fdoc = doc_attrs(&fdoc);
-        if required {
-            fields.push(quote! { #fdoc pub #fi: #ty, });
-            pushes.push(quote! { p.push((#wire, #rt::ToParam::to_param(&self.#fi))); });
-        } else {
-            fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
-            pushes.push(quote! { #rt::push_param(&mut p, #wire, &self.#fi); });
+        match (required, dict) {
+            (true, None) => {
+                fields.push(quote! { #fdoc pub #fi: #ty, });
+                pushes.push(quote! { p.push((#wire, #rt::ToParam::to_param(&self.#fi))); });
+            }
+            (false, None) => {
+                fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
+                pushes.push(quote! { #rt::push_param(&mut p, #wire, &self.#fi); });
+            }
+            (true, Some(value)) => {
+                fields.push(quote! { #fdoc pub #fi: #ty, });
+                pushes.push(quote! { let d = &self.#fi; p.push((#wire, #value)); });
+            }
+            (false, Some(value)) => {
+                fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
+                pushes.push(quote! {
+                    if let ::core::option::Option::Some(d) = &self.#fi {
+                        p.push((#wire, #value));
+                    }
+                });
+            }
         }
-        infos.push(quote! { #rt::ParamInfo::new(#wire, #rt::ParamKind::#kind, #required) #extra });
+        // A struct literal, not a chain of const fn calls: evaluated at compile time, each
+        // call is interpreted, and a catalog has thousands of params.
+        let (min, max) = match extra {
+            Constraint::Range => (opt_f64(p.min), opt_f64(p.max)),
+            _ => (opt_f64(None), opt_f64(None)),
+        };
+        let (options, properties) = match extra {
+            Constraint::Options(o) => (o, quote!(&[])),
+            Constraint::Properties(ps) => (quote!(&[]), ps),
+            Constraint::None | Constraint::Range => (quote!(&[]), quote!(&[])),
+        };
+        infos.push(quote! {
+            #rt::ParamInfo {
+                name: #wire,
+                kind: #rt::ParamKind::#kind,
+                required: #required,
+                min: #min,
+                max: #max,
+                options: #options,
+                properties: #properties,
+            }
+        });
     }
     let (id, kind) = (&m.model_id, &m.kind);
     // What one output is parsed into: the URL type of the model's media, text as a string.
@@ -416,7 +463,9 @@ fn emit_model(
     };
     let tokens = quote! {
         #doc
-        #[derive(Debug, Clone, PartialEq)]
+        // Debug and Clone only: each derived impl costs compile time in every crate of
+        // hundreds of models, and a request is compared through `Model::params` if at all.
+        #[derive(Debug, Clone)]
         pub struct #st {
             /// The prompt (not empty).
             pub prompt: ::std::string::String,
@@ -437,25 +486,6 @@ fn emit_model(
                 let mut p = ::std::vec::Vec::new();
                 #( #pushes )*
                 p
-            }
-        }
-        impl #st {
-            /// Checks the params, generates, and waits for the typed outputs and the settled
-            /// charge.
-            #[inline]
-            pub fn generate<'a>(
-                &self,
-                client: &'a #rt::Client,
-            ) -> #rt::GenerateFuture<'a, #output> {
-                client.generate(self)
-            }
-            /// Checks the params and starts a generation without waiting.
-            #[inline]
-            pub fn start<'a>(
-                &self,
-                client: &'a #rt::Client,
-            ) -> #rt::GenerationStartFuture<'a, #output> {
-                client.start_generation(self)
             }
         }
     };

@@ -196,7 +196,12 @@ async fn fetch_paginates_prunes_reports_and_is_idempotent() {
     assert_eq!(tree(dir.path()), before, "--check writes nothing");
 
     let o = regen(dir.path(), &online(&server)).await.unwrap();
-    assert_eq!(o.source, "Fetched 3 technique schema(s) from FLORA.");
+    assert!(
+        o.source
+            .starts_with("Fetched 3 technique schema(s) from FLORA."),
+        "{}",
+        o.source
+    );
     let report = &o.report;
     assert!(
         report.starts_with("3 technique(s): 2 added, 1 removed, 1 changed, 0 warning(s)"),
@@ -724,4 +729,139 @@ fn the_documented_schema_example_generates() {
         code.contains("pub sticker: ::flora_api::ImageUrl,"),
         "{code}"
     );
+}
+
+fn model(id: &str, params: Value) -> Value {
+    json!({
+        "model_id": id, "name": id, "type": "image", "provider": "Test",
+        "capabilities": ["text-to-image"], "estimated_credits": 4, "estimated_seconds": 25,
+        "params": params
+    })
+}
+
+/// A server with one technique and a model catalog of two pages.
+async fn models_server(pages: [Vec<Value>; 2]) -> MockServer {
+    let server = serving(vec![technique(
+        "cctv-cam",
+        json!([image_input("input_image")]),
+    )])
+    .await;
+    let [first, second] = pages;
+    Mock::given(method("GET"))
+        .and(path("/models"))
+        .and(query_param("limit", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"models": first, "meta": {"next_cursor": "m2"}})),
+        )
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/models"))
+        .and(query_param("cursor", "m2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"models": second, "meta": {"next_cursor": null}})),
+        )
+        .with_priority(5)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn the_model_catalog_is_fetched_generated_and_its_breaking_changes_marked() {
+    let dir = workspace().await;
+    let ratio = |values: &[&str]| {
+        json!({"name": "aspect_ratio", "type": "string", "options": values.iter()
+            .map(|v| json!({"label": v, "value": v})).collect::<Vec<_>>()})
+    };
+    let first = models_server([
+        vec![model(
+            "t2i-a",
+            json!([ratio(&["square_1_1", "landscape_16_9"]), {"name": "steps", "type": "int", "min": 1, "max": 50}]),
+        )],
+        vec![model(
+            "t2i-b",
+            json!([{"name": "grid", "type": "tensor"}]),
+        )],
+    ])
+    .await;
+    let outcome = regen(dir.path(), &online(&first)).await.unwrap();
+    assert!(
+        outcome.source.contains("Fetched 2 model(s)"),
+        "{}",
+        outcome.source
+    );
+    let a = fs::read_to_string(dir.path().join("schemas/models/t2i-a.json")).unwrap();
+    assert_eq!(
+        a,
+        xtask::regen::schema_text(&serde_json::from_str(&a).unwrap()).unwrap()
+    );
+    let code = fs::read_to_string(dir.path().join("flora-api/src/models/t2i_a.rs")).unwrap();
+    assert!(code.contains("pub const Landscape169"), "{code}");
+    assert!(
+        outcome.report.contains("t2i-b.json#/params/0/type")
+            && outcome.report.contains("\"tensor\""),
+        "an unknown param type warns, never blocks: {}",
+        outcome.report
+    );
+    assert!(
+        !outcome.report.contains("BREAKING t2i"),
+        "{}",
+        outcome.report
+    );
+
+    // The catalog changes: a value removed, a range narrowed, a model gone.
+    let second = models_server([
+        vec![model(
+            "t2i-a",
+            json!([ratio(&["square_1_1", "portrait_9_16"]), {"name": "steps", "type": "int", "min": 1, "max": 30}]),
+        )],
+        vec![model("t2i-c", json!([]))],
+    ])
+    .await;
+    let outcome = regen(dir.path(), &online(&second)).await.unwrap();
+    for line in [
+        "BREAKING t2i-a: param `aspect_ratio` no longer allows `landscape_16_9`",
+        "  t2i-a: param `aspect_ratio` now also allows `portrait_9_16`",
+        "BREAKING t2i-a: param `steps` range 1..=50 → 1..=30",
+        "BREAKING t2i-b: model removed",
+        "  t2i-c: model added",
+    ] {
+        assert!(
+            outcome.report.contains(line),
+            "{line:?} in:\n{}",
+            outcome.report
+        );
+    }
+    assert!(outcome.breaking);
+    assert!(!dir.path().join("schemas/models/t2i-b.json").exists());
+    assert!(!dir.path().join("flora-api/src/models/t2i_b.rs").exists());
+    assert!(dir.path().join("flora-api/src/models/t2i_c.rs").exists());
+}
+
+#[tokio::test]
+async fn a_server_without_a_model_catalog_leaves_the_local_models_alone() {
+    let dir = workspace().await;
+    fs::create_dir_all(dir.path().join("schemas/models")).unwrap();
+    let entry = xtask::regen::schema_text(&model("t2i-a", json!([]))).unwrap();
+    fs::write(dir.path().join("schemas/models/t2i-a.json"), &entry).unwrap();
+    let server = serving(vec![technique(
+        "cctv-cam",
+        json!([image_input("input_image")]),
+    )])
+    .await;
+    let outcome = regen(dir.path(), &online(&server)).await.unwrap();
+    assert!(
+        outcome.source.contains("no model catalog"),
+        "{}",
+        outcome.source
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("schemas/models/t2i-a.json")).unwrap(),
+        entry
+    );
+    assert!(dir.path().join("flora-api/src/models/t2i_a.rs").exists());
 }

@@ -192,6 +192,20 @@ pub enum Error {
         differences: Vec<crate::drift::Drift>,
     },
 
+    /// The live catalog entry of a typed model differs from the generated code
+    /// (`Client::verify_model`, feature `models`).
+    #[error(
+        "model `{model}` changed since its code was generated: {}; run `cargo xtask regen` \
+         to update the generated code",
+        .differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    ModelDrift {
+        /// The model id.
+        model: String,
+        /// Every difference, in the code's param order, then the params added.
+        differences: Vec<crate::drift::Drift>,
+    },
+
     /// A local file could not be read or written.
     #[error("could not {action} {}: {source}", .path.display())]
     Io {

@@ -25,13 +25,16 @@ use serde_json::{Map, Value};
 use crate::client::Client;
 use crate::endpoints::{check_prefix, idempotency_key};
 use crate::error::Error;
-use crate::model::{GenerationRequest, Model, checked_params};
+use crate::model::GenerationRequest;
 use crate::policy::RetryPolicy;
 use crate::poll::{Resend, RunState, Submission};
 use crate::technique::OutputValue;
 use crate::wire::{CreatedRun, Run, RunOutput};
 
 mod charge;
+mod typed;
+
+pub use typed::{Model, checked_params};
 
 pub use charge::Charge;
 use charge::wait_settled;

@@ -5,7 +5,8 @@
 /// - Model id: `t2i-flux-2-pro`, type: `image`, provider: Black Forest Labs
 /// - About 4 credits and 25 s a generation
 /// - Every param is checked against the catalog before any request: FLORA itself bills an unknown value with its default
-#[derive(Debug, Clone, PartialEq)]
+/// - `generate` and `start` come with the `Model` trait: bring it into scope
+#[derive(Debug, Clone)]
 pub struct T2iFlux2Pro {
     /// The prompt (not empty).
     pub prompt: ::std::string::String,
@@ -18,11 +19,15 @@ impl ::flora_api::Model for T2iFlux2Pro {
         model_id: "t2i-flux-2-pro",
         kind: "image",
         params: &[
-            ::flora_api::ParamInfo::new(
-                "aspect_ratio",
-                ::flora_api::ParamKind::String,
-                false,
-            ),
+            ::flora_api::ParamInfo {
+                name: "aspect_ratio",
+                kind: ::flora_api::ParamKind::String,
+                required: false,
+                min: ::core::option::Option::None,
+                max: ::core::option::Option::None,
+                options: &[],
+                properties: &[],
+            },
         ],
     };
     type Output = ::flora_api::ImageUrl;
@@ -33,24 +38,5 @@ impl ::flora_api::Model for T2iFlux2Pro {
         let mut p = ::std::vec::Vec::new();
         ::flora_api::push_param(&mut p, "aspect_ratio", &self.aspect_ratio);
         p
-    }
-}
-impl T2iFlux2Pro {
-    /// Checks the params, generates, and waits for the typed outputs and the settled
-    /// charge.
-    #[inline]
-    pub fn generate<'a>(
-        &self,
-        client: &'a ::flora_api::Client,
-    ) -> ::flora_api::GenerateFuture<'a, ::flora_api::ImageUrl> {
-        client.generate(self)
-    }
-    /// Checks the params and starts a generation without waiting.
-    #[inline]
-    pub fn start<'a>(
-        &self,
-        client: &'a ::flora_api::Client,
-    ) -> ::flora_api::GenerationStartFuture<'a, ::flora_api::ImageUrl> {
-        client.start_generation(self)
     }
 }

@@ -14,6 +14,10 @@ use super::error::{RegenError, RegenErrorKind};
 use super::options::FetchOptions;
 
 fn api_message(e: flora_api::Error) -> RegenError {
+    api_message_of("techniques", e)
+}
+
+fn api_message_of(what: &str, e: flora_api::Error) -> RegenError {
     match e.status() {
         Some(401) => RegenError::new(
             RegenErrorKind::Auth,
@@ -24,7 +28,7 @@ fn api_message(e: flora_api::Error) -> RegenError {
         ),
         _ => RegenError::new(
             RegenErrorKind::Fetch,
-            format!("fetching techniques failed: {e}"),
+            format!("fetching {what} failed: {e}"),
         ),
     }
 }
@@ -181,4 +185,54 @@ pub async fn fetch(opts: &FetchOptions) -> Result<BTreeMap<String, Value>, Regen
         .await?;
     retrieving.finish_and_clear();
     Ok(retrieved.into_iter().collect())
+}
+
+/// Fetches the whole model catalog (`GET /models`, every type, every page): model id → the
+/// entry as this version reads it (unknown fields kept). Ids are file names, so an unsafe
+/// one, or two that differ only by case, is refused before anything is written. `None` when
+/// the server has no model catalog (`GET /models` answers 404): the local entries then stay.
+pub async fn fetch_models(
+    opts: &FetchOptions,
+) -> Result<Option<BTreeMap<String, Value>>, RegenError> {
+    let client = client(opts).map_err(RegenError::of(RegenErrorKind::Config))?;
+    let listing = bar(opts.progress);
+    listing.enable_steady_tick(Duration::from_millis(120));
+    listing.set_message("listing models");
+    let models = match client.models(None).await {
+        Ok(models) => models,
+        Err(e) if e.status() == Some(404) => {
+            listing.finish_and_clear();
+            return Ok(None);
+        }
+        Err(e) => return Err(api_message_of("the model catalog", e)),
+    };
+    listing.finish_and_clear();
+    let mut out = BTreeMap::new();
+    let mut by_folded: BTreeMap<String, String> = BTreeMap::new();
+    for m in models {
+        crate::naming::check_slug(&m.model_id).map_err(|e| {
+            RegenError::new(
+                RegenErrorKind::Schema,
+                format!("model id {:?}: {e}; refusing to write it", m.model_id),
+            )
+        })?;
+        if let Some(other) = by_folded.insert(m.model_id.to_lowercase(), m.model_id.clone()) {
+            return Err(RegenError::new(
+                RegenErrorKind::Schema,
+                format!(
+                    "the catalog lists models `{other}` and `{}`, whose files would be one on \
+                     macOS and Windows",
+                    m.model_id
+                ),
+            ));
+        }
+        let value = serde_json::to_value(&m).map_err(|e| {
+            RegenError::new(
+                RegenErrorKind::Schema,
+                format!("cannot serialise model `{}`: {e}", m.model_id),
+            )
+        })?;
+        out.insert(m.model_id, value);
+    }
+    Ok(Some(out))
 }

@@ -8,6 +8,7 @@
 mod error;
 #[cfg(feature = "cli")]
 mod fetch;
+mod model_changes;
 mod options;
 mod regen;
 mod report;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 pub use error::{RegenError, RegenErrorKind};
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub use fetch::fetch;
+pub use fetch::{fetch, fetch_models};
 
 /// Default number of schemas retrieved at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::error::{RegenError, RegenErrorKind};
 use super::options::Options;
 use super::write::{self, Plan};
-use super::{report, surface};
+use super::{model_changes, report, surface};
 use crate::schema_dir;
 use crate::{Config, SchemaFile};
 
@@ -169,6 +169,16 @@ async fn fetch_all(opts: &Options) -> Result<BTreeMap<String, Value>, RegenError
     super::fetch(&opts.fetch).await
 }
 
+#[cfg(feature = "cli")]
+async fn fetch_models(opts: &Options) -> Result<Option<BTreeMap<String, Value>>, RegenError> {
+    super::fetch_models(&opts.fetch).await
+}
+
+#[cfg(not(feature = "cli"))]
+async fn fetch_models(opts: &Options) -> Result<Option<BTreeMap<String, Value>>, RegenError> {
+    fetch_all(opts).await.map(Some)
+}
+
 /// Without the network half of the crate, a fetch is refused (before anything is read).
 #[cfg(not(feature = "cli"))]
 async fn fetch_all(_: &Options) -> Result<BTreeMap<String, Value>, RegenError> {
@@ -229,25 +239,71 @@ fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(
     ))
 }
 
-/// Plans the model catalog's files: its entries normalised, its generated code current
-/// (files without the `@generated` header are the user's, never touched). Offline: the
-/// entries are read from `models.schemas`. Returns the warnings (params left out).
+/// What the model catalog's part of a regen found.
+struct ModelPlan {
+    /// Params left out (types this version does not know, …).
+    warnings: Vec<String>,
+    /// Entries added, removed or changed, BREAKING marked.
+    changes: Vec<report::Change>,
+    /// How many models the new catalog has.
+    count: usize,
+}
+
+/// Plans the model catalog's files: its entries (fetched, or read and normalised), its
+/// generated code current (files without the `@generated` header are the user's, never
+/// touched). A fetched catalog replaces the entries; one that would delete every local
+/// entry, or more than half, needs `--allow-mass-removal` (`--keep-local` keeps them).
 fn plan_models(
     plans: &mut Vec<(String, Plan, Option<String>)>,
     models: &ModelLayout,
     codegen: &Config,
     normalise_schemas: bool,
-) -> Result<Vec<String>, RegenError> {
+    fetched: Option<&BTreeMap<String, Value>>,
+    opts: &Options,
+) -> Result<ModelPlan, RegenError> {
     let read = |dir: &Path, ext: &str| match schema_dir::read(dir, ext) {
         Ok(files) => Ok(files),
         Err(e) if e.is_missing_dir() => Ok(BTreeMap::new()),
         Err(e) => Err(RegenError::new(RegenErrorKind::Io, e.to_string())),
     };
     let old = read(&models.schemas, "json")?;
-    let new: BTreeMap<String, String> = if normalise_schemas {
-        old.iter().map(|(n, t)| (n.clone(), normalise(t))).collect()
-    } else {
-        old.clone()
+    let new: BTreeMap<String, String> = match fetched {
+        Some(fetched) => {
+            let mut new = BTreeMap::new();
+            let mut absent = Vec::new();
+            for (name, text) in &old {
+                let id = name.strip_suffix(".json").unwrap_or(name);
+                if !fetched.contains_key(id) {
+                    absent.push(id.to_owned());
+                    if opts.keep_local {
+                        new.insert(name.clone(), normalise(text));
+                    }
+                }
+            }
+            if !opts.keep_local
+                && !opts.allow_mass_removal
+                && !absent.is_empty()
+                && (absent.len() * 2 > old.len() || absent.len() == old.len())
+            {
+                return Err(RegenError::new(
+                    RegenErrorKind::Refused,
+                    format!(
+                        "the model catalog lists none of {} of the {} local model(s) ({}); \
+                         refusing to delete them. If they really are gone, run again with \
+                         --allow-mass-removal; to keep them, use --keep-local",
+                        absent.len(),
+                        old.len(),
+                        absent.join(", ")
+                    ),
+                ));
+            }
+            for (id, v) in fetched {
+                new.insert(format!("{id}.json"), schema_text(v)?);
+            }
+            new
+        }
+        None if normalise_schemas => old.iter().map(|(n, t)| (n.clone(), normalise(t))).collect(),
+        None => old.clone(),
     };
     plan_dir(plans, &models.schemas, &models.schemas_shown, &old, &new);
     let files: Vec<SchemaFile> = new
@@ -272,7 +328,11 @@ fn plan_models(
         &ours,
         &generated,
     );
-    Ok(warnings)
+    Ok(ModelPlan {
+        warnings,
+        changes: model_changes::diff(&old, &new),
+        count: new.len(),
+    })
 }
 
 /// Runs regen on `layout`. Every error says what happened to the tree: nothing
@@ -455,17 +515,46 @@ async fn plan(layout: &Layout, opts: &Options) -> Result<(Outcome, Vec<Plan>), R
         dirs.push((dir, layout.generated_shown.as_str()));
     }
     if let Some(models) = &layout.models {
-        let model_warnings = plan_models(
+        // `--only` names techniques: the model catalog is then left as it is.
+        let fetched = match fetching && opts.fetch.only.is_empty() {
+            true => {
+                let f = fetch_models(opts).await?;
+                if f.is_none() {
+                    outcome.source.push_str(&format!(
+                        " The server has no model catalog (GET /models answered 404): {} left \
+                         as it is.",
+                        models.schemas_shown
+                    ));
+                }
+                f
+            }
+            false => None,
+        };
+        let m = plan_models(
             &mut plans,
             models,
             &layout.codegen,
             layout.normalise_schemas,
+            fetched.as_ref(),
+            opts,
         )?;
-        if !model_warnings.is_empty() {
+        if let Some(f) = &fetched {
+            outcome
+                .source
+                .push_str(&format!(" Fetched {} model(s).", f.len()));
+        }
+        if !m.changes.is_empty() {
             outcome
                 .report
-                .push_str(&format!("\nModels: {}\n", model_warnings.join("\n")));
+                .push_str(&model_changes::render(&m.changes, m.count));
         }
+        for w in &m.warnings {
+            for (i, line) in w.lines().enumerate() {
+                let indent = if i == 0 { "  " } else { "    " };
+                outcome.report.push_str(&format!("{indent}{line}\n"));
+            }
+        }
+        outcome.breaking |= m.changes.iter().any(|c| c.breaking);
         dirs.push((&models.schemas, models.schemas_shown.as_str()));
         dirs.push((&models.generated, models.generated_shown.as_str()));
     }

@@ -11,7 +11,7 @@ pub mod techniques {
 #[cfg(feature = "models")]
 #[doc(hidden)]
 pub mod model_fixtures {
-    flora_api::include_techniques!("model_fixtures.rs");
+    flora_api::include_models!();
 }
 
 use flora_api::{Client, Error, ImageUrl};

@@ -6,11 +6,11 @@
 
 #[allow(dead_code)]
 mod models {
-    flora_api::include_techniques!("model_fixtures.rs");
+    flora_api::include_models!();
 }
 
 use flora_api::testing::FakeFlora;
-use flora_api::{Charge, ImageUrl};
+use flora_api::{Charge, ImageUrl, Model};
 use models::*;
 
 fn every() -> T2iEveryParam {
