@@ -11,15 +11,13 @@ use super::keys;
 use super::options::{Event, StopReason};
 use super::outputs;
 use super::runner::Batch;
+use super::target::Payload;
 use super::window::Slot;
-use crate::endpoints::StartOptions;
 use crate::error::Error;
-use crate::reconcile;
-use crate::technique::RunInput;
 use crate::values::{self};
 use crate::wire::{Run, RunStatus};
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -41,10 +39,10 @@ impl Batch {
                     if self.stopped() {
                         return Ok(());
                     }
-                    let Some(inputs) = self.resolve(&row).await? else {
+                    let Some(payload) = self.payload(&row).await? else {
                         return Ok(());
                     };
-                    match self.submit(&row, inputs).await? {
+                    match self.submit(&row, payload).await? {
                         Sent::Run(run_id) => {
                             row.run_id = Some(run_id);
                             row.state = ItemState::Created;
@@ -135,18 +133,17 @@ impl Batch {
         let (Some(key), Some(body)) = (row.idem.clone(), row.body.clone()) else {
             // A journal of an earlier floret kept no body: the inputs are resolved again
             // (uploads come from the journal, so the body is the one sent before).
-            let Some(inputs) = self.resolve(row).await? else {
+            let Some(payload) = self.payload(row).await? else {
                 return Ok(None);
             };
-            let body = serde_json::to_string(&inputs).unwrap_or_default();
-            let key = row.idem.clone().unwrap_or_else(|| self.run_key(row, &body));
-            return Ok(self.created(row, self.post(row, inputs, &key, None).await?));
+            let key = row
+                .idem
+                .clone()
+                .unwrap_or_else(|| self.run_key(row, &payload.body()));
+            return Ok(self.created(row, self.post(row, payload, &key, None).await?));
         };
-        let inputs: Vec<RunInput> = serde_json::from_str(&body).map_err(|e| Error::Journal {
-            path: std::path::PathBuf::from(&self.meta.slug),
-            problem: format!("item {:?}: its journaled body cannot be read: {e}", row.key),
-        })?;
-        Ok(self.created(row, self.post(row, inputs, &key, None).await?))
+        let payload = self.journaled(row, &body)?;
+        Ok(self.created(row, self.post(row, payload, &key, None).await?))
     }
 
     /// `Some(run id)` after a run became known, with its event.
@@ -168,7 +165,7 @@ impl Batch {
             &self.meta.batch_id,
             &row.key,
             row.attempt,
-            &self.meta.technique_id,
+            self.meta.target_id(),
             body,
         )
     }
@@ -177,11 +174,11 @@ impl Batch {
     /// the intent (key and exact body) journaled, then the POST, all while the place is
     /// held, so nothing waits between its intent and its request, and a stop seen with the
     /// place in hand sends nothing.
-    async fn submit(&self, row: &ItemRow, inputs: Vec<RunInput>) -> Result<Sent, Error> {
+    async fn submit(&self, row: &ItemRow, payload: Payload) -> Result<Sent, Error> {
         let Ok(_unresolved) = self.unresolved.acquire().await else {
             return Ok(Sent::Nothing);
         };
-        let body = serde_json::to_string(&inputs).unwrap_or_default();
+        let body = payload.body();
         let key = self.run_key(row, &body);
         loop {
             let mut price = self.costs.subscribe();
@@ -220,7 +217,7 @@ impl Batch {
             };
             self.journal().submitting(row.pos, &key, &body, now())?;
             let sent = self
-                .post_with(row, inputs, &key, Some(reserved), slot)
+                .post_with(row, &payload, &key, Some(reserved), slot)
                 .await?;
             return Ok(match self.created(row, sent) {
                 Some(run_id) => Sent::Run(run_id),
@@ -234,7 +231,7 @@ impl Batch {
     async fn post(
         &self,
         row: &ItemRow,
-        inputs: Vec<RunInput>,
+        payload: Payload,
         key: &str,
         reserved: Option<Reserved<'_>>,
     ) -> Result<Sent, Error> {
@@ -242,13 +239,13 @@ impl Batch {
             () = self.abort.cancelled() => return Ok(Sent::Nothing),
             slot = self.window.acquire() => slot,
         };
-        self.post_with(row, inputs, key, reserved, slot).await
+        self.post_with(row, &payload, key, reserved, slot).await
     }
 
     async fn post_with(
         &self,
         row: &ItemRow,
-        inputs: Vec<RunInput>,
+        payload: &Payload,
         key: &str,
         reserved: Option<Reserved<'_>>,
         first_slot: Slot<'_>,
@@ -277,14 +274,7 @@ impl Batch {
             self.journal().sending(row.pos, now())?;
             let alone_before = self.posting.fetch_add(1, Ordering::SeqCst) == 0;
             let seq = self.posts_started.fetch_add(1, Ordering::SeqCst);
-            let result = self
-                .client
-                .start_run(
-                    &self.meta.slug,
-                    inputs.clone(),
-                    StartOptions::idempotency_key(key),
-                )
-                .await;
+            let result = self.create_run(payload, key).await;
             self.posting.fetch_sub(1, Ordering::SeqCst);
             // Alone from start to end: every item sent after it was sent after its run was
             // created (the upper bound of a later reconciliation holds).
@@ -296,23 +286,24 @@ impl Batch {
                 self.journal().solo(row.pos)?;
             }
             match result {
-                Ok(handle) => {
+                Ok(started) => {
+                    let run_id = started.run_id;
                     self.watcher.expect(
-                        handle.run_id(),
-                        self.not_before(handle.ready_at()),
-                        handle.created_at(),
+                        &run_id,
+                        self.not_before(started.ready_at),
+                        started.created_at,
                     );
                     // Committed before the window place is given back.
-                    let journaled = self.journal().created(row.pos, handle.run_id(), now());
+                    let journaled = self.journal().created(row.pos, &run_id, now());
                     if let Err(e) = journaled {
-                        self.watcher.forget(handle.run_id());
+                        self.watcher.forget(&run_id);
                         return Err(e);
                     }
                     if let Some(r) = reserved.take() {
                         r.made_a_run();
                     }
                     held.success();
-                    return Ok(Sent::Run(handle.run_id().to_owned()));
+                    return Ok(Sent::Run(run_id));
                 }
                 Err(e @ Error::Idempotency { .. }) if e.status() == Some(409) => {
                     drop(held);
@@ -380,76 +371,5 @@ impl Batch {
             error: why,
         });
         Ok(())
-    }
-
-    /// After a 409 `idempotency_duplicate` (the key's first answer was lost and FLORA does
-    /// not replay): the one unowned run of the technique created in the item's span (see
-    /// `reconcile.rs`) is adopted; anything else needs review. The span's upper bound is used
-    /// only when the item's POST was journaled as alone (no other submission overlapped it),
-    /// whatever this process's concurrency is.
-    async fn reconcile(&self, row: &ItemRow) -> Result<Option<String>, Error> {
-        let (before, after, owned, sent_at, solo) = {
-            let j = self.journal();
-            let sent_at = j.sent_at(row.pos)?.or(row.intent_at);
-            let solo = j.item(row.pos)?.is_some_and(|r| r.solo);
-            let at = sent_at.unwrap_or(0.0);
-            let after = if solo {
-                j.runs_sent_after(row.pos, at)?
-            } else {
-                Vec::new()
-            };
-            (
-                j.runs_known_before(at)?,
-                after,
-                j.owned_runs()?,
-                sent_at,
-                solo,
-            )
-        };
-        let known = reconcile::Known {
-            before: before.iter().map(String::as_str).collect(),
-            after: after.iter().map(String::as_str).collect(),
-            sent_at,
-            over_at: None,
-            clock_skew: None,
-        };
-        // The listing back to the item's span only (bounded in pages): a history that pages
-        // forever cannot hold the batch.
-        let runs: Result<Vec<Run>, Error> = self
-            .windowed(|| self.client.history_since(&self.meta.technique_id, &known))
-            .await;
-        let why = match runs {
-            Ok(runs) => {
-                let span = reconcile::Span::of(&runs, &known);
-                let candidates = reconcile::candidates(&runs, span, |id| owned.contains(id));
-                if let [only] = candidates.as_slice() {
-                    self.journal().created(row.pos, only, now())?;
-                    return Ok(Some((*only).to_owned()));
-                }
-                format!(
-                    "its first answer was lost and {} unowned run(s) of the technique were \
-                     created in its span{}; runs carry no inputs, so which one is this item's \
-                     cannot be told",
-                    candidates.len(),
-                    if solo {
-                        ""
-                    } else {
-                        " (other submissions were in flight with it)"
-                    }
-                )
-            }
-            Err(e) => format!("its first answer was lost and the run listing failed: {e}"),
-        };
-        if self.options.resubmit_unclear {
-            // A new attempt: a new key, a new run, on purpose (the next resume sends it).
-            self.journal().replan(row.pos)?;
-            return Ok(None);
-        }
-        self.journal().review(row.pos, &why)?;
-        self.emit(Event::NeedsReview {
-            key: row.key.clone(),
-            why,
-        });
-        Ok(None)
     }
 }

@@ -39,13 +39,22 @@
 //! ```
 
 // Floors: `state`, `keys`, `plan`, `window`, `cost`, `outputs` below `journal` and
-// `options`, below `validate` and `status`, below `runner` (the batch and its run) and
-// `drive` (one item), below `builder`.
+// `options`, below `validate` and `status`, below `model` (a model batch's rows and
+// bodies, feature `models`), below `target` (what a batch runs, as data), below `runner`
+// (the batch and its run), below `by_target` (the requests that differ by target), `drive`
+// (one item), `lost` (a lost answer's run) and `generations` (a model batch made and
+// watched), below `builder`.
 mod builder;
+mod by_target;
 mod cost;
 mod drive;
+#[cfg(feature = "models")]
+mod generations;
 mod journal;
 mod keys;
+mod lost;
+#[cfg(feature = "models")]
+mod model;
 mod options;
 mod outputs;
 mod plan;
@@ -55,6 +64,7 @@ mod runner;
 mod save;
 mod state;
 mod status;
+mod target;
 #[cfg(all(test, feature = "test-util", feature = "techniques"))]
 mod tests;
 mod validate;
@@ -69,7 +79,10 @@ pub use runner::Batch;
 pub use state::ItemState;
 
 #[cfg(feature = "cli")]
-pub(crate) use validate::{check_cost, check_download, estimate, validate};
+pub(crate) use validate::{check_cost, check_download, estimate, usd, validate};
+
+#[cfg(all(feature = "cli", feature = "models"))]
+pub(crate) use model::{run_cost, validate_generations};
 
 /// The distinct local files a plan would upload (values of media inputs that are not URLs).
 #[cfg(feature = "cli")]

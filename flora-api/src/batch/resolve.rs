@@ -18,7 +18,7 @@ impl Batch {
     /// upload that kept failing (back to planned: a resume tries again), or the batch stopped.
     pub(crate) async fn resolve(&self, row: &ItemRow) -> Result<Option<Vec<RunInput>>, Error> {
         let mut out = Vec::new();
-        for slot in self.schema.inputs.iter().flatten() {
+        for slot in self.target.slots() {
             for v in row.values.get(&slot.id).into_iter().flatten() {
                 let wire = slot.kind.as_str().to_owned();
                 let value = match values::check(slot, v).await {

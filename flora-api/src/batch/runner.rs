@@ -16,6 +16,7 @@ use super::options::{BatchOptions, Event, Progress, StopReason, Summary};
 use super::outputs;
 use super::plan::PlanItem;
 use super::status::row_json;
+use super::target::Target;
 use super::validate;
 use super::watcher::Watcher;
 use super::window::Window;
@@ -37,7 +38,8 @@ pub struct Batch {
     pub(crate) saver: Client,
     pub(crate) journal: Mutex<Journal>,
     pub(crate) meta: Meta,
-    pub(crate) schema: TechniqueSchema,
+    /// What it runs: a technique's schema, or a model's catalog entry and project.
+    pub(crate) target: Target,
     pub(crate) options: BatchOptions,
     pub(crate) window: Window,
     /// The `max_cost` guard (its figures set up by `run`).
@@ -69,7 +71,7 @@ impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
             .field("batch_id", &self.meta.batch_id)
-            .field("technique", &self.meta.slug)
+            .field(self.target.noun(), &self.meta.slug)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +89,7 @@ impl Batch {
     ) -> Result<Batch, Error> {
         options.check()?;
         validate::validate(schema, items).await?;
-        validate::check_cost(schema, items.len(), options.max_cost)?;
+        validate::check_cost(schema.run_cost, items.len(), options.max_cost)?;
         if let Some(spec) = &options.download {
             validate::check_download(spec, items.len())?;
         }
@@ -99,10 +101,12 @@ impl Batch {
             schema: schema.raw().clone(),
             download: options.download.clone(),
             max_cost: options.max_cost,
+            model: None,
         };
         let names = validate::output_names(items);
         let journal = Journal::create(path, &meta, items, &names)?;
-        Ok(Batch::with(client, journal, meta, schema.clone(), options))
+        let target = Target::Technique(schema.clone());
+        Ok(Batch::with(client, journal, meta, target, options))
     }
 
     /// An existing journal, to resume (`options.download` and `options.max_cost` override the
@@ -110,11 +114,7 @@ impl Batch {
     pub async fn open(client: &Client, path: &Path, options: BatchOptions) -> Result<Batch, Error> {
         options.check()?;
         let (journal, meta) = Journal::open(path)?;
-        let schema: TechniqueSchema =
-            serde_json::from_value(meta.schema.clone()).map_err(|e| Error::Journal {
-                path: path.to_path_buf(),
-                problem: format!("its technique schema cannot be read: {e}"),
-            })?;
+        let target = Target::of(path, &meta)?;
         let mut options = options;
         if options.download.is_none() {
             options.download = meta.download.clone();
@@ -124,14 +124,14 @@ impl Batch {
             None => options.max_cost = meta.max_cost,
             Some(max) => journal.set_max_cost(max)?,
         }
-        Ok(Batch::with(client, journal, meta, schema, options))
+        Ok(Batch::with(client, journal, meta, target, options))
     }
 
-    fn with(
+    pub(crate) fn with(
         client: &Client,
         journal: Journal,
         meta: Meta,
-        schema: TechniqueSchema,
+        target: Target,
         options: BatchOptions,
     ) -> Batch {
         Batch {
@@ -146,7 +146,7 @@ impl Batch {
             unresolved: tokio::sync::Semaphore::new(options.max_concurrency.max(1)),
             costs: CostGuard::new(options.max_cost, meta.run_cost.unwrap_or(0.0)),
             meta,
-            schema,
+            target,
             options,
             stop: AtomicBool::new(false),
             abort: CancellationToken::new(),
@@ -240,6 +240,13 @@ impl Batch {
         schema: &TechniqueSchema,
         items: &[PlanItem],
     ) -> Result<Option<String>, Error> {
+        if let Some(model) = &self.meta.model {
+            return Ok(Some(format!(
+                "a batch of model `{}`, not of technique `{}`",
+                model.model_id,
+                schema.slug_or_derived()
+            )));
+        }
         if self.meta.technique_id != schema.technique_id {
             return Ok(Some(format!(
                 "a batch of technique `{}`, not `{}`",

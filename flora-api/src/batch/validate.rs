@@ -18,20 +18,7 @@ pub(crate) async fn validate(schema: &TechniqueSchema, items: &[PlanItem]) -> Re
     if items.is_empty() {
         problems.push("the plan has no items".to_owned());
     }
-    let mut keys = BTreeMap::new();
-    for item in items {
-        if let Some(first) = keys.insert(item.key.as_str(), item) {
-            let lines = if item.line > 0 {
-                format!(" (lines {} and {})", first.line, item.line)
-            } else {
-                String::new()
-            };
-            problems.push(format!(
-                "key {:?} is used by two items{lines}; keys must be unique",
-                item.key
-            ));
-        }
-    }
+    problems.extend(duplicate_keys(items));
     for item in items {
         let at = if item.line > 0 {
             format!("line {}", item.line)
@@ -67,38 +54,82 @@ pub(crate) async fn validate(schema: &TechniqueSchema, items: &[PlanItem]) -> Re
             }
         }
     }
+    refuse(problems, "")
+}
+
+/// Keys used by two items.
+pub(crate) fn duplicate_keys(items: &[PlanItem]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut keys = BTreeMap::new();
+    for item in items {
+        if let Some(first) = keys.insert(item.key.as_str(), item) {
+            let lines = if item.line > 0 {
+                format!(" (lines {} and {})", first.line, item.line)
+            } else {
+                String::new()
+            };
+            problems.push(format!(
+                "key {:?} is used by two items{lines}; keys must be unique",
+                item.key
+            ));
+        }
+    }
+    problems
+}
+
+/// The plan's problems as one error (the first 20), or `Ok` when it has none. `against`:
+/// what the rows were checked against, said after the count.
+pub(crate) fn refuse(mut problems: Vec<String>, against: &str) -> Result<(), Error> {
     if problems.is_empty() {
         return Ok(());
     }
     let n = problems.len();
     problems.truncate(20);
+    let against = if against.is_empty() {
+        String::new()
+    } else {
+        format!(" ({against})")
+    };
     Err(Error::InvalidInput(format!(
-        "the plan has {n} problem(s); nothing was sent:\n  {}",
+        "the plan has {n} problem(s){against}; nothing was sent:\n  {}",
         problems.join("\n  ")
     )))
 }
 
-/// The plan's estimate: items × run cost.
-pub(crate) fn estimate(schema: &TechniqueSchema, items: usize) -> Option<f64> {
-    schema.run_cost.map(|c| c * items as f64)
+/// The plan's estimate: items × the listed price of one run (`per_run`, USD).
+pub(crate) fn estimate(per_run: Option<f64>, items: usize) -> Option<f64> {
+    per_run.map(|c| c * items as f64)
 }
 
 /// Refuses a plan whose estimate is over `max_cost`, as a dry run and a real run both do.
 pub(crate) fn check_cost(
-    schema: &TechniqueSchema,
+    per_run: Option<f64>,
     items: usize,
     max_cost: Option<f64>,
 ) -> Result<(), Error> {
-    if let (Some(max), Some(cost)) = (max_cost, estimate(schema, items))
+    if let (Some(max), Some(cost)) = (max_cost, estimate(per_run, items))
         && cost > max
     {
         return Err(Error::InvalidInput(format!(
-            "the plan would cost {cost:.2} USD ({items} items × {} USD), over --max-cost {max}; \
+            "the plan would cost {} USD ({items} items × {} USD), over --max-cost {max}; \
              nothing was sent",
-            schema.run_cost.unwrap_or(0.0)
+            usd(cost),
+            usd(per_run.unwrap_or(0.0))
         )));
     }
     Ok(())
+}
+
+/// An amount in USD as people read it: cents, and the fractions of a cent a generation's
+/// price has (0.004 stays 0.004, never 0.00).
+pub(crate) fn usd(x: f64) -> String {
+    let s = format!("{x:.6}");
+    let s = s.trim_end_matches('0');
+    match s.split_once('.') {
+        Some((_, frac)) if frac.len() >= 2 => s.to_owned(),
+        Some((whole, frac)) => format!("{whole}.{frac:0<2}"),
+        None => format!("{s}.00"),
+    }
 }
 
 /// The name each item's outputs are saved under (`{key}` of the template): its key as a file
@@ -150,6 +181,15 @@ mod tests {
         assert_eq!(unique.len(), 4, "{names:?}");
         assert_eq!(names[0], safe_file_stem("a/b"));
         assert_eq!(names[3], "c");
+    }
+
+    #[test]
+    fn amounts_keep_the_fractions_of_a_cent_a_generation_costs() {
+        assert_eq!(usd(0.2), "0.20");
+        assert_eq!(usd(0.004), "0.004");
+        assert_eq!(usd(0.012), "0.012");
+        assert_eq!(usd(2.0), "2.00");
+        assert_eq!(usd(0.0), "0.00");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! the first seen), and, every few rounds, each run not seen ended for a while (an end the
 //! filtered list cannot show, such as a status this version does not know, or a history
 //! that lags).
+//!
+//! A batch of generations is watched through its listing path too, another listing: `GET
+//! /generations` of its project narrowed to the ids in flight, 100 a request
+//! (`generations.rs`); per-run reads (`GET /runs/{id}`) only for what that cannot tell.
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::ItemRow;
 use super::runner::Batch;
+use super::target::Target;
 use crate::endpoints::ListRuns;
 use crate::error::Error;
 use crate::wire::Run;
@@ -145,19 +150,13 @@ impl Batch {
         use std::sync::atomic::Ordering;
         let each = self.options.poll_each_run || self.watcher.no_history.load(Ordering::SeqCst);
         let mut alone = self.watcher.due(each);
+        // A failed listing is tried again next round (reading every run alone now would
+        // cost what the listing saves); the runs due to be read alone are.
         if !each {
-            let (fresh, oldest_fresh) = self.watcher.fresh();
-            let mut listed = true;
-            for status in [RunStatus::Completed, RunStatus::Failed] {
-                // A failed listing is tried again next round (reading every run alone now
-                // would cost what the listing saves); the runs due to be read alone are.
-                if !self.list_ended(status, oldest_fresh, &mut alone).await {
-                    listed = false;
-                    break;
-                }
-            }
-            if listed {
-                self.watcher.not_fresh(&fresh);
+            match &self.target {
+                Target::Technique(_) => self.list_technique_ended(&mut alone).await,
+                #[cfg(feature = "models")]
+                Target::Model(model) => self.list_generations_ended(model, &mut alone).await,
             }
         }
         alone.sort();
@@ -176,15 +175,24 @@ impl Batch {
                 if self.abort.is_cancelled() || !self.watcher.is_waited(&run_id) {
                     return;
                 }
-                if let Ok(run) = self
-                    .windowed(|| self.client.get_run(&self.meta.slug, &run_id))
-                    .await
+                if let Ok(run) = self.windowed(|| self.read_run(&run_id)).await
                     && crate::poll::has_ended(&run)
                 {
                     self.watcher.deliver(run);
                 }
             })
             .await;
+    }
+
+    /// The technique's ended runs, `completed` then `failed`.
+    async fn list_technique_ended(&self, alone: &mut Vec<String>) {
+        let (fresh, oldest_fresh) = self.watcher.fresh();
+        for status in [RunStatus::Completed, RunStatus::Failed] {
+            if !self.list_ended(status, oldest_fresh, alone).await {
+                return;
+            }
+        }
+        self.watcher.not_fresh(&fresh);
     }
 
     /// The newest runs of the technique ended with `status`: ours are delivered, those
@@ -221,25 +229,11 @@ impl Batch {
             let page = match self.windowed(|| self.client.list_runs(&query)).await {
                 Ok(page) => page,
                 Err(e) => {
-                    // A server without a run history (or refusing its filters, or this key):
-                    // after a few refusals in a row, each run is read alone. One refusal (a
-                    // proxy's 404, say) is not enough; an answer that may change (429, 5xx)
-                    // never counts.
-                    use std::sync::atomic::Ordering;
-                    if e.status().is_some() && !e.is_retryable() {
-                        let refused =
-                            self.watcher.refused_listings.fetch_add(1, Ordering::SeqCst) + 1;
-                        if refused >= REFUSALS_BEFORE_READING_EACH {
-                            tracing::warn!(error = %e, "the run history cannot be listed; reading each run alone");
-                            self.watcher.no_history.store(true, Ordering::SeqCst);
-                        }
-                    }
+                    self.listing_failed(&e);
                     return false;
                 }
             };
-            self.watcher
-                .refused_listings
-                .store(0, std::sync::atomic::Ordering::SeqCst);
+            self.listing_answered();
             let last = page.items.last().map(|run| run.run_id.clone());
             // A page with no run not listed before this round: a history that repeats
             // itself under new cursors is read no further.
@@ -287,6 +281,29 @@ impl Batch {
             }
         }
         true
+    }
+}
+
+impl Batch {
+    /// A listing failed. A server without the listing (or refusing its filters, or this
+    /// key): after a few refusals in a row, each run is read alone. One refusal (a proxy's
+    /// 404, say) is not enough; an answer that may change (429, 5xx) never counts.
+    pub(super) fn listing_failed(&self, e: &Error) {
+        use std::sync::atomic::Ordering;
+        if e.status().is_some() && !e.is_retryable() {
+            let refused = self.watcher.refused_listings.fetch_add(1, Ordering::SeqCst) + 1;
+            if refused >= REFUSALS_BEFORE_READING_EACH {
+                tracing::warn!(error = %e, "the runs cannot be listed; reading each run alone");
+                self.watcher.no_history.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A listing answered: refusals are counted afresh.
+    pub(super) fn listing_answered(&self) {
+        self.watcher
+            .refused_listings
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

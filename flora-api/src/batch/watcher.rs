@@ -117,6 +117,14 @@ impl Watcher {
         self.lock().is_empty()
     }
 
+    /// Every run waited for, sorted.
+    #[cfg_attr(not(feature = "models"), allow(dead_code))]
+    pub(super) fn waited(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub(super) fn is_waited(&self, run_id: &str) -> bool {
         self.lock().contains_key(run_id)
     }

@@ -213,8 +213,8 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Batches: a plan of thousands of inputs through one technique, journaled, resumable
-    /// after a crash or Ctrl-C without paying twice.
+    /// Batches: a plan of thousands of inputs through one technique (or prompts and params
+    /// through one model), journaled, resumable after a crash or Ctrl-C without paying twice.
     Batch {
         #[command(subcommand)]
         command: BatchCommand,
@@ -230,18 +230,60 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Serve every technique as a typed tool for AI agents over the Model Context Protocol
+    /// (stdio): inputs checked before anything is sent, local files uploaded, progress,
+    /// outputs saved, never paid twice. README, "Agents (MCP)".
+    #[cfg(feature = "mcp")]
+    Mcp(McpArgs),
+}
+
+/// `floret mcp`'s options.
+#[cfg(feature = "mcp")]
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    /// Read the technique schemas (`<slug>.json`) from this directory instead of the API.
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Only these techniques (slugs; repeatable).
+    #[arg(long, value_name = "SLUG")]
+    pub only: Vec<String>,
+    /// Where outputs are saved (default: a new `floret-mcp-<time>` folder in the current
+    /// directory, made at the first save).
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<PathBuf>,
+    /// Where local input files may be read (repeatable; default: the client's MCP roots,
+    /// else the current directory). Symlinks are resolved before the check.
+    #[arg(long, value_name = "DIR")]
+    pub allow_dir: Vec<PathBuf>,
+    /// The most this session may spend, in USD: a call that could take it past is refused
+    /// before anything is sent.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// How long one tool call waits for its run (seconds) before answering with the run id
+    /// (the run goes on, is saved, and the same call again gets its result). Under the 60 s
+    /// many clients give a request.
+    #[arg(long, value_name = "SECS", default_value_t = 50)]
+    pub call_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BatchCommand {
-    /// Validate a plan (JSON lines or CSV), write a new journal, and run it.
+    /// Validate a plan (JSON lines or CSV), write a new journal, and run it: through a
+    /// technique (`--technique`), or as generations of a model (`--model`).
     Run {
         /// The plan: JSON lines (`{"input_id": "value", "key": "a"}`) or CSV (a header of
-        /// input ids, plus an optional `key` column).
+        /// input ids, plus an optional `key` column). With --model, a row is a prompt and
+        /// params: `{"prompt": "a cat", "steps": 20, "key": "a"}`, or CSV with a `prompt`
+        /// column and one column per param.
         plan: PathBuf,
         /// The technique's slug (or id).
-        #[arg(long)]
-        technique: String,
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        technique: Option<String>,
+        /// Generate with this model (its id, t2i-…): one generation per row, every row's
+        /// params checked against the catalog before anything is sent (`--schemas DIR` reads
+        /// `DIR/models/<MODEL>.json`); it lands in --project-id (or FLORA_PROJECT_ID).
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
         /// The journal file to create (SQLite; the batch's only state).
         #[arg(long)]
         journal: PathBuf,

@@ -2,6 +2,7 @@
 //! stops submissions (twice: at once) and the exit codes of `floret run`.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,13 +13,20 @@ use super::output::{Mode, Out, finish};
 use super::report::{Exit, Failure};
 use super::session::Session;
 use super::shell::command;
-use crate::batch::{Batch, BatchOptions, Event, StopReason, Summary, read_plan};
+use crate::batch::{Batch, BatchOptions, Event, StopReason, read_plan};
+use crate::client::Client;
+
+mod models;
+mod report;
+
+use report::{event_json, event_name, problems, say, summary_json, summary_line};
 
 pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCode {
     match command {
         BatchCommand::Run {
             plan,
             technique,
+            model,
             journal,
             schema_dir: super::args::SchemaDir { schemas },
             dry_run,
@@ -35,40 +43,20 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
                         resume_command(&journal)
                     )));
                 }
-                let items = read_plan(&plan)?;
-                // One client: the batch drives a retry-less copy of it (its window is its
-                // retry strategy) and downloads outputs with the client's own retries.
-                let client = session.client(None);
-                let client = match (&schemas, client) {
-                    (_, Ok(c)) => Some(c),
-                    (Some(_), Err(_)) if dry_run => None,
-                    (_, Err(e)) => return Err(e),
+                let run = Run {
+                    plan: &plan,
+                    journal: &journal,
+                    schemas: schemas.as_deref(),
+                    dry_run,
+                    flags: &flags,
                 };
-                let schema = session.schema(client.as_ref(), &technique, schemas.as_deref()).await?;
-                if dry_run {
-                    // Everything the real run refuses before sending, refused here too.
-                    crate::batch::validate(&schema, &items).await?;
-                    crate::batch::check_cost(&schema, items.len(), flags.max_cost)?;
-                    if let Some(spec) = &flags.download {
-                        crate::batch::check_download(spec, items.len())?;
-                    }
-                    let cost = crate::batch::estimate(&schema, items.len());
-                    let files = crate::batch::distinct_files(&schema, &items);
-                    out.document(&json!({"items": items.len(), "run_cost": schema.run_cost, "estimate": cost, "uploads": files}));
-                    out.line(&format!(
-                        "{} item(s) × {} = {} USD; {} distinct local file(s) to upload; nothing was sent",
-                        items.len(),
-                        schema.run_cost.map_or("unknown cost".to_owned(), |c| format!("{c} USD")),
-                        cost.map_or("unknown".to_owned(), |c| format!("{c:.2}")),
-                        files
-                    ));
-                    return Ok(());
+                match (model, technique) {
+                    (Some(model), _) => models::run(session, &out, &run, &model).await,
+                    (None, Some(technique)) => run_technique(session, &out, &run, &technique).await,
+                    (None, None) => Err(Failure::usage(
+                        "say what the batch runs: --technique SLUG or --model MODEL",
+                    )),
                 }
-                let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
-                let batch = Batch::create(&client, &journal, &schema, &items, options(&flags)).await?;
-                // The journal holds the plan now: a plan of any size is not kept twice.
-                drop(items);
-                drive(session, batch, &out, &journal).await
             }
             .await;
             finish(&out, result)
@@ -141,6 +129,67 @@ pub(crate) async fn dispatch(session: &Session, command: BatchCommand) -> ExitCo
     }
 }
 
+/// What `batch run` was given, besides what it runs.
+struct Run<'a> {
+    plan: &'a Path,
+    journal: &'a Path,
+    schemas: Option<&'a Path>,
+    dry_run: bool,
+    flags: &'a BatchFlags,
+}
+
+/// The client, or none for a dry run reading its schema offline (`--schemas`) without a key.
+fn client_for(session: &Session, run: &Run<'_>) -> Result<Option<Client>, Failure> {
+    match (run.schemas, session.client(None)) {
+        (_, Ok(c)) => Ok(Some(c)),
+        (Some(_), Err(_)) if run.dry_run => Ok(None),
+        (_, Err(e)) => Err(e),
+    }
+}
+
+/// `batch run PLAN --technique SLUG`.
+async fn run_technique(
+    session: &Session,
+    out: &Out,
+    run: &Run<'_>,
+    technique: &str,
+) -> Result<(), Failure> {
+    let items = read_plan(run.plan)?;
+    // One client: the batch drives a retry-less copy of it (its window is its retry
+    // strategy) and downloads outputs with the client's own retries.
+    let client = client_for(session, run)?;
+    let schema = session
+        .schema(client.as_ref(), technique, run.schemas)
+        .await?;
+    let flags = run.flags;
+    if run.dry_run {
+        // Everything the real run refuses before sending, refused here too.
+        crate::batch::validate(&schema, &items).await?;
+        crate::batch::check_cost(schema.run_cost, items.len(), flags.max_cost)?;
+        if let Some(spec) = &flags.download {
+            crate::batch::check_download(spec, items.len())?;
+        }
+        let cost = crate::batch::estimate(schema.run_cost, items.len());
+        let files = crate::batch::distinct_files(&schema, &items);
+        out.document(&json!({"items": items.len(), "run_cost": schema.run_cost, "estimate": cost, "uploads": files}));
+        out.line(&format!(
+            "{} item(s) × {} = {} USD; {} distinct local file(s) to upload; nothing was sent",
+            items.len(),
+            schema
+                .run_cost
+                .map_or("unknown cost".to_owned(), |c| format!("{c} USD")),
+            cost.map_or("unknown".to_owned(), |c| format!("{c:.2}")),
+            files
+        ));
+        return Ok(());
+    }
+    let client = client.ok_or_else(|| Failure::usage("a batch run needs an API key"))?;
+    let batch = Batch::create(&client, run.journal, &schema, &items, options(flags)).await?;
+    // The journal holds the plan now: a plan of any size is not kept twice.
+    drop(items);
+    drive(session, batch, out, run.journal).await
+}
+
 fn mode(flags: &BatchFlags) -> Mode {
     if flags.jsonl {
         Mode::Jsonl
@@ -169,83 +218,6 @@ fn options(flags: &BatchFlags) -> BatchOptions {
     }
     o
 }
-
-/// The items a person must look at (failed, needs review), one line each, at most 20.
-fn problems(items: &[serde_json::Value]) -> Vec<String> {
-    let listed: Vec<String> = items
-        .iter()
-        .filter(|i| matches!(i["state"].as_str(), Some("failed" | "needs_review")))
-        .map(|i| {
-            format!(
-                "  {} {}: {}",
-                i["state"].as_str().unwrap_or_default().replace('_', " "),
-                crate::values::shorten(i["key"].as_str().unwrap_or_default()),
-                i["error"].as_str().unwrap_or("(no error recorded)")
-            )
-        })
-        .collect();
-    let n = listed.len();
-    let mut lines: Vec<String> = listed.into_iter().take(20).collect();
-    if n > 20 {
-        lines.push(format!("  … and {} more (--json lists every item)", n - 20));
-    }
-    lines
-}
-
-fn summary_json(s: &Summary) -> serde_json::Value {
-    json!({
-        "total": s.total, "planned": s.planned, "in_flight": s.in_flight, "completed": s.completed,
-        "saved": s.saved, "unsaved": s.unsaved, "failed": s.failed, "needs_review": s.needs_review,
-        "runs_in_flight": s.runs_in_flight, "unsettled": s.unsettled,
-        "charged": s.charged, "throttled": s.throttled,
-        "stopped": s.stopped.as_ref().map(ToString::to_string),
-    })
-}
-
-fn summary_line(s: &Summary) -> String {
-    let not_done = s.planned + s.in_flight;
-    let runs = if s.runs_in_flight > 0 {
-        format!(
-            " ({} with a run at FLORA: a resume polls them, never starts them again)",
-            s.runs_in_flight
-        )
-    } else {
-        String::new()
-    };
-    let floor = if s.unsettled > 0 { "≥ " } else { "" };
-    let mut line = format!(
-        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {floor}{:.2} USD charged",
-        s.completed,
-        s.total,
-        if s.saved + s.unsaved > 0 {
-            format!(" ({} saved)", s.saved)
-        } else {
-            String::new()
-        },
-        s.failed,
-        s.needs_review,
-        not_done,
-        s.charged
-    );
-    if s.needs_review > 0 {
-        line.push_str(
-            "\nneeds review: a run's first answer was lost and the listing could not tell which \
-             run was the item's (runs carry no inputs); check them, then `retry-failed \
-             --include-unclear` or leave them",
-        );
-    }
-    if s.unsettled > 0 {
-        line.push_str(&format!(
-            "\n{} run(s) ended without their charge reported yet: the total is a floor",
-            s.unsettled
-        ));
-    }
-    if let Some(why) = &s.stopped {
-        line.push_str(&format!("\nstopped submitting: {why}"));
-    }
-    line
-}
-
 /// `floret batch resume --journal J`, quoted for pasting.
 fn resume_command(journal: &std::path::Path) -> String {
     command(&[
@@ -397,74 +369,4 @@ async fn drive(
         ));
     }
     Ok(())
-}
-
-/// Lines on stderr for an event a person must know of (the bar is redrawn below them).
-fn say(bar: &indicatif::ProgressBar, out: &Out, e: &Event) {
-    let key = |k: &str| crate::values::shorten(k);
-    let lines = match e {
-        Event::Failed { key: k, error } => vec![format!("failed {}: {error}", key(k))],
-        Event::NotSaved { key: k, error } => vec![format!("not saved {}: {error}", key(k))],
-        Event::NeedsReview { key: k, why } => vec![format!("needs review {}: {why}", key(k))],
-        Event::Deferred { key: k, why } => vec![format!("not sent now {}: {why}", key(k))],
-        Event::Changed { paths, .. } => paths
-            .iter()
-            .map(|p| {
-                format!(
-                    "kept {}: changed since the batch saved it (--overwrite replaces it with \
-                     FLORA's output)",
-                    p.display()
-                )
-            })
-            .collect(),
-        // Ctrl-C says so itself.
-        Event::Stopped {
-            reason: StopReason::Requested(_),
-        } => return,
-        Event::Stopped { reason } => vec![format!("stopping submissions: {reason}")],
-        _ => return,
-    };
-    bar.suspend(|| {
-        for line in &lines {
-            out.always(line);
-        }
-    });
-}
-
-fn event_name(e: &Event) -> &'static str {
-    match e {
-        Event::Uploaded { .. } => "uploaded",
-        Event::Created { .. } => "created",
-        Event::Completed { .. } => "completed",
-        Event::Failed { .. } => "failed",
-        Event::Saved { .. } => "saved",
-        Event::NotSaved { .. } => "not_saved",
-        Event::Changed { .. } => "changed",
-        Event::NeedsReview { .. } => "needs_review",
-        Event::Deferred { .. } => "deferred",
-        Event::Stopped { .. } => "stopped",
-    }
-}
-
-fn event_json(e: &Event) -> serde_json::Value {
-    match e {
-        Event::Uploaded { key, path } => json!({"key": key, "path": path.display().to_string()}),
-        Event::Created { key, run_id } => json!({"key": key, "run_id": run_id}),
-        Event::Completed {
-            key,
-            run_id,
-            charged,
-        } => json!({"key": key, "run_id": run_id, "charged_cost": charged}),
-        Event::Failed { key, error } => json!({"key": key, "error": error}),
-        Event::Saved { key, paths } => {
-            json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()})
-        }
-        Event::NotSaved { key, error } => json!({"key": key, "error": error}),
-        Event::Changed { key, paths } => {
-            json!({"key": key, "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(), "kept": true})
-        }
-        Event::NeedsReview { key, why } => json!({"key": key, "why": why}),
-        Event::Deferred { key, why } => json!({"key": key, "why": why}),
-        Event::Stopped { reason } => json!({"why": reason.to_string()}),
-    }
 }

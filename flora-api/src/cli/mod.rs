@@ -12,6 +12,8 @@ mod args;
 mod batch;
 mod commands;
 mod inputs;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod output;
 mod params;
 mod report;

@@ -103,7 +103,16 @@ impl Out {
 
     /// `text` as it may reach a terminal: redacted, no escapes, controls or bidi overrides.
     pub(crate) fn clean(&self, text: &str) -> String {
-        terminal_text(&self.redacted(text))
+        // Redacted again once escapes and controls are gone: a key split by an escape
+        // (`sk_\x1b[mlive…`) is whole only after they are stripped.
+        let stripped = terminal_text(&self.redacted(text));
+        self.redacted(&stripped).into_owned()
+    }
+
+    /// A JSON value as pretty, harmless, redacted JSON (what `floret mcp` answers with).
+    #[cfg(feature = "mcp")]
+    pub(crate) fn redacted_json(&self, value: &Value) -> String {
+        self.json(value, true)
     }
 
     /// A JSON value as one line (or pretty) of harmless, redacted JSON.

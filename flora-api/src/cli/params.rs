@@ -5,10 +5,11 @@
 
 use clap::builder::PossibleValue;
 use clap::{Arg, ArgAction, Command};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::inputs::{dynamic_command, flag_help, kebab, own_args, plain};
 use crate::catalog::ModelSchema;
+use crate::generation::text::param_from_text;
 use crate::model::ParamKind;
 
 /// One param's flag.
@@ -139,8 +140,9 @@ pub(crate) fn command(model: &ModelSchema, flags: &[ParamFlag]) -> Command {
     cmd
 }
 
-/// The `params` object from the flags given, each value read as its param's type; the
-/// error names the flag, the value and what it must be.
+/// The `params` object from the flags given, each value read as its param's type (the
+/// reading a batch plan's cells get too); the error names the flag, the value and what it
+/// must be.
 pub(crate) fn values(
     model: &ModelSchema,
     flags: &[ParamFlag],
@@ -152,47 +154,9 @@ pub(crate) fn values(
         let Some(given) = matches.get_many::<String>(&format!("param:{}", f.index)) else {
             continue;
         };
-        let given: Vec<&String> = given.collect();
-        let bad = |v: &str, what: &str| format!("--{} {v:?}: must be {what}", f.flag);
-        let one = given.last().map(|s| s.as_str()).unwrap_or_default();
-        let value = match f.kind {
-            ParamKind::String => json!(one),
-            ParamKind::Strings => json!(given),
-            ParamKind::Bool => match one {
-                "true" => json!(true),
-                "false" => json!(false),
-                v => return Err(bad(v, "true or false")),
-            },
-            ParamKind::Int => json!(one.parse::<i64>().map_err(|_| bad(one, "a whole number"))?),
-            ParamKind::Seed => json!(
-                one.parse::<u64>()
-                    .map_err(|_| bad(one, "a seed: a whole number, 0 or more"))?
-            ),
-            ParamKind::Float => {
-                let x = one
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| bad(one, "a number"))?;
-                json!(x)
-            }
-            ParamKind::Dict => {
-                let mut numbers = Map::new();
-                for pair in &given {
-                    let (k, v) = pair
-                        .split_once('=')
-                        .ok_or_else(|| bad(pair, "NAME=NUMBER"))?;
-                    let x = v
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|x| x.is_finite())
-                        .ok_or_else(|| bad(pair, "NAME=NUMBER"))?;
-                    numbers.insert(k.trim().to_owned(), json!(x));
-                }
-                Value::Object(numbers)
-            }
-        };
+        let given: Vec<&str> = given.map(String::as_str).collect();
+        let value = param_from_text(f.kind, &given)
+            .map_err(|bad| format!("--{} {:?}: must be {}", f.flag, bad.text, bad.wanted))?;
         params.insert(p.name.clone(), value);
     }
     Ok(params)

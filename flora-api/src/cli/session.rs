@@ -145,4 +145,34 @@ impl Session {
             Err(e) => Err(Failure::from(e)),
         }
     }
+
+    /// A model's catalog entry: `DIR/models/<MODEL>.json`, or the live catalog (a free
+    /// read). An unknown model is a usage slip (exit 2), with where to look.
+    #[cfg(feature = "models")]
+    pub(crate) async fn model(
+        &self,
+        client: Option<&Client>,
+        model_id: &str,
+        dir: Option<&Path>,
+    ) -> Result<crate::ModelSchema, Failure> {
+        if let Some(dir) = dir {
+            let path = dir.join("models").join(format!("{model_id}.json"));
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::usage(format!("--schemas: cannot read {}: {e}", path.display()))
+            })?;
+            return serde_json::from_str(&text).map_err(|e| {
+                Failure::usage(format!("--schemas: {} is not a model: {e}", path.display()))
+            });
+        }
+        let Some(client) = client else {
+            return Err(Failure::usage("no model source"));
+        };
+        client.model(model_id).await.map_err(|e| {
+            let mut f = Failure::from(e);
+            if f.exit == Exit::Usage {
+                f.message.push_str("; `floret models` lists them");
+            }
+            f
+        })
+    }
 }

@@ -32,6 +32,8 @@ use crate::technique::OutputValue;
 use crate::wire::{CreatedRun, Run, RunOutput};
 
 mod charge;
+#[cfg(any(feature = "cli", feature = "batch"))]
+pub(crate) mod text;
 mod typed;
 
 pub use typed::{Model, checked_params};
@@ -428,7 +430,7 @@ impl Client {
 
     /// The project a generation lands in: given, else the client's, else an error that
     /// lists the projects the key sees (a free `GET /projects`).
-    async fn generation_project(&self, given: Option<String>) -> Result<String, Error> {
+    pub(crate) async fn generation_project(&self, given: Option<String>) -> Result<String, Error> {
         if let Some(p) = given.or_else(|| self.inner.project_id.clone()) {
             check_prefix("project_id", &p, "prj_")?;
             return Ok(p);
@@ -446,7 +448,7 @@ impl Client {
         };
         Err(Error::InvalidInput(format!(
             "a generation lands in a project and none is set: set FLORA_PROJECT_ID, \
-             `ClientBuilder::project_id` or `GenerateOptions::project`; {listed}; nothing was \
+             `ClientBuilder::project_id` or `GenerateOptions::project_id`; {listed}; nothing was \
              sent"
         )))
     }

@@ -4,15 +4,16 @@
 //! (`PRAGMA user_version`, never removed), one writing process at a time (a lock file
 //! beside it), and readers welcome at any time (`status`, `export`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde_json::Value;
 
 use super::plan::PlanItem;
 pub use super::state::ItemState;
 use crate::error::Error;
+pub(crate) use meta::Meta;
+#[cfg(any(test, feature = "models"))]
+pub(crate) use meta::ModelMeta;
 
 /// One item as the journal holds it.
 #[derive(Debug, Clone)]
@@ -41,19 +42,6 @@ pub(crate) struct ItemRow {
     pub retry_class: Option<String>,
     pub outputs: Option<String>,
     pub saved: Option<String>,
-}
-
-/// The batch's settings, fixed when it is created.
-#[derive(Debug, Clone)]
-pub(crate) struct Meta {
-    pub batch_id: String,
-    pub slug: String,
-    pub technique_id: String,
-    pub run_cost: Option<f64>,
-    pub schema: Value,
-    pub download: Option<String>,
-    /// The cost limit last given: a resume without one keeps it.
-    pub max_cost: Option<f64>,
 }
 
 pub(crate) struct Journal {
@@ -101,6 +89,14 @@ const MIGRATIONS: &[&str] = &[
     // 4: what to do about a failed run (`RetryClass`, from its code and message), so
     // `retry-failed --transient` resubmits only what a new run may cure.
     "ALTER TABLE items ADD COLUMN retry_class TEXT;",
+    // 5: a batch of generations (`POST /generate`) names its model, the model's type, the
+    // project and workspace its runs land in, and the catalog entry its rows are read by
+    // (so a resume sends what the first run checked). No row: a batch of `meta`'s technique.
+    // Older florets refuse this version instead of sending a model's rows to a technique.
+    "CREATE TABLE model (
+         one INTEGER PRIMARY KEY CHECK (one = 1), model_id TEXT NOT NULL,
+         model_type TEXT NOT NULL, project_id TEXT NOT NULL, workspace_id TEXT NOT NULL,
+         catalog TEXT NOT NULL);",
 ];
 
 /// The journal version this floret writes.
@@ -280,27 +276,7 @@ impl Journal {
             fresh.migrate()?;
             conn = fresh.conn;
             let tx = conn.transaction().map_err(e)?;
-            for (name, value) in [
-                ("batch_id", meta.batch_id.clone()),
-                ("slug", meta.slug.clone()),
-                ("technique_id", meta.technique_id.clone()),
-                (
-                    "run_cost",
-                    meta.run_cost.map(|c| c.to_string()).unwrap_or_default(),
-                ),
-                ("schema", meta.schema.to_string()),
-                ("download", meta.download.clone().unwrap_or_default()),
-                (
-                    "max_cost",
-                    meta.max_cost.map(|c| c.to_string()).unwrap_or_default(),
-                ),
-            ] {
-                tx.execute(
-                    "INSERT INTO meta (name, value) VALUES (?1, ?2)",
-                    params![name, value],
-                )
-                .map_err(e)?;
-            }
+            meta::write(&tx, meta).map_err(e)?;
             {
                 let mut insert = tx
                     .prepare(
@@ -382,32 +358,6 @@ impl Journal {
         Ok((j, meta))
     }
 
-    fn meta(&self) -> Result<Meta, Error> {
-        let e = |e: rusqlite::Error| journal_error(&self.path, e);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, value FROM meta")
-            .map_err(e)?;
-        let pairs: BTreeMap<String, String> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(e)?
-            .collect::<Result<_, _>>()
-            .map_err(e)?;
-        let get = |k: &str| pairs.get(k).cloned().unwrap_or_default();
-        if get("batch_id").is_empty() {
-            return Err(journal_error(&self.path, NOT_A_JOURNAL));
-        }
-        Ok(Meta {
-            batch_id: get("batch_id"),
-            slug: get("slug"),
-            technique_id: get("technique_id"),
-            run_cost: get("run_cost").parse().ok(),
-            schema: serde_json::from_str(&get("schema")).unwrap_or(Value::Null),
-            download: Some(get("download")).filter(|d| !d.is_empty()),
-            max_cost: get("max_cost").parse().ok(),
-        })
-    }
-
     /// Moves item `pos` from one of `from` to `to`, with `assignments` (more `col = ?n`, from
     /// `?3` on) in the same statement; exactly one row must change, or the journal is not
     /// what this process believes and nothing more is sent for it.
@@ -459,6 +409,7 @@ impl Journal {
 }
 
 mod changes;
+mod meta;
 mod reads;
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,7 @@
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
 use super::*;
 
 fn meta() -> Meta {
@@ -9,6 +13,7 @@ fn meta() -> Meta {
         schema: Value::Null,
         download: None,
         max_cost: None,
+        model: None,
     }
 }
 
@@ -135,4 +140,42 @@ fn the_ledger_keeps_every_charge_across_retries() {
         "both runs' charges"
     );
     assert_eq!(j.owned_runs().unwrap().len(), 2);
+}
+
+#[test]
+fn a_model_batch_keeps_its_model_and_an_older_journal_opens_as_a_technique_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let model = ModelMeta {
+        model_id: "t2i-x".into(),
+        model_type: "image".into(),
+        project_id: "prj_1".into(),
+        workspace_id: "ws_1".into(),
+        catalog: serde_json::json!({"model_id": "t2i-x"}),
+    };
+    let j = Journal::create(
+        &path,
+        &Meta {
+            model: Some(model.clone()),
+            ..meta()
+        },
+        &plan(1),
+        &[],
+    )
+    .unwrap();
+    drop(j);
+    let (j, read) = Journal::open(&path).unwrap();
+    assert_eq!(read.model, Some(model));
+    assert_eq!(read.target_id(), "t2i-x");
+    // As version 4 left it: no model table. Opening brings it to the latest version, as
+    // the batch of a technique it was.
+    j.conn
+        .execute_batch("DROP TABLE model; PRAGMA user_version = 4;")
+        .unwrap();
+    drop(j);
+    let (_, read) = Journal::open(&path).unwrap();
+    assert_eq!(read.model, None);
+    assert_eq!(read.target_id(), "tech_t");
+    let (reader, _) = Journal::read(&path).unwrap();
+    assert_eq!(version(&reader.conn).unwrap(), LATEST);
 }

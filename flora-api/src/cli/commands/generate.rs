@@ -4,7 +4,6 @@
 //! saved atomically, and the settled charge reported (or a floor, said to be one).
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -46,7 +45,7 @@ pub(super) async fn generate(session: Session, model_id: String, rest: Vec<OsStr
     let model = match bounded(
         &session,
         deadline,
-        model(client.as_ref(), &model_id, dir.as_deref()),
+        session.model(client.as_ref(), &model_id, dir.as_deref()),
     )
     .await
     {
@@ -87,33 +86,6 @@ pub(super) async fn generate(session: Session, model_id: String, rest: Vec<OsStr
 fn mode(given: &RunFlags) -> Mode {
     let f = &given.format;
     Mode::of(f.json, f.jsonl, f.quiet)
-}
-
-/// The model's catalog entry: `DIR/models/MODEL.json`, or the live catalog.
-pub(super) async fn model(
-    client: Option<&Client>,
-    model_id: &str,
-    dir: Option<&Path>,
-) -> Result<ModelSchema, Failure> {
-    if let Some(dir) = dir {
-        let path = dir.join("models").join(format!("{model_id}.json"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::usage(format!("--schemas: cannot read {}: {e}", path.display()))
-        })?;
-        return serde_json::from_str(&text).map_err(|e| {
-            Failure::usage(format!("--schemas: {} is not a model: {e}", path.display()))
-        });
-    }
-    let Some(client) = client else {
-        return Err(Failure::usage("no model source"));
-    };
-    client.model(model_id).await.map_err(|e| {
-        let mut f = Failure::from(e);
-        if f.exit == Exit::Usage {
-            f.message.push_str("; `floret models` lists them");
-        }
-        f
-    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -118,6 +118,8 @@ pub(crate) async fn dispatch(command: Command, session: Session, args: Vec<OsStr
                 sandbox::sandbox(&session, &out, schemas.as_deref(), port).await,
             )
         }
+        #[cfg(feature = "mcp")]
+        Command::Mcp(args) => super::mcp::serve(session, args).await,
     }
 }
 

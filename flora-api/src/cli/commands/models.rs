@@ -47,7 +47,7 @@ pub(super) async fn show_model(
         Some(_) => None,
         None => Some(session.client(None)?),
     };
-    let model = super::generate::model(client.as_ref(), model_id, dir).await?;
+    let model = session.model(client.as_ref(), model_id, dir).await?;
     let flags = params::flags(&model).map_err(Failure::usage)?;
     out.document(&serde_json::to_value(&model).unwrap_or_default());
     out.line(&format!(
