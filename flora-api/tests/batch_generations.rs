@@ -342,6 +342,11 @@ async fn a_max_cost_below_one_rows_estimate_refuses_before_paying() {
     let o = floret(&served, dir.path(), &run_args(&[])).await;
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(stderr(&o).contains("prj_fake"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("--project-id") && !stderr(&o).contains("ClientBuilder"),
+        "said in floret's terms: {}",
+        text(&o)
+    );
     assert_eq!(fake.request_counts().get("POST /generate"), None);
 }
 

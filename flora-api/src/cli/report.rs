@@ -166,6 +166,10 @@ impl Failure {
 /// they cannot call from a shell.
 const FLORET_TERMS: &[(&str, &str)] = &[
     (
+        "set FLORA_PROJECT_ID, `ClientBuilder::project_id` or `GenerateOptions::project_id`",
+        "set FLORA_PROJECT_ID or give --project-id",
+    ),
+    (
         "; if this is a typed technique, its schema may have changed: run `cargo xtask regen` \
          (`client.verify::<Technique>()` lists what changed)",
         "; the technique's inputs may have changed: `floret show <slug>` lists them",

@@ -50,7 +50,7 @@ pub(super) fn summary_line(s: &Summary) -> String {
     };
     let floor = if s.unsettled > 0 { "≥ " } else { "" };
     let mut line = format!(
-        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {floor}{:.2} USD charged",
+        "{}/{} completed{}, {} failed, {} needs review, {} not done{runs}; {floor}{} USD charged",
         s.completed,
         s.total,
         if s.saved + s.unsaved > 0 {
@@ -61,7 +61,8 @@ pub(super) fn summary_line(s: &Summary) -> String {
         s.failed,
         s.needs_review,
         not_done,
-        s.charged
+        // Every digit a charge has (0.016, not 0.02): what was paid is never rounded away.
+        crate::batch::usd(s.charged)
     );
     if s.needs_review > 0 {
         line.push_str(
