@@ -777,3 +777,35 @@ async fn a_key_split_by_an_escape_in_a_schema_never_reaches_tools_list() {
         assert!(!decoded(line).contains(KEY), "the key leaked: {line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_that_reports_a_charge_is_booked_in_cost_so_far() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>()
+        .charges(0.03)
+        .fails("model_timeout", "the model timed out");
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (failed, cost) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start(&served, &root, &args());
+            let (failed, _) = mcp.call(
+                1,
+                "run_cctv-cam",
+                json!({"input_image": "https://example.com/face.png"}),
+            );
+            let (cost, _) = mcp.call(2, "cost_so_far", json!({}));
+            mcp.close();
+            (failed, cost)
+        }
+    })
+    .await
+    .unwrap();
+    let (text, is_error) = result(&failed);
+    assert!(is_error && text.contains("model_timeout"), "{text}");
+    let cost: Value = serde_json::from_str(&result(&cost).0).unwrap();
+    assert_eq!(cost["charged_usd"], json!(0.03), "{cost}");
+    assert_eq!(cost["in_flight_usd"], json!(0.0), "{cost}");
+}

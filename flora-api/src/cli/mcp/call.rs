@@ -277,8 +277,14 @@ async fn execute(
     let run = match waited {
         Ok(run) => run,
         Err(e) => {
+            // A failed run is free unless it says otherwise: what it reports is booked.
             let charged = match &e {
-                Error::RunFailed { .. } => Some(0.0),
+                Error::RunFailed { .. } => Some(
+                    handle
+                        .last_seen()
+                        .and_then(|r| r.charged_cost)
+                        .unwrap_or(0.0),
+                ),
                 _ => None,
             };
             release(charged, true);
