@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::super::inputs;
-use super::job::{Ended, Progress, error_json, may_exist, run_json, save_outputs, start_job};
+use super::job::{Ended, Progress, error_json, may_exist, run_json, save_outputs};
 use super::tools::TechniqueTool;
 use super::{Inner, Server};
 use crate::endpoints::StartOptions;
@@ -47,40 +47,20 @@ impl Server {
         };
         // Identity by what would be sent: the same file spelled two ways is one call.
         let fingerprint = fingerprint_of(&t.name, &t.flags, &planned);
-        if let Some(result) = self.inner.take_unclaimed(&fingerprint) {
-            return self.success(&result);
-        }
         // `allow_multiple`: one run per value, so the guard counts each.
         let runs = planned_runs(&t.flags, &planned);
-        let job = {
-            let mut flying = self
-                .inner
-                .in_flight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match flying.get(&fingerprint) {
-                Some(job) => job.clone(),
-                None => {
-                    let cost = t.schema.run_cost.map(|c| c * runs as f64);
-                    if let Err(why) = self.reserve_cost(t.schema.slug_or_derived(), cost) {
-                        return self.error(why);
-                    }
-                    let tool = t.clone();
-                    let job = start_job(
-                        self.inner.clone(),
-                        t.schema.slug_or_derived().to_owned(),
-                        fingerprint.clone(),
-                        move |inner, key, progress| async move {
-                            execute(&inner, &tool, planned, cost.unwrap_or(0.0), &key, &progress)
-                                .await
-                        },
-                    );
-                    flying.insert(fingerprint, job.clone());
-                    job
-                }
-            }
-        };
-        self.follow(job, context).await
+        let cost = t.schema.run_cost.map(|c| c * runs as f64);
+        let tool = t.clone();
+        self.join_or_start(
+            t.schema.slug_or_derived(),
+            fingerprint,
+            cost,
+            move |inner, key, progress| async move {
+                execute(&inner, &tool, planned, cost.unwrap_or(0.0), &key, &progress).await
+            },
+            context,
+        )
+        .await
     }
 
     /// Every argument checked against its input; all problems at once.

@@ -154,15 +154,56 @@ pub(super) fn fingerprint(tool: &str, args: &Map<String, Value>) -> String {
     hex::encode(Sha256::digest(format!("{tool}\n{text}").as_bytes()))
 }
 
+impl Server {
+    /// One call's answer, by its fingerprint: the result an identical call left unclaimed,
+    /// else the identical job in flight joined, else a new job started once `listed` (the
+    /// call's listed cost) is reserved under the session's limit; then followed.
+    pub(super) async fn join_or_start<F, Fut>(
+        &self,
+        what: &str,
+        fingerprint: String,
+        listed: Option<f64>,
+        work: F,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult
+    where
+        F: FnOnce(Arc<Inner>, String, watch::Sender<Progress>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Ended> + Send + 'static,
+    {
+        if let Some(result) = self.inner.take_unclaimed(&fingerprint) {
+            return self.success(&result);
+        }
+        let job = {
+            let mut flying = self
+                .inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match flying.get(&fingerprint) {
+                Some(job) => job.clone(),
+                None => {
+                    if let Err(why) = self.reserve_cost(what, listed) {
+                        return self.error(why);
+                    }
+                    let job = start_job(
+                        self.inner.clone(),
+                        what.to_owned(),
+                        fingerprint.clone(),
+                        work,
+                    );
+                    flying.insert(fingerprint, job.clone());
+                    job
+                }
+            }
+        };
+        self.follow(job, context).await
+    }
+}
+
 /// Starts a job: spawned, so it runs to its end whoever waits; taken out of the calls in
 /// flight when it ends (a later identical call is a new run, on purpose). `work` gets the
 /// job's idempotency key, one per job and stable across the client's own retries.
-pub(super) fn start_job<F, Fut>(
-    inner: Arc<Inner>,
-    label: String,
-    fingerprint: String,
-    work: F,
-) -> Job
+fn start_job<F, Fut>(inner: Arc<Inner>, label: String, fingerprint: String, work: F) -> Job
 where
     F: FnOnce(Arc<Inner>, String, watch::Sender<Progress>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Ended> + Send + 'static,
@@ -235,7 +276,7 @@ where
 
 impl Inner {
     /// The result of an identical call no caller received, once.
-    pub(super) fn take_unclaimed(&self, fingerprint: &str) -> Option<Value> {
+    fn take_unclaimed(&self, fingerprint: &str) -> Option<Value> {
         self.unclaimed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

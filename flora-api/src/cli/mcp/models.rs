@@ -9,7 +9,7 @@ use rmcp::service::RequestContext;
 use serde_json::{Map, Value, json};
 
 use super::Server;
-use super::job::{Ended, Progress, fingerprint, run_json, save_outputs, start_job};
+use super::job::{Ended, Progress, fingerprint, run_json, save_outputs};
 use crate::catalog::ModelSchema;
 use crate::generation::{Charge, GenerateOptions};
 use crate::model::ParamKind;
@@ -158,37 +158,17 @@ impl Server {
                 "retry_class": "change_input",
             }));
         }
-        let print = fingerprint(&m.name, args);
-        if let Some(result) = self.inner.take_unclaimed(&print) {
-            return self.success(&result);
-        }
-        let job = {
-            let mut flying = self
-                .inner
-                .in_flight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match flying.get(&print) {
-                Some(job) => job.clone(),
-                None => {
-                    if let Err(why) = self.reserve_cost(&m.schema.model_id, m.estimate()) {
-                        return self.error(why);
-                    }
-                    let tool = m.clone();
-                    let job = start_job(
-                        self.inner.clone(),
-                        m.schema.model_id.clone(),
-                        print.clone(),
-                        move |inner, key, progress| async move {
-                            execute(&inner, &tool, prompt, params, &key, &progress).await
-                        },
-                    );
-                    flying.insert(print, job.clone());
-                    job
-                }
-            }
-        };
-        self.follow(job, context).await
+        let tool = m.clone();
+        self.join_or_start(
+            &m.schema.model_id,
+            fingerprint(&m.name, args),
+            m.estimate(),
+            move |inner, key, progress| async move {
+                execute(&inner, &tool, prompt, params, &key, &progress).await
+            },
+            context,
+        )
+        .await
     }
 }
 
