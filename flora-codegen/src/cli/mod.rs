@@ -8,9 +8,12 @@
 mod error;
 #[cfg(feature = "cli")]
 mod fetch;
+mod fetching;
 mod model_changes;
 mod options;
+mod plans;
 mod regen;
+mod regen_models;
 mod report;
 mod surface;
 mod write;
@@ -25,7 +28,9 @@ pub use fetch::{fetch, fetch_models};
 /// Default number of schemas retrieved at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub use options::{FetchOptions, Options};
-pub use regen::{Layout, ModelLayout, Outcome, read_schemas, regen, schema_text};
+pub use plans::schema_text;
+pub use regen::{Layout, Outcome, read_schemas, regen};
+pub use regen_models::ModelLayout;
 
 /// `text` without the API key, any bearer token or Authorization value (flora-api's one
 /// redactor, `flora_api::redact`): nothing the commands print may carry the key, even when a

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::error::{RegenError, RegenErrorKind};
+use super::fetching::{fetch_all, fetch_models};
 use super::options::Options;
+use super::plans::{normalise, plan_dir, refuse_to_replace, schema_text};
+use super::regen_models::{ModelLayout, plan_models};
 use super::write::{self, Plan};
 use super::{model_changes, report, surface};
 use crate::schema_dir;
@@ -73,19 +74,6 @@ pub struct Layout {
     pub models: Option<ModelLayout>,
 }
 
-/// Where model catalog entries are read and their code is written.
-#[derive(Debug, Clone)]
-pub struct ModelLayout {
-    /// The directory of `<model_id>.json` files (`schemas/models`).
-    pub schemas: PathBuf,
-    /// How it is shown.
-    pub schemas_shown: String,
-    /// Where the generated code goes (`flora-api/src/models`).
-    pub generated: PathBuf,
-    /// How it is shown.
-    pub generated_shown: String,
-}
-
 impl Layout {
     /// This repository: `schemas/` and `flora-api/src/techniques/` under `root`.
     pub fn workspace(root: &Path) -> Self {
@@ -114,107 +102,6 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, String>, RegenError> 
     schema_dir::read(dir, "json").map_err(|e| RegenError::new(RegenErrorKind::Io, e.to_string()))
 }
 
-/// Pretty JSON with sorted keys and a trailing newline.
-pub fn schema_text(value: &Value) -> Result<String, RegenError> {
-    // serde_json's default map is a BTreeMap, so keys come out sorted.
-    serde_json::to_string_pretty(value)
-        .map(|s| s + "\n")
-        .map_err(|e| {
-            RegenError::new(
-                RegenErrorKind::Schema,
-                format!("cannot serialise a schema: {e}"),
-            )
-        })
-}
-
-/// Plans the writes and removals that turn `old` into `new` in `dir`, with the old text.
-fn plan_dir(
-    out: &mut Vec<(String, Plan, Option<String>)>,
-    dir: &Path,
-    shown: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) {
-    for (name, text) in new {
-        if old.get(name) != Some(text) {
-            out.push((
-                format!("{shown}/{name}"),
-                Plan::Write(dir.join(name), text.clone()),
-                old.get(name).cloned(),
-            ));
-        }
-    }
-    for (name, text) in old {
-        if !new.contains_key(name) {
-            out.push((
-                format!("{shown}/{name}"),
-                Plan::Remove(dir.join(name)),
-                Some(text.clone()),
-            ));
-        }
-    }
-}
-
-/// Normalised schema text (sorted keys, pretty, trailing newline); unparseable text is
-/// kept as is for the generator to report.
-fn normalise(text: &str) -> String {
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| schema_text(&v).ok())
-        .unwrap_or_else(|| text.to_owned())
-}
-
-#[cfg(feature = "cli")]
-async fn fetch_all(opts: &Options) -> Result<BTreeMap<String, Value>, RegenError> {
-    super::fetch(&opts.fetch).await
-}
-
-#[cfg(feature = "cli")]
-async fn fetch_models(opts: &Options) -> Result<Option<BTreeMap<String, Value>>, RegenError> {
-    super::fetch_models(&opts.fetch).await
-}
-
-#[cfg(not(feature = "cli"))]
-async fn fetch_models(opts: &Options) -> Result<Option<BTreeMap<String, Value>>, RegenError> {
-    fetch_all(opts).await.map(Some)
-}
-
-/// Without the network half of the crate, a fetch is refused (before anything is read).
-#[cfg(not(feature = "cli"))]
-async fn fetch_all(_: &Options) -> Result<BTreeMap<String, Value>, RegenError> {
-    Err(RegenError::new(
-        RegenErrorKind::Config,
-        "this build of flora-codegen cannot fetch (built without its `cli` feature): run \
-         offline (`--offline`), or build it with `--features cli`",
-    ))
-}
-
-/// Refuses to write where a file of the user's stands: generated output only ever replaces
-/// or deletes files that carry the `@generated` header.
-fn refuse_to_replace(
-    theirs: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-    shown: &str,
-) -> Result<(), RegenError> {
-    let clashing: Vec<String> = new
-        .keys()
-        .filter(|name| theirs.contains_key(*name))
-        .map(|name| format!("{shown}/{name}"))
-        .collect();
-    if clashing.is_empty() {
-        return Ok(());
-    }
-    Err(RegenError::new(
-        RegenErrorKind::Refused,
-        format!(
-            "refusing to overwrite {}: not written by flora-codegen (no `@generated` header). \
-         Generate into a directory of its own (e.g. `--out src/techniques`), or move the file \
-         away if it really is an old generated file",
-            clashing.join(", ")
-        ),
-    ))
-}
-
 /// Refuses a fetch that would delete every local technique, or more than half of them.
 fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(), RegenError> {
     if allowed || removed.is_empty() || (removed.len() * 2 <= old && removed.len() < old) {
@@ -237,102 +124,6 @@ fn check_mass_removal(old: usize, removed: &[String], allowed: bool) -> Result<(
             }
         ),
     ))
-}
-
-/// What the model catalog's part of a regen found.
-struct ModelPlan {
-    /// Params left out (types this version does not know, …).
-    warnings: Vec<String>,
-    /// Entries added, removed or changed, BREAKING marked.
-    changes: Vec<report::Change>,
-    /// How many models the new catalog has.
-    count: usize,
-}
-
-/// Plans the model catalog's files: its entries (fetched, or read and normalised), its
-/// generated code current (files without the `@generated` header are the user's, never
-/// touched). A fetched catalog replaces the entries; one that would delete every local
-/// entry, or more than half, needs `--allow-mass-removal` (`--keep-local` keeps them).
-fn plan_models(
-    plans: &mut Vec<(String, Plan, Option<String>)>,
-    models: &ModelLayout,
-    codegen: &Config,
-    normalise_schemas: bool,
-    fetched: Option<&BTreeMap<String, Value>>,
-    opts: &Options,
-) -> Result<ModelPlan, RegenError> {
-    let read = |dir: &Path, ext: &str| match schema_dir::read(dir, ext) {
-        Ok(files) => Ok(files),
-        Err(e) if e.is_missing_dir() => Ok(BTreeMap::new()),
-        Err(e) => Err(RegenError::new(RegenErrorKind::Io, e.to_string())),
-    };
-    let old = read(&models.schemas, "json")?;
-    let new: BTreeMap<String, String> = match fetched {
-        Some(fetched) => {
-            let mut new = BTreeMap::new();
-            let mut absent = Vec::new();
-            for (name, text) in &old {
-                let id = name.strip_suffix(".json").unwrap_or(name);
-                if !fetched.contains_key(id) {
-                    absent.push(id.to_owned());
-                    if opts.keep_local {
-                        new.insert(name.clone(), normalise(text));
-                    }
-                }
-            }
-            if !opts.keep_local
-                && !opts.allow_mass_removal
-                && !absent.is_empty()
-                && (absent.len() * 2 > old.len() || absent.len() == old.len())
-            {
-                return Err(RegenError::new(
-                    RegenErrorKind::Refused,
-                    format!(
-                        "the model catalog lists none of {} of the {} local model(s) ({}); \
-                         refusing to delete them. If they really are gone, run again with \
-                         --allow-mass-removal; to keep them, use --keep-local",
-                        absent.len(),
-                        old.len(),
-                        absent.join(", ")
-                    ),
-                ));
-            }
-            for (id, v) in fetched {
-                new.insert(format!("{id}.json"), schema_text(v)?);
-            }
-            new
-        }
-        None if normalise_schemas => old.iter().map(|(n, t)| (n.clone(), normalise(t))).collect(),
-        None => old.clone(),
-    };
-    plan_dir(plans, &models.schemas, &models.schemas_shown, &old, &new);
-    let files: Vec<SchemaFile> = new
-        .iter()
-        .map(|(name, text)| SchemaFile::new(format!("schemas/models/{name}"), text.clone()))
-        .collect();
-    let (generated, warnings) = if files.is_empty() {
-        (BTreeMap::new(), Vec::new())
-    } else {
-        let (g, w) = crate::generate_models(&files, codegen)
-            .map_err(|d| RegenError::new(RegenErrorKind::Schema, d.to_string()))?;
-        (g, w.0.iter().map(ToString::to_string).collect())
-    };
-    let (ours, theirs): (BTreeMap<_, _>, BTreeMap<_, _>) = read(&models.generated, "rs")?
-        .into_iter()
-        .partition(|(_, text)| crate::is_generated(text));
-    refuse_to_replace(&theirs, &generated, &models.generated_shown)?;
-    plan_dir(
-        plans,
-        &models.generated,
-        &models.generated_shown,
-        &ours,
-        &generated,
-    );
-    Ok(ModelPlan {
-        warnings,
-        changes: model_changes::diff(&old, &new),
-        count: new.len(),
-    })
 }
 
 /// Runs regen on `layout`. Every error says what happened to the tree: nothing
