@@ -39,6 +39,17 @@ impl Mcp {
     }
 
     fn start_with_roots(base: &str, dir: &Path, args: &[&str], roots: Option<Vec<String>>) -> Mcp {
+        Mcp::start_with(base, dir, args, roots, json!({}))
+    }
+
+    /// Started by a client declaring `roots` (answered with these) and `capabilities`.
+    fn start_with(
+        base: &str,
+        dir: &Path,
+        args: &[&str],
+        roots: Option<Vec<String>>,
+        mut capabilities: Value,
+    ) -> Mcp {
         let mut all = vec!["mcp"];
         all.extend_from_slice(args);
         let mut cmd = common::floret::floret(base, dir, Some(KEY), &all);
@@ -75,10 +86,9 @@ impl Mcp {
             roots,
             stderr,
         };
-        let capabilities = match &mcp.roots {
-            Some(_) => json!({"roots": {"listChanged": false}}),
-            None => json!({}),
-        };
+        if mcp.roots.is_some() {
+            capabilities["roots"] = json!({"listChanged": false});
+        }
         mcp.send(json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
@@ -808,4 +818,127 @@ async fn a_failed_run_that_reports_a_charge_is_booked_in_cost_so_far() {
     let cost: Value = serde_json::from_str(&result(&cost).0).unwrap();
     assert_eq!(cost["charged_usd"], json!(0.03), "{cost}");
     assert_eq!(cost["in_flight_usd"], json!(0.0), "{cost}");
+}
+
+/// What a client that takes MCP tasks (SEP-2663) declares.
+fn takes_tasks() -> Value {
+    json!({"extensions": {"io.modelcontextprotocol/tasks": {}}})
+}
+
+/// Polls `tasks/get` for `task_id` until the task is terminal; the last answer.
+fn poll_task(mcp: &mut Mcp, mut id: u64, task_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        id += 1;
+        mcp.send(json!({
+            "jsonrpc": "2.0", "id": id, "method": "tasks/get", "params": {"taskId": task_id}
+        }));
+        let (answer, _) = mcp.answer(id);
+        let status = answer["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
+            return answer;
+        }
+        assert_eq!(status, "working", "{answer}");
+        assert!(Instant::now() < deadline, "the task never ended: {answer}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_takes_tasks_gets_a_task_at_once_and_polls_it_to_the_saved_result() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(3).completes();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (created, done, seen) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start_with(&served, &root, &args(), None, takes_tasks());
+            let face = root.join("inputs/face.png").display().to_string();
+            let (created, _) = mcp.call(1, "run_cctv-cam", json!({"input_image": face}));
+            let task_id = created["result"]["taskId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let done = poll_task(&mut mcp, 100, &task_id);
+            let (_, seen, _) = mcp.close();
+            (created, done, seen)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    assert_eq!(created["result"]["status"], "working", "{created}");
+    let done = &done["result"];
+    assert_eq!(done["status"], "completed", "{done}");
+    let text = done["result"]["content"][0]["text"].as_str().unwrap();
+    assert_ne!(done["result"]["isError"], json!(true), "{text}");
+    let out: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    let (url, path) = (
+        out["outputs"][0]["url"].as_str().unwrap(),
+        out["outputs"][0]["path"].as_str().unwrap(),
+    );
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        fake.media(url).unwrap().to_vec()
+    );
+    assert_eq!(
+        (uploads(&fake), runs(&fake)),
+        (1, 1),
+        "{:?}",
+        fake.request_counts()
+    );
+    assert!(seen.iter().all(|l| !l.contains(KEY)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_task_leaves_its_run_going_and_the_same_call_again_gets_it_unpaid() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(2).completes();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (cancelled, again) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start_with(&served, &root, &args(), None, takes_tasks());
+            let arguments = json!({"input_image": "https://example.com/face.png"});
+            let (created, _) = mcp.call(1, "run_cctv-cam", arguments.clone());
+            let task_id = created["result"]["taskId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            mcp.send(json!({
+                "jsonrpc": "2.0", "id": 2, "method": "tasks/cancel", "params": {"taskId": task_id}
+            }));
+            let (ack, _) = mcp.answer(2);
+            assert!(ack.get("result").is_some(), "{ack}");
+            let cancelled = poll_task(&mut mcp, 10, &task_id);
+            // The run goes on; the agent asks again once it has ended.
+            std::thread::sleep(Duration::from_secs(8));
+            let (created, _) = mcp.call(50, "run_cctv-cam", arguments);
+            let again = match created["result"]["taskId"].as_str() {
+                Some(t) => {
+                    let t = t.to_owned();
+                    poll_task(&mut mcp, 60, &t)["result"]["result"].clone()
+                }
+                None => created["result"].clone(),
+            };
+            mcp.close();
+            (cancelled, again)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    let text = again["content"][0]["text"].as_str().unwrap_or_default();
+    let out: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {again}"));
+    assert_eq!(out["status"], "completed", "{out}");
+    assert!(std::path::Path::new(out["outputs"][0]["path"].as_str().unwrap()).exists());
+    assert_eq!(runs(&fake), 1, "{:?}", fake.request_counts());
 }

@@ -6,7 +6,7 @@
 //! followed, charged and saved.
 
 use rmcp::RoleServer;
-use rmcp::model::CallToolResult;
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -27,22 +27,25 @@ use crate::{Upload, UploadOptions};
 const MAX_VALUES: usize = 100;
 
 impl Server {
-    /// A `run_<slug>` call, answered as a tool result (errors included: the agent reads them).
+    /// A `run_<slug>` call, answered as a tool result (errors included: the agent reads them)
+    /// or as a task the client polls.
     pub(super) async fn run(
         &self,
         t: &TechniqueTool,
         args: &Map<String, Value>,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         let allowed = self.allowed(context).await;
         let planned = match self.checked(t, args, &allowed).await {
             Ok(p) => p,
             Err(problems) => {
-                return self.error(json!({
-                    "error": "invalid input; nothing was sent",
-                    "problems": problems,
-                    "retry_class": "change_input",
-                }));
+                return self
+                    .error(json!({
+                        "error": "invalid input; nothing was sent",
+                        "problems": problems,
+                        "retry_class": "change_input",
+                    }))
+                    .into();
             }
         };
         // Identity by what would be sent: the same file spelled two ways is one call.

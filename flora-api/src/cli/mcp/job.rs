@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, Resource};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ProgressNotificationParam, Resource,
+};
 use rmcp::service::RequestContext;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -26,12 +28,12 @@ pub(super) type Ended = Result<Value, Value>;
 /// A call's job, shared by the identical calls that join it.
 #[derive(Clone)]
 pub(crate) struct Job {
-    done: Shared<BoxFuture<'static, Ended>>,
-    progress: watch::Receiver<Progress>,
+    pub(super) done: Shared<BoxFuture<'static, Ended>>,
+    pub(super) progress: watch::Receiver<Progress>,
     /// The technique's slug.
     slug: String,
     /// Some caller stopped waiting: the result is kept for the next identical call.
-    orphaned: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) orphaned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Job {
@@ -165,13 +167,13 @@ impl Server {
         listed: Option<f64>,
         work: F,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResult
+    ) -> CallToolResponse
     where
         F: FnOnce(Arc<Inner>, String, watch::Sender<Progress>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Ended> + Send + 'static,
     {
         if let Some(result) = self.inner.take_unclaimed(&fingerprint) {
-            return self.success(&result);
+            return self.success(&result).into();
         }
         let job = {
             let mut flying = self
@@ -183,7 +185,7 @@ impl Server {
                 Some(job) => job.clone(),
                 None => {
                     if let Err(why) = self.reserve_cost(what, listed) {
-                        return self.error(why);
+                        return self.error(why).into();
                     }
                     let job = start_job(
                         self.inner.clone(),
@@ -196,7 +198,7 @@ impl Server {
                 }
             }
         };
-        self.follow(job, context).await
+        self.answer(job, context).await
     }
 }
 

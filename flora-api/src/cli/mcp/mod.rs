@@ -3,7 +3,7 @@
 //! sent; local files (inside the allowed directories) are uploaded once per content; the
 //! run starts under one idempotency key; an identical call that arrives while the first is
 //! in flight joins it instead of paying again; progress goes out as MCP progress
-//! notifications; outputs are saved atomically and returned as resource links with their
+//! notifications (or as the status of an MCP task, for clients that take tasks); outputs are saved atomically and returned as resource links with their
 //! URLs and the charged cost. Stdout carries only the protocol; nothing the server sends
 //! or logs carries the API key.
 
@@ -13,6 +13,7 @@ mod look;
 mod models;
 mod paths;
 mod sources;
+mod task;
 mod tools;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,10 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    GetTaskParams, GetTaskResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
+use rmcp::task_manager::TaskManager;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value};
 
@@ -75,6 +78,8 @@ pub(crate) struct Inner {
     /// Uploads by (content digest, kind), each behind its own lock: each content is uploaded
     /// once a session, even by calls at the same time.
     uploads: Mutex<HashMap<(String, &'static str), UploadCell>>,
+    /// Calls answered as MCP tasks (clients that take them): polled with `tasks/get`.
+    tasks: TaskManager,
 }
 
 /// One content's upload: its URL once made, behind a lock held while it is made.
@@ -251,6 +256,7 @@ async fn start(session: &Session, out: &Out, args: McpArgs) -> Result<Server, Fa
             unclaimed: Mutex::new(HashMap::new()),
             saved: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            tasks: TaskManager::new(),
         }),
     })
 }
@@ -411,7 +417,13 @@ impl ServerHandler for Server {
             || "without a limit".to_owned(),
             |l| format!("at most {l} USD"),
         );
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // Tasks: a client that takes them gets a run's call back at once and polls it, so
+        // its own request timeout never cuts a long run short.
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(rmcp::model::Implementation::new(
                 "floret",
                 env!("CARGO_PKG_VERSION"),
@@ -439,13 +451,42 @@ impl ServerHandler for Server {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.clone().unwrap_or_default();
         let name = request.name.as_ref();
-        let result = if let Some(t) = self.inner.techniques.get(name) {
+        Ok(if let Some(t) = self.inner.techniques.get(name) {
             self.run(t, &args, &context).await
         } else if let Some(m) = self.inner.models.get(name) {
             self.generate(m, &args, &context).await
         } else {
-            self.look(name, &args).await
-        };
-        Ok(result.into())
+            self.look(name, &args).await.into()
+        })
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.inner.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    /// Stops the task, not the run: FLORA cannot cancel a run. Its outputs are still saved,
+    /// and the same call made again gets its result.
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.tasks.cancel_task(&request.task_id)
     }
 }

@@ -4,7 +4,7 @@
 //! anything is sent, since FLORA bills an unknown value with its default.
 
 use rmcp::RoleServer;
-use rmcp::model::CallToolResult;
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use serde_json::{Map, Value, json};
 
@@ -141,7 +141,7 @@ impl Server {
         m: &ModelTool,
         args: &Map<String, Value>,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         let prompt = args
             .get("prompt")
             .and_then(Value::as_str)
@@ -153,10 +153,12 @@ impl Server {
         if let Err(e) =
             crate::model::check_params(&m.schema.model_id, &prompt, &m.schema.rules(), &params)
         {
-            return self.error(json!({
-                "error": super::super::report::floret_terms(&e.to_string()),
-                "retry_class": "change_input",
-            }));
+            return self
+                .error(json!({
+                    "error": super::super::report::floret_terms(&e.to_string()),
+                    "retry_class": "change_input",
+                }))
+                .into();
         }
         let tool = m.clone();
         self.join_or_start(
