@@ -4,6 +4,7 @@
 //! each bench as a smoke test (CI uses it); budgets are checked only in the full run.
 
 mod floret_cli;
+mod instructions;
 mod models_tree;
 mod rate_limit;
 mod user_build;
@@ -20,6 +21,8 @@ use serde_json::json;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::{scratch, synth};
+
+pub use instructions::instructions;
 
 /// Which benches, and how big.
 #[derive(Debug, Clone, Default)]

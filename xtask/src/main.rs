@@ -102,6 +102,14 @@ enum Command {
         /// How many techniques (and models) to generate.
         n: usize,
     },
+    /// Bench 2's compile cost per technique and per model counted in instructions (each
+    /// touch-rebuild's rustc under valgrind's cachegrind, N = 0 and N): exact where wall
+    /// time on a shared VM varies by ±15 %. Needs `valgrind`.
+    BenchInstructions {
+        /// How many techniques (and models) at the far end of the slope.
+        #[arg(default_value_t = 1000)]
+        n: usize,
+    },
 }
 
 #[tokio::main]
@@ -213,6 +221,16 @@ async fn extras(command: Command) -> ExitCode {
                 }
             }
         }
+        Command::BenchInstructions { n } => match xtask::bench::instructions(n) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench-instructions failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::BenchTree { n } => match xtask::bench::tree(n) {
             Ok(ws) => {
                 println!("{}", ws.display());
