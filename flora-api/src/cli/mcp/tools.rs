@@ -71,8 +71,9 @@ impl TechniqueTool {
             text.push_str(&format!(" Costs {cost} USD a run."));
         }
         text.push_str(
-            " Media inputs take an https URL or a local file path (inside the allowed \
-             directories). Waits for the run and saves its outputs.",
+            " Media inputs take an https URL or a local file path inside the allowed \
+             directories (absolute, `~/…`, or relative to one of them). Waits for the run and saves \
+             its outputs.",
         );
         crate::safe_text::plain_text(&text, 1024)
     }
