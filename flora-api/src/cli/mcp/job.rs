@@ -52,6 +52,17 @@ pub(super) struct Progress {
     pub percent: Option<f64>,
 }
 
+impl Progress {
+    /// Where the run stands in a line (`run_… running`); server text, to be cleaned.
+    pub(super) fn line(&self) -> String {
+        format!(
+            "{} {}",
+            self.run_id.as_deref().unwrap_or("starting"),
+            self.status
+        )
+    }
+}
+
 impl Server {
     /// Waits for the job, sending this call's progress notifications; answers with the run
     /// id (the run goes on) when the call's timeout passes or the client cancels.
@@ -69,12 +80,7 @@ impl Server {
         loop {
             tokio::select! {
                 biased;
-                ended = job.done.clone() => {
-                    return match ended {
-                        Ok(result) => self.success(&result),
-                        Err(error) => self.error(error),
-                    };
-                }
+                ended = job.done.clone() => return self.ended(ended),
                 changed = progress.changed(), if updates => {
                     if changed.is_err() {
                         updates = false;
@@ -84,11 +90,7 @@ impl Server {
                     let percent = now.percent.unwrap_or(0.0).clamp(0.0, 100.0);
                     if let Some(token) = &token && percent > sent {
                         sent = percent;
-                        let message = self.inner.out.clean(&format!(
-                            "{} {}",
-                            now.run_id.as_deref().unwrap_or("starting"),
-                            now.status
-                        ));
+                        let message = self.inner.out.clean(&now.line());
                         let note = ProgressNotificationParam::new(token.clone(), percent)
                             .with_total(100.0)
                             .with_message(message);
@@ -127,6 +129,14 @@ impl Server {
             }),
         };
         CallToolResult::success(vec![ContentBlock::text(self.clean_json(&value))])
+    }
+
+    /// What an ended job answers.
+    pub(super) fn ended(&self, ended: Ended) -> CallToolResult {
+        match ended {
+            Ok(result) => self.success(&result),
+            Err(error) => self.error(error),
+        }
     }
 
     pub(super) fn success(&self, result: &Value) -> CallToolResult {

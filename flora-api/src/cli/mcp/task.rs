@@ -54,10 +54,7 @@ impl Server {
                 biased;
                 ended = job.done.clone() => {
                     orphan.1 = false;
-                    return Ok(match ended {
-                        Ok(result) => self.success(&result),
-                        Err(error) => self.error(error),
-                    });
+                    return Ok(self.ended(ended));
                 }
                 changed = progress.changed(), if updates => {
                     if changed.is_err() {
@@ -69,11 +66,7 @@ impl Server {
                         .percent
                         .map(|p| format!(" {:.0}%", p.clamp(0.0, 100.0)))
                         .unwrap_or_default();
-                    ctx.set_status_message(self.inner.out.clean(&format!(
-                        "{} {}{percent}",
-                        now.run_id.as_deref().unwrap_or("starting"),
-                        now.status
-                    )));
+                    ctx.set_status_message(self.inner.out.clean(&format!("{}{percent}", now.line())));
                 }
                 () = ctx.cancelled() => return Err(TaskExit::Cancelled),
             }
