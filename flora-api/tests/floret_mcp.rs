@@ -942,3 +942,127 @@ async fn a_cancelled_task_leaves_its_run_going_and_the_same_call_again_gets_it_u
     assert!(std::path::Path::new(out["outputs"][0]["path"].as_str().unwrap()).exists());
     assert_eq!(runs(&fake), 1, "{:?}", fake.request_counts());
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_an_idle_server_with_stdin_still_open() {
+    let fake = FakeFlora::new();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (status, waited) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start(&served, &root, &args());
+            let pid = mcp.child.id().to_string();
+            let sent = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            let started = Instant::now();
+            let status = loop {
+                if let Some(s) = mcp.child.try_wait().unwrap() {
+                    break Some(s);
+                }
+                if started.elapsed() > Duration::from_secs(15) {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let _ = mcp.child.kill();
+            (status, started.elapsed())
+        }
+    })
+    .await
+    .unwrap();
+    let status = status.unwrap_or_else(|| panic!("still running {waited:?} after Ctrl-C"));
+    assert_eq!(status.code(), Some(130), "{status:?}");
+}
+
+/// The task id of a `tools/call` answered as a task.
+fn task_id(created: &Value) -> String {
+    created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a task: {created}"))
+        .to_owned()
+}
+
+/// The run id in a tool result (a `tools/call` answer's or a completed task's `result`).
+fn run_id_of(result: &Value) -> String {
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {result}"));
+    v["run_id"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_one_task_received_is_not_given_again_when_another_was_cancelled() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(2).completes();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (first, later) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start_with(&served, &root, &args(), None, takes_tasks());
+            let arguments = json!({"input_image": "https://example.com/face.png"});
+            let (a, _) = mcp.call(1, "run_cctv-cam", arguments.clone());
+            let (b, _) = mcp.call(2, "run_cctv-cam", arguments.clone());
+            let (a, b) = (task_id(&a), task_id(&b));
+            mcp.send(json!({
+                "jsonrpc": "2.0", "id": 3, "method": "tasks/cancel", "params": {"taskId": a}
+            }));
+            mcp.answer(3);
+            let done = poll_task(&mut mcp, 10, &b);
+            assert_eq!(done["result"]["status"], "completed", "{done}");
+            let first = run_id_of(&done["result"]["result"]);
+            // B received the result: the same call now is a new run, on purpose.
+            let (c, _) = mcp.call(50, "run_cctv-cam", arguments);
+            let later = poll_task(&mut mcp, 60, &task_id(&c));
+            mcp.close();
+            (first, run_id_of(&later["result"]["result"]))
+        }
+    })
+    .await
+    .unwrap();
+    assert_ne!(
+        first, later,
+        "a new call after a delivered result is a new run"
+    );
+    assert_eq!(runs(&fake), 2, "{:?}", fake.request_counts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_edited_after_a_cancelled_call_is_uploaded_and_run_again() {
+    let fake = FakeFlora::new();
+    fake.technique::<CctvCam>().pending_polls(1).completes();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start_with(&served, &root, &args(), None, takes_tasks());
+            let face = root.join("inputs/face.png");
+            let arguments = json!({"input_image": face.display().to_string()});
+            let (a, _) = mcp.call(1, "run_cctv-cam", arguments.clone());
+            let a = task_id(&a);
+            mcp.send(json!({
+                "jsonrpc": "2.0", "id": 2, "method": "tasks/cancel", "params": {"taskId": a}
+            }));
+            mcp.answer(2);
+            std::fs::write(&face, common::png(64, 9)).unwrap();
+            // The first run ends meanwhile; its result is kept for the unedited file only.
+            std::thread::sleep(Duration::from_secs(6));
+            let (b, _) = mcp.call(10, "run_cctv-cam", arguments);
+            let done = poll_task(&mut mcp, 20, &task_id(&b));
+            assert_eq!(done["result"]["status"], "completed", "{done}");
+            mcp.close();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(uploads(&fake), 2, "{:?}", fake.request_counts());
+    assert_eq!(runs(&fake), 2, "{:?}", fake.request_counts());
+}

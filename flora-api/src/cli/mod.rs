@@ -54,7 +54,7 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
         }
     };
     let args: Vec<OsString> = argv.into_iter().skip(1).collect();
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let interrupt = listen_for_ctrl_c();
         let args::Cli {
             mut global,
@@ -72,7 +72,11 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
         }
         let session = session::Session::new(global, interrupt);
         commands::dispatch(command, session, args).await
-    })
+    });
+    // Not a plain drop: that waits for every blocking thread, and one still reading stdin
+    // (`floret mcp` after Ctrl-C) never ends. Tasks still running are dropped either way.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// Ctrl-C from the start of a command: the first cancels the returned token (each phase says

@@ -49,7 +49,7 @@ impl Server {
             }
         };
         // Identity by what would be sent: the same file spelled two ways is one call.
-        let fingerprint = fingerprint_of(&t.name, &t.flags, &planned);
+        let fingerprint = fingerprint_of(&t.name, &t.flags, &planned).await;
         // `allow_multiple`: one run per value, so the guard counts each.
         let runs = planned_runs(&t.flags, &planned);
         let cost = t.schema.run_cost.map(|c| c * runs as f64);
@@ -181,8 +181,9 @@ impl Server {
 }
 
 /// The identity of a technique call: its tool and the checked values, files by their real
-/// path (`a.png`, `./a.png` and its absolute path are one call).
-fn fingerprint_of(
+/// path and content (`a.png`, `./a.png` and its absolute path are one call; the same path
+/// after the file was edited is another).
+async fn fingerprint_of(
     tool: &str,
     flags: &[super::super::inputs::InputFlag],
     planned: &[(usize, InputValue)],
@@ -192,7 +193,11 @@ fn fingerprint_of(
         let value = match v {
             InputValue::Text(t) => format!("text:{t}"),
             InputValue::Url(u) => format!("url:{u}"),
-            InputValue::File(p, _) => format!("file:{}", p.display()),
+            InputValue::File(p, _) => {
+                // Unreadable now: the upload will say so; the path alone identifies it.
+                let digest = file_digest(p).await.unwrap_or_default();
+                format!("file:{}:{digest}", p.display())
+            }
         };
         text.push_str(&format!("\n{}={value}", flags[*i].id));
     }

@@ -3,8 +3,10 @@
 //! progress notifications; what the ledger counts when it ends; how its results and errors
 //! read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -32,8 +34,10 @@ pub(crate) struct Job {
     pub(super) progress: watch::Receiver<Progress>,
     /// The technique's slug.
     slug: String,
-    /// Some caller stopped waiting: the result is kept for the next identical call.
-    pub(super) orphaned: Arc<std::sync::atomic::AtomicBool>,
+    /// The call's fingerprint, and the job's idempotency key: what its kept result is
+    /// found and claimed by.
+    fingerprint: String,
+    key: String,
 }
 
 impl Job {
@@ -53,13 +57,16 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// Where the run stands in a line (`run_… running`); server text, to be cleaned.
+    /// Where the run stands in one plain line (`run_… running`) of at most 120
+    /// characters: server text, flattened here (no line breaks a server could use to talk
+    /// to the agent), still to be cleaned of the key.
     pub(super) fn line(&self) -> String {
-        format!(
+        let line = format!(
             "{} {}",
             self.run_id.as_deref().unwrap_or("starting"),
             self.status
-        )
+        );
+        crate::safe_text::plain_text(&line, 120)
     }
 }
 
@@ -80,7 +87,7 @@ impl Server {
         loop {
             tokio::select! {
                 biased;
-                ended = job.done.clone() => return self.ended(ended),
+                ended = job.done.clone() => return self.ended(&job, ended),
                 changed = progress.changed(), if updates => {
                     if changed.is_err() {
                         updates = false;
@@ -99,12 +106,10 @@ impl Server {
                     }
                 }
                 () = &mut timeout => {
-                    job.orphaned.store(true, Ordering::SeqCst);
                     let now = progress.borrow().clone();
                     return self.still_running(&now, "the call's timeout (--call-timeout) passed");
                 }
                 () = context.ct.cancelled() => {
-                    job.orphaned.store(true, Ordering::SeqCst);
                     let now = progress.borrow().clone();
                     return self.still_running(&now, "the client cancelled the call");
                 }
@@ -131,8 +136,10 @@ impl Server {
         CallToolResult::success(vec![ContentBlock::text(self.clean_json(&value))])
     }
 
-    /// What an ended job answers.
-    pub(super) fn ended(&self, ended: Ended) -> CallToolResult {
+    /// What an ended job answers to a caller that was still following it; the caller has
+    /// it, so it is no longer kept for the next identical call.
+    pub(super) fn ended(&self, job: &Job, ended: Ended) -> CallToolResult {
+        self.inner.claim(job);
         match ended {
             Ok(result) => self.success(&result),
             Err(error) => self.error(error),
@@ -182,15 +189,17 @@ impl Server {
         F: FnOnce(Arc<Inner>, String, watch::Sender<Progress>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Ended> + Send + 'static,
     {
-        if let Some(result) = self.inner.take_unclaimed(&fingerprint) {
-            return self.success(&result).into();
-        }
         let job = {
+            // Under the in-flight lock: a job ends (keeps its result, leaves the calls in
+            // flight) under it too, so a call sees one or the other, never neither.
             let mut flying = self
                 .inner
                 .in_flight
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(result) = self.inner.take_unclaimed(&fingerprint) {
+                return self.success(&result).into();
+            }
             match flying.get(&fingerprint) {
                 Some(job) => job.clone(),
                 None => {
@@ -213,7 +222,9 @@ impl Server {
 }
 
 /// Starts a job: spawned, so it runs to its end whoever waits; taken out of the calls in
-/// flight when it ends (a later identical call is a new run, on purpose). `work` gets the
+/// flight when it ends (a later identical call is a new run, on purpose). Its result is kept
+/// until a caller following it receives it: if none does (every one timed out, was cancelled
+/// or went away), the next identical call gets it instead of paying again. `work` gets the
 /// job's idempotency key, one per job and stable across the client's own retries.
 fn start_job<F, Fut>(inner: Arc<Inner>, label: String, fingerprint: String, work: F) -> Job
 where
@@ -235,10 +246,9 @@ where
         let seq = inner.seq.fetch_add(1, Ordering::SeqCst) + 1;
         format!("floret-mcp-{}-{seq}", inner.session_id)
     });
-    let orphaned = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let task = tokio::spawn({
         let inner = inner.clone();
-        let orphaned = orphaned.clone();
+        let (fingerprint, key) = (fingerprint.clone(), key.clone());
         async move {
             let ended = work(inner.clone(), key.clone(), tx).await;
             {
@@ -248,27 +258,29 @@ where
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 match &ended {
                     Err(e) if e["may_exist"] == json!(true) => {
-                        keys.insert(fingerprint.clone(), key);
+                        keys.insert(fingerprint.clone(), key.clone());
                     }
                     _ => {
                         keys.remove(&fingerprint);
                     }
                 }
             }
-            if let Ok(result) = &ended
-                && orphaned.load(Ordering::SeqCst)
-            {
-                inner
-                    .unclaimed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(fingerprint.clone(), result.clone());
-            }
-            inner
+            let mut flying = inner
                 .in_flight
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&fingerprint);
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Ok(result) = &ended {
+                inner.lock_unclaimed().insert(
+                    fingerprint.clone(),
+                    Unclaimed {
+                        key,
+                        result: result.clone(),
+                        at: Instant::now(),
+                    },
+                );
+            }
+            flying.remove(&fingerprint);
+            drop(flying);
             ended
         }
     });
@@ -282,17 +294,44 @@ where
         done,
         progress: rx,
         slug: label,
-        orphaned,
+        fingerprint,
+        key,
     }
 }
 
+/// How long a result no caller received is kept for the identical call that comes back
+/// for it: agents come back within minutes; a call an hour later means a new run.
+const UNCLAIMED_FOR: Duration = Duration::from_secs(3600);
+
+/// A job's result no caller has received yet.
+pub(super) struct Unclaimed {
+    /// The job's idempotency key: only that job's followers claim it.
+    key: String,
+    result: Value,
+    at: Instant,
+}
+
 impl Inner {
-    /// The result of an identical call no caller received, once.
-    fn take_unclaimed(&self, fingerprint: &str) -> Option<Value> {
+    fn lock_unclaimed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Unclaimed>> {
         self.unclaimed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(fingerprint)
+    }
+
+    /// The result of an identical call no caller received, once, if it is recent.
+    fn take_unclaimed(&self, fingerprint: &str) -> Option<Value> {
+        let mut kept = self.lock_unclaimed();
+        kept.retain(|_, u| u.at.elapsed() < UNCLAIMED_FOR);
+        kept.remove(fingerprint).map(|u| u.result)
+    }
+
+    /// A caller received `job`'s result: it is no longer kept (a later identical call is
+    /// a new run, on purpose).
+    fn claim(&self, job: &Job) {
+        let mut kept = self.lock_unclaimed();
+        if kept.get(&job.fingerprint).is_some_and(|u| u.key == job.key) {
+            kept.remove(&job.fingerprint);
+        }
     }
 
     /// A job's reservation of `cost` given back, and what it was charged counted: a run

@@ -72,7 +72,7 @@ pub(crate) struct Inner {
     keys: Mutex<HashMap<String, String>>,
     /// Results no caller received (every caller stopped waiting): the next identical call
     /// gets it instead of a new run.
-    unclaimed: Mutex<HashMap<String, Value>>,
+    unclaimed: Mutex<HashMap<String, job::Unclaimed>>,
     /// Outputs this session saved, by run id (for `get_run`).
     saved: Mutex<HashMap<String, Value>>,
     /// Uploads by (content digest, kind), each behind its own lock: each content is uploaded
@@ -430,8 +430,9 @@ impl ServerHandler for Server {
             ))
             .with_instructions(format!(
                 "FLORA techniques as tools (run_<slug>). Each call is checked before anything \
-                 is paid, waits for its run and saves the outputs under {}. Give local files \
-                 as paths; this session spends {limit} (cost_so_far tells).",
+                 is paid, waits for its run (or answers with a task to poll, for a client that \
+                 takes tasks) and saves the outputs under {}. Give local files as paths; this \
+                 session spends {limit} (cost_so_far tells).",
                 self.inner.download.display()
             ))
     }

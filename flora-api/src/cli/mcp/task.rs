@@ -3,9 +3,6 @@
 //! `tasks/get`, and no client request timeout cuts a long run short. The job behind it is
 //! the same as for a call that waits.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult};
 use rmcp::service::RequestContext;
@@ -42,19 +39,17 @@ impl Server {
 
     /// A task's side of a job: FLORA's progress as the task's status message, the job's end
     /// as its result. `tasks/cancel` stops the task, not the run (FLORA cannot cancel one):
-    /// its result is kept for the next identical call, as after a timeout.
+    /// a task that ends before its job leaves the result kept for the next identical call,
+    /// as a call that timed out does.
     async fn follow_task(&self, job: Job, ctx: TaskContext) -> Result<CallToolResult, TaskExit> {
-        // Dropped before the end (cancelled, expired, the session ending): the result is
-        // kept for the next identical call.
-        let mut orphan = OrphanUnlessDone(job.orphaned.clone(), true);
         let mut progress = job.progress.clone();
         let mut updates = true;
         loop {
             tokio::select! {
                 biased;
                 ended = job.done.clone() => {
-                    orphan.1 = false;
-                    return Ok(self.ended(ended));
+                    ctx.set_status_message(if ended.is_ok() { "completed" } else { "failed" });
+                    return Ok(self.ended(&job, ended));
                 }
                 changed = progress.changed(), if updates => {
                     if changed.is_err() {
@@ -68,25 +63,25 @@ impl Server {
                         .unwrap_or_default();
                     ctx.set_status_message(self.inner.out.clean(&format!("{}{percent}", now.line())));
                 }
-                () = ctx.cancelled() => return Err(TaskExit::Cancelled),
+                () = ctx.cancelled() => {
+                    let then = progress.borrow().clone();
+                    ctx.set_status_message(self.inner.out.clean(&match &then.run_id {
+                        Some(id) => format!(
+                            "cancelled; run {id} goes on and floret saves its outputs: call the \
+                             tool again with the same arguments for its result (no second run)"
+                        ),
+                        None => "cancelled before the run was started; it still starts once"
+                            .to_owned(),
+                    }));
+                    return Err(TaskExit::Cancelled);
+                }
             }
         }
     }
 }
 
-/// How long a task (and its result) is kept: a run can take many minutes, and an agent
-/// may come back for it late.
-const TASK_TTL_MS: u64 = 24 * 3600 * 1000;
+/// How long a task (and its result) is kept: a run can take many minutes; a task that has
+/// not ended by then fails, its run still followed, saved and kept for the same call.
+const TASK_TTL_MS: u64 = 2 * 3600 * 1000;
 /// How often a client is asked to poll a task: runs take seconds to minutes.
 const TASK_POLL_MS: u64 = 1000;
-
-/// Marks a job orphaned when dropped while `.1` holds: its follower went away first.
-struct OrphanUnlessDone(Arc<std::sync::atomic::AtomicBool>, bool);
-
-impl Drop for OrphanUnlessDone {
-    fn drop(&mut self) {
-        if self.1 {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-}
