@@ -945,7 +945,14 @@ async fn a_cancelled_task_leaves_its_run_going_and_the_same_call_again_gets_it_u
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_ends_an_idle_server_with_stdin_still_open() {
+async fn ctrl_c_or_sigterm_ends_an_idle_server_with_stdin_still_open() {
+    for signal in ["-INT", "-TERM"] {
+        ends_on(signal).await;
+    }
+}
+
+#[cfg(unix)]
+async fn ends_on(signal: &'static str) {
     let fake = FakeFlora::new();
     let served = fake.serve().await.unwrap();
     let dir = workspace();
@@ -956,7 +963,7 @@ async fn ctrl_c_ends_an_idle_server_with_stdin_still_open() {
             let mut mcp = Mcp::start(&served, &root, &args());
             let pid = mcp.child.id().to_string();
             let sent = std::process::Command::new("kill")
-                .args(["-INT", &pid])
+                .args([signal, &pid])
                 .status()
                 .unwrap();
             assert!(sent.success());
@@ -976,8 +983,8 @@ async fn ctrl_c_ends_an_idle_server_with_stdin_still_open() {
     })
     .await
     .unwrap();
-    let status = status.unwrap_or_else(|| panic!("still running {waited:?} after Ctrl-C"));
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    let status = status.unwrap_or_else(|| panic!("still running {waited:?} after {signal}"));
+    assert_eq!(status.code(), Some(130), "{signal}: {status:?}");
 }
 
 /// The task id of a `tools/call` answered as a task.

@@ -79,20 +79,36 @@ pub fn run_with(argv: Vec<OsString>) -> ExitCode {
     code
 }
 
-/// Ctrl-C from the start of a command: the first cancels the returned token (each phase says
-/// what it leaves behind and how to resume); a second exits at once with 130.
+/// Ctrl-C (or SIGTERM, what an MCP client or a supervisor sends to stop a process) from the
+/// start of a command: the first cancels the returned token (each phase says what it leaves
+/// behind and how to resume); a second exits at once with 130.
 fn listen_for_ctrl_c() -> CancellationToken {
     let token = CancellationToken::new();
     let first = token.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupted().await {
             first.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted().await {
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
         }
     });
     token
+}
+
+/// The next Ctrl-C, or on unix SIGTERM; false when neither can be listened for.
+async fn interrupted() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                s = term.recv() => s.is_some(),
+            };
+        }
+    }
+    tokio::signal::ctrl_c().await.is_ok()
 }
 
 /// A command-line parse that did not yield a command: help and version print to stdout and
