@@ -71,7 +71,7 @@ impl Exit {
                 "the run completed but an output could not be saved: the command that saves it again is printed"
             }
             Exit::Interrupted => {
-                "Ctrl-C: what was sent (if anything) and the command that resumes are printed"
+                "Ctrl-C (or SIGTERM): what was sent (if anything) and the command that resumes are printed"
             }
         }
     }
