@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use flora_api::ModelSchema;
 use flora_api::batch::{Batch, BatchOptions, read_plan};
 use flora_api::testing::{FakeFlora, Fault, Served};
 use serde_json::{Value, json};
@@ -16,26 +15,10 @@ use serde_json::{Value, json};
 mod common;
 
 use common::floret::{code, stderr, stdout};
+use common::models::flux;
 
 const KEY: &str = "sk_test_batch_generations";
 const MODEL: &str = "t2i-flux-2-pro";
-
-/// FLUX.2 as the catalog lists it: 4 credits (0.004 USD) a generation.
-fn flux() -> ModelSchema {
-    serde_json::from_value(json!({
-        "model_id": MODEL, "name": "FLUX.2 [pro]", "type": "image",
-        "provider": "Black Forest Labs", "capabilities": [], "estimated_credits": 4,
-        "estimated_seconds": 25,
-        "params": [
-            {"name": "aspect_ratio", "type": "string", "required": false, "default": "square_1_1",
-             "options": [{"label": "Square", "value": "square_1_1"},
-                         {"label": "Landscape 16:9", "value": "landscape_16_9"}]},
-            {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50},
-            {"name": "hologram", "type": "matrix", "required": false}
-        ]
-    }))
-    .unwrap()
-}
 
 /// Three good rows: two in JSON, their params typed by the catalog.
 const PLAN: &str = r#"{"key": "cat", "prompt": "a cat", "aspect_ratio": "square_1_1", "steps": 20}

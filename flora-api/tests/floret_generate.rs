@@ -7,31 +7,15 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use flora_api::ModelSchema;
 use flora_api::testing::{FakeFlora, Served};
 use serde_json::{Value, json};
 
 mod common;
 
 use common::floret::{code, stderr, stdout};
+use common::models::flux;
 
 const KEY: &str = "sk_test_floret_generate_key";
-
-fn flux() -> ModelSchema {
-    serde_json::from_value(json!({
-        "model_id": "t2i-flux-2-pro", "name": "FLUX.2 [pro]", "type": "image",
-        "provider": "Black Forest Labs", "capabilities": [], "estimated_credits": 4,
-        "estimated_seconds": 25,
-        "params": [
-            {"name": "aspect_ratio", "type": "string", "required": false, "default": "square_1_1",
-             "options": [{"label": "Square", "value": "square_1_1"},
-                         {"label": "Landscape 16:9", "value": "landscape_16_9"}]},
-            {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50},
-            {"name": "hologram", "type": "matrix", "required": false}
-        ]
-    }))
-    .unwrap()
-}
 
 async fn floret(served: &Served, dir: &Path, args: &[&str]) -> Output {
     let cmd = common::floret::floret(&served.base_url(), dir, Some(KEY), args);

@@ -5,6 +5,8 @@
 #[cfg(feature = "cli")]
 pub mod floret;
 pub mod hostile;
+#[cfg(feature = "models")]
+pub mod models;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
