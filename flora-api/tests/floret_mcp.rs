@@ -1073,3 +1073,27 @@ async fn a_file_edited_after_a_cancelled_call_is_uploaded_and_run_again() {
     assert_eq!(uploads(&fake), 2, "{:?}", fake.request_counts());
     assert_eq!(runs(&fake), 2, "{:?}", fake.request_counts());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_id_that_is_the_key_is_never_echoed_back() {
+    let fake = FakeFlora::new();
+    let served = fake.serve().await.unwrap();
+    let dir = workspace();
+    let root = dir.path().to_path_buf();
+    let (answer, seen) = tokio::task::spawn_blocking({
+        let served = served.base_url();
+        move || {
+            let mut mcp = Mcp::start_with(&served, &root, &args(), None, takes_tasks());
+            mcp.send(json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": KEY}
+            }));
+            let (answer, _) = mcp.answer(1);
+            let (_, seen, _) = mcp.close();
+            (answer, seen)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(answer.get("error").is_some(), "{answer}");
+    assert!(seen.iter().all(|l| !l.contains(KEY)), "{seen:?}");
+}

@@ -309,6 +309,13 @@ impl Server {
         }
     }
 
+    /// A protocol error as the client reads it: rmcp echoes a task id as given, and a
+    /// careless client could send the key there.
+    fn cleaned(&self, mut e: ErrorData) -> ErrorData {
+        e.message = self.inner.out.clean(&e.message).into();
+        e
+    }
+
     fn tool(&self, name: &str, description: &str, schema: Map<String, Value>) -> Tool {
         let mut schema = Value::Object(schema);
         self.scrub(&mut schema);
@@ -466,9 +473,12 @@ impl ServerHandler for Server {
         request: GetTaskParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        Ok(GetTaskResult::new(
-            self.inner.tasks.get_task(&request.task_id)?,
-        ))
+        let task = self
+            .inner
+            .tasks
+            .get_task(&request.task_id)
+            .map_err(|e| self.cleaned(e))?;
+        Ok(GetTaskResult::new(task))
     }
 
     async fn update_task(
@@ -479,6 +489,7 @@ impl ServerHandler for Server {
         self.inner
             .tasks
             .update_task(&request.task_id, request.input_responses)
+            .map_err(|e| self.cleaned(e))
     }
 
     /// Stops the task, not the run: FLORA cannot cancel a run. Its outputs are still saved,
@@ -488,6 +499,9 @@ impl ServerHandler for Server {
         request: CancelTaskParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.inner.tasks.cancel_task(&request.task_id)
+        self.inner
+            .tasks
+            .cancel_task(&request.task_id)
+            .map_err(|e| self.cleaned(e))
     }
 }
