@@ -48,8 +48,10 @@ impl Server {
                     .into();
             }
         };
+        // Each local file read once: its digest is the call's identity and the upload's.
+        let digests = digests_of(&planned).await;
         // Identity by what would be sent: the same file spelled two ways is one call.
-        let fingerprint = fingerprint_of(&t.name, &t.flags, &planned).await;
+        let fingerprint = fingerprint_of(&t.name, &t.flags, &planned, &digests);
         // `allow_multiple`: one run per value, so the guard counts each.
         let runs = planned_runs(&t.flags, &planned);
         let cost = t.schema.run_cost.map(|c| c * runs as f64);
@@ -59,7 +61,8 @@ impl Server {
             fingerprint,
             cost,
             move |inner, key, progress| async move {
-                execute(&inner, &tool, planned, cost.unwrap_or(0.0), &key, &progress).await
+                let cost = cost.unwrap_or(0.0);
+                execute(&inner, &tool, planned, digests, cost, &key, &progress).await
             },
             context,
         )
@@ -180,22 +183,35 @@ impl Server {
     }
 }
 
+/// The content digest of each planned local file (`None` for other values, and for a file
+/// that cannot be read now: its upload says why).
+async fn digests_of(planned: &[(usize, InputValue)]) -> Vec<Option<String>> {
+    let mut out = Vec::with_capacity(planned.len());
+    for (_, v) in planned {
+        out.push(match v {
+            InputValue::File(p, _) => file_digest(p).await.ok(),
+            _ => None,
+        });
+    }
+    out
+}
+
 /// The identity of a technique call: its tool and the checked values, files by their real
 /// path and content (`a.png`, `./a.png` and its absolute path are one call; the same path
 /// after the file was edited is another).
-async fn fingerprint_of(
+fn fingerprint_of(
     tool: &str,
     flags: &[super::super::inputs::InputFlag],
     planned: &[(usize, InputValue)],
+    digests: &[Option<String>],
 ) -> String {
     let mut text = String::from(tool);
-    for (i, v) in planned {
+    for ((i, v), digest) in planned.iter().zip(digests) {
         let value = match v {
             InputValue::Text(t) => format!("text:{t}"),
             InputValue::Url(u) => format!("url:{u}"),
             InputValue::File(p, _) => {
-                // Unreadable now: the upload will say so; the path alone identifies it.
-                let digest = file_digest(p).await.unwrap_or_default();
+                let digest = digest.as_deref().unwrap_or_default();
                 format!("file:{}:{digest}", p.display())
             }
         };
@@ -224,12 +240,13 @@ async fn execute(
     inner: &Inner,
     t: &TechniqueTool,
     planned: Vec<(usize, InputValue)>,
+    digests: Vec<Option<String>>,
     cost: f64,
     key: &str,
     progress: &watch::Sender<Progress>,
 ) -> Ended {
     let release = |charged: Option<f64>, ran: bool| inner.release(cost, charged, ran);
-    let inputs = match upload_all(inner, t, planned).await {
+    let inputs = match upload_all(inner, t, planned, digests).await {
         Ok(i) => i,
         Err(e) => {
             release(None, false);
@@ -286,20 +303,25 @@ async fn execute(
 }
 
 /// The run's inputs, each local file uploaded once a session per (content, kind), under a
-/// key of its content (FLORA replays a repeated upload).
+/// key of its content (FLORA replays a repeated upload). `digests` are `digests_of(planned)`.
 async fn upload_all(
     inner: &Inner,
     t: &TechniqueTool,
     planned: Vec<(usize, InputValue)>,
+    digests: Vec<Option<String>>,
 ) -> Result<Vec<RunInput>, Error> {
     let mut out = Vec::with_capacity(planned.len());
-    for (i, value) in planned {
+    for ((i, value), digest) in planned.into_iter().zip(digests) {
         let f = &t.flags[i];
         let wire_type = f.slot.kind.as_str().to_owned();
         let sent = match value {
             InputValue::Text(v) | InputValue::Url(v) => v,
             InputValue::File(path, kind) => {
-                let digest = file_digest(&path).await?;
+                // Unreadable when the call was checked: read again, for the error.
+                let digest = match digest {
+                    Some(d) => d,
+                    None => file_digest(&path).await?,
+                };
                 let cell = inner
                     .uploads
                     .lock()
