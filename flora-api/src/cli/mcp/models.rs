@@ -107,12 +107,7 @@ impl ModelTool {
                 required.push(json!(p.name));
             }
         }
-        let mut schema = Map::new();
-        schema.insert("type".into(), json!("object"));
-        schema.insert("properties".into(), Value::Object(properties));
-        schema.insert("required".into(), Value::Array(required));
-        schema.insert("additionalProperties".into(), json!(false));
-        schema
+        super::tools::object_schema(properties, required)
     }
 }
 

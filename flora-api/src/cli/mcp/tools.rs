@@ -109,13 +109,21 @@ impl TechniqueTool {
                 required.push(Value::String(slot.id.clone()));
             }
         }
-        let mut schema = Map::new();
-        schema.insert("type".into(), json!("object"));
-        schema.insert("properties".into(), Value::Object(properties));
-        schema.insert("required".into(), Value::Array(required));
-        schema.insert("additionalProperties".into(), json!(false));
-        schema
+        object_schema(properties, required)
     }
+}
+
+/// A tool's input schema: an object of exactly these properties, `required` among them.
+pub(super) fn object_schema(
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+) -> Map<String, Value> {
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    schema.insert("required".into(), Value::Array(required));
+    schema.insert("additionalProperties".into(), json!(false));
+    schema
 }
 
 /// The tools that look around, each `(name, description, input schema)`.
