@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::model::{ModelInfo, ParamKind, ParamRule};
 use crate::wire::Extra;
 
@@ -133,58 +134,26 @@ impl ModelSchema {
     }
 }
 
-impl From<&ModelInfo> for ModelSchema {
-    /// The entry generated code was made from, as far as it keeps it (no labels, defaults or
-    /// estimates): what a fake lists for a typed model.
-    fn from(info: &ModelInfo) -> Self {
-        let params = info
-            .params
-            .iter()
-            .map(|p| ModelParam {
-                name: p.name.to_owned(),
-                kind: p.kind.as_wire().to_owned(),
-                required: p.required,
-                default: None,
-                min: p.min,
-                max: p.max,
-                label: None,
-                description: None,
-                options: p
-                    .options
-                    .iter()
-                    .map(|o| ParamOption {
-                        value: (*o).to_owned(),
-                        label: (*o).to_owned(),
-                        description: None,
-                    })
-                    .collect(),
-                properties: p
-                    .properties
-                    .iter()
-                    .map(|(k, min, max)| {
-                        let range = ParamRange {
-                            min: *min,
-                            max: *max,
-                            default: None,
-                        };
-                        ((*k).to_owned(), range)
-                    })
-                    .collect(),
-                extra: Extra::default(),
-            })
-            .collect();
-        ModelSchema {
-            model_id: info.model_id.to_owned(),
-            name: info.model_id.to_owned(),
-            kind: info.kind.to_owned(),
-            provider: None,
-            capabilities: Vec::new(),
-            estimated_credits: None,
-            estimated_seconds: None,
-            params,
-            beta: None,
-            extra: Extra::default(),
+impl ModelInfo {
+    /// The catalog entry generated code was made from ([`ModelInfo::json`]). An error only
+    /// if that JSON was edited into something else: regenerate the code.
+    pub fn schema(&self) -> Result<ModelSchema, Error> {
+        let schema: ModelSchema = serde_json::from_str(self.json).map_err(|e| {
+            Error::InvalidInput(format!(
+                "the generated code of model `{}` holds a catalog entry that does not parse \
+                 ({e}); nothing was sent: regenerate it (`cargo xtask regen`, or rebuild \
+                 with flora-codegen's `Build`)",
+                self.model_id
+            ))
+        })?;
+        if schema.model_id != self.model_id {
+            return Err(Error::InvalidInput(format!(
+                "the generated code of model `{}` holds the catalog entry of `{}`; nothing was \
+                 sent: regenerate it",
+                self.model_id, schema.model_id
+            )));
         }
+        Ok(schema)
     }
 }
 

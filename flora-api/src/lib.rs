@@ -221,13 +221,12 @@ pub use endpoints::models::ListGenerations;
 #[cfg_attr(docsrs, doc(cfg(feature = "models")))]
 pub use generation::{
     Charge, DEFAULT_SETTLE_FOR, GenerateFuture, GenerateOptions, Generation, GenerationHandle,
-    GenerationStartFuture, Model, checked_params,
+    GenerationStartFuture, Model, checked_params, debug_model,
 };
 #[cfg(feature = "models")]
 #[cfg_attr(docsrs, doc(cfg(feature = "models")))]
 pub use model::{
-    Choice, ModelInfo, ParamInfo, ParamKind, ParamRule, ParamValue, ToParam, check_params,
-    push_param,
+    Choice, Fields, ModelInfo, ParamField, ParamKind, ParamRule, ParamValue, ToParam, check_params,
 };
 pub use pages::Page;
 pub use policy::{PollPolicy, RetryPolicy};

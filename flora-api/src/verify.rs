@@ -110,7 +110,7 @@ impl Client {
 /// this version cannot check was left out of the code on purpose, so it is not a difference.
 #[cfg(feature = "models")]
 pub(crate) fn compare_params(
-    generated: &[crate::ParamInfo],
+    generated: &crate::ModelSchema,
     live: &crate::ModelSchema,
 ) -> Vec<Drift> {
     use crate::ParamKind;
@@ -122,7 +122,7 @@ pub(crate) fn compare_params(
         });
     };
     let mut removed = Vec::new();
-    for g in generated {
+    for g in generated.rules() {
         let Some(l) = live.params.iter().find(|l| l.name == g.name) else {
             removed.push(g.name);
             continue;
@@ -172,7 +172,7 @@ pub(crate) fn compare_params(
             .iter()
             .map(|(k, r)| (k.as_str(), r.min, r.max))
             .collect();
-        if !g.properties.is_empty() && g.properties != live_props.as_slice() {
+        if !g.properties.is_empty() && g.properties != live_props {
             let show = |ps: &[(&str, f64, f64)]| {
                 ps.iter()
                     .map(|(k, a, b)| format!("{k} {a}..={b}"))
@@ -183,7 +183,7 @@ pub(crate) fn compare_params(
                 g.name,
                 format!(
                     "numbers changed: {} -> {}",
-                    show(g.properties),
+                    show(&g.properties),
                     show(&live_props)
                 ),
             );
@@ -197,7 +197,7 @@ pub(crate) fn compare_params(
     for l in &live.params {
         let checkable = ParamKind::from_wire(&l.kind)
             .is_some_and(|k| k != ParamKind::Dict || !l.properties.is_empty());
-        if checkable && !generated.iter().any(|g| g.name == l.name) {
+        if checkable && !generated.params.iter().any(|g| g.name == l.name) {
             out.push(Drift::ParamAdded {
                 name: l.name.clone(),
                 kind: l.kind.clone(),
@@ -223,8 +223,9 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn verify_model<M: crate::Model>(&self) -> Result<(), Error> {
+        let generated = M::INFO.schema()?;
         let live = self.model(M::INFO.model_id).await?;
-        let differences = compare_params(M::INFO.params, &live);
+        let differences = compare_params(&generated, &live);
         if differences.is_empty() {
             Ok(())
         } else {
@@ -286,28 +287,29 @@ mod tests {
     #[cfg(feature = "models")]
     #[test]
     fn every_kind_of_model_drift_is_found_and_unknown_live_types_are_not_drift() {
-        use crate::{ParamInfo, ParamKind};
-        let generated = [
-            ParamInfo::new("aspect_ratio", ParamKind::String, false)
-                .options(&["square_1_1", "landscape_21_9"]),
-            ParamInfo::new("steps", ParamKind::Int, false).range(Some(1.0), Some(50.0)),
-            ParamInfo::new("gone", ParamKind::Bool, false),
-            ParamInfo::new("seed", ParamKind::Seed, false),
-            ParamInfo::new("lora", ParamKind::Dict, false).properties(&[("scale", 0.0, 2.0)]),
-        ];
-        let live: crate::ModelSchema = serde_json::from_value(serde_json::json!({
-            "model_id": "t2i-x", "name": "X", "type": "image",
-            "params": [
-                {"name": "aspect_ratio", "type": "string", "options": [
-                    {"label": "S", "value": "square_1_1"}, {"label": "P", "value": "portrait_9_16"}]},
-                {"name": "steps", "type": "int", "min": 1, "max": 30},
-                {"name": "seed", "type": "float", "required": true},
-                {"name": "lora", "type": "dict", "properties": {"scale": {"min": 0, "max": 1}}},
-                {"name": "style", "type": "string", "required": true},
-                {"name": "mystery", "type": "tensor"}
-            ]
-        }))
-        .unwrap();
+        let entry = |params: serde_json::Value| -> crate::ModelSchema {
+            let entry = serde_json::json!({
+                "model_id": "t2i-x", "name": "X", "type": "image", "params": params
+            });
+            serde_json::from_value(entry).unwrap()
+        };
+        let generated = entry(serde_json::json!([
+            {"name": "aspect_ratio", "type": "string", "options": [
+                {"label": "S", "value": "square_1_1"}, {"label": "L", "value": "landscape_21_9"}]},
+            {"name": "steps", "type": "int", "min": 1, "max": 50},
+            {"name": "gone", "type": "bool"},
+            {"name": "seed", "type": "seed"},
+            {"name": "lora", "type": "dict", "properties": {"scale": {"min": 0, "max": 2}}}
+        ]));
+        let live = entry(serde_json::json!([
+            {"name": "aspect_ratio", "type": "string", "options": [
+                {"label": "S", "value": "square_1_1"}, {"label": "P", "value": "portrait_9_16"}]},
+            {"name": "steps", "type": "int", "min": 1, "max": 30},
+            {"name": "seed", "type": "float", "required": true},
+            {"name": "lora", "type": "dict", "properties": {"scale": {"min": 0, "max": 1}}},
+            {"name": "style", "type": "string", "required": true},
+            {"name": "mystery", "type": "tensor"}
+        ]));
         let shown: Vec<String> = compare_params(&generated, &live)
             .iter()
             .map(ToString::to_string)

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use flora_api::testing::{FakeFlora, Fault};
 use flora_api::{
-    Charge, Error, GenerateOptions, ImageUrl, Model, ModelInfo, ModelSchema, ParamInfo, ParamKind,
-    ParamValue, RetryClass, push_param,
+    Charge, Error, Fields, GenerateOptions, ImageUrl, Model, ModelInfo, ModelSchema, RetryClass,
 };
 use serde_json::json;
 
 /// A model written as flora-codegen writes one (`flora-codegen/tests/snapshots`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Flux {
     prompt: String,
     aspect_ratio: Option<String>,
@@ -22,27 +21,28 @@ struct Flux {
     seed: Option<u64>,
 }
 
+impl std::fmt::Debug for Flux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        flora_api::debug_model(self, f)
+    }
+}
+
 impl Model for Flux {
     const INFO: ModelInfo = ModelInfo {
         model_id: "t2i-flux-2-pro",
         kind: "image",
-        params: &[
-            ParamInfo::new("aspect_ratio", ParamKind::String, false)
-                .options(&["square_1_1", "landscape_16_9"]),
-            ParamInfo::new("steps", ParamKind::Int, false).range(Some(1.0), Some(50.0)),
-            ParamInfo::new("seed", ParamKind::Seed, false),
-        ],
+        json: r#"{"model_id": "t2i-flux-2-pro", "name": "FLUX.2 [pro]", "type": "image",
+            "params": [
+                {"name": "aspect_ratio", "type": "string", "required": false,
+                 "options": [{"value": "square_1_1", "label": "Square"},
+                             {"value": "landscape_16_9", "label": "Landscape 16:9"}]},
+                {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50},
+                {"name": "seed", "type": "seed", "required": false}
+            ]}"#,
     };
     type Output = ImageUrl;
-    fn prompt(&self) -> &str {
-        &self.prompt
-    }
-    fn params(&self) -> Vec<(&'static str, ParamValue)> {
-        let mut p = Vec::new();
-        push_param(&mut p, "aspect_ratio", &self.aspect_ratio);
-        push_param(&mut p, "steps", &self.steps);
-        push_param(&mut p, "seed", &self.seed);
-        p
+    fn fields(&self) -> Fields<'_> {
+        Fields::new(&self.prompt, &[&self.aspect_ratio, &self.steps, &self.seed])
     }
 }
 
@@ -126,7 +126,7 @@ impl GenerateOwned for Flux {
 #[tokio::test(start_paused = true)]
 async fn a_live_catalog_entry_checks_values_the_same_way_before_sending() {
     let fake = FakeFlora::new();
-    let schema = ModelSchema::from(&Flux::INFO);
+    let schema = Flux::INFO.schema().unwrap();
     fake.model_schema(&schema).completes();
     let client = fake.client();
     let params = json!({"aspect_ratio": "banana_9_9"});

@@ -2,11 +2,15 @@
 //!
 //! Per model: a struct of its params (`options` → a marker type whose constants are the
 //! allowed values, each a `flora_api::Choice` of it; `dict` with `properties` → a struct of
-//! numbers; `required` → a plain field, else `Option`), and one `Model` impl whose `INFO`
-//! carries the catalog's constraints, which the runtime checks before any request. Nothing
-//! else: `generate`/`start` are provided by the trait and option values need no impls, since
-//! a crate holds hundreds of models and every generated impl costs build time (bench 2). A param of a type this version does not know is left out of the struct
-//! with a warning (FLORA then uses its default), never blocking generation.
+//! numbers; `required` → a plain field, else `Option`), a `Debug` impl that calls the
+//! runtime's one `debug_model`, and one `Model` impl whose `INFO` carries the catalog entry
+//! itself as JSON (the params the struct has, in field order), which the runtime parses and
+//! checks every value against before any request. Nothing else: `generate`/`start` are
+//! provided by the trait, option values need no impls, and `fields` hands the fields to one
+//! runtime function, since a crate holds hundreds of models and every generated impl or
+//! expression costs build time (bench 2, `cargo xtask bench-instructions`). A param of a
+//! type this version does not know is left out of the struct and of the JSON with a
+//! warning (FLORA then uses its default), never blocking generation.
 
 use std::collections::BTreeMap;
 
@@ -81,22 +85,51 @@ fn param_type(model: &naming::Name, wire: &str) -> proc_macro2::Ident {
     format_ident!("{}{}", model.rust, param)
 }
 
-/// What a param's catalog entry constrains beyond its type.
-enum Constraint {
-    None,
-    /// `min`/`max`.
-    Range,
-    /// The allowed values.
-    Options(TokenStream),
-    /// A dict's named numbers with their ranges.
-    Properties(TokenStream),
+/// A param of the entry `INFO` keeps: what the check reads (labels kept for a fake's
+/// listing; descriptions and defaults are in the docs); a dict's numbers, those with a
+/// Rust name.
+fn entry_param(
+    p: &RawParam,
+    numbers: Option<&[(String, proc_macro2::Ident)]>,
+) -> serde_json::Value {
+    let mut q = serde_json::Map::new();
+    q.insert("name".into(), p.name.clone().into());
+    q.insert("type".into(), p.kind.clone().into());
+    q.insert("required".into(), p.required.into());
+    for (key, bound) in [("min", p.min), ("max", p.max)] {
+        if let Some(x) = bound {
+            q.insert(key.into(), x.into());
+        }
+    }
+    if !p.options.is_empty() {
+        let options = p
+            .options
+            .iter()
+            .map(|o| serde_json::json!({"value": o.value, "label": o.label}))
+            .collect();
+        q.insert("options".into(), serde_json::Value::Array(options));
+    }
+    if let Some(numbers) = numbers {
+        let properties = p
+            .properties
+            .iter()
+            .filter(|(k, _)| numbers.iter().any(|(n, _)| n == *k))
+            .map(|(k, n)| (k.clone(), serde_json::json!({"min": n.min, "max": n.max})))
+            .collect();
+        q.insert("properties".into(), serde_json::Value::Object(properties));
+    }
+    serde_json::Value::Object(q)
 }
 
-fn opt_f64(v: Option<f64>) -> TokenStream {
-    match v {
-        Some(x) => quote!(::core::option::Option::Some(#x)),
-        None => quote!(::core::option::Option::None),
+/// The catalog entry as a raw string literal (`r#"…"#` with as many `#` as its text needs).
+fn raw_string(text: &str) -> Result<proc_macro2::Literal, String> {
+    let mut hashes = String::from("#");
+    while text.contains(&format!("\"{hashes}")) {
+        hashes.push('#');
     }
+    format!("r{hashes}\"{text}\"{hashes}")
+        .parse()
+        .map_err(|e| format!("the catalog entry gives no string literal: {e}"))
 }
 
 /// The generated files (`mod.rs` and one per model) and the warnings, or every problem found.
@@ -221,8 +254,10 @@ fn emit_model(
 
     let mut fields = Vec::new();
     let mut extra_items = Vec::new();
-    let mut infos = Vec::new();
-    let mut pushes = Vec::new();
+    // The entry's params the struct has, as far as the check reads them (a dict's numbers
+    // without a Rust name dropped), and the expression `fields` hands over for each.
+    let mut kept = Vec::new();
+    let mut values = Vec::new();
     let mut taken: BTreeMap<String, String> = BTreeMap::new();
     taken.insert("prompt".to_owned(), "prompt".to_owned());
     for (i, p) in m.params.iter().enumerate() {
@@ -249,10 +284,10 @@ fn emit_model(
             continue;
         }
         let wire = &p.name;
-        // A dict is pushed field by field here rather than through a `ToParam` impl of its
-        // struct: one function less per model (issue 30's compile budget).
-        let mut dict = None;
-        let (ty, kind, extra) = match (
+        // A dict's numbers with a Rust name, in the catalog's order (by name), each as
+        // `(wire name, field)`; `None` for a param that is not a dict.
+        let mut dict: Option<Vec<(String, proc_macro2::Ident)>> = None;
+        let ty = match (
             p.kind.as_str(),
             p.options.is_empty(),
             p.properties.is_empty(),
@@ -297,40 +332,34 @@ fn emit_model(
                     docs::code(wire),
                     name.rust
                 )]);
-                let values: Vec<&str> = p.options.iter().map(|o| o.value.as_str()).collect();
                 extra_items.push(quote! {
                     #edoc
                     pub enum #e {}
                     #[allow(non_upper_case_globals)]
                     impl #e { #( #variants )* }
                 });
-                (
-                    quote!(#rt::Choice<#e>),
-                    quote!(String),
-                    Constraint::Options(quote!(&[#( #values ),*])),
-                )
+                quote!(#rt::Choice<#e>)
             }
-            ("string", true, _) => (
-                quote!(::std::string::String),
-                quote!(String),
-                Constraint::None,
-            ),
-            ("string[]", _, _) => (
-                quote!(::std::vec::Vec<::std::string::String>),
-                quote!(Strings),
-                Constraint::None,
-            ),
-            ("bool", _, _) => (quote!(bool), quote!(Bool), Constraint::None),
-            ("int" | "int?", _, _) => (quote!(i64), quote!(Int), Constraint::Range),
-            ("seed", _, _) => (quote!(u64), quote!(Seed), Constraint::None),
-            ("float", _, _) => (quote!(f64), quote!(Float), Constraint::Range),
+            ("string", true, _) => quote!(::std::string::String),
+            ("string[]", _, _) => quote!(::std::vec::Vec<::std::string::String>),
+            ("bool", _, _) => quote!(bool),
+            ("int" | "int?", _, _) => quote!(i64),
+            ("seed", _, _) => quote!(u64),
+            ("float", _, _) => quote!(f64),
             ("dict", _, false) => {
                 let s = param_type(&name, wire);
                 let mut props = Vec::new();
-                let mut pushes_d = Vec::new();
-                let mut ranges = Vec::new();
+                let mut numbers = Vec::new();
                 for (k, n) in &p.properties {
-                    let Some(f) = naming::snake(k) else { continue };
+                    let Some(f) = naming::snake(k) else {
+                        warnings.push(Diagnostic::warning(
+                            file,
+                            format!("{pointer}/properties"),
+                            format!("number {k:?} of {wire:?} gives no Rust name; left out"),
+                            "FLORA uses its default for it",
+                        ));
+                        continue;
+                    };
                     let fi = ident(&f.rust);
                     let (lo, hi) = (n.min, n.max);
                     let pdoc = doc_attrs(&[format!(
@@ -341,25 +370,35 @@ fn emit_model(
                             .unwrap_or_default()
                     )]);
                     props.push(quote! { #pdoc pub #fi: f64, });
-                    pushes_d.push(quote! { (#k, d.#fi) });
-                    ranges.push(quote! { (#k, #lo, #hi) });
+                    numbers.push((k.clone(), fi));
                 }
-                let sdoc = doc_attrs(&[format!(
-                    "The numbers of `{}` for [`{}`].",
-                    docs::code(wire),
-                    name.rust
-                )]);
+                let sdoc = doc_attrs(&[
+                    format!(
+                        "The numbers of `{}` for [`{}`].",
+                        docs::code(wire),
+                        name.rust
+                    ),
+                    String::new(),
+                    format!(
+                        "No `Debug` of its own (an impl per dict costs compile time in a \
+                         crate of hundreds of models): [`{}`]'s `Debug` shows them.",
+                        name.rust
+                    ),
+                ]);
+                // `Clone` and `Copy` by hand: the derives add an assertion per field.
                 extra_items.push(quote! {
                     #sdoc
-                    #[derive(Debug, Clone, Copy)]
                     pub struct #s { #( #props )* }
+                    impl ::core::clone::Clone for #s {
+                        #[inline]
+                        fn clone(&self) -> Self {
+                            *self
+                        }
+                    }
+                    impl ::core::marker::Copy for #s {}
                 });
-                dict = Some(quote! { #rt::ParamValue::Dict(::std::vec![ #( #pushes_d ),* ]) });
-                (
-                    quote!(#s),
-                    quote!(Dict),
-                    Constraint::Properties(quote!(&[#( #ranges ),*])),
-                )
+                dict = Some(numbers);
+                quote!(#s)
             }
             ("dict", _, true) => {
                 warnings.push(Diagnostic::warning(
@@ -407,52 +446,31 @@ fn emit_model(
             fdoc.push("- `None` leaves it out: FLORA uses its default".to_owned());
         }
         let fdoc = doc_attrs(&fdoc);
-        match (required, dict) {
-            (true, None) => {
-                fields.push(quote! { #fdoc pub #fi: #ty, });
-                pushes.push(quote! { p.push((#wire, #rt::ToParam::to_param(&self.#fi))); });
-            }
-            (false, None) => {
-                fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
-                pushes.push(quote! { #rt::push_param(&mut p, #wire, &self.#fi); });
-            }
-            (true, Some(value)) => {
-                fields.push(quote! { #fdoc pub #fi: #ty, });
-                pushes.push(quote! { let d = &self.#fi; p.push((#wire, #value)); });
-            }
-            (false, Some(value)) => {
-                fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
-                pushes.push(quote! {
-                    if let ::core::option::Option::Some(d) = &self.#fi {
-                        p.push((#wire, #value));
-                    }
-                });
-            }
+        if required {
+            fields.push(quote! { #fdoc pub #fi: #ty, });
+        } else {
+            fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
         }
-        // A struct literal, not a chain of const fn calls: evaluated at compile time, each
-        // call is interpreted, and a catalog has thousands of params.
-        let (min, max) = match extra {
-            Constraint::Range => (opt_f64(p.min), opt_f64(p.max)),
-            _ => (opt_f64(None), opt_f64(None)),
-        };
-        let (options, properties) = match extra {
-            Constraint::Options(o) => (o, quote!(&[])),
-            Constraint::Properties(ps) => (quote!(&[]), ps),
-            Constraint::None | Constraint::Range => (quote!(&[]), quote!(&[])),
-        };
-        infos.push(quote! {
-            #rt::ParamInfo {
-                name: #wire,
-                kind: #rt::ParamKind::#kind,
-                required: #required,
-                min: #min,
-                max: #max,
-                options: #options,
-                properties: #properties,
+        kept.push(entry_param(p, dict.as_deref()));
+        // A dict goes as an array of its numbers, named by the entry at run time.
+        values.push(match (required, dict) {
+            (_, None) => quote!(&self.#fi),
+            (true, Some(numbers)) => {
+                let ns = numbers.iter().map(|(_, n)| n);
+                quote!(&[ #( self.#fi.#ns ),* ])
+            }
+            (false, Some(numbers)) => {
+                let ns = numbers.iter().map(|(_, n)| n);
+                quote!(&self.#fi.map(|d| [ #( d.#ns ),* ]))
             }
         });
     }
     let (id, kind) = (&m.model_id, &m.kind);
+    // Compact, and only what the check reads: the literal's bytes are compiled too.
+    let entry = serde_json::json!({
+        "model_id": m.model_id, "name": m.name, "type": m.kind, "params": kept,
+    });
+    let json = raw_string(&entry.to_string()).map_err(bad)?;
     // What one output is parsed into: the URL type of the model's media, text as a string.
     let output = match kind.as_str() {
         "image" => quote!(#rt::ImageUrl),
@@ -463,29 +481,30 @@ fn emit_model(
     };
     let tokens = quote! {
         #doc
-        // Debug and Clone only: each derived impl costs compile time in every crate of
-        // hundreds of models, and a request is compared through `Model::params` if at all.
-        #[derive(Debug, Clone)]
+        // Clone only: each derived impl costs compile time in every crate of hundreds of
+        // models. `Debug` is one call into the runtime.
+        #[derive(Clone)]
         pub struct #st {
             /// The prompt (not empty).
             pub prompt: ::std::string::String,
             #( #fields )*
+        }
+        impl ::core::fmt::Debug for #st {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                #rt::debug_model(self, f)
+            }
         }
         #( #extra_items )*
         impl #rt::Model for #st {
             const INFO: #rt::ModelInfo = #rt::ModelInfo {
                 model_id: #id,
                 kind: #kind,
-                params: &[ #( #infos ),* ],
+                json: #json,
             };
             type Output = #output;
-            fn prompt(&self) -> &str {
-                &self.prompt
-            }
-            fn params(&self) -> ::std::vec::Vec<(&'static str, #rt::ParamValue)> {
-                let mut p = ::std::vec::Vec::new();
-                #( #pushes )*
-                p
+            #[inline]
+            fn fields(&self) -> #rt::Fields<'_> {
+                #rt::Fields::new(&self.prompt, &[ #( #values ),* ])
             }
         }
     };

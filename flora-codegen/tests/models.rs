@@ -1,5 +1,6 @@
-//! Typed models (work in progress, issue 30): a catalog entry with every param type becomes a
-//! struct, enums for options, a struct of checked numbers for a dict, and one `Model` impl.
+//! Typed models (issue 30): a catalog entry with every param type becomes a struct, a marker
+//! type with constants for options, a struct of numbers for a dict, a `Debug` that calls the
+//! runtime, and one `Model` impl holding the entry as JSON.
 
 #[test]
 fn a_model_with_every_param_type_generates_and_warns_about_what_it_leaves_out() {
@@ -18,4 +19,52 @@ fn a_model_with_every_param_type_generates_and_warns_about_what_it_leaves_out() 
     );
     insta::assert_snapshot!("model_every_param", out["t2i_every_param.rs"]);
     insta::assert_snapshot!("models_mod", out["mod.rs"]);
+}
+
+/// Catalog text that would end a raw string (`"#`, `"##`) or break a Rust string is kept
+/// whole: the entry `INFO` holds is valid Rust and parses back to the catalog's strings.
+#[test]
+fn hostile_catalog_strings_survive_in_the_generated_entry() {
+    let text = serde_json::json!({
+        "model_id": "t2i-hostile", "name": "Quote \"# and \"## and \\ and \u{2028}",
+        "type": "image",
+        "params": [{"name": "mode", "type": "string", "required": false,
+                    "options": [{"label": "End \"#", "value": "a\"##b"},
+                                {"label": "Plain", "value": "plain"}]}]
+    })
+    .to_string();
+    let files = [flora_codegen::SchemaFile::new(
+        "schemas/models/t2i-hostile.json",
+        text.as_str(),
+    )];
+    let (out, _) =
+        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
+    let code = &out["t2i_hostile.rs"];
+    let file = syn::parse_file(code).expect("the generated file is Rust");
+    let json = find_json_literal(&file).expect("INFO has a `json` literal");
+    let entry: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(entry["name"], "Quote \"# and \"## and \\ and \u{2028}");
+    assert_eq!(entry["params"][0]["options"][0]["value"], "a\"##b");
+    assert_eq!(entry["params"][0]["options"][0]["label"], "End \"#");
+}
+
+/// The string value of the `json: …` field in the generated `INFO`.
+fn find_json_literal(file: &syn::File) -> Option<String> {
+    use syn::{Expr, ImplItem, Item, Lit};
+    for item in &file.items {
+        let Item::Impl(imp) = item else { continue };
+        for it in &imp.items {
+            let ImplItem::Const(c) = it else { continue };
+            let Expr::Struct(s) = &c.expr else { continue };
+            for f in &s.fields {
+                let is_json = matches!(&f.member, syn::Member::Named(n) if n == "json");
+                if let (true, Expr::Lit(l)) = (is_json, &f.expr)
+                    && let Lit::Str(s) = &l.lit
+                {
+                    return Some(s.value());
+                }
+            }
+        }
+    }
+    None
 }

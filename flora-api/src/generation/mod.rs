@@ -36,7 +36,7 @@ mod charge;
 pub(crate) mod text;
 mod typed;
 
-pub use typed::{Model, checked_params};
+pub use typed::{Model, checked_params, debug_model};
 
 pub use charge::Charge;
 use charge::wait_settled;
@@ -293,7 +293,7 @@ fn checked<M: Model>(model: &M) -> Checked {
     Ok((
         M::INFO.model_id.to_owned(),
         M::INFO.kind.to_owned(),
-        model.prompt().to_owned(),
+        model.fields().prompt.to_owned(),
         params,
     ))
 }

@@ -3,7 +3,10 @@
 
 use crate::Client;
 use crate::error::Error;
-use crate::model::{ModelInfo, ParamInfo, ParamRule, ParamValue, check_params};
+use std::fmt;
+
+use crate::ModelSchema;
+use crate::model::{Fields, ModelInfo, ParamValue, check_params};
 
 use super::{GenerateFuture, GenerationStartFuture};
 
@@ -26,10 +29,9 @@ pub trait Model {
     /// What one output of a generation is parsed into: the URL type of the model's media
     /// type (`ImageUrl` for an image model, …), or `String` for a text model.
     type Output: crate::technique::OutputValue;
-    /// The prompt.
-    fn prompt(&self) -> &str;
-    /// The params given (those left `None` are left out: FLORA uses its defaults).
-    fn params(&self) -> Vec<(&'static str, ParamValue)>;
+    /// The prompt and each param's value, in the order of the params of `INFO`'s entry
+    /// (those left `None` are left out: FLORA uses its defaults).
+    fn fields(&self) -> Fields<'_>;
 
     /// Checks the params, generates, and waits for the typed outputs and the settled charge
     /// ([`Client::generate`]).
@@ -58,71 +60,137 @@ pub trait Model {
 pub fn checked_params<M: Model>(
     model: &M,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let info = M::INFO;
+    let schema = M::INFO.schema()?;
+    let fields = model.fields();
+    let params = to_params(M::INFO.model_id, &schema, &fields.values)?;
+    check_params(M::INFO.model_id, fields.prompt, &schema.rules(), &params)?;
+    Ok(params)
+}
+
+/// The `params` object of a struct's values, named by its catalog entry.
+fn to_params(
+    model_id: &str,
+    schema: &ModelSchema,
+    values: &[Option<ParamValue>],
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    if values.len() != schema.params.len() {
+        return Err(Error::InvalidInput(format!(
+            "the generated code of model `{model_id}` has {} param fields for the {} params of \
+             its catalog entry; nothing was sent: regenerate it",
+            values.len(),
+            schema.params.len()
+        )));
+    }
     let mut out = serde_json::Map::new();
-    for (name, value) in model.params() {
+    for (param, value) in schema.params.iter().zip(values) {
+        let Some(value) = value else { continue };
+        let name = &param.name;
         if let ParamValue::Float(x) = value
             && !x.is_finite()
         {
             // JSON has no NaN or infinity: named here, before it would become `null`.
             return Err(Error::InvalidInput(format!(
-                "model `{}`: param `{name}` is {x}, not a finite number; nothing was sent",
-                info.model_id
+                "model `{model_id}`: param `{name}` is {x}, not a finite number; nothing was sent"
             )));
         }
-        if let ParamValue::Dict(numbers) = &value
-            && let Some((key, x)) = numbers.iter().find(|(_, x)| !x.is_finite())
+        let keys: Vec<&str> = param.properties.keys().map(String::as_str).collect();
+        if let ParamValue::Dict(numbers) = value
+            && let Some((key, x)) = keys.iter().zip(numbers).find(|(_, x)| !x.is_finite())
         {
             return Err(Error::InvalidInput(format!(
-                "model `{}`: param `{name}.{key}` is {x}, not a finite number; nothing was sent",
-                info.model_id
+                "model `{model_id}`: param `{name}.{key}` is {x}, not a finite number; nothing \
+                 was sent"
             )));
         }
-        out.insert(name.to_owned(), value.to_json());
+        out.insert(name.clone(), value.to_json(&keys));
     }
-    let rules: Vec<ParamRule<'static>> = info.params.iter().map(ParamInfo::rule).collect();
-    check_params(info.model_id, model.prompt(), &rules, &out)?;
     Ok(out)
+}
+
+/// `Debug` of a generated model struct, written once here rather than derived per model (a
+/// derived impl per model costs compile time in a crate of hundreds): the struct's name, its
+/// prompt, and each param as it would be sent (`None` for one left out). A hand-written
+/// [`Model`] can use it too.
+pub fn debug_model<M: Model>(model: &M, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let name = std::any::type_name::<M>();
+    let name = name.rsplit("::").next().unwrap_or(name);
+    let fields = model.fields();
+    let mut out = f.debug_struct(name);
+    out.field("prompt", &fields.prompt);
+    match M::INFO.schema() {
+        Ok(schema) if schema.params.len() == fields.values.len() => {
+            for (param, value) in schema.params.iter().zip(&fields.values) {
+                let keys: Vec<&str> = param.properties.keys().map(String::as_str).collect();
+                let value = value.as_ref().map(|v| v.to_json(&keys));
+                out.field(&param.name, &ShowJson(value));
+            }
+        }
+        _ => {
+            out.field("params", &fields.values);
+        }
+    }
+    out.finish()
+}
+
+/// A param's value in `Debug`: JSON as sent, `None` when left out.
+struct ShowJson(Option<serde_json::Value>);
+
+impl fmt::Debug for ShowJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("None"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ParamInfo, ParamKind, push_param};
-
-    /// Written as flora-codegen will write a model.
-    #[derive(Debug, Default)]
+    /// Written as flora-codegen writes a model.
+    #[derive(Clone, Default)]
     struct Flux {
         prompt: String,
         aspect_ratio: Option<String>,
         steps: Option<i64>,
         seed: Option<u64>,
         guidance: Option<f64>,
+        lora: Option<[f64; 2]>,
+    }
+
+    impl fmt::Debug for Flux {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            debug_model(self, f)
+        }
     }
 
     impl Model for Flux {
         const INFO: ModelInfo = ModelInfo {
             model_id: "t2i-flux",
             kind: "image",
-            params: &[
-                ParamInfo::new("aspect_ratio", ParamKind::String, false)
-                    .options(&["square_1_1", "landscape_16_9"]),
-                ParamInfo::new("steps", ParamKind::Int, false).range(Some(1.0), Some(50.0)),
-                ParamInfo::new("seed", ParamKind::Seed, false),
-                ParamInfo::new("guidance", ParamKind::Float, false).range(Some(0.0), Some(10.0)),
-            ],
+            json: r#"{"model_id": "t2i-flux", "name": "Flux", "type": "image", "params": [
+                {"name": "aspect_ratio", "type": "string", "required": false,
+                 "options": [{"value": "square_1_1", "label": "Square"},
+                             {"value": "landscape_16_9", "label": "Wide"}]},
+                {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50},
+                {"name": "seed", "type": "seed", "required": false},
+                {"name": "guidance", "type": "float", "required": false, "min": 0, "max": 10},
+                {"name": "lora", "type": "dict", "required": false, "properties": {
+                    "scale": {"min": 0, "max": 2}, "strength": {"min": 0, "max": 1}}}
+            ]}"#,
         };
         type Output = crate::ImageUrl;
-        fn prompt(&self) -> &str {
-            &self.prompt
-        }
-        fn params(&self) -> Vec<(&'static str, ParamValue)> {
-            let mut p = Vec::new();
-            push_param(&mut p, "aspect_ratio", &self.aspect_ratio);
-            push_param(&mut p, "steps", &self.steps);
-            push_param(&mut p, "seed", &self.seed);
-            push_param(&mut p, "guidance", &self.guidance);
-            p
+        fn fields(&self) -> Fields<'_> {
+            Fields::new(
+                &self.prompt,
+                &[
+                    &self.aspect_ratio,
+                    &self.steps,
+                    &self.seed,
+                    &self.guidance,
+                    &self.lora,
+                ],
+            )
         }
     }
 
@@ -158,7 +226,87 @@ mod tests {
             ..Flux::default()
         });
         assert!(e.contains("`guidance`"), "{e}");
+        let e = err(Flux {
+            prompt: "a".into(),
+            lora: Some([1.0, 1.5]),
+            ..Flux::default()
+        });
+        assert!(e.contains("`lora.strength` is 1.5, not from 0 to 1"), "{e}");
+        let e = err(Flux {
+            prompt: "a".into(),
+            lora: Some([f64::INFINITY, 0.5]),
+            ..Flux::default()
+        });
+        assert!(
+            e.contains("`lora.scale` is inf, not a finite number"),
+            "{e}"
+        );
         let e = err(Flux::default());
         assert!(e.contains("prompt is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_dict_is_sent_as_its_named_numbers() {
+        let m = Flux {
+            prompt: "a".into(),
+            lora: Some([1.5, 0.25]),
+            ..Flux::default()
+        };
+        let sent = checked_params(&m).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(sent),
+            serde_json::json!({"lora": {"scale": 1.5, "strength": 0.25}})
+        );
+    }
+
+    #[test]
+    fn debug_shows_each_param_as_sent_and_none_for_one_left_out() {
+        let m = Flux {
+            prompt: "a cat".into(),
+            aspect_ratio: Some("square_1_1".into()),
+            lora: Some([1.0, 0.5]),
+            ..Flux::default()
+        };
+        assert_eq!(
+            format!("{m:?}"),
+            "Flux { prompt: \"a cat\", aspect_ratio: \"square_1_1\", steps: None, seed: None, \
+             guidance: None, lora: {\"scale\":1.0,\"strength\":0.5} }"
+        );
+    }
+
+    /// A hand edit of the generated JSON is an error naming the model, never a panic.
+    #[test]
+    fn a_damaged_catalog_entry_is_an_error_with_nothing_sent() {
+        struct Damaged;
+        impl Model for Damaged {
+            const INFO: ModelInfo = ModelInfo {
+                model_id: "t2i-damaged",
+                kind: "image",
+                json: "{\"model_id\": \"t2i-damaged\", \"params\": [",
+            };
+            type Output = crate::ImageUrl;
+            fn fields(&self) -> Fields<'_> {
+                Fields::new("a", &[])
+            }
+        }
+        let e = checked_params(&Damaged).unwrap_err().to_string();
+        assert!(
+            e.contains("t2i-damaged") && e.contains("regenerate") && e.contains("nothing was sent"),
+            "{e}"
+        );
+        struct Misaligned;
+        impl Model for Misaligned {
+            const INFO: ModelInfo = ModelInfo {
+                model_id: "t2i-flux",
+                kind: "image",
+                json: Flux::INFO.json,
+            };
+            type Output = crate::ImageUrl;
+            fn fields(&self) -> Fields<'_> {
+                Fields::new("a", &[&Some(3_i64)])
+            }
+        }
+        let e = checked_params(&Misaligned).unwrap_err().to_string();
+        assert!(e.contains("1 param fields for the 5 params"), "{e}");
     }
 }

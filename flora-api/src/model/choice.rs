@@ -11,7 +11,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
-use super::{ParamValue, ToParam};
+use super::{ParamField, ParamValue, ToParam};
 
 /// One allowed value of an `options` param of a generated model; `P` is the param's marker
 /// type, whose constants are the allowed values.
@@ -88,6 +88,11 @@ impl<P> fmt::Display for Choice<P> {
 impl<P> ToParam for Choice<P> {
     fn to_param(&self) -> ParamValue {
         ParamValue::String(self.wire.to_owned())
+    }
+}
+impl<P> ParamField for Choice<P> {
+    fn param_value(&self) -> Option<ParamValue> {
+        Some(self.to_param())
     }
 }
 

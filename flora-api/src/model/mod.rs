@@ -30,68 +30,21 @@ pub enum ParamKind {
     Dict,
 }
 
-/// One parameter of a model, as the catalog describes it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ParamInfo {
-    /// The key sent in `params`.
-    pub name: &'static str,
-    /// Its type.
-    pub kind: ParamKind,
-    /// The model requires it.
-    pub required: bool,
-    /// The least number allowed (numbers only).
-    pub min: Option<f64>,
-    /// The greatest number allowed (numbers only).
-    pub max: Option<f64>,
-    /// The allowed values (`string` with options only).
-    pub options: &'static [&'static str],
-    /// The named numbers of a `dict`, each with its range: `(name, min, max)`.
-    pub properties: &'static [(&'static str, f64, f64)],
-}
-
-impl ParamInfo {
-    /// A parameter of `kind` with no constraint: add them with the other constructors.
-    pub const fn new(name: &'static str, kind: ParamKind, required: bool) -> Self {
-        ParamInfo {
-            name,
-            kind,
-            required,
-            min: None,
-            max: None,
-            options: &[],
-            properties: &[],
-        }
-    }
-
-    /// With a numeric range.
-    pub const fn range(mut self, min: Option<f64>, max: Option<f64>) -> Self {
-        self.min = min;
-        self.max = max;
-        self
-    }
-
-    /// With its allowed values.
-    pub const fn options(mut self, options: &'static [&'static str]) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// With a dict's named numbers.
-    pub const fn properties(mut self, properties: &'static [(&'static str, f64, f64)]) -> Self {
-        self.properties = properties;
-        self
-    }
-}
-
-/// A model's catalog entry, as generated code knows it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A model's catalog entry, as generated code keeps it: the id and type sent with each
+/// generation, and the entry itself as JSON, which the runtime reads when it checks or
+/// shows a value ([`ModelInfo::schema`]). JSON rather than Rust constants because a crate
+/// holds hundreds of models and a string costs almost nothing to compile (bench 2), and
+/// because the typed check then reads the same [`ModelSchema`](crate::ModelSchema) as
+/// `floret generate` does from the live catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelInfo {
     /// `model_id`, sent as `model`.
     pub model_id: &'static str,
     /// `image`, `video`, `audio` or `text`, sent as `type`.
     pub kind: &'static str,
-    /// Its parameters.
-    pub params: &'static [ParamInfo],
+    /// The catalog entry as JSON, holding exactly the params the struct has, in the order of
+    /// its fields (a param of a type the generator did not know is left out of both).
+    pub json: &'static str,
 }
 
 /// A parameter's value, ready to send.
@@ -110,12 +63,13 @@ pub enum ParamValue {
     Seed(u64),
     /// A float.
     Float(f64),
-    /// Named numbers.
-    Dict(Vec<(&'static str, f64)>),
+    /// A dict's numbers, in the order of its param's `properties` (by name).
+    Dict(Vec<f64>),
 }
 
 impl ParamValue {
-    pub(crate) fn to_json(&self) -> serde_json::Value {
+    /// As JSON; a dict's numbers are named by `property_names`, in order.
+    pub(crate) fn to_json(&self, property_names: &[&str]) -> serde_json::Value {
         use serde_json::{Value, json};
         match self {
             ParamValue::String(s) => Value::String(s.clone()),
@@ -124,9 +78,13 @@ impl ParamValue {
             ParamValue::Int(i) => json!(i),
             ParamValue::Seed(u) => json!(u),
             ParamValue::Float(f) => json!(f),
-            ParamValue::Dict(d) => {
-                Value::Object(d.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
-            }
+            ParamValue::Dict(d) => Value::Object(
+                property_names
+                    .iter()
+                    .zip(d)
+                    .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -168,15 +126,59 @@ impl ToParam for f64 {
     }
 }
 
-/// Pushes `value` as param `name` unless it is `None` (generated code calls this).
-#[doc(hidden)]
-pub fn push_param<T: ToParam>(
-    params: &mut Vec<(&'static str, ParamValue)>,
-    name: &'static str,
-    value: &Option<T>,
-) {
-    if let Some(v) = value {
-        params.push((name, v.to_param()));
+impl<const N: usize> ToParam for [f64; N] {
+    fn to_param(&self) -> ParamValue {
+        ParamValue::Dict(self.to_vec())
+    }
+}
+
+/// A generated struct's field as a param: `None` leaves the param out. One impl per field
+/// type, written once here, so a generated model needs no per-param code.
+pub trait ParamField {
+    /// The value to send, if any.
+    fn param_value(&self) -> Option<ParamValue>;
+}
+
+impl<T: ToParam> ParamField for Option<T> {
+    fn param_value(&self) -> Option<ParamValue> {
+        self.as_ref().map(ToParam::to_param)
+    }
+}
+
+macro_rules! required_fields {
+    ($($t:ty),*) => {$(
+        impl ParamField for $t {
+            fn param_value(&self) -> Option<ParamValue> {
+                Some(self.to_param())
+            }
+        }
+    )*};
+}
+required_fields!(String, Vec<String>, bool, i64, u64, f64);
+
+impl<const N: usize> ParamField for [f64; N] {
+    fn param_value(&self) -> Option<ParamValue> {
+        Some(self.to_param())
+    }
+}
+
+/// A model struct's prompt and param values ([`Model::fields`](crate::Model::fields)): the
+/// values in the order of the params of its [`ModelInfo::json`] entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields<'a> {
+    /// The prompt.
+    pub prompt: &'a str,
+    /// Each param's value; `None` leaves it out.
+    pub values: Vec<Option<ParamValue>>,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of a generated struct: its prompt and its params' fields, in order.
+    pub fn new(prompt: &'a str, fields: &[&dyn ParamField]) -> Self {
+        Fields {
+            prompt,
+            values: fields.iter().map(|f| f.param_value()).collect(),
+        }
     }
 }
 
@@ -210,8 +212,8 @@ impl ParamKind {
     }
 }
 
-/// One param's constraints, borrowed from generated code ([`ParamInfo`]) or from a live
-/// catalog entry ([`ModelSchema`](crate::ModelSchema)): what [`check_params`] checks.
+/// One param's constraints, borrowed from a catalog entry ([`ModelSchema`](crate::ModelSchema)),
+/// live or kept by generated code: what [`check_params`] checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamRule<'a> {
     /// The key sent in `params`.
@@ -228,21 +230,6 @@ pub struct ParamRule<'a> {
     pub options: Vec<&'a str>,
     /// A dict's named numbers with their ranges.
     pub properties: Vec<(&'a str, f64, f64)>,
-}
-
-impl ParamInfo {
-    /// Its constraints, for [`check_params`].
-    pub fn rule(&self) -> ParamRule<'static> {
-        ParamRule {
-            name: self.name,
-            kind: self.kind,
-            required: self.required,
-            min: self.min,
-            max: self.max,
-            options: self.options.to_vec(),
-            properties: self.properties.to_vec(),
-        }
-    }
 }
 
 /// The one check of a generation's prompt and params against its model's catalog entry,

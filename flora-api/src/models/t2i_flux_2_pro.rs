@@ -6,7 +6,7 @@
 /// - About 4 credits and 25 s a generation
 /// - Every param is checked against the catalog before any request: FLORA itself bills an unknown value with its default
 /// - `generate` and `start` come with the `Model` trait: bring it into scope
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct T2iFlux2Pro {
     /// The prompt (not empty).
     pub prompt: ::std::string::String,
@@ -14,29 +14,20 @@ pub struct T2iFlux2Pro {
     /// - `None` leaves it out: FLORA uses its default
     pub aspect_ratio: ::core::option::Option<::std::string::String>,
 }
+impl ::core::fmt::Debug for T2iFlux2Pro {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        ::flora_api::debug_model(self, f)
+    }
+}
 impl ::flora_api::Model for T2iFlux2Pro {
     const INFO: ::flora_api::ModelInfo = ::flora_api::ModelInfo {
         model_id: "t2i-flux-2-pro",
         kind: "image",
-        params: &[
-            ::flora_api::ParamInfo {
-                name: "aspect_ratio",
-                kind: ::flora_api::ParamKind::String,
-                required: false,
-                min: ::core::option::Option::None,
-                max: ::core::option::Option::None,
-                options: &[],
-                properties: &[],
-            },
-        ],
+        json: r#"{"model_id":"t2i-flux-2-pro","name":"t2i-flux-2-pro","params":[{"name":"aspect_ratio","required":false,"type":"string"}],"type":"image"}"#,
     };
     type Output = ::flora_api::ImageUrl;
-    fn prompt(&self) -> &str {
-        &self.prompt
-    }
-    fn params(&self) -> ::std::vec::Vec<(&'static str, ::flora_api::ParamValue)> {
-        let mut p = ::std::vec::Vec::new();
-        ::flora_api::push_param(&mut p, "aspect_ratio", &self.aspect_ratio);
-        p
+    #[inline]
+    fn fields(&self) -> ::flora_api::Fields<'_> {
+        ::flora_api::Fields::new(&self.prompt, &[&self.aspect_ratio])
     }
 }

@@ -28,9 +28,25 @@ impl FakeFlora {
     /// a quote (the estimate), and a completed run is charged twice it unless
     /// [`charges`](ModelRuleBuilder::charges) says otherwise.
     pub fn model<M: crate::Model>(&self) -> ModelRuleBuilder {
-        // The catalog's required fields generated code does not keep: the fake's own values.
-        let mut schema = crate::ModelSchema::from(&M::INFO);
-        schema.provider = Some("FakeFlora".to_owned());
+        // The entry the code was generated from; the fake's own estimate, which its quotes
+        // and charges are made of (see above). An entry that does not parse (hand-edited
+        // generated code) is listed with its id and type only: generating then fails with
+        // the error that says to regenerate.
+        let mut schema = M::INFO.schema().unwrap_or_else(|_| crate::ModelSchema {
+            model_id: M::INFO.model_id.to_owned(),
+            name: M::INFO.model_id.to_owned(),
+            kind: M::INFO.kind.to_owned(),
+            provider: None,
+            capabilities: Vec::new(),
+            estimated_credits: None,
+            estimated_seconds: None,
+            params: Vec::new(),
+            beta: None,
+            extra: crate::wire::Extra::default(),
+        });
+        schema
+            .provider
+            .get_or_insert_with(|| "FakeFlora".to_owned());
         schema.estimated_credits = Some(10.0);
         schema.estimated_seconds = Some(10.0);
         self.model_schema(&schema)

@@ -74,10 +74,11 @@ pub fn instructions(n: usize) -> Result<String, String> {
             slope / 1e6
         );
     }
+    let ratio = per[1] / per[0];
     let _ = writeln!(
         report,
-        "\nA model costs {:.2}× a technique (budget: at most 1×).",
-        per[1] / per[0]
+        "\nA model costs {ratio:.3}× a technique (budget: at most 1×): {}.",
+        if ratio <= 1.0 { "met" } else { "NOT met" }
     );
     Ok(report)
 }

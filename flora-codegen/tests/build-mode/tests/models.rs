@@ -45,6 +45,33 @@ fn a_generated_model_sends_its_typed_params_and_leaves_out_what_is_none() {
 }
 
 #[test]
+fn debug_of_a_generated_model_shows_each_param_as_sent() {
+    let shown = format!("{:?}", every());
+    assert_eq!(
+        shown,
+        "T2iEveryParam { prompt: \"a cat\", aspect_ratio: \"landscape_16_9\", style: \"noir\", \
+         image_urls: [\"https://e.com/a.png\"], raw: true, steps: 30, frames: None, seed: 7, \
+         guidance: 2.5, lora: {\"scale\":1.0,\"strength\":1.5} }"
+    );
+    // A dict is `Copy`: one value serves two models.
+    let lora = T2iEveryParamLora {
+        scale: 2.0,
+        strength: 0.5,
+    };
+    let (a, b) = (
+        T2iEveryParam {
+            lora: Some(lora),
+            ..every()
+        },
+        T2iEveryParam {
+            lora: Some(lora),
+            ..every()
+        },
+    );
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
 fn out_of_range_numbers_are_refused_naming_param_range_and_model() {
     let err = |m: T2iEveryParam| flora_api::checked_params(&m).unwrap_err().to_string();
     let e = err(T2iEveryParam {
