@@ -477,3 +477,89 @@ async fn two_lost_answers_are_told_apart_by_their_listed_prompts() {
         assert_eq!(run.extra["prompt"], item["inputs"]["prompt"][0], "{item}");
     }
 }
+
+/// FLUX as generated code holds it: the catalog entry of `common::models::flux` without
+/// `hologram`, whose type the generator does not know.
+#[derive(Clone, Default)]
+struct TypedFlux {
+    prompt: String,
+    aspect_ratio: Option<String>,
+    steps: Option<i64>,
+}
+
+impl flora_api::Model for TypedFlux {
+    const INFO: flora_api::ModelInfo = flora_api::ModelInfo {
+        model_id: MODEL,
+        kind: "image",
+        json: r#"{"model_id": "t2i-flux-2-pro", "name": "FLUX.2 [pro]", "type": "image",
+            "params": [
+                {"name": "aspect_ratio", "type": "string", "required": false,
+                 "options": [{"label": "Square", "value": "square_1_1"},
+                             {"label": "Landscape 16:9", "value": "landscape_16_9"}]},
+                {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50}
+            ]}"#,
+    };
+    type Output = flora_api::ImageUrl;
+    fn fields(&self) -> flora_api::Fields<'_> {
+        flora_api::Fields::new(&self.prompt, &[&self.aspect_ratio, &self.steps])
+    }
+}
+
+/// Typed model values pushed into a batch in code: a wrong value is refused when the item
+/// is made (nothing sent), and each row sends exactly its value's params, one generation a
+/// row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_model_values_make_batch_rows_that_send_their_own_params() {
+    use flora_api::batch::PlanItem;
+    let fake = FakeFlora::new();
+    fake.model_schema(&flux()).completes();
+    let client = fake.client();
+    let values = [
+        TypedFlux {
+            prompt: "a cat".into(),
+            aspect_ratio: Some("landscape_16_9".into()),
+            steps: Some(20),
+        },
+        TypedFlux {
+            prompt: "a dog".into(),
+            ..TypedFlux::default()
+        },
+    ];
+    let items: Vec<PlanItem> = values
+        .iter()
+        .map(|v| PlanItem::generation(v.prompt.replace(' ', "-"), v).unwrap())
+        .collect();
+    let e = PlanItem::generation(
+        "bad",
+        &TypedFlux {
+            steps: Some(99),
+            ..values[0].clone()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`steps` is 99, not from 1 to 50"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = BatchOptions {
+        poll: Some(
+            flora_api::PollPolicy::default()
+                .initial_delay(Duration::from_millis(5))
+                .interval(Duration::from_millis(5)),
+        ),
+        ..BatchOptions::default()
+    };
+    let batch =
+        Batch::create_generations(&client, &dir.path().join("j.db"), &flux(), &items, options)
+            .await
+            .unwrap();
+    let summary = batch.run().await.unwrap();
+    assert_eq!(summary.completed, 2, "{summary:?}");
+    let sent = fake.generations();
+    assert_eq!(sent.len(), 2, "one generation a row");
+    for v in &values {
+        let row = sent.iter().find(|g| g.prompt == v.prompt).unwrap();
+        let want = serde_json::Value::Object(flora_api::checked_params(v).unwrap());
+        assert_eq!(row.params, want, "{}", v.prompt);
+    }
+}

@@ -79,6 +79,70 @@ impl ModelTarget {
     }
 }
 
+impl PlanItem {
+    /// An item from a typed model value (a generated struct), checked now like a single
+    /// generation (`Err` naming the param, nothing sent) and kept as the row a plan file would
+    /// hold: the prompt and each param as text, read back by the model's param types when the
+    /// batch is created. Run the items with [`Batch::create_generations`](crate::batch::Batch::create_generations):
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
+    /// use flora_api::Model;
+    /// use flora_api::batch::{Batch, BatchOptions, PlanItem};
+    /// use flora_api::models::T2iFlux2Pro;
+    /// let items = ["a cat", "a dog"]
+    ///     .iter()
+    ///     .map(|prompt| {
+    ///         let m = T2iFlux2Pro { prompt: prompt.to_string(), aspect_ratio: None };
+    ///         PlanItem::generation(*prompt, &m)
+    ///     })
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let model = client.model(T2iFlux2Pro::INFO.model_id).await?; // the live entry
+    /// let batch = Batch::create_generations(&client, "pets.journal".as_ref(), &model, &items,
+    ///     BatchOptions::default()).await?;
+    /// println!("{:?}", batch.run().await?);
+    /// # Ok(()) }
+    /// ```
+    pub fn generation<M: crate::Model>(key: impl Into<String>, model: &M) -> Result<Self, Error> {
+        let params = crate::generation::checked_params(model)?;
+        let mut values = PlanValues::default();
+        values.push(PROMPT, model.fields().prompt);
+        for (name, value) in params {
+            let texts = texts_of(&value);
+            let refuse = |what: &str| {
+                Error::InvalidInput(format!(
+                    "model `{}`: param `{name}` {what}, which a batch row cannot hold",
+                    M::INFO.model_id
+                ))
+            };
+            if let Value::Object(numbers) = &value
+                && numbers.keys().any(|k| k.contains('='))
+            {
+                return Err(refuse("has a number whose name holds `=`"));
+            }
+            if texts.is_empty() {
+                return Err(refuse("is an empty list (leave it `None`)"));
+            }
+            for text in texts {
+                values.push(name.clone(), text);
+            }
+        }
+        Ok(PlanItem::new(key, values))
+    }
+}
+
+/// A checked param value as the texts of a plan cell (the reading of
+/// `crate::generation::text::param_from_text` gives it back): a list's items, a dict's
+/// `NAME=X` pairs, one text otherwise.
+fn texts_of(value: &Value) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    match value {
+        Value::Array(items) => items.iter().map(text).collect(),
+        Value::Object(numbers) => numbers.iter().map(|(k, x)| format!("{k}={x}")).collect(),
+        other => vec![text(other)],
+    }
+}
+
 /// What one generation of `model` is listed at, USD.
 pub(crate) fn run_cost(model: &ModelSchema) -> Option<f64> {
     model.estimated_credits.map(|c| c * USD_PER_CREDIT)
@@ -178,4 +242,32 @@ pub(super) async fn start(
         })
         .await?;
     created.ok_or_else(|| Error::Config("a generation's start returned no created run".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::texts_of;
+    use crate::generation::text::param_from_text;
+    use crate::model::ParamKind;
+    use serde_json::json;
+
+    /// A typed value kept as a plan row's texts reads back as the same value.
+    #[test]
+    fn a_value_as_plan_texts_reads_back_the_same_for_every_param_type() {
+        let cases = [
+            (ParamKind::String, json!("a \"quoted\" = value")),
+            (ParamKind::Strings, json!(["https://e.com/a.png", "b"])),
+            (ParamKind::Bool, json!(false)),
+            (ParamKind::Int, json!(-7)),
+            (ParamKind::Seed, json!(18_446_744_073_709_551_615_u64)),
+            (ParamKind::Float, json!(0.1)),
+            (ParamKind::Float, json!(1e300)),
+            (ParamKind::Dict, json!({"scale": 1.5, "strength": 0.0})),
+        ];
+        for (kind, value) in cases {
+            let texts = texts_of(&value);
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            assert_eq!(param_from_text(kind, &texts), Ok(value.clone()), "{kind:?}");
+        }
+    }
 }
