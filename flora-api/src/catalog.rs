@@ -146,11 +146,11 @@ impl ModelInfo {
                 self.model_id
             ))
         })?;
-        if schema.model_id != self.model_id {
+        if (schema.model_id.as_str(), schema.kind.as_str()) != (self.model_id, self.kind) {
             return Err(Error::InvalidInput(format!(
-                "the generated code of model `{}` holds the catalog entry of `{}`; nothing was \
-                 sent: regenerate it",
-                self.model_id, schema.model_id
+                "the generated code of model `{}` ({}) holds the catalog entry of `{}` ({}); \
+                 nothing was sent: regenerate it",
+                self.model_id, self.kind, schema.model_id, schema.kind
             )));
         }
         Ok(schema)

@@ -106,14 +106,22 @@ impl Client {
 }
 
 /// Every difference between a generated model's params and its live catalog entry: the
-/// code's params in order, then live params the code does not know. A live param of a type
-/// this version cannot check was left out of the code on purpose, so it is not a difference.
+/// code's params in order, then live params the code does not know. What the generator left
+/// out on purpose is not a difference: a live param of a type this version cannot check, and
+/// the params and dict numbers the generated entry lists under `left_out` (no Rust name, or
+/// one another param or number has).
 #[cfg(feature = "models")]
 pub(crate) fn compare_params(
     generated: &crate::ModelSchema,
     live: &crate::ModelSchema,
 ) -> Vec<Drift> {
     use crate::ParamKind;
+    let left_out: Vec<&str> = generated
+        .extra
+        .get("left_out")
+        .and_then(serde_json::Value::as_array)
+        .map(|names| names.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     let mut changed = |name: &str, change: String| {
         out.push(Drift::ParamChanged {
@@ -170,6 +178,7 @@ pub(crate) fn compare_params(
         let live_props: Vec<(&str, f64, f64)> = l
             .properties
             .iter()
+            .filter(|(k, _)| !left_out.contains(&format!("{}.{k}", l.name).as_str()))
             .map(|(k, r)| (k.as_str(), r.min, r.max))
             .collect();
         if !g.properties.is_empty() && g.properties != live_props {
@@ -197,7 +206,9 @@ pub(crate) fn compare_params(
     for l in &live.params {
         let checkable = ParamKind::from_wire(&l.kind)
             .is_some_and(|k| k != ParamKind::Dict || !l.properties.is_empty());
-        if checkable && !generated.params.iter().any(|g| g.name == l.name) {
+        let known = generated.params.iter().any(|g| g.name == l.name)
+            || left_out.contains(&l.name.as_str());
+        if checkable && !known {
             out.push(Drift::ParamAdded {
                 name: l.name.clone(),
                 kind: l.kind.clone(),
@@ -282,6 +293,26 @@ mod tests {
             ]
         );
         assert!(compare(&inputs[..1], &[], &live_in[..1], &[]).is_empty());
+    }
+
+    #[cfg(feature = "models")]
+    #[test]
+    fn what_the_generator_left_out_is_not_model_drift() {
+        let generated: crate::ModelSchema = serde_json::from_value(serde_json::json!({
+            "model_id": "t2i-x", "name": "X", "type": "image", "left_out": ["prompt", "lora.%%"],
+            "params": [{"name": "lora", "type": "dict", "properties": {"scale": {"min": 0, "max": 2}}}]
+        }))
+        .unwrap();
+        let live: crate::ModelSchema = serde_json::from_value(serde_json::json!({
+            "model_id": "t2i-x", "name": "X", "type": "image",
+            "params": [
+                {"name": "prompt", "type": "string"},
+                {"name": "lora", "type": "dict", "properties": {
+                    "scale": {"min": 0, "max": 2}, "%%": {"min": 0, "max": 1}}}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(compare_params(&generated, &live), []);
     }
 
     #[cfg(feature = "models")]

@@ -121,13 +121,54 @@ fn entry_param(
     serde_json::Value::Object(q)
 }
 
-/// The catalog entry as a raw string literal (`r#"…"#` with as many `#` as its text needs).
-fn raw_string(text: &str) -> Result<proc_macro2::Literal, String> {
-    let mut hashes = String::from("#");
-    while text.contains(&format!("\"{hashes}")) {
-        hashes.push('#');
+/// JSON text whose only `"` are its strings' delimiters and that is all ASCII: a quote
+/// inside a string is written `\u0022` and every non-ASCII character `\uXXXX`. So `r#"…"#`
+/// always holds it (a delimiter is never followed by `#`), and no catalog text can put a
+/// character rustc refuses in a literal (a bidi control) into the generated code.
+struct AsciiJson;
+
+impl serde_json::ser::Formatter for AsciiJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
     }
-    format!("r{hashes}\"{text}\"{hashes}")
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape;
+        match escape {
+            CharEscape::Quote => writer.write_all(b"\\u0022"),
+            other => serde_json::ser::CompactFormatter.write_char_escape(writer, other),
+        }
+    }
+}
+
+/// The entry as a raw string literal `r#"…"#` (see [`AsciiJson`]).
+fn entry_literal(entry: &serde_json::Value) -> Result<proc_macro2::Literal, String> {
+    use serde::Serialize;
+    let mut text = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, AsciiJson);
+    entry
+        .serialize(&mut ser)
+        .map_err(|e| format!("the catalog entry does not serialize: {e}"))?;
+    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+    format!("r#\"{text}\"#")
         .parse()
         .map_err(|e| format!("the catalog entry gives no string literal: {e}"))
 }
@@ -258,6 +299,7 @@ fn emit_model(
     // without a Rust name dropped), and the expression `fields` hands over for each.
     let mut kept = Vec::new();
     let mut values = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
     let mut taken: BTreeMap<String, String> = BTreeMap::new();
     taken.insert("prompt".to_owned(), "prompt".to_owned());
     for (i, p) in m.params.iter().enumerate() {
@@ -269,6 +311,7 @@ fn emit_model(
                 format!("param {:?} gives no Rust name; left out", p.name),
                 "FLORA uses its default for it",
             ));
+            left_out.push(p.name.clone());
             continue;
         };
         if let Some(other) = taken.insert(field.rust.clone(), p.name.clone()) {
@@ -281,6 +324,7 @@ fn emit_model(
                 ),
                 "FLORA uses its default for it",
             ));
+            left_out.push(p.name.clone());
             continue;
         }
         let wire = &p.name;
@@ -349,17 +393,32 @@ fn emit_model(
             ("dict", _, false) => {
                 let s = param_type(&name, wire);
                 let mut props = Vec::new();
-                let mut numbers = Vec::new();
+                let mut numbers: Vec<(String, proc_macro2::Ident)> = Vec::new();
+                let mut fields_of_dict: BTreeMap<String, &String> = BTreeMap::new();
                 for (k, n) in &p.properties {
-                    let Some(f) = naming::snake(k) else {
-                        warnings.push(Diagnostic::warning(
-                            file,
-                            format!("{pointer}/properties"),
-                            format!("number {k:?} of {wire:?} gives no Rust name; left out"),
-                            "FLORA uses its default for it",
-                        ));
-                        continue;
+                    let problem = match naming::snake(k) {
+                        None => Err("gives no Rust name".to_owned()),
+                        Some(f) => match fields_of_dict.get(&f.rust) {
+                            Some(other) => {
+                                Err(format!("would be the field `{}` of {other:?}", f.rust))
+                            }
+                            None => Ok(f),
+                        },
                     };
+                    let f = match problem {
+                        Ok(f) => f,
+                        Err(why) => {
+                            warnings.push(Diagnostic::warning(
+                                file,
+                                format!("{pointer}/properties"),
+                                format!("number {k:?} of {wire:?} {why}; left out"),
+                                "FLORA uses its default for it",
+                            ));
+                            left_out.push(format!("{wire}.{k}"));
+                            continue;
+                        }
+                    };
+                    fields_of_dict.insert(f.rust.clone(), k);
                     let fi = ident(&f.rust);
                     let (lo, hi) = (n.min, n.max);
                     let pdoc = doc_attrs(&[format!(
@@ -371,6 +430,17 @@ fn emit_model(
                     )]);
                     props.push(quote! { #pdoc pub #fi: f64, });
                     numbers.push((k.clone(), fi));
+                }
+                if numbers.is_empty() {
+                    warnings.push(Diagnostic::warning(
+                        file,
+                        format!("{pointer}/properties"),
+                        format!("param {wire:?} is a dict none of whose numbers has a Rust name, which cannot be checked; left out"),
+                        "FLORA uses its default for it",
+                    ));
+                    left_out.push(wire.clone());
+                    taken.remove(&field.rust);
+                    continue;
                 }
                 let sdoc = doc_attrs(&[
                     format!(
@@ -467,10 +537,15 @@ fn emit_model(
     }
     let (id, kind) = (&m.model_id, &m.kind);
     // Compact, and only what the check reads: the literal's bytes are compiled too.
-    let entry = serde_json::json!({
+    // What the generator left out (params, dict numbers as `param.number`), so that
+    // `verify_model` does not report them as added or changed.
+    let mut entry = serde_json::json!({
         "model_id": m.model_id, "name": m.name, "type": m.kind, "params": kept,
     });
-    let json = raw_string(&entry.to_string()).map_err(bad)?;
+    if !left_out.is_empty() {
+        entry["left_out"] = serde_json::json!(left_out);
+    }
+    let json = entry_literal(&entry).map_err(bad)?;
     // What one output is parsed into: the URL type of the model's media, text as a string.
     let output = match kind.as_str() {
         "image" => quote!(#rt::ImageUrl),

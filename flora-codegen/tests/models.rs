@@ -21,12 +21,14 @@ fn a_model_with_every_param_type_generates_and_warns_about_what_it_leaves_out() 
     insta::assert_snapshot!("models_mod", out["mod.rs"]);
 }
 
-/// Catalog text that would end a raw string (`"#`, `"##`) or break a Rust string is kept
-/// whole: the entry `INFO` holds is valid Rust and parses back to the catalog's strings.
+/// Catalog text that would end a raw string (`"#`, a quote and 300 `#`) or that rustc
+/// refuses in a literal (a bidi control, U+202E) is kept whole: the entry `INFO` holds is
+/// ASCII, valid Rust, and parses back to the catalog's strings.
 #[test]
 fn hostile_catalog_strings_survive_in_the_generated_entry() {
+    let hashes = format!("\"{}", "#".repeat(300));
     let text = serde_json::json!({
-        "model_id": "t2i-hostile", "name": "Quote \"# and \"## and \\ and \u{2028}",
+        "model_id": "t2i-hostile", "name": format!("Quote \"# {hashes} \\ \u{2028} \u{202e} é 🐈"),
         "type": "image",
         "params": [{"name": "mode", "type": "string", "required": false,
                     "options": [{"label": "End \"#", "value": "a\"##b"},
@@ -42,10 +44,60 @@ fn hostile_catalog_strings_survive_in_the_generated_entry() {
     let code = &out["t2i_hostile.rs"];
     let file = syn::parse_file(code).expect("the generated file is Rust");
     let json = find_json_literal(&file).expect("INFO has a `json` literal");
+    assert!(json.is_ascii(), "{json}");
     let entry: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(entry["name"], "Quote \"# and \"## and \\ and \u{2028}");
+    assert_eq!(
+        entry["name"],
+        format!("Quote \"# {hashes} \\ \u{2028} \u{202e} é 🐈")
+    );
     assert_eq!(entry["params"][0]["options"][0]["value"], "a\"##b");
     assert_eq!(entry["params"][0]["options"][0]["label"], "End \"#");
+}
+
+/// Dict numbers that give one Rust field, or none, are left out with a warning (a dict with
+/// none left is left out whole), and the entry lists them under `left_out` so that
+/// `verify_model` does not report them.
+#[test]
+fn dict_numbers_without_their_own_rust_name_are_left_out_and_listed() {
+    let text = serde_json::json!({
+        "model_id": "t2i-dicts", "name": "Dicts", "type": "image",
+        "params": [
+            {"name": "lora", "type": "dict", "required": false, "properties": {
+                "Scale": {"min": 0, "max": 1}, "scale": {"min": 0, "max": 2},
+                "%%": {"min": 0, "max": 3}}},
+            {"name": "odd", "type": "dict", "required": false, "properties": {
+                "%%": {"min": 0, "max": 3}}}
+        ]
+    })
+    .to_string();
+    let files = [flora_codegen::SchemaFile::new(
+        "schemas/models/t2i-dicts.json",
+        text.as_str(),
+    )];
+    let (out, warnings) =
+        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
+    let warned = warnings.to_string();
+    assert!(
+        warned.contains("number \"scale\" of \"lora\" would be the field `scale` of \"Scale\""),
+        "{warned}"
+    );
+    assert!(
+        warned.contains("param \"odd\" is a dict none of whose numbers"),
+        "{warned}"
+    );
+    let code = &out["t2i_dicts.rs"];
+    assert_eq!(code.matches("pub scale: f64").count(), 1, "{code}");
+    assert!(!code.contains("pub odd"), "{code}");
+    let json = find_json_literal(&syn::parse_file(code).unwrap()).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        entry["left_out"],
+        serde_json::json!(["lora.%%", "lora.scale", "odd.%%", "odd"])
+    );
+    assert_eq!(
+        entry["params"][0]["properties"],
+        serde_json::json!({"Scale": {"min": 0.0, "max": 1.0}})
+    );
 }
 
 /// The string value of the `json: …` field in the generated `INFO`.

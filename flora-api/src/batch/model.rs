@@ -104,9 +104,9 @@ impl PlanItem {
     /// # Ok(()) }
     /// ```
     pub fn generation<M: crate::Model>(key: impl Into<String>, model: &M) -> Result<Self, Error> {
-        let params = crate::generation::checked_params(model)?;
+        let (prompt, params) = crate::generation::checked_request(model)?;
         let mut values = PlanValues::default();
-        values.push(PROMPT, model.fields().prompt);
+        values.push(PROMPT, prompt);
         for (name, value) in params {
             let texts = texts_of(&value);
             let refuse = |what: &str| {

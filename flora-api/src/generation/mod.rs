@@ -36,6 +36,7 @@ mod charge;
 pub(crate) mod text;
 mod typed;
 
+pub(crate) use typed::checked_request;
 pub use typed::{Model, checked_params, debug_model};
 
 pub use charge::Charge;
@@ -289,11 +290,11 @@ impl<O> fmt::Debug for GenerationStartFuture<'_, O> {
 type Checked = Result<(String, String, String, Map<String, Value>), Error>;
 
 fn checked<M: Model>(model: &M) -> Checked {
-    let params = checked_params(model)?;
+    let (prompt, params) = typed::checked_request(model)?;
     Ok((
         M::INFO.model_id.to_owned(),
         M::INFO.kind.to_owned(),
-        model.fields().prompt.to_owned(),
+        prompt,
         params,
     ))
 }

@@ -60,11 +60,18 @@ pub trait Model {
 pub fn checked_params<M: Model>(
     model: &M,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    checked_request(model).map(|(_, params)| params)
+}
+
+/// [`checked_params`] and the prompt, from one reading of the fields.
+pub(crate) fn checked_request<M: Model>(
+    model: &M,
+) -> Result<(String, serde_json::Map<String, serde_json::Value>), Error> {
     let schema = M::INFO.schema()?;
     let fields = model.fields();
     let params = to_params(M::INFO.model_id, &schema, &fields.values)?;
     check_params(M::INFO.model_id, fields.prompt, &schema.rules(), &params)?;
-    Ok(params)
+    Ok((fields.prompt.to_owned(), params))
 }
 
 /// The `params` object of a struct's values, named by its catalog entry.
@@ -95,6 +102,17 @@ fn to_params(
         }
         let keys: Vec<&str> = param.properties.keys().map(String::as_str).collect();
         if let ParamValue::Dict(numbers) = value
+            && numbers.len() != keys.len()
+        {
+            return Err(Error::InvalidInput(format!(
+                "the generated code of model `{model_id}` has {} numbers in param `{name}` for \
+                 the {} of its catalog entry ({}); nothing was sent: regenerate it",
+                numbers.len(),
+                keys.len(),
+                keys.join(", ")
+            )));
+        }
+        if let ParamValue::Dict(numbers) = value
             && let Some((key, x)) = keys.iter().zip(numbers).find(|(_, x)| !x.is_finite())
         {
             return Err(Error::InvalidInput(format!(
@@ -121,8 +139,7 @@ pub fn debug_model<M: Model>(model: &M, f: &mut fmt::Formatter<'_>) -> fmt::Resu
         Ok(schema) if schema.params.len() == fields.values.len() => {
             for (param, value) in schema.params.iter().zip(&fields.values) {
                 let keys: Vec<&str> = param.properties.keys().map(String::as_str).collect();
-                let value = value.as_ref().map(|v| v.to_json(&keys));
-                out.field(&param.name, &ShowJson(value));
+                out.field(&param.name, &Shown(value.as_ref(), &keys));
             }
         }
         _ => {
@@ -132,14 +149,24 @@ pub fn debug_model<M: Model>(model: &M, f: &mut fmt::Formatter<'_>) -> fmt::Resu
     out.finish()
 }
 
-/// A param's value in `Debug`: JSON as sent, `None` when left out.
-struct ShowJson(Option<serde_json::Value>);
+/// A param's value in `Debug`: as it would be sent (a non-finite number as it is, which the
+/// check refuses), a dict's numbers by name, `None` when left out.
+struct Shown<'a>(Option<&'a ParamValue>, &'a [&'a str]);
 
-impl fmt::Debug for ShowJson {
+impl fmt::Debug for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(v) => write!(f, "{v}"),
+        match self.0 {
             None => f.write_str("None"),
+            Some(ParamValue::String(s)) => write!(f, "{s:?}"),
+            Some(ParamValue::Strings(v)) => write!(f, "{v:?}"),
+            Some(ParamValue::Bool(b)) => write!(f, "{b}"),
+            Some(ParamValue::Int(i)) => write!(f, "{i}"),
+            Some(ParamValue::Seed(u)) => write!(f, "{u}"),
+            Some(ParamValue::Float(x)) => write!(f, "{x:?}"),
+            Some(ParamValue::Dict(numbers)) if numbers.len() == self.1.len() => {
+                f.debug_map().entries(self.1.iter().zip(numbers)).finish()
+            }
+            Some(ParamValue::Dict(numbers)) => write!(f, "{numbers:?}"),
         }
     }
 }
@@ -270,7 +297,22 @@ mod tests {
         assert_eq!(
             format!("{m:?}"),
             "Flux { prompt: \"a cat\", aspect_ratio: \"square_1_1\", steps: None, seed: None, \
-             guidance: None, lora: {\"scale\":1.0,\"strength\":0.5} }"
+             guidance: None, lora: {\"scale\": 1.0, \"strength\": 0.5} }"
+        );
+    }
+
+    #[test]
+    fn debug_shows_a_non_finite_number_as_it_is() {
+        let m = Flux {
+            prompt: "a".into(),
+            guidance: Some(f64::NAN),
+            lora: Some([f64::INFINITY, 0.5]),
+            ..Flux::default()
+        };
+        let shown = format!("{m:?}");
+        assert!(
+            shown.contains("guidance: NaN") && shown.contains("\"scale\": inf"),
+            "{shown}"
         );
     }
 
@@ -308,5 +350,21 @@ mod tests {
         }
         let e = checked_params(&Misaligned).unwrap_err().to_string();
         assert!(e.contains("1 param fields for the 5 params"), "{e}");
+        struct ShortDict;
+        impl Model for ShortDict {
+            const INFO: ModelInfo = Flux::INFO;
+            type Output = crate::ImageUrl;
+            fn fields(&self) -> Fields<'_> {
+                let none: Option<i64> = None;
+                Fields::new("a", &[&none, &none, &none, &none, &Some([1.0])])
+            }
+        }
+        let e = checked_params(&ShortDict).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "1 numbers in param `lora` for the 2 of its catalog entry (scale, strength)"
+            ) && e.contains("regenerate"),
+            "{e}"
+        );
     }
 }

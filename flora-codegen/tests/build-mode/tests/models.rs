@@ -51,7 +51,7 @@ fn debug_of_a_generated_model_shows_each_param_as_sent() {
         shown,
         "T2iEveryParam { prompt: \"a cat\", aspect_ratio: \"landscape_16_9\", style: \"noir\", \
          image_urls: [\"https://e.com/a.png\"], raw: true, steps: 30, frames: None, seed: 7, \
-         guidance: 2.5, lora: {\"scale\":1.0,\"strength\":1.5} }"
+         guidance: 2.5, lora: {\"scale\": 1.0, \"strength\": 1.5} }"
     );
     // A dict is `Copy`: one value serves two models.
     let lora = T2iEveryParamLora {
