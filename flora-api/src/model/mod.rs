@@ -42,8 +42,11 @@ pub struct ModelInfo {
     pub model_id: &'static str,
     /// `image`, `video`, `audio` or `text`, sent as `type`.
     pub kind: &'static str,
-    /// The catalog entry as JSON, holding exactly the params the struct has, in the order of
-    /// its fields (a param of a type the generator did not know is left out of both).
+    /// The catalog entry as JSON, as far as the check reads it, holding exactly the params
+    /// the struct has, in the order of its fields (a param of a type the generator did not
+    /// know is left out). Params and dict numbers left out for their names (no Rust name, or
+    /// one another has) are listed under `left_out`, so that
+    /// [`verify_model`](crate::Client::verify_model) does not report them.
     pub json: &'static str,
 }
 
