@@ -235,10 +235,13 @@ impl Build {
             written = Some(out);
         }
         if let Some(dir) = &self.models_dir {
-            // Generated headers name the entries as regen stores them.
-            let files = read_dir(cargo, dir, Some("schemas/models"))?;
-            let (generated, warnings) =
-                crate::generate_models(&files, &self.config).map_err(BuildError::Schemas)?;
+            // Generated headers name the entries as regen stores them; problems name the
+            // user's own files.
+            let files = read_dir(cargo, dir, Some(REGEN_MODELS))?;
+            let here = schema_dir::shown_name(dir);
+            let (generated, warnings) = crate::generate_models(&files, &self.config)
+                .map_err(|d| BuildError::Schemas(located(d, &here)))?;
+            let warnings = located(warnings, &here);
             if self.config.denies_warnings() && !warnings.0.is_empty() {
                 return Err(BuildError::DeniedWarnings(warnings));
             }
@@ -282,6 +285,19 @@ fn read_dir(
         files.push(SchemaFile::new(format!("{shown}/{name}"), text));
     }
     Ok(files)
+}
+
+/// Where `cargo xtask regen` keeps model entries: the name generated headers give them.
+const REGEN_MODELS: &str = "schemas/models";
+
+/// `problems` naming files in `dir` (shown as `here`) rather than where regen keeps them.
+fn located(mut problems: Diagnostics, here: &str) -> Diagnostics {
+    for d in &mut problems.0 {
+        if let Some(name) = d.file.strip_prefix(REGEN_MODELS) {
+            d.file = format!("{here}{name}");
+        }
+    }
+    problems
 }
 
 fn warn(cargo: &mut dyn Write, warnings: &Diagnostics) -> Result<(), BuildError> {
@@ -378,6 +394,27 @@ mod tests {
             .generate_to(&mut Vec::new())
             .unwrap_err();
         assert!(matches!(err, BuildError::DeniedWarnings(_)), "{err}");
+    }
+
+    #[test]
+    fn a_model_warning_names_the_users_own_file() {
+        let (tmp, _, o) = dirs(&[]);
+        let m = tmp.path().join("my-models");
+        std::fs::create_dir_all(&m).unwrap();
+        let entry = r#"{"model_id": "t2i-x", "name": "X", "type": "image",
+            "params": [{"name": "odd", "type": "tensor", "required": false}]}"#;
+        std::fs::write(m.join("t2i-x.json"), entry).unwrap();
+        let mut lines = Vec::new();
+        Build::new()
+            .models_dir(&m)
+            .out_dir(&o)
+            .generate_to(&mut lines)
+            .unwrap();
+        let lines = String::from_utf8(lines).unwrap();
+        assert!(
+            lines.contains("cargo:warning=warning: my-models/t2i-x.json#/params/0/type"),
+            "{lines}"
+        );
     }
 
     #[test]

@@ -290,7 +290,7 @@ impl<O> fmt::Debug for GenerationStartFuture<'_, O> {
 type Checked = Result<(String, String, String, Map<String, Value>), Error>;
 
 fn checked<M: Model>(model: &M) -> Checked {
-    let (prompt, params) = typed::checked_request(model)?;
+    let (prompt, params) = checked_request(model)?;
     Ok((
         M::INFO.model_id.to_owned(),
         M::INFO.kind.to_owned(),
