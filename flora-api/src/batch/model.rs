@@ -81,9 +81,12 @@ impl ModelTarget {
 
 impl PlanItem {
     /// An item from a typed model value (a generated struct), checked now like a single
-    /// generation (`Err` naming the param, nothing sent) and kept as the row a plan file would
-    /// hold: the prompt and each param as text, read back by the model's param types when the
-    /// batch is created. Run the items with [`Batch::create_generations`](crate::batch::Batch::create_generations):
+    /// generation (`Err` naming the param, nothing sent) and kept as a plan row: the prompt
+    /// and each param as text, read back by the param types of the entry the batch is created
+    /// with, and checked again. Run the items with
+    /// [`Batch::create_generations`](crate::batch::Batch::create_generations), given the live
+    /// entry of the same model (`client.model(id)`: it carries the price `max_cost` is
+    /// checked against):
     ///
     /// ```no_run
     /// # async fn demo(client: flora_api::Client) -> Result<(), flora_api::Error> {
@@ -115,10 +118,13 @@ impl PlanItem {
                     M::INFO.model_id
                 ))
             };
+            // A dict number's text is `NAME=X`, read back split at the first `=` and trimmed.
             if let Value::Object(numbers) = &value
-                && numbers.keys().any(|k| k.contains('='))
+                && numbers.keys().any(|k| k.contains('=') || k.trim() != k)
             {
-                return Err(refuse("has a number whose name holds `=`"));
+                return Err(refuse(
+                    "has a number whose name holds `=` or starts or ends with a space",
+                ));
             }
             if texts.is_empty() {
                 return Err(refuse("is an empty list (leave it `None`)"));
@@ -247,9 +253,85 @@ pub(super) async fn start(
 #[cfg(test)]
 mod tests {
     use super::texts_of;
+    use crate::batch::PlanItem;
     use crate::generation::text::param_from_text;
-    use crate::model::ParamKind;
+    use crate::model::{Fields, ModelInfo, ParamKind};
+    use crate::{ImageUrl, Model};
     use serde_json::json;
+
+    /// A model whose values a batch row cannot hold as they are.
+    struct Odd {
+        urls: Option<Vec<String>>,
+        dict: Option<[f64; 1]>,
+    }
+
+    impl Model for Odd {
+        const INFO: ModelInfo = ModelInfo {
+            model_id: "t2i-odd",
+            kind: "image",
+            json: r#"{"model_id": "t2i-odd", "type": "image", "params": [
+                {"name": "urls", "type": "string[]"},
+                {"name": "dict", "type": "dict", "properties": {"a=b": {"min": 0, "max": 1}}}
+            ]}"#,
+        };
+        type Output = ImageUrl;
+        fn fields(&self) -> Fields<'_> {
+            Fields::new("a cat", &[&self.urls, &self.dict])
+        }
+    }
+
+    struct Spaced(Option<[f64; 1]>);
+
+    impl Model for Spaced {
+        const INFO: ModelInfo = ModelInfo {
+            model_id: "t2i-spaced",
+            kind: "image",
+            json: r#"{"model_id": "t2i-spaced", "type": "image", "params": [
+                {"name": "dict", "type": "dict", "properties": {" scale": {"min": 0, "max": 2}}}
+            ]}"#,
+        };
+        type Output = ImageUrl;
+        fn fields(&self) -> Fields<'_> {
+            Fields::new("a cat", &[&self.0])
+        }
+    }
+
+    /// What would read back as another value is refused when the item is made, naming the
+    /// param; what reads back the same is kept.
+    #[test]
+    fn a_typed_value_a_row_cannot_hold_as_it_is_is_refused_naming_the_param() {
+        let err = |m: &dyn Fn() -> Result<PlanItem, crate::Error>| m().unwrap_err().to_string();
+        let e = err(&|| {
+            let odd = Odd {
+                urls: Some(Vec::new()),
+                dict: None,
+            };
+            PlanItem::generation("a", &odd)
+        });
+        assert!(e.contains("`urls` is an empty list"), "{e}");
+        let e = err(&|| {
+            PlanItem::generation(
+                "a",
+                &Odd {
+                    urls: None,
+                    dict: Some([0.5]),
+                },
+            )
+        });
+        assert!(
+            e.contains("`dict` has a number whose name holds `=`"),
+            "{e}"
+        );
+        let e = err(&|| PlanItem::generation("a", &Spaced(Some([1.0]))));
+        assert!(e.contains("starts or ends with a space"), "{e}");
+        let odd = Odd {
+            urls: Some(vec!["x".into()]),
+            dict: None,
+        };
+        let item = PlanItem::generation("a", &odd).unwrap();
+        assert_eq!(item.values.get("urls"), Some(&vec!["x".to_owned()]));
+        assert_eq!(item.values.get("prompt"), Some(&vec!["a cat".to_owned()]));
+    }
 
     /// A typed value kept as a plan row's texts reads back as the same value.
     #[test]
