@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::floret::{code, stderr, stdout};
-use common::models::flux;
+use common::models::{Flux, flux};
 
 const KEY: &str = "sk_test_batch_generations";
 const MODEL: &str = "t2i-flux-2-pro";
@@ -478,33 +478,6 @@ async fn two_lost_answers_are_told_apart_by_their_listed_prompts() {
     }
 }
 
-/// FLUX as generated code holds it: the catalog entry of `common::models::flux` without
-/// `hologram`, whose type the generator does not know.
-#[derive(Clone, Default)]
-struct TypedFlux {
-    prompt: String,
-    aspect_ratio: Option<String>,
-    steps: Option<i64>,
-}
-
-impl flora_api::Model for TypedFlux {
-    const INFO: flora_api::ModelInfo = flora_api::ModelInfo {
-        model_id: MODEL,
-        kind: "image",
-        json: r#"{"model_id": "t2i-flux-2-pro", "name": "FLUX.2 [pro]", "type": "image",
-            "params": [
-                {"name": "aspect_ratio", "type": "string", "required": false,
-                 "options": [{"label": "Square", "value": "square_1_1"},
-                             {"label": "Landscape 16:9", "value": "landscape_16_9"}]},
-                {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50}
-            ]}"#,
-    };
-    type Output = flora_api::ImageUrl;
-    fn fields(&self) -> flora_api::Fields<'_> {
-        flora_api::Fields::new(&self.prompt, &[&self.aspect_ratio, &self.steps])
-    }
-}
-
 /// Typed model values pushed into a batch in code: a wrong value is refused when the item
 /// is made (nothing sent), and each row sends exactly its value's params, one generation a
 /// row.
@@ -515,14 +488,15 @@ async fn typed_model_values_make_batch_rows_that_send_their_own_params() {
     fake.model_schema(&flux()).completes();
     let client = fake.client();
     let values = [
-        TypedFlux {
+        Flux {
             prompt: "a cat".into(),
             aspect_ratio: Some("landscape_16_9".into()),
             steps: Some(20),
+            seed: None,
         },
-        TypedFlux {
+        Flux {
             prompt: "a dog".into(),
-            ..TypedFlux::default()
+            ..Flux::default()
         },
     ];
     let items: Vec<PlanItem> = values
@@ -531,7 +505,7 @@ async fn typed_model_values_make_batch_rows_that_send_their_own_params() {
         .collect();
     let e = PlanItem::generation(
         "bad",
-        &TypedFlux {
+        &Flux {
             steps: Some(99),
             ..values[0].clone()
         },

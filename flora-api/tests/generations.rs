@@ -7,44 +7,12 @@
 use std::time::Duration;
 
 use flora_api::testing::{FakeFlora, Fault};
-use flora_api::{
-    Charge, Error, Fields, GenerateOptions, ImageUrl, Model, ModelInfo, ModelSchema, RetryClass,
-};
+use flora_api::{Charge, Error, GenerateOptions, Model, ModelSchema, RetryClass};
 use serde_json::json;
 
-/// A model written as flora-codegen writes one (`flora-codegen/tests/snapshots`).
-#[derive(Clone, Default)]
-struct Flux {
-    prompt: String,
-    aspect_ratio: Option<String>,
-    steps: Option<i64>,
-    seed: Option<u64>,
-}
+mod common;
 
-impl std::fmt::Debug for Flux {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        flora_api::debug_model(self, f)
-    }
-}
-
-impl Model for Flux {
-    const INFO: ModelInfo = ModelInfo {
-        model_id: "t2i-flux-2-pro",
-        kind: "image",
-        json: r#"{"model_id": "t2i-flux-2-pro", "name": "FLUX.2 [pro]", "type": "image",
-            "params": [
-                {"name": "aspect_ratio", "type": "string", "required": false,
-                 "options": [{"value": "square_1_1", "label": "Square"},
-                             {"value": "landscape_16_9", "label": "Landscape 16:9"}]},
-                {"name": "steps", "type": "int", "required": false, "min": 1, "max": 50},
-                {"name": "seed", "type": "seed", "required": false}
-            ]}"#,
-    };
-    type Output = ImageUrl;
-    fn fields(&self) -> Fields<'_> {
-        Fields::new(&self.prompt, &[&self.aspect_ratio, &self.steps, &self.seed])
-    }
-}
+use common::models::Flux;
 
 fn cat() -> Flux {
     Flux {
