@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::model::{ModelInfo, ParamKind, ParamRule};
+use crate::model::{ModelInfo, ParamKind, ParamRule, damaged_code};
 use crate::wire::Extra;
 
 /// One model of the catalog (`GET /models`): what it makes, what it costs, its params.
@@ -139,19 +139,19 @@ impl ModelInfo {
     /// if that JSON was edited into something else: regenerate the code.
     pub fn schema(&self) -> Result<ModelSchema, Error> {
         let schema: ModelSchema = serde_json::from_str(self.json).map_err(|e| {
-            Error::InvalidInput(format!(
-                "the generated code of model `{}` holds a catalog entry that does not parse \
-                 ({e}); nothing was sent: regenerate it (`cargo xtask regen`, or rebuild \
-                 with flora-codegen's `Build`)",
-                self.model_id
-            ))
+            damaged_code(
+                self.model_id,
+                format_args!("holds a catalog entry that does not parse ({e})"),
+            )
         })?;
         if (schema.model_id.as_str(), schema.kind.as_str()) != (self.model_id, self.kind) {
-            return Err(Error::InvalidInput(format!(
-                "the generated code of model `{}` ({}) holds the catalog entry of `{}` ({}); \
-                 nothing was sent: regenerate it",
-                self.model_id, self.kind, schema.model_id, schema.kind
-            )));
+            return Err(damaged_code(
+                self.model_id,
+                format_args!(
+                    "({}) holds the catalog entry of `{}` ({})",
+                    self.kind, schema.model_id, schema.kind
+                ),
+            ));
         }
         Ok(schema)
     }

@@ -6,7 +6,7 @@ use crate::error::Error;
 use std::fmt;
 
 use crate::ModelSchema;
-use crate::model::{Fields, ModelInfo, ParamValue, check_params};
+use crate::model::{Fields, ModelInfo, ParamValue, check_params, damaged_code};
 
 use super::{GenerateFuture, GenerationStartFuture};
 
@@ -81,12 +81,14 @@ fn to_params(
     values: &[Option<ParamValue>],
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
     if values.len() != schema.params.len() {
-        return Err(Error::InvalidInput(format!(
-            "the generated code of model `{model_id}` has {} param fields for the {} params of \
-             its catalog entry; nothing was sent: regenerate it",
-            values.len(),
-            schema.params.len()
-        )));
+        return Err(damaged_code(
+            model_id,
+            format_args!(
+                "has {} param fields for the {} params of its catalog entry",
+                values.len(),
+                schema.params.len()
+            ),
+        ));
     }
     let mut out = serde_json::Map::new();
     for (param, value) in schema.params.iter().zip(values) {
@@ -104,13 +106,15 @@ fn to_params(
         if let ParamValue::Dict(numbers) = value
             && numbers.len() != keys.len()
         {
-            return Err(Error::InvalidInput(format!(
-                "the generated code of model `{model_id}` has {} numbers in param `{name}` for \
-                 the {} of its catalog entry ({}); nothing was sent: regenerate it",
-                numbers.len(),
-                keys.len(),
-                keys.join(", ")
-            )));
+            return Err(damaged_code(
+                model_id,
+                format_args!(
+                    "has {} numbers in param `{name}` for the {} of its catalog entry ({})",
+                    numbers.len(),
+                    keys.len(),
+                    keys.join(", ")
+                ),
+            ));
         }
         if let ParamValue::Dict(numbers) = value
             && let Some((key, x)) = keys.iter().zip(numbers).find(|(_, x)| !x.is_finite())

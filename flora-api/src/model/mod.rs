@@ -50,6 +50,16 @@ pub struct ModelInfo {
     pub json: &'static str,
 }
 
+/// The one error for generated model code that disagrees with itself (its JSON entry edited,
+/// or a `Model` whose fields do not match its entry): `what` is wrong, nothing was sent, and
+/// regenerating fixes it.
+pub(crate) fn damaged_code(model_id: &str, what: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!(
+        "the generated code of model `{model_id}` {what}; nothing was sent: regenerate it \
+         (`cargo xtask regen`, or rebuild with flora-codegen's `Build`)"
+    ))
+}
+
 /// A parameter's value, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
