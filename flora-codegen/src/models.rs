@@ -85,6 +85,18 @@ fn param_type(model: &naming::Name, wire: &str) -> proc_macro2::Ident {
     format_ident!("{}{}", model.rust, param)
 }
 
+/// The Rust field of wire name `wire`, claimed in `taken` (field → the wire name that has
+/// it): why not when the name gives none or another already has it. For a model's params
+/// and for a dict's numbers alike.
+fn claim_field(taken: &mut BTreeMap<String, String>, wire: &str) -> Result<naming::Name, String> {
+    let field = naming::snake(wire).ok_or("gives no Rust name")?;
+    if let Some(other) = taken.get(&field.rust) {
+        return Err(format!("would be the field `{}` of {other:?}", field.rust));
+    }
+    taken.insert(field.rust.clone(), wire.to_owned());
+    Ok(field)
+}
+
 /// A param of the entry `INFO` keeps: what the check reads (labels kept for a fake's
 /// listing; descriptions and defaults are in the docs); a dict's numbers, those with a
 /// Rust name.
@@ -304,29 +316,19 @@ fn emit_model(
     taken.insert("prompt".to_owned(), "prompt".to_owned());
     for (i, p) in m.params.iter().enumerate() {
         let pointer = format!("/params/{i}");
-        let Some(field) = naming::snake(&p.name) else {
-            warnings.push(Diagnostic::warning(
-                file,
-                pointer.as_str(),
-                format!("param {:?} gives no Rust name; left out", p.name),
-                "FLORA uses its default for it",
-            ));
-            left_out.push(p.name.clone());
-            continue;
+        let field = match claim_field(&mut taken, &p.name) {
+            Ok(field) => field,
+            Err(why) => {
+                warnings.push(Diagnostic::warning(
+                    file,
+                    pointer.as_str(),
+                    format!("param {:?} {why}; left out", p.name),
+                    "FLORA uses its default for it",
+                ));
+                left_out.push(p.name.clone());
+                continue;
+            }
         };
-        if let Some(other) = taken.insert(field.rust.clone(), p.name.clone()) {
-            warnings.push(Diagnostic::warning(
-                file,
-                pointer.as_str(),
-                format!(
-                    "param {:?} would be the field `{}` of {other:?}; left out",
-                    p.name, field.rust
-                ),
-                "FLORA uses its default for it",
-            ));
-            left_out.push(p.name.clone());
-            continue;
-        }
         let wire = &p.name;
         // A dict's numbers with a Rust name, in the catalog's order (by name), each as
         // `(wire name, field)`; `None` for a param that is not a dict.
@@ -394,18 +396,9 @@ fn emit_model(
                 let s = param_type(&name, wire);
                 let mut props = Vec::new();
                 let mut numbers: Vec<(String, proc_macro2::Ident)> = Vec::new();
-                let mut fields_of_dict: BTreeMap<String, &String> = BTreeMap::new();
+                let mut fields_of_dict = BTreeMap::new();
                 for (k, n) in &p.properties {
-                    let problem = match naming::snake(k) {
-                        None => Err("gives no Rust name".to_owned()),
-                        Some(f) => match fields_of_dict.get(&f.rust) {
-                            Some(other) => {
-                                Err(format!("would be the field `{}` of {other:?}", f.rust))
-                            }
-                            None => Ok(f),
-                        },
-                    };
-                    let f = match problem {
+                    let f = match claim_field(&mut fields_of_dict, k) {
                         Ok(f) => f,
                         Err(why) => {
                             warnings.push(Diagnostic::warning(
@@ -418,7 +411,6 @@ fn emit_model(
                             continue;
                         }
                     };
-                    fields_of_dict.insert(f.rust.clone(), k);
                     let fi = ident(&f.rust);
                     let (lo, hi) = (n.min, n.max);
                     let pdoc = doc_attrs(&[format!(
