@@ -5,12 +5,7 @@
 #[test]
 fn a_model_with_every_param_type_generates_and_warns_about_what_it_leaves_out() {
     let text = include_str!("fixtures/models/every-param.json");
-    let files = [flora_codegen::SchemaFile::new(
-        "schemas/models/every-param.json",
-        text,
-    )];
-    let (out, warnings) =
-        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
+    let (out, warnings) = generate("every-param.json", text);
     let warned = warnings.to_string();
     assert!(warned.contains("\"matrix\""), "{warned}");
     assert!(
@@ -35,12 +30,7 @@ fn hostile_catalog_strings_survive_in_the_generated_entry() {
                                 {"label": "Plain", "value": "plain"}]}]
     })
     .to_string();
-    let files = [flora_codegen::SchemaFile::new(
-        "schemas/models/t2i-hostile.json",
-        text.as_str(),
-    )];
-    let (out, _) =
-        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
+    let (out, _) = generate("t2i-hostile.json", &text);
     let code = &out["t2i_hostile.rs"];
     let file = syn::parse_file(code).expect("the generated file is Rust");
     let json = find_json_literal(&file).expect("INFO has a `json` literal");
@@ -70,12 +60,7 @@ fn dict_numbers_without_their_own_rust_name_are_left_out_and_listed() {
         ]
     })
     .to_string();
-    let files = [flora_codegen::SchemaFile::new(
-        "schemas/models/t2i-dicts.json",
-        text.as_str(),
-    )];
-    let (out, warnings) =
-        flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap();
+    let (out, warnings) = generate("t2i-dicts.json", &text);
     let warned = warnings.to_string();
     assert!(
         warned.contains("number \"scale\" of \"lora\" would be the field `scale` of \"Scale\""),
@@ -119,4 +104,19 @@ fn find_json_literal(file: &syn::File) -> Option<String> {
         }
     }
     None
+}
+
+/// The files and warnings generated from one model entry, named as regen stores it.
+fn generate(
+    name: &str,
+    text: &str,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    flora_codegen::Diagnostics,
+) {
+    let files = [flora_codegen::SchemaFile::new(
+        format!("schemas/models/{name}"),
+        text,
+    )];
+    flora_codegen::generate_models(&files, &flora_codegen::Config::flora_api()).unwrap()
 }
