@@ -18,6 +18,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde::Deserialize;
 
+mod entry;
+
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::emit::{doc_attrs, ident, runtime};
 use crate::{Config, SchemaFile, docs, naming, render};
@@ -95,94 +97,6 @@ fn claim_field(taken: &mut BTreeMap<String, String>, wire: &str) -> Result<namin
     }
     taken.insert(field.rust.clone(), wire.to_owned());
     Ok(field)
-}
-
-/// A param of the entry `INFO` keeps: what the check reads (labels kept for a fake's
-/// listing; descriptions and defaults are in the docs); a dict's numbers, those with a
-/// Rust name.
-fn entry_param(
-    p: &RawParam,
-    numbers: Option<&[(String, proc_macro2::Ident)]>,
-) -> serde_json::Value {
-    let mut q = serde_json::Map::new();
-    q.insert("name".into(), p.name.clone().into());
-    q.insert("type".into(), p.kind.clone().into());
-    q.insert("required".into(), p.required.into());
-    for (key, bound) in [("min", p.min), ("max", p.max)] {
-        if let Some(x) = bound {
-            q.insert(key.into(), x.into());
-        }
-    }
-    if !p.options.is_empty() {
-        let options = p
-            .options
-            .iter()
-            .map(|o| serde_json::json!({"value": o.value, "label": o.label}))
-            .collect();
-        q.insert("options".into(), serde_json::Value::Array(options));
-    }
-    if let Some(numbers) = numbers {
-        let properties = p
-            .properties
-            .iter()
-            .filter(|(k, _)| numbers.iter().any(|(n, _)| n == *k))
-            .map(|(k, n)| (k.clone(), serde_json::json!({"min": n.min, "max": n.max})))
-            .collect();
-        q.insert("properties".into(), serde_json::Value::Object(properties));
-    }
-    serde_json::Value::Object(q)
-}
-
-/// JSON text whose only `"` are its strings' delimiters and that is all ASCII: a quote
-/// inside a string is written `\u0022` and every non-ASCII character `\uXXXX`. So `r#"…"#`
-/// always holds it (a delimiter is never followed by `#`), and no catalog text can put a
-/// character rustc refuses in a literal (a bidi control) into the generated code.
-struct AsciiJson;
-
-impl serde_json::ser::Formatter for AsciiJson {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        for c in fragment.chars() {
-            if c.is_ascii() {
-                writer.write_all(&[c as u8])?;
-            } else {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(writer, "\\u{unit:04x}")?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write_char_escape<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        escape: serde_json::ser::CharEscape,
-    ) -> std::io::Result<()> {
-        use serde_json::ser::CharEscape;
-        match escape {
-            CharEscape::Quote => writer.write_all(b"\\u0022"),
-            other => serde_json::ser::CompactFormatter.write_char_escape(writer, other),
-        }
-    }
-}
-
-/// The entry as a raw string literal `r#"…"#` (see [`AsciiJson`]).
-fn entry_literal(entry: &serde_json::Value) -> Result<proc_macro2::Literal, String> {
-    use serde::Serialize;
-    let mut text = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut text, AsciiJson);
-    entry
-        .serialize(&mut ser)
-        .map_err(|e| format!("the catalog entry does not serialize: {e}"))?;
-    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
-    format!("r#\"{text}\"#")
-        .parse()
-        .map_err(|e| format!("the catalog entry gives no string literal: {e}"))
 }
 
 /// The generated files (`mod.rs` and one per model) and the warnings, or every problem found.
@@ -513,7 +427,7 @@ fn emit_model(
         } else {
             fields.push(quote! { #fdoc pub #fi: ::core::option::Option<#ty>, });
         }
-        kept.push(entry_param(p, dict.as_deref()));
+        kept.push(entry::param(p, dict.as_deref()));
         // A dict goes as an array of its numbers, named by the entry at run time.
         values.push(match (required, dict) {
             (_, None) => quote!(&self.#fi),
@@ -537,7 +451,7 @@ fn emit_model(
     if !left_out.is_empty() {
         entry["left_out"] = serde_json::json!(left_out);
     }
-    let json = entry_literal(&entry).map_err(bad)?;
+    let json = entry::literal(&entry).map_err(bad)?;
     // What one output is parsed into: the URL type of the model's media, text as a string.
     let output = match kind.as_str() {
         "image" => quote!(#rt::ImageUrl),
